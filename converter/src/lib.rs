@@ -1,0 +1,276 @@
+//! edgeqa converter: turns a student exported to ONNX (or any ONNX model) into one verified
+//! `.eqa` package.
+//!
+//! Steps: read `student.toml` and the stage graphs → reject what the runtime cannot run
+//! (every unsupported node of every stage listed at once) → fix input shapes from the contract
+//! and infer output shapes → write the manifest and graphs → reopen the package and load every
+//! stage on the CPU backend, so a package that leaves the converter is known to load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edgeqa::backend::{Backend, tract::TractBackend, tract::unsupported_nodes};
+use edgeqa::manifest::{CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo};
+use edgeqa::onnx::{self, pb};
+use edgeqa::package::{Package, PackageWriter};
+use thiserror::Error;
+
+pub mod shapes;
+pub mod student;
+
+/// Identifies the converter in every package it writes.
+pub const PRODUCER: &str = concat!("edgeqa-convert ", env!("CARGO_PKG_VERSION"));
+
+/// Why a conversion failed.
+#[derive(Debug, Error)]
+pub enum ConvertError {
+    #[error("{file}: {reason}")]
+    Student { file: String, reason: String },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error(transparent)]
+    Onnx(#[from] onnx::OnnxError),
+    #[error("unsupported ONNX, nothing was written: {}", .0.join("; "))]
+    Unsupported(Vec<String>),
+    #[error("{origin}: input `{input}`: {reason}")]
+    Shape { origin: String, input: String, reason: String },
+    #[error("{origin}: {reason}")]
+    Graph { origin: String, reason: String },
+    #[error("{dir}: {reason}")]
+    Layout { dir: String, reason: String },
+    #[error("--input-shape `{0}`: expected NAME=D0,D1,... with positive integers")]
+    BadShapeArg(String),
+    #[error(transparent)]
+    Package(#[from] edgeqa::package::PackageError),
+    #[error("the written package does not load: {0}")]
+    Verify(String),
+}
+
+/// A finished conversion: the package bytes and what went into them.
+#[derive(Debug)]
+pub struct Converted {
+    pub bytes: Vec<u8>,
+    pub manifest: Manifest,
+}
+
+impl Converted {
+    /// Writes the package atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> Result<(), ConvertError> {
+        let tmp = path.with_extension("eqa.partial");
+        let io = |e: std::io::Error| ConvertError::Io { path: path.display().to_string(), reason: e.to_string() };
+        std::fs::write(&tmp, &self.bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+struct Graph {
+    stage: String,
+    origin: String,
+    bytes: Vec<u8>,
+    proto: pb::ModelProto,
+}
+
+fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConvertError::Io { path: origin.clone(), reason: e.to_string() })?;
+    let proto = onnx::decode(&bytes, &origin)?;
+    Ok(Graph { stage: stage.to_string(), origin, bytes, proto })
+}
+
+/// Everything in these graphs the runtime cannot run, across all of them.
+fn check_supported(graphs: &[Graph]) -> Result<(), ConvertError> {
+    let mut problems = Vec::new();
+    for g in graphs {
+        let external = onnx::external_initializers(&g.proto);
+        if !external.is_empty() {
+            problems.push(format!(
+                "{}: initializers stored as external data ({}): save the model with onnx.save(model, path, save_as_external_data=False)",
+                g.origin,
+                external.join(", ")
+            ));
+        }
+        match onnx::opset(&g.proto) {
+            Some(v) if (9..=22).contains(&v) => {}
+            v => problems.push(format!("{}: opset {} (supported: 9 to 22); re-export with opset 13 to 17", g.origin, v.map_or("missing".into(), |v| v.to_string()))),
+        }
+        let nodes = unsupported_nodes(&g.proto);
+        if !nodes.is_empty() {
+            problems.push(format!("{}: unsupported node(s): {}", g.origin, nodes.join(", ")));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ConvertError::Unsupported(problems)) }
+}
+
+/// Parses `NAME=D0,D1,...` arguments.
+pub fn parse_shape_args(args: &[String]) -> Result<BTreeMap<String, Vec<usize>>, ConvertError> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let bad = || ConvertError::BadShapeArg(a.clone());
+        let (name, dims) = a.split_once('=').ok_or_else(bad)?;
+        let dims: Vec<usize> = dims
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(bad))
+            .collect::<Result<_, _>>()?;
+        if name.is_empty() || out.insert(name.to_string(), dims).is_some() {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
+
+/// Fixes a graph's inputs (`wanted` by name) and infers its outputs.
+fn stage_info(g: &Graph, wanted: &BTreeMap<String, Vec<usize>>) -> Result<StageInfo, ConvertError> {
+    let declared = onnx::graph_inputs(&g.proto);
+    for name in wanted.keys() {
+        if !declared.iter().any(|d| &d.name == name) {
+            return Err(ConvertError::Shape {
+                origin: g.origin.clone(),
+                input: name.clone(),
+                reason: format!(
+                    "the graph has no such input (inputs: {})",
+                    declared.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    let inputs = declared
+        .iter()
+        .map(|d| shapes::fix_input(&g.origin, d, wanted.get(&d.name).map(|v| v.as_slice())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = shapes::infer_outputs(&g.origin, &g.proto, &inputs)?;
+    Ok(StageInfo { name: g.stage.clone(), section: g.stage.clone(), inputs, outputs })
+}
+
+fn finish(manifest: Manifest, graphs: Vec<Graph>) -> Result<Converted, ConvertError> {
+    let mut writer = PackageWriter::new(manifest.clone());
+    for g in graphs {
+        writer.add_onnx(&g.stage, g.bytes)?;
+    }
+    let bytes = writer.to_bytes()?;
+    // Verify: the bytes read back, and every stage loads on the CPU backend.
+    let pkg = Package::from_bytes(bytes.clone(), "converted package")?;
+    let backend = TractBackend::new();
+    for stage in &pkg.manifest().stages {
+        let graph = pkg.stage_graph(&stage.name).ok_or_else(|| ConvertError::Verify(format!("no section for {}", stage.name)))?;
+        backend.load_stage(stage, graph, &stage.name).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    }
+    Ok(Converted { bytes, manifest })
+}
+
+/// Converts a student directory: `student.toml` plus `<stage>.onnx` for each stage it has.
+pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
+    let shown = dir.display().to_string();
+    let layout = |reason: String| ConvertError::Layout { dir: shown.clone(), reason };
+    let spec = student::load(dir)?;
+    let entries = std::fs::read_dir(dir).map_err(|e| ConvertError::Io { path: shown.clone(), reason: e.to_string() })?;
+    let mut strays = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".onnx")
+            && !STUDENT_STAGES.contains(&stem)
+        {
+            strays.push(name);
+        }
+    }
+    if !strays.is_empty() {
+        strays.sort();
+        return Err(layout(format!(
+            "{} is not a stage of the student contract (stage files are {})",
+            strays.join(", "),
+            STUDENT_STAGES.map(|s| format!("{s}.onnx")).join(", ")
+        )));
+    }
+    let mut graphs = Vec::new();
+    for stage in STUDENT_STAGES {
+        let path: PathBuf = dir.join(format!("{stage}.onnx"));
+        if path.exists() {
+            graphs.push(read_graph(stage, &path)?);
+        }
+    }
+    if !graphs.iter().any(|g| g.stage == "head") {
+        return Err(layout("missing head.onnx: every student needs a head".into()));
+    }
+    check_supported(&graphs)?;
+
+    // Fix shapes stage by stage: encoders from the contract, the head from the encoders.
+    let mut stages: Vec<StageInfo> = Vec::new();
+    for g in &graphs {
+        let mut wanted = BTreeMap::new();
+        let declared = onnx::graph_inputs(&g.proto);
+        let batch = |name: &str, all: usize| {
+            declared
+                .iter()
+                .find(|d| d.name == name)
+                .and_then(|d| d.dims.as_ref()?.first().cloned())
+                .and_then(|d| if let onnx::Dim::Fixed(v) = d { Some(v) } else { None })
+                .unwrap_or(all)
+        };
+        match g.stage.as_str() {
+            "frame_encoder" => {
+                let v = spec.video.as_ref().ok_or_else(|| layout("frame_encoder.onnx needs a [video] table in student.toml".into()))?;
+                wanted.insert("frames".to_string(), vec![batch("frames", v.frames), 3, v.height, v.width]);
+            }
+            "audio_encoder" => {
+                let a = spec.audio.as_ref().ok_or_else(|| layout("audio_encoder.onnx needs an [audio] table in student.toml".into()))?;
+                wanted.insert("log_mel".to_string(), vec![batch("log_mel", a.segments), 1, a.n_mels, a.segment_frames]);
+            }
+            "question_encoder" => {
+                let t = spec.tokenizer.as_ref().ok_or_else(|| layout("question_encoder.onnx needs a [tokenizer] table in student.toml".into()))?;
+                wanted.insert("question_ids".to_string(), vec![1, t.max_len]);
+                wanted.insert("question_mask".to_string(), vec![1, t.max_len]);
+            }
+            _ => {
+                let feature = |enc: &str, items: usize| -> Option<Vec<usize>> {
+                    let out = &stages.iter().find(|s| s.name == enc)?.outputs.first()?.shape;
+                    Some([1, items].into_iter().chain(out.iter().skip(1).copied()).collect())
+                };
+                if let Some(s) = feature("frame_encoder", spec.video.as_ref().map_or(0, |v| v.frames)) {
+                    wanted.insert("frame_features".to_string(), s);
+                }
+                if let Some(s) = feature("audio_encoder", spec.audio.as_ref().map_or(0, |a| a.segments)) {
+                    wanted.insert("audio_features".to_string(), s);
+                }
+                if let Some(q) = stages.iter().find(|s| s.name == "question_encoder").and_then(|s| s.outputs.first()) {
+                    wanted.insert("question_features".to_string(), q.shape.clone());
+                }
+                wanted.retain(|k, _| declared.iter().any(|d| &d.name == k));
+            }
+        }
+        stages.push(stage_info(g, &wanted)?);
+    }
+    let manifest = Manifest {
+        contract_version: CONTRACT_VERSION,
+        producer: PRODUCER.to_string(),
+        kind: PackageKind::Student,
+        name: spec.name,
+        stages,
+        video: spec.video,
+        audio: spec.audio,
+        tokenizer: spec.tokenizer,
+        labels: spec.labels,
+        quantization: QuantizationInfo::default(),
+    };
+    manifest.validate().map_err(|e| layout(e.to_string()))?;
+    finish(manifest, graphs)
+}
+
+/// Converts one generic ONNX model into a package with a single `model` stage.
+pub fn convert_model(path: &Path, input_shapes: &BTreeMap<String, Vec<usize>>) -> Result<Converted, ConvertError> {
+    let g = read_graph(MODEL_STAGE, path)?;
+    check_supported(std::slice::from_ref(&g))?;
+    let stage = stage_info(&g, input_shapes)?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let manifest = Manifest {
+        contract_version: CONTRACT_VERSION,
+        producer: PRODUCER.to_string(),
+        kind: PackageKind::Model,
+        name,
+        stages: vec![stage],
+        video: None,
+        audio: None,
+        tokenizer: None,
+        labels: vec![],
+        quantization: QuantizationInfo::default(),
+    };
+    finish(manifest, vec![g])
+}

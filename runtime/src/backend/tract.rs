@@ -1,0 +1,182 @@
+//! The CPU backend: the stage's ONNX, shapes fixed from the manifest, optimised by tract.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use tract_onnx::prelude::*;
+
+use super::{Backend, BackendError, StageSession};
+use crate::manifest::{DType, StageInfo};
+use crate::onnx::{self as onnx_pb, pb};
+use crate::tensor::{Tensor as EqTensor, TensorData};
+
+const NAME: &str = "tract";
+
+/// tract's ONNX front end, built once per process.
+fn framework() -> &'static tract_onnx::Onnx {
+    static ONNX: OnceLock<tract_onnx::Onnx> = OnceLock::new();
+    ONNX.get_or_init(tract_onnx::onnx)
+}
+
+/// Every node (including those in subgraphs) whose op tract's ONNX front end does not know,
+/// as `Op (node name)`.
+pub fn unsupported_nodes(model: &pb::ModelProto) -> Vec<String> {
+    fn walk(g: &pb::GraphProto, known: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+        for n in &g.node {
+            let default_domain = n.domain.is_empty() || n.domain == "ai.onnx" || n.domain == "ai.onnx.ml";
+            if !default_domain || !known(&n.op_type) {
+                let name = if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
+                out.push(format!("{} ({name})", onnx_pb::op_key(n)));
+            }
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, known, out);
+                }
+            }
+        }
+    }
+    let reg = &framework().op_register.0;
+    let mut out = Vec::new();
+    if let Some(g) = &model.graph {
+        walk(g, &|op| reg.contains_key(op), &mut out);
+    }
+    out
+}
+
+fn datum_type(d: DType) -> DatumType {
+    match d {
+        DType::F32 => f32::datum_type(),
+        DType::I64 => i64::datum_type(),
+        DType::I32 => i32::datum_type(),
+        DType::U8 => u8::datum_type(),
+        DType::I8 => i8::datum_type(),
+        DType::Bool => bool::datum_type(),
+    }
+}
+
+/// The tract CPU backend.
+#[derive(Debug, Default)]
+pub struct TractBackend;
+
+impl TractBackend {
+    /// A new backend (tract's op registry is shared process-wide).
+    pub fn new() -> TractBackend {
+        TractBackend
+    }
+}
+
+struct TractStage {
+    origin: String,
+    plan: std::sync::Arc<TypedRunnableModel>,
+    /// For each model input (tract order), the index into the manifest's inputs.
+    input_order: Vec<usize>,
+    stage: StageInfo,
+}
+
+impl Backend for TractBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
+        let proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
+        let unsupported = unsupported_nodes(&proto);
+        if !unsupported.is_empty() {
+            return Err(BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes: unsupported });
+        }
+        let mut model = framework().parse(&proto, None).map_err(|e| load_err(format!("{e:#}")))?.model;
+        let mut input_order = Vec::new();
+        for ix in 0..model.inputs.len() {
+            let outlet = model.inputs[ix];
+            let name = model.node(outlet.node).name.clone();
+            let pos = stage.inputs.iter().position(|t| t.name == name).ok_or_else(|| {
+                load_err(format!("graph input `{name}` is not in the manifest (was the package built from this graph?)"))
+            })?;
+            let info = &stage.inputs[pos];
+            model
+                .set_input_fact(ix, InferenceFact::dt_shape(datum_type(info.dtype), &info.shape))
+                .map_err(|e| load_err(format!("{e:#}")))?;
+            input_order.push(pos);
+        }
+        if input_order.len() != stage.inputs.len() {
+            return Err(load_err(format!(
+                "the manifest lists {} inputs but the graph has {}",
+                stage.inputs.len(),
+                input_order.len()
+            )));
+        }
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
+        Ok(Box::new(TractStage { origin: origin.to_string(), plan, input_order, stage: stage.clone() }))
+    }
+}
+
+fn to_tract(t: &EqTensor) -> TractResult<TValue> {
+    let tensor = match &t.data {
+        TensorData::F32(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+        TensorData::I64(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+        TensorData::I32(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+        TensorData::U8(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+        TensorData::I8(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+        TensorData::Bool(v) => tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), v.clone())?.into_tensor(),
+    };
+    Ok(tensor.into_tvalue())
+}
+
+fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
+    let shape = t.shape().to_vec();
+    let data = match t.datum_type() {
+        DatumType::F32 => TensorData::F32(t.to_plain_array_view::<f32>()?.iter().copied().collect()),
+        DatumType::I64 => TensorData::I64(t.to_plain_array_view::<i64>()?.iter().copied().collect()),
+        DatumType::I32 => TensorData::I32(t.to_plain_array_view::<i32>()?.iter().copied().collect()),
+        DatumType::U8 => TensorData::U8(t.to_plain_array_view::<u8>()?.iter().copied().collect()),
+        DatumType::I8 => TensorData::I8(t.to_plain_array_view::<i8>()?.iter().copied().collect()),
+        DatumType::Bool => TensorData::Bool(t.to_plain_array_view::<bool>()?.iter().copied().collect()),
+        other => {
+            let f = t.cast_to::<f32>().map_err(|_| anyhow::anyhow!("output type {other:?} is not supported"))?;
+            TensorData::F32(f.to_plain_array_view::<f32>()?.iter().copied().collect())
+        }
+    };
+    Ok(EqTensor { shape, data })
+}
+
+impl StageSession for TractStage {
+    fn run(&self, inputs: Vec<EqTensor>) -> Result<Vec<EqTensor>, BackendError> {
+        if inputs.len() != self.stage.inputs.len() {
+            return Err(BackendError::Run {
+                origin: self.origin.clone(),
+                backend: NAME,
+                reason: format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len()),
+            });
+        }
+        let mut values = TVec::new();
+        for &pos in &self.input_order {
+            let info = &self.stage.inputs[pos];
+            inputs[pos].check(info, &info.name).map_err(|e| BackendError::Input {
+                origin: self.origin.clone(),
+                name: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+            values.push(to_tract(&inputs[pos]).map_err(|e| BackendError::Input {
+                origin: self.origin.clone(),
+                name: info.name.clone(),
+                reason: format!("{e:#}"),
+            })?);
+        }
+        let run_err = |e: anyhow::Error| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{e:#}") };
+        let outputs = self.plan.run(values).map_err(run_err)?;
+        let names: BTreeSet<&str> = self.stage.outputs.iter().map(|o| o.name.as_str()).collect();
+        if outputs.len() != names.len() {
+            return Err(run_err(anyhow::anyhow!(
+                "graph produced {} outputs, manifest lists {}",
+                outputs.len(),
+                names.len()
+            )));
+        }
+        outputs.iter().map(|t| from_tract(t).map_err(run_err)).collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! Command-line interface of `edgeqa`: one module per subcommand.
+
+mod ask;
+mod demo;
+mod eval;
+mod inspect;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edgeqa::backend::BackendChoice;
+use edgeqa::package::Package;
+
+/// Answers questions about what a device sees and hears, offline, with a distilled student.
+#[derive(Debug, Parser)]
+#[command(name = "edgeqa", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a package: stages, shapes, sizes, verified checksums, op histogram.
+    Inspect(inspect::Args),
+    /// Run a generic package (or one stage of a student) on .npy inputs, write .npy outputs.
+    Run(run::Args),
+    /// Answer one question about a clip (Y4M video and/or WAV audio).
+    Ask(ask::Args),
+    /// Accuracy of a student on a question set (JSON lines).
+    Eval(eval::Args),
+    /// The bundled demo student answering questions on the bundled clips.
+    Demo(demo::Args),
+}
+
+/// Backend selection shared by the subcommands that run a model.
+#[derive(Debug, clap::Args)]
+struct BackendArg {
+    /// Backend: `auto` picks the best one available and logs why; `tract` runs on the CPU.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+}
+
+fn parse_backend(s: &str) -> Result<BackendChoice, String> {
+    s.parse()
+}
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Inspect(a) => inspect::main(a),
+        Command::Run(a) => run::main(a),
+        Command::Ask(a) => ask::main(a),
+        Command::Eval(a) => eval::main(a),
+        Command::Demo(a) => demo::main(a),
+    }
+}
+
+/// Opens and fully verifies a package.
+fn open_package(path: &Path) -> Result<Package> {
+    Package::open(path).context("cannot use the package")
+}
+
+/// Joins an error chain into one line, skipping links that repeat the previous one.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Where the bundled demo lives: `$EDGEQA_DEMO_DIR`, else `models/demo` under the current
+/// directory, else the copy in the source tree this binary was built from.
+fn demo_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("EDGEQA_DEMO_DIR") {
+        return PathBuf::from(d);
+    }
+    let local = PathBuf::from("models/demo");
+    if local.join("demo.eqa").exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
+}

@@ -1,0 +1,140 @@
+//! `edgeqa run`: run a generic package (or one student stage) on NumPy inputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use edgeqa::backend;
+use edgeqa::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use super::{BackendArg, open_package, print_json};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The package (.eqa).
+    #[arg(long)]
+    package: PathBuf,
+    /// An input as NAME=FILE.npy; repeat for every graph input.
+    #[arg(long = "input", value_name = "NAME=FILE.npy", required = true)]
+    inputs: Vec<String>,
+    /// Stage to run (`model` for generic packages; any stage of a student).
+    #[arg(long, default_value = "model")]
+    stage: String,
+    /// Folder for the outputs, one `<output name>.npy` each (created if missing).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
+#[derive(Serialize)]
+struct OutputSummary {
+    name: String,
+    dtype: &'static str,
+    shape: Vec<usize>,
+    min: f64,
+    max: f64,
+    mean: f64,
+    file: Option<String>,
+}
+
+fn stats(t: &Tensor) -> (f64, f64, f64) {
+    let vals: Vec<f64> = match &t.data {
+        TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+    };
+    if vals.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max, vals.iter().sum::<f64>() / vals.len() as f64)
+}
+
+/// A file name for an output: characters other than letters, digits, `-`, `_` and `.` become `_`.
+fn file_name(output: &str) -> String {
+    output.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let pkg = open_package(&args.package)?;
+    let m = pkg.manifest();
+    let Some(stage) = m.stage(&args.stage) else {
+        bail!(
+            "{}: no stage `{}` (stages: {})",
+            pkg.origin(),
+            args.stage,
+            m.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    };
+    let mut given: Vec<(String, PathBuf)> = Vec::new();
+    for spec in &args.inputs {
+        let (name, file) =
+            spec.split_once('=').with_context(|| format!("--input `{spec}`: expected NAME=FILE.npy"))?;
+        if given.iter().any(|(n, _)| n == name) {
+            bail!("--input `{name}` is given twice");
+        }
+        given.push((name.to_string(), PathBuf::from(file)));
+    }
+    for (name, _) in &given {
+        if !stage.inputs.iter().any(|i| i.name == *name) {
+            bail!(
+                "--input `{name}`: the stage has no such input (inputs: {})",
+                stage.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    let mut inputs = Vec::new();
+    for info in &stage.inputs {
+        let Some((_, file)) = given.iter().find(|(n, _)| *n == info.name) else {
+            bail!("missing --input {}=FILE.npy ({} {:?})", info.name, info.dtype.name(), info.shape);
+        };
+        let t = Tensor::read_npy(file)?;
+        t.check(info, &format!("{} (input `{}`)", file.display(), info.name))?;
+        inputs.push(t);
+    }
+    let (backend, reason) = backend::select(args.backend.backend);
+    log::info!("backend {} ({reason})", backend.name());
+    let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
+    let session = backend.load_stage(stage, graph, &format!("{} [{}]", pkg.origin(), stage.name))?;
+    let outputs = session.run(inputs)?;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut summary = Vec::new();
+    for (info, t) in stage.outputs.iter().zip(&outputs) {
+        let file = match &args.output_dir {
+            Some(dir) => {
+                let p: PathBuf = Path::new(dir).join(format!("{}.npy", file_name(&info.name)));
+                t.write_npy(&p)?;
+                Some(p.display().to_string())
+            }
+            None => None,
+        };
+        let (min, max, mean) = stats(t);
+        summary.push(OutputSummary { name: info.name.clone(), dtype: t.dtype().name(), shape: t.shape.clone(), min, max, mean, file });
+    }
+    if args.json {
+        return print_json(&summary);
+    }
+    for s in &summary {
+        println!(
+            "{} {}{:?} min {:.6} max {:.6} mean {:.6}{}",
+            s.name,
+            s.dtype,
+            s.shape,
+            s.min,
+            s.max,
+            s.mean,
+            s.file.as_ref().map(|f| format!(" -> {f}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! `edgeqa`: the device binary. Answers questions about clips with a student package.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", cli::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

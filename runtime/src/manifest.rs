@@ -1,0 +1,317 @@
+//! The package manifest: everything the device needs to feed a student and read its answer.
+//!
+//! The manifest is stored as JSON in the first section of a `.eqa` package (see
+//! `docs/package-format.md`); `docs/student-contract.md` defines what each field means.
+//! Field order is fixed by these structs and maps are ordered, so serialisation is deterministic.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Version of the student contract this runtime reads.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Stage names of the student contract, in the order they run.
+pub const STUDENT_STAGES: [&str; 4] = ["frame_encoder", "audio_encoder", "question_encoder", "head"];
+/// Name of the single stage of a generic (non-student) package.
+pub const MODEL_STAGE: &str = "model";
+
+/// A manifest that is well-formed JSON but breaks the contract.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error("manifest field `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// What a package holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageKind {
+    /// A question-answering student: some encoders plus a head.
+    Student,
+    /// One generic ONNX model in a stage named `model`.
+    Model,
+}
+
+/// Element type of a stage input or output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    I64,
+    I32,
+    U8,
+    I8,
+    Bool,
+}
+
+impl DType {
+    /// Lower-case name as written in manifests and error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::U8 => "u8",
+            DType::I8 => "i8",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+/// Name, element type and fixed shape of one graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: DType,
+    /// Every dimension is fixed at conversion time.
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One stage graph of the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageInfo {
+    /// Stage name (`frame_encoder`, `audio_encoder`, `question_encoder`, `head` or `model`).
+    pub name: String,
+    /// Name of the package section holding the ONNX graph.
+    pub section: String,
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+}
+
+/// How clip frames become the `frames` input of the frame encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoPreprocess {
+    /// Model input width and height in pixels (frames are resized bilinearly to this size).
+    pub width: usize,
+    pub height: usize,
+    /// Number of frames F sampled uniformly over the clip (the head sees `[1,F,D]`).
+    pub frames: usize,
+    /// Per-channel (R,G,B) mean and standard deviation applied to pixels scaled to `[0,1]`.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// How clip audio becomes the `log_mel` input of the audio encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioPreprocess {
+    /// Required sample rate of the mono input in Hz.
+    pub sample_rate: u32,
+    /// FFT size and hop in samples; a periodic Hann window of `n_fft` samples, no centring.
+    pub n_fft: usize,
+    pub hop: usize,
+    /// Number of HTK mel bands M between `f_min` and `f_max` (Hz).
+    pub n_mels: usize,
+    pub f_min: f32,
+    pub f_max: f32,
+    /// Mel frames T per segment and number of segments A spread uniformly over the clip.
+    pub segment_frames: usize,
+    pub segments: usize,
+    /// `log(mel_power + log_offset)`.
+    pub log_offset: f32,
+}
+
+/// Word-level tokenizer of the question encoder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSpec {
+    /// Vocabulary; a word's id is its index. Entry 0 is the padding token.
+    pub vocab: Vec<String>,
+    /// Lower-case the question before splitting.
+    pub lowercase: bool,
+    /// Sequence length L of `question_ids` / `question_mask`.
+    pub max_len: usize,
+    /// Optional token prepended to every question (for example `[CLS]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos: Option<String>,
+    /// Optional token that unknown words map to; without it an unknown word is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+}
+
+/// Quantization recorded by the converter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantizationInfo {
+    /// `fp32` (pass-through), later `int8`, `w8`, `w4`.
+    pub scheme: String,
+}
+
+impl Default for QuantizationInfo {
+    fn default() -> Self {
+        QuantizationInfo { scheme: "fp32".into() }
+    }
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub contract_version: u32,
+    /// Tool and version that wrote the package, e.g. `edgeqa-convert 0.1.0`.
+    pub producer: String,
+    pub kind: PackageKind,
+    /// Free-form model name.
+    pub name: String,
+    pub stages: Vec<StageInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoPreprocess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioPreprocess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerSpec>,
+    /// The K answer labels, index = logit position.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub quantization: QuantizationInfo,
+}
+
+impl Manifest {
+    /// Stage by name.
+    pub fn stage(&self, name: &str) -> Option<&StageInfo> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// Checks the manifest against the contract: stage names, tensor names, shapes and
+    /// the preprocessing each present stage needs.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.contract_version != CONTRACT_VERSION {
+            return Err(invalid(
+                "contract_version",
+                format!(
+                    "{} is not supported (this runtime reads version {CONTRACT_VERSION}); rebuild the package with a matching edgeqa-convert",
+                    self.contract_version
+                ),
+            ));
+        }
+        if self.stages.is_empty() {
+            return Err(invalid("stages", "the package has no stage"));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            if self.stages[..i].iter().any(|o| o.name == s.name) {
+                return Err(invalid("stages", format!("stage `{}` appears twice", s.name)));
+            }
+            for t in s.inputs.iter().chain(&s.outputs) {
+                if t.shape.contains(&0) {
+                    return Err(invalid(
+                        format!("stages.{}.{}", s.name, t.name),
+                        "a dimension is 0",
+                    ));
+                }
+            }
+        }
+        match self.kind {
+            PackageKind::Model => {
+                if self.stages.len() != 1 || self.stages[0].name != MODEL_STAGE {
+                    return Err(invalid("stages", "a model package holds exactly one stage named `model`"));
+                }
+                Ok(())
+            }
+            PackageKind::Student => self.validate_student(),
+        }
+    }
+
+    fn validate_student(&self) -> Result<(), ManifestError> {
+        for s in &self.stages {
+            if !STUDENT_STAGES.contains(&s.name.as_str()) {
+                return Err(invalid(
+                    "stages",
+                    format!("`{}` is not a student stage (expected one of {})", s.name, STUDENT_STAGES.join(", ")),
+                ));
+            }
+        }
+        let head = self.stage("head").ok_or_else(|| invalid("stages", "a student needs a `head` stage"))?;
+        let logits = find(head, "answer_logits", false)?;
+        if logits.shape.len() != 2 || logits.shape[0] != 1 {
+            return Err(invalid("stages.head.answer_logits", format!("shape must be [1,K], got {:?}", logits.shape)));
+        }
+        if self.labels.len() != logits.shape[1] {
+            return Err(invalid(
+                "labels",
+                format!("{} labels for {} answer logits", self.labels.len(), logits.shape[1]),
+            ));
+        }
+        if let Some(fe) = self.stage("frame_encoder") {
+            let v = self.video.as_ref().ok_or_else(|| invalid("video", "frame_encoder needs video preprocessing"))?;
+            let frames = find(fe, "frames", true)?;
+            let want = [frames.shape.first().copied().unwrap_or(0), 3, v.height, v.width];
+            if frames.shape.as_slice() != want || frames.dtype != DType::F32 {
+                return Err(invalid(
+                    "stages.frame_encoder.frames",
+                    format!("must be f32 [N,3,{},{}], got {} {:?}", v.height, v.width, frames.dtype.name(), frames.shape),
+                ));
+            }
+            if v.frames == 0 || v.frames % want[0] != 0 {
+                return Err(invalid("video.frames", format!("{} frames is not a multiple of the encoder batch {}", v.frames, want[0])));
+            }
+            if v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+                return Err(invalid("video.std", "every std must be finite and non-zero"));
+            }
+            find(fe, "frame_features", false)?;
+            find(head, "frame_features", true)?;
+        }
+        if let Some(ae) = self.stage("audio_encoder") {
+            let a = self.audio.as_ref().ok_or_else(|| invalid("audio", "audio_encoder needs audio preprocessing"))?;
+            let mel = find(ae, "log_mel", true)?;
+            let n = mel.shape.first().copied().unwrap_or(0);
+            if mel.shape.as_slice() != [n, 1, a.n_mels, a.segment_frames] || mel.dtype != DType::F32 {
+                return Err(invalid(
+                    "stages.audio_encoder.log_mel",
+                    format!("must be f32 [N,1,{},{}], got {} {:?}", a.n_mels, a.segment_frames, mel.dtype.name(), mel.shape),
+                ));
+            }
+            if a.segments == 0 || a.segments % n != 0 {
+                return Err(invalid("audio.segments", format!("{} segments is not a multiple of the encoder batch {n}", a.segments)));
+            }
+            if a.n_fft < 2 || a.hop == 0 || a.n_mels == 0 || !(a.f_min >= 0.0 && a.f_max > a.f_min) {
+                return Err(invalid("audio", "need n_fft >= 2, hop > 0, n_mels > 0 and 0 <= f_min < f_max"));
+            }
+            if a.f_max > a.sample_rate as f32 / 2.0 {
+                return Err(invalid("audio.f_max", "must not exceed half the sample rate"));
+            }
+            find(ae, "audio_features", false)?;
+            find(head, "audio_features", true)?;
+        }
+        if let Some(qe) = self.stage("question_encoder") {
+            let t = self.tokenizer.as_ref().ok_or_else(|| invalid("tokenizer", "question_encoder needs a tokenizer"))?;
+            for name in ["question_ids", "question_mask"] {
+                let ids = find(qe, name, true)?;
+                if ids.shape.as_slice() != [1, t.max_len] || ids.dtype != DType::I64 {
+                    return Err(invalid(
+                        format!("stages.question_encoder.{name}"),
+                        format!("must be i64 [1,{}], got {} {:?}", t.max_len, ids.dtype.name(), ids.shape),
+                    ));
+                }
+            }
+            if t.vocab.is_empty() {
+                return Err(invalid("tokenizer.vocab", "is empty"));
+            }
+            find(qe, "question_features", false)?;
+            find(head, "question_features", true)?;
+        }
+        Ok(())
+    }
+}
+
+fn find<'a>(stage: &'a StageInfo, name: &str, input: bool) -> Result<&'a TensorInfo, ManifestError> {
+    let (list, what) = if input { (&stage.inputs, "input") } else { (&stage.outputs, "output") };
+    list.iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| invalid(format!("stages.{}", stage.name), format!("has no {what} named `{name}`")))
+}

@@ -1,0 +1,141 @@
+//! Reading ONNX protos: decoding, declared inputs/outputs, op histogram, opset.
+//!
+//! Shared by `edgeqa inspect`, the backends' load-time checks and the converter.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+use thiserror::Error;
+pub use tract_onnx::pb;
+
+use crate::manifest::DType;
+
+/// An ONNX file that cannot be used.
+#[derive(Debug, Error)]
+pub enum OnnxError {
+    #[error("{origin}: not an ONNX model ({reason}); export it with torch.onnx.export or onnx.save")]
+    Decode { origin: String, reason: String },
+    #[error("{origin}: the model has no graph")]
+    NoGraph { origin: String },
+    #[error("{origin}: {what}")]
+    Unsupported { origin: String, what: String },
+}
+
+/// A declared dimension: fixed, or symbolic (named or unnamed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    Fixed(usize),
+    Symbolic(String),
+}
+
+/// A graph input or output as declared in the ONNX file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredTensor {
+    pub name: String,
+    /// `None` when the element type is one edgeqa does not feed (e.g. strings).
+    pub dtype: Option<DType>,
+    pub onnx_type: i32,
+    /// `None` when the file declares no shape.
+    pub dims: Option<Vec<Dim>>,
+}
+
+/// Decodes an ONNX model; `origin` names the file in errors.
+pub fn decode(bytes: &[u8], origin: &str) -> Result<pb::ModelProto, OnnxError> {
+    let model = pb::ModelProto::decode(bytes)
+        .map_err(|e| OnnxError::Decode { origin: origin.to_string(), reason: e.to_string() })?;
+    if model.graph.is_none() {
+        // Random bytes often decode as an empty message: treat a graph-less model as "not ONNX".
+        return Err(OnnxError::NoGraph { origin: origin.to_string() });
+    }
+    Ok(model)
+}
+
+/// Maps an ONNX `TensorProto.DataType` to an edgeqa dtype.
+pub fn dtype_from_onnx(t: i32) -> Option<DType> {
+    use pb::tensor_proto::DataType as D;
+    match D::try_from(t).ok()? {
+        D::Float => Some(DType::F32),
+        D::Int64 => Some(DType::I64),
+        D::Int32 => Some(DType::I32),
+        D::Uint8 => Some(DType::U8),
+        D::Int8 => Some(DType::I8),
+        D::Bool => Some(DType::Bool),
+        _ => None,
+    }
+}
+
+/// ONNX name of a `TensorProto.DataType` code, for messages.
+pub fn onnx_type_name(t: i32) -> String {
+    pb::tensor_proto::DataType::try_from(t).map(|d| d.as_str_name().to_lowercase()).unwrap_or_else(|_| format!("type {t}"))
+}
+
+fn declared(v: &pb::ValueInfoProto) -> DeclaredTensor {
+    let (onnx_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => {
+            let dims = t.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Dim::Fixed(*v as usize),
+                        Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Symbolic(p.clone()),
+                        _ => Dim::Symbolic(String::new()),
+                    })
+                    .collect()
+            });
+            (t.elem_type, dims)
+        }
+        _ => (0, None),
+    };
+    DeclaredTensor { name: v.name.clone(), dtype: dtype_from_onnx(onnx_type), onnx_type, dims }
+}
+
+/// The graph's real inputs (initializers listed as inputs are skipped) in declaration order.
+pub fn graph_inputs(model: &pb::ModelProto) -> Vec<DeclaredTensor> {
+    let Some(g) = &model.graph else { return vec![] };
+    g.input.iter().filter(|i| !g.initializer.iter().any(|init| init.name == i.name)).map(declared).collect()
+}
+
+/// The graph's outputs in declaration order.
+pub fn graph_outputs(model: &pb::ModelProto) -> Vec<DeclaredTensor> {
+    model.graph.as_ref().map(|g| g.output.iter().map(declared).collect()).unwrap_or_default()
+}
+
+/// Default-domain opset version, if declared.
+pub fn opset(model: &pb::ModelProto) -> Option<i64> {
+    model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version)
+}
+
+/// Count of each op type in the main graph (`domain:Op` for non-default domains).
+pub fn op_histogram(model: &pb::ModelProto) -> BTreeMap<String, usize> {
+    let mut h = BTreeMap::new();
+    for n in model.graph.iter().flat_map(|g| &g.node) {
+        *h.entry(op_key(n)).or_insert(0) += 1;
+    }
+    h
+}
+
+/// `Op` or `domain:Op` for a node.
+pub fn op_key(n: &pb::NodeProto) -> String {
+    if n.domain.is_empty() || n.domain == "ai.onnx" { n.op_type.clone() } else { format!("{}:{}", n.domain, n.op_type) }
+}
+
+/// Number of weight parameters (elements of all initializers).
+pub fn parameter_count(model: &pb::ModelProto) -> usize {
+    model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
+        .sum()
+}
+
+/// Every initializer stored outside the file (external data), which a package cannot carry.
+pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
+    model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .filter(|t| t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) || !t.external_data.is_empty())
+        .map(|t| t.name.clone())
+        .collect()
+}

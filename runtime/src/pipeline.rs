@@ -1,0 +1,326 @@
+//! The question-answering engine: encoders run once per clip, a question pays only for the
+//! question encoder and the head.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use thiserror::Error;
+
+use crate::backend::{self, BackendChoice, BackendError, StageSession};
+use crate::capture::wav::{WavError, read_wav};
+use crate::capture::y4m::{Y4mError, Y4mVideo, read_y4m};
+use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
+use crate::package::Package;
+use crate::preprocess::image::frames_tensor;
+use crate::preprocess::mel::LogMel;
+use crate::tensor::{Tensor, TensorData};
+use crate::text::{Tokenizer, TokenizerError};
+
+/// Anything that stops a question from being answered.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Video(#[from] Y4mError),
+    #[error(transparent)]
+    Audio(#[from] WavError),
+    #[error(transparent)]
+    Question(#[from] TokenizerError),
+    #[error("{origin}: {reason}")]
+    Contract { origin: String, reason: String },
+    #[error("this student watches video: pass --video CLIP.y4m")]
+    NeedsVideo,
+    #[error("this student listens to audio: pass --audio CLIP.wav")]
+    NeedsAudio,
+}
+
+/// Probability of one answer label.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Scored {
+    pub answer: String,
+    pub confidence: f32,
+}
+
+/// An answer with its confidence, the runner-up answers and the time the question took
+/// (clip encoding is timed separately in [`ClipFeatures::timings_ms`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Answer {
+    pub question: String,
+    pub answer: String,
+    pub confidence: f32,
+    pub top_k: Vec<Scored>,
+    pub backend: String,
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
+/// Encoder outputs for one clip, ready for any number of questions.
+#[derive(Debug, Clone)]
+pub struct ClipFeatures {
+    frame: Option<Tensor>,
+    audio: Option<Tensor>,
+    /// Milliseconds spent reading, preprocessing and encoding, by stage.
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
+/// A loaded student package.
+pub struct Student {
+    manifest: Manifest,
+    origin: String,
+    backend: &'static str,
+    backend_reason: String,
+    frame: Option<Box<dyn StageSession>>,
+    audio: Option<(Box<dyn StageSession>, LogMel)>,
+    question: Option<(Box<dyn StageSession>, Tokenizer)>,
+    head: Box<dyn StageSession>,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn contract(origin: &str, reason: impl Into<String>) -> PipelineError {
+    PipelineError::Contract { origin: origin.to_string(), reason: reason.into() }
+}
+
+/// Checks at load that an encoder's output, concatenated over batches, fills a head input.
+fn check_feeds(origin: &str, encoder: &StageInfo, items: usize, head_in: &TensorInfo) -> Result<(), PipelineError> {
+    let out = &encoder.outputs[0];
+    let batch = encoder.inputs[0].shape[0];
+    let per_item = out.len() / out.shape.first().copied().unwrap_or(1).max(1);
+    if out.shape.first() != Some(&batch) || out.dtype != DType::F32 || per_item * items != head_in.len() {
+        return Err(contract(
+            origin,
+            format!(
+                "{} output {} {:?} for {items} items cannot fill head input `{}` {:?}",
+                encoder.name,
+                out.name,
+                out.shape,
+                head_in.name,
+                head_in.shape
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Student {
+    /// Loads every stage of a student package on the chosen backend.
+    pub fn load(pkg: &Package, choice: BackendChoice) -> Result<Student, PipelineError> {
+        let m = pkg.manifest().clone();
+        let origin = pkg.origin().to_string();
+        if m.kind != PackageKind::Student {
+            return Err(contract(&origin, "this is a generic model package: use `edgeqa run`"));
+        }
+        let (backend, reason) = backend::select(choice);
+        log::info!("{origin}: backend {} ({reason})", backend.name());
+        let load = |name: &str| -> Result<Option<Box<dyn StageSession>>, PipelineError> {
+            let Some(stage) = m.stage(name) else { return Ok(None) };
+            let graph = pkg
+                .stage_graph(name)
+                .ok_or_else(|| contract(&origin, format!("stage `{name}` has no graph section")))?;
+            Ok(Some(backend.load_stage(stage, graph, &format!("{origin} [{name}]"))?))
+        };
+        let head_info = m.stage("head").ok_or_else(|| contract(&origin, "no head stage"))?;
+        for input in &head_info.inputs {
+            let producer = match input.name.as_str() {
+                "frame_features" => "frame_encoder",
+                "audio_features" => "audio_encoder",
+                "question_features" => "question_encoder",
+                other => return Err(contract(&origin, format!("head input `{other}` is not part of the student contract"))),
+            };
+            let Some(p) = m.stage(producer) else {
+                return Err(contract(&origin, format!("head input `{}` needs the {producer} stage", input.name)));
+            };
+            let items = match producer {
+                "frame_encoder" => m.video.as_ref().map_or(0, |v| v.frames),
+                "audio_encoder" => m.audio.as_ref().map_or(0, |a| a.segments),
+                _ => 1,
+            };
+            check_feeds(&origin, p, items, input)?;
+        }
+        let frame = load("frame_encoder")?;
+        let audio = match (load("audio_encoder")?, &m.audio) {
+            (Some(s), Some(a)) => Some((s, LogMel::new(a))),
+            _ => None,
+        };
+        let question = match (load("question_encoder")?, &m.tokenizer) {
+            (Some(s), Some(t)) => Some((s, Tokenizer::new(t)?)),
+            _ => None,
+        };
+        let head = load("head")?.ok_or_else(|| contract(&origin, "no head stage"))?;
+        Ok(Student { manifest: m, origin, backend: backend.name(), backend_reason: reason, frame, audio, question, head })
+    }
+
+    /// The package manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Name of the backend running the stages, and why it was chosen.
+    pub fn backend(&self) -> (&'static str, &str) {
+        (self.backend, &self.backend_reason)
+    }
+
+    /// Reads the clip files this student needs and runs its encoders.
+    pub fn encode_files(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<ClipFeatures, PipelineError> {
+        let t = Instant::now();
+        let video = match (self.frame.is_some(), video) {
+            (true, Some(p)) => Some(read_y4m(p)?),
+            (true, None) => return Err(PipelineError::NeedsVideo),
+            (false, _) => None,
+        };
+        let samples = match (&self.manifest.audio, self.audio.is_some(), audio) {
+            (Some(a), true, Some(p)) => Some(read_wav(p, a.sample_rate)?),
+            (_, true, None) => return Err(PipelineError::NeedsAudio),
+            _ => None,
+        };
+        let read_ms = ms(t);
+        let mut clip = self.encode(video.as_ref(), samples.as_deref())?;
+        clip.timings_ms.insert("read".into(), read_ms);
+        Ok(clip)
+    }
+
+    /// Preprocesses and encodes an already decoded clip.
+    pub fn encode(&self, video: Option<&Y4mVideo>, samples: Option<&[f32]>) -> Result<ClipFeatures, PipelineError> {
+        let mut timings = BTreeMap::new();
+        let frame = match (&self.frame, video) {
+            (Some(enc), Some(v)) => {
+                let p = self.manifest.video.as_ref().ok_or_else(|| contract(&self.origin, "no video preprocessing"))?;
+                let t = Instant::now();
+                let pixels = frames_tensor(v, p);
+                timings.insert("preprocess_video".into(), ms(t));
+                let t = Instant::now();
+                let out = self.run_batched(enc.as_ref(), "frame_encoder", pixels, p.frames)?;
+                timings.insert("frame_encoder".into(), ms(t));
+                Some(out)
+            }
+            (Some(_), None) => return Err(PipelineError::NeedsVideo),
+            _ => None,
+        };
+        let audio = match (&self.audio, samples) {
+            (Some((enc, mel)), Some(s)) => {
+                let a = self.manifest.audio.as_ref().ok_or_else(|| contract(&self.origin, "no audio preprocessing"))?;
+                let t = Instant::now();
+                let segments = mel.segments(s);
+                timings.insert("preprocess_audio".into(), ms(t));
+                let t = Instant::now();
+                let out = self.run_batched(enc.as_ref(), "audio_encoder", segments, a.segments)?;
+                timings.insert("audio_encoder".into(), ms(t));
+                Some(out)
+            }
+            (Some(_), None) => return Err(PipelineError::NeedsAudio),
+            _ => None,
+        };
+        Ok(ClipFeatures { frame, audio, timings_ms: timings })
+    }
+
+    /// Runs an encoder over `items` items in batches of its fixed batch size and concatenates
+    /// the outputs (f32, `[items, ...]`).
+    fn run_batched(&self, enc: &dyn StageSession, stage: &str, data: Vec<f32>, items: usize) -> Result<Tensor, PipelineError> {
+        let info = self.manifest.stage(stage).ok_or_else(|| contract(&self.origin, format!("no {stage} stage")))?;
+        let input = &info.inputs[0];
+        let batch = input.shape[0];
+        let chunk = input.len();
+        if data.len() != chunk / batch * items {
+            return Err(contract(&self.origin, format!("{stage}: preprocessing produced {} values", data.len())));
+        }
+        let mut out = Vec::new();
+        for part in data.chunks(chunk) {
+            let t = Tensor::f32(input.shape.clone(), part.to_vec()).map_err(|e| contract(&self.origin, e.to_string()))?;
+            let mut res = enc.run(vec![t])?;
+            match res.swap_remove(0).data {
+                TensorData::F32(v) => out.extend(v),
+                _ => return Err(contract(&self.origin, format!("{stage} output is not f32"))),
+            }
+        }
+        let per_item = out.len() / items;
+        Tensor::f32(vec![items, per_item], out).map_err(|e| contract(&self.origin, e.to_string()))
+    }
+
+    /// Answers one question about an encoded clip.
+    pub fn answer(&self, question: &str, clip: &ClipFeatures) -> Result<Answer, PipelineError> {
+        let mut timings = BTreeMap::new();
+        let question_features = match &self.question {
+            Some((enc, tok)) => {
+                let t = Instant::now();
+                let tokens = tok.encode(question)?;
+                timings.insert("tokenize".into(), ms(t));
+                let t = Instant::now();
+                let len = tokens.ids.len();
+                let ids = Tensor::i64(vec![1, len], tokens.ids).map_err(|e| contract(&self.origin, e.to_string()))?;
+                let mask = Tensor::i64(vec![1, len], tokens.mask).map_err(|e| contract(&self.origin, e.to_string()))?;
+                let info = self.manifest.stage("question_encoder").map(|s| &s.inputs);
+                let inputs = info
+                    .into_iter()
+                    .flatten()
+                    .map(|i| if i.name == "question_ids" { ids.clone() } else { mask.clone() })
+                    .collect();
+                let out = enc.run(inputs)?.swap_remove(0);
+                timings.insert("question_encoder".into(), ms(t));
+                Some(out)
+            }
+            None => {
+                if question.trim().is_empty() {
+                    return Err(TokenizerError::Empty.into());
+                }
+                None
+            }
+        };
+        let head_info = self.manifest.stage("head").ok_or_else(|| contract(&self.origin, "no head stage"))?;
+        let mut inputs = Vec::with_capacity(head_info.inputs.len());
+        for input in &head_info.inputs {
+            let source = match input.name.as_str() {
+                "frame_features" => clip.frame.as_ref().ok_or(PipelineError::NeedsVideo)?,
+                "audio_features" => clip.audio.as_ref().ok_or(PipelineError::NeedsAudio)?,
+                _ => question_features.as_ref().ok_or_else(|| contract(&self.origin, "no question features"))?,
+            };
+            inputs.push(Tensor { shape: input.shape.clone(), data: source.data.clone() });
+        }
+        let t = Instant::now();
+        let logits = self.head.run(inputs)?.swap_remove(0);
+        timings.insert("head".into(), ms(t));
+        let logits = logits.as_f32().ok_or_else(|| contract(&self.origin, "answer_logits is not f32"))?;
+        let probs = softmax(logits);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        let top_k: Vec<Scored> = order
+            .iter()
+            .take(5)
+            .map(|&i| Scored { answer: self.manifest.labels[i].clone(), confidence: probs[i] })
+            .collect();
+        let best = top_k.first().cloned().ok_or_else(|| contract(&self.origin, "the head produced no logits"))?;
+        if !best.confidence.is_finite() {
+            return Err(contract(&self.origin, "the head produced non-finite logits"));
+        }
+        Ok(Answer {
+            question: question.to_string(),
+            answer: best.answer,
+            confidence: best.confidence,
+            top_k,
+            backend: self.backend.to_string(),
+            timings_ms: timings,
+        })
+    }
+}
+
+/// Numerically stable softmax.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_is_stable_and_normalised() {
+        let p = softmax(&[1000.0, 1000.0, -1000.0]);
+        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
+        assert!((softmax(&[0.1, 0.2, 0.3]).iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+}

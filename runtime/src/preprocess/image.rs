@@ -1,0 +1,278 @@
+//! Frame preprocessing: uniform frame sampling, bilinear resize and per-channel normalisation.
+//!
+//! [`frames_tensor`] chains them: sample `F` frame indices with [`sample_indices`], convert each
+//! frame to RGB in `[0, 1]` ([`Y4mVideo::frame_rgb`]), resize with [`resize_bilinear`], then
+//! [`normalize`].
+
+use crate::capture::y4m::Y4mVideo;
+use crate::manifest::VideoPreprocess;
+
+/// Source index pair and weight of the second one, for one output position along an axis.
+#[derive(Clone, Copy)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    l1: f32,
+}
+
+/// Half-pixel taps exactly as PyTorch computes them for `align_corners=False`, in `f32`.
+fn taps(n_in: usize, n_out: usize) -> Vec<Tap> {
+    let scale = n_in as f32 / n_out as f32;
+    (0..n_out)
+        .map(|o| {
+            let src = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(n_in - 1);
+            let i1 = (i0 + 1).min(n_in - 1);
+            let l1 = (src - i0 as f32).clamp(0.0, 1.0);
+            Tap { i0, i1, l1 }
+        })
+        .collect()
+}
+
+/// Resizes a planar `[channels, h, w]` image to `[channels, out_h, out_w]` by bilinear
+/// interpolation with half-pixel centres and no antialiasing.
+///
+/// Output pixel `o` along an axis reads source position `s = max(0, (o + 0.5) * in / out - 0.5)`,
+/// interpolating between `floor(s)` and the next sample (clamped to the edge). This equals
+/// PyTorch `interpolate(mode="bilinear", align_corners=False, antialias=False)` and ONNX
+/// `Resize(mode="linear", coordinate_transformation_mode="half_pixel")`. Equal sizes return
+/// a copy of `src`; an empty output size returns an empty vector.
+///
+/// # Panics
+///
+/// If `src.len() != channels * h * w`, or if the input is empty but the output is not.
+pub fn resize_bilinear(
+    src: &[f32],
+    channels: usize,
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Vec<f32> {
+    assert_eq!(
+        src.len(),
+        channels * h * w,
+        "resize_bilinear: input length does not match {channels}x{h}x{w}"
+    );
+    if h == out_h && w == out_w {
+        return src.to_vec();
+    }
+    if channels == 0 || out_h == 0 || out_w == 0 {
+        return Vec::new();
+    }
+    assert!(
+        h > 0 && w > 0,
+        "resize_bilinear: cannot resize an empty {h}x{w} image to {out_h}x{out_w}"
+    );
+    let (ty, tx) = (taps(h, out_h), taps(w, out_w));
+    let mut out = Vec::with_capacity(channels * out_h * out_w);
+    for plane in src.chunks_exact(h * w) {
+        for y in &ty {
+            let (r0, r1) = (
+                &plane[y.i0 * w..(y.i0 + 1) * w],
+                &plane[y.i1 * w..(y.i1 + 1) * w],
+            );
+            let l0y = 1.0 - y.l1;
+            for x in &tx {
+                let l0x = 1.0 - x.l1;
+                let top = l0x * r0[x.i0] + x.l1 * r0[x.i1];
+                let bottom = l0x * r1[x.i0] + x.l1 * r1[x.i1];
+                out.push(l0y * top + y.l1 * bottom);
+            }
+        }
+    }
+    out
+}
+
+/// Normalises a planar 3-channel image in place: `x = (x - mean[c]) / std[c]` per channel `c`.
+///
+/// # Panics
+///
+/// If `chw.len()` is not a multiple of 3.
+pub fn normalize(chw: &mut [f32], mean: [f32; 3], std: [f32; 3]) {
+    assert!(
+        chw.len().is_multiple_of(3),
+        "normalize: length {} is not 3 planes",
+        chw.len()
+    );
+    let plane = chw.len() / 3;
+    if plane == 0 {
+        return;
+    }
+    for (c, values) in chw.chunks_exact_mut(plane).enumerate() {
+        for v in values {
+            *v = (*v - mean[c]) / std[c];
+        }
+    }
+}
+
+/// Picks `n_wanted` frame indices spread uniformly over `n_available` frames.
+///
+/// Index `i` is `round(i * (n_available - 1) / (n_wanted - 1))` with halves rounded up,
+/// computed exactly in integers as `(2 i (n_available - 1) + (n_wanted - 1)) div (2 (n_wanted - 1))`;
+/// so the first and last frames are always used, and frames repeat when the clip is shorter than
+/// `n_wanted`. For `n_wanted == 1` the middle frame `n_available / 2` is used. Either count
+/// being 0 gives an empty list.
+pub fn sample_indices(n_available: usize, n_wanted: usize) -> Vec<usize> {
+    if n_available == 0 || n_wanted == 0 {
+        return Vec::new();
+    }
+    if n_wanted == 1 {
+        return vec![n_available / 2];
+    }
+    let span = (n_available - 1) as u128;
+    let steps = (n_wanted - 1) as u128;
+    // The result is at most n_available - 1, so the cast back cannot truncate.
+    (0..n_wanted)
+        .map(|i| ((2 * i as u128 * span + steps) / (2 * steps)) as usize)
+        .collect()
+}
+
+/// The `frames` input of the frame encoder: `[F, 3, H, W]` row-major `f32` with
+/// `F = p.frames`, `H = p.height`, `W = p.width`.
+///
+/// Frames are chosen by [`sample_indices`], converted to RGB in `[0, 1]`, resized with
+/// [`resize_bilinear`] and normalised with `p.mean` and `p.std`.
+pub fn frames_tensor(video: &Y4mVideo, p: &VideoPreprocess) -> Vec<f32> {
+    let frame_len = 3 * p.height * p.width;
+    let mut out: Vec<f32> = Vec::with_capacity(p.frames * frame_len);
+    let mut previous = None;
+    for index in sample_indices(video.frame_count(), p.frames) {
+        if previous == Some(index) {
+            // A short clip repeats frames: copy the one just computed.
+            let start = out.len() - frame_len;
+            out.extend_from_within(start..);
+            continue;
+        }
+        let rgb = video.frame_rgb(index);
+        let mut frame = resize_bilinear(&rgb, 3, video.height, video.width, p.height, p.width);
+        normalize(&mut frame, p.mean, p.std);
+        out.extend_from_slice(&frame);
+        previous = Some(index);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::y4m::{parse_y4m, write_y4m_420};
+    use proptest::prelude::*;
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn identity() {
+        let src: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        assert_eq!(resize_bilinear(&src, 2, 3, 4, 3, 4), src);
+    }
+
+    #[test]
+    fn upsample_matches_pytorch() {
+        // torch.nn.functional.interpolate(t, size=(4, 4), mode="bilinear", align_corners=False)
+        let out = resize_bilinear(&[1.0, 2.0, 3.0, 4.0], 1, 2, 2, 4, 4);
+        #[rustfmt::skip]
+        let want = [
+            1.0, 1.25, 1.75, 2.0,
+            1.5, 1.75, 2.25, 2.5,
+            2.5, 2.75, 3.25, 3.5,
+            3.0, 3.25, 3.75, 4.0,
+        ];
+        close(&out, &want);
+    }
+
+    #[test]
+    fn downsample_half_pixel() {
+        let src: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        close(
+            &resize_bilinear(&src, 1, 4, 4, 2, 2),
+            &[2.5, 4.5, 10.5, 12.5],
+        );
+        // 3 -> 2 columns: source positions 0.25 and 1.75.
+        close(
+            &resize_bilinear(&[0.0, 1.0, 2.0], 1, 1, 3, 1, 2),
+            &[0.25, 1.75],
+        );
+        // Channels are resized independently.
+        close(
+            &resize_bilinear(&[1.0, 1.0, 5.0, 5.0], 2, 1, 2, 1, 1),
+            &[1.0, 5.0],
+        );
+        assert!(resize_bilinear(&src, 1, 4, 4, 0, 3).is_empty());
+    }
+
+    #[test]
+    fn normalize_per_channel() {
+        let mut v = vec![0.5, 1.0, 0.0, 0.2, 1.0, 0.6];
+        normalize(&mut v, [0.5, 0.1, 0.0], [0.5, 0.1, 2.0]);
+        close(&v, &[0.0, 1.0, -1.0, 1.0, 0.5, 0.3]);
+        normalize(&mut [], [0.0; 3], [1.0; 3]);
+    }
+
+    #[test]
+    fn sampling() {
+        assert_eq!(sample_indices(10, 4), vec![0, 3, 6, 9]);
+        assert_eq!(sample_indices(3, 5), vec![0, 1, 1, 2, 2]);
+        assert_eq!(sample_indices(1, 3), vec![0, 0, 0]);
+        assert_eq!(sample_indices(10, 1), vec![5]);
+        assert_eq!(sample_indices(100, 2), vec![0, 99]);
+        assert!(sample_indices(0, 3).is_empty());
+        assert!(sample_indices(5, 0).is_empty());
+    }
+
+    #[test]
+    fn tensor_from_clip() {
+        let colours = [[255u8, 0, 0], [0, 255, 0], [0, 0, 255]];
+        let frames: Vec<Vec<u8>> = colours
+            .iter()
+            .map(|c| c.iter().copied().cycle().take(3 * 8 * 6).collect())
+            .collect();
+        let mut bytes = Vec::new();
+        write_y4m_420(&mut bytes, 8, 6, (10, 1), &frames).unwrap();
+        let video = parse_y4m(&bytes, "mem").unwrap();
+        let p = VideoPreprocess {
+            width: 4,
+            height: 2,
+            frames: 5,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+        };
+        let t = frames_tensor(&video, &p);
+        assert_eq!(t.len(), 5 * 3 * 2 * 4);
+        // Frames 0, 1, 1, 2, 2: each plane is constant (±2/255 before normalisation).
+        for (f, &k) in [0usize, 1, 1, 2, 2].iter().enumerate() {
+            for c in 0..3 {
+                let want = (f32::from(colours[k][c]) / 255.0 - 0.5) / 0.25;
+                let plane = &t[(f * 3 + c) * 8..(f * 3 + c + 1) * 8];
+                assert!(
+                    plane.iter().all(|v| (v - want).abs() < 0.04),
+                    "frame {f} channel {c}: {plane:?}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn constant_images_stay_constant(h in 1usize..9, w in 1usize..9, oh in 1usize..9, ow in 1usize..9, v in -2.0f32..2.0) {
+            let out = resize_bilinear(&vec![v; 2 * h * w], 2, h, w, oh, ow);
+            prop_assert_eq!(out.len(), 2 * oh * ow);
+            prop_assert!(out.iter().all(|x| (x - v).abs() < 1e-5));
+        }
+
+        #[test]
+        fn indices_in_range_and_sorted(n in 1usize..500, k in 1usize..64) {
+            let idx = sample_indices(n, k);
+            prop_assert_eq!(idx.len(), k);
+            prop_assert!(idx.windows(2).all(|p| p[0] <= p[1]));
+            prop_assert!(idx.iter().all(|&i| i < n));
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! End-to-end tests of the `edgeqa` binary on a generated probe student and generated clips.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use edgeqa_tests::onnx_builder::{Attr, D, GraphBuilder};
+use edgeqa_tests::{assert_clean_error, run_bin, write_demo_bundle};
+
+const EDGEQA: &str = env!("CARGO_BIN_EXE_edgeqa");
+
+/// A demo bundle with 6 clips, generated once per test process.
+fn bundle() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        write_demo_bundle(dir.path(), 7, 6).unwrap();
+        dir
+    })
+    .path()
+}
+
+fn edgeqa(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run_bin(EDGEQA, &args, &[])
+}
+
+fn p(path: PathBuf) -> String {
+    path.display().to_string()
+}
+
+fn package() -> String {
+    p(bundle().join("demo.eqa"))
+}
+
+fn clip(n: usize, ext: &str) -> String {
+    p(bundle().join(format!("eval/clip_{n:03}.{ext}")))
+}
+
+fn questions() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(bundle().join("eval/questions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn inspect_shows_stages_checksums_and_ops() {
+    let (ok, out, err) = edgeqa(&["inspect", &package()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("all checksums verified"), "{out}");
+    for stage in ["frame_encoder", "audio_encoder", "question_encoder", "head"] {
+        assert!(out.contains(stage), "{stage} missing: {out}");
+    }
+    assert!(out.contains("frames f32[4,3,32,32]"), "{out}");
+    assert!(out.contains("Gather×1"), "{out}");
+
+    let (ok, out, err) = edgeqa(&["inspect", "--json", &package()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["stages"].as_array().unwrap().len(), 4);
+    assert_eq!(v["sections"][0]["name"], "manifest");
+    assert_eq!(v["manifest"]["labels"].as_array().unwrap().len(), 15);
+    assert_eq!(v["stages"][3]["outputs"][0]["shape"], serde_json::json!([1, 15]));
+}
+
+#[test]
+fn ask_answers_with_confidence_and_timings() {
+    for q in questions().iter().take(8) {
+        let n: usize = q["video"].as_str().unwrap()[5..8].parse().unwrap();
+        let (ok, out, err) = edgeqa(&[
+            "ask",
+            "--package",
+            &package(),
+            "--video",
+            &clip(n, "y4m"),
+            "--audio",
+            &clip(n, "wav"),
+            "--json",
+            q["question"].as_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["answer"], q["answer"], "{q}: {out}");
+        assert_eq!(a["question"], q["question"]);
+        assert_eq!(a["backend"], "tract");
+        let conf = a["confidence"].as_f64().unwrap();
+        assert!(conf > 0.5 && conf <= 1.0, "{out}");
+        assert_eq!(a["top_k"][0]["answer"], a["answer"]);
+        for stage in ["frame_encoder", "audio_encoder", "question_encoder", "head", "read"] {
+            assert!(a["timings_ms"][stage].as_f64().is_some(), "{stage} timing missing: {out}");
+        }
+    }
+    let (ok, out, _) = edgeqa(&[
+        "ask",
+        "--package",
+        &package(),
+        "--video",
+        &clip(0, "y4m"),
+        "--audio",
+        &clip(0, "wav"),
+        "is there a sound?",
+    ]);
+    assert!(ok);
+    assert!(out.lines().next().unwrap().contains('%'), "{out}");
+}
+
+#[test]
+fn eval_reports_accuracy_per_type() {
+    let set = p(bundle().join("eval/questions.jsonl"));
+    let (ok, out, err) = edgeqa(&["eval", "--package", &package(), "--set", &set, "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["n"].as_u64().unwrap() as usize, questions().len());
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.95, "{out}");
+    for kind in ["colour", "motion", "sound"] {
+        assert!(r["per_type"][kind]["n"].as_u64().unwrap() > 0, "{kind}: {out}");
+    }
+    let (ok, out, _) = edgeqa(&["eval", "--package", &package(), "--set", &set]);
+    assert!(ok);
+    assert!(out.contains("accuracy") && out.contains("motion"), "{out}");
+}
+
+#[test]
+fn demo_runs_on_the_committed_bundle() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
+    let (ok, out, err) = run_bin(EDGEQA, &[OsStr::new("demo")], &[("EDGEQA_DEMO_DIR", &committed)]);
+    assert!(ok, "{err}");
+    assert!(out.contains("question") && out.contains("truth") && out.contains("conf"), "{out}");
+    let last = out.lines().rev().find(|l| l.starts_with("accuracy")).unwrap();
+    assert!(last.starts_with("accuracy 100.0%") || last.starts_with("accuracy 9"), "{out}");
+}
+
+/// A generic model: y = relu(x · W + b) with x [1,3].
+fn write_generic_model(dir: &Path) -> PathBuf {
+    let mut g = GraphBuilder::new("tiny", 13);
+    let x = g.input_f32("x", &[D::S("batch"), D::N(3)]);
+    let w = g.const_f32("w", &[3, 2], vec![1.0, -1.0, 2.0, 0.5, -3.0, 1.0]);
+    let b = g.const_f32("b", &[2], vec![0.25, -0.5]);
+    let mm = g.node("MatMul", &[&x, &w], vec![]);
+    let add = g.node("Add", &[&mm, &b], vec![]);
+    let y = g.node("Relu", &[&add], vec![]);
+    g.output(&y, "y/out");
+    let path = dir.join("tiny.onnx");
+    std::fs::write(&path, g.build()).unwrap();
+    path
+}
+
+#[test]
+fn run_executes_a_generic_package_on_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_generic_model(dir.path());
+    let pkg = dir.path().join("tiny.eqa");
+    let converted = edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
+    converted.write(&pkg).unwrap();
+    let input = dir.path().join("x.npy");
+    edgeqa::tensor::Tensor::f32(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0]).unwrap().write_npy(&input).unwrap();
+    let out_dir = dir.path().join("out");
+    let (ok, out, err) = edgeqa(&[
+        "run",
+        "--package",
+        &p(pkg.clone()),
+        "--input",
+        &format!("x={}", input.display()),
+        "--output-dir",
+        &p(out_dir.clone()),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("y/out f32[2, 2]"), "{out}");
+    let y = edgeqa::tensor::Tensor::read_npy(&out_dir.join("y_out.npy")).unwrap();
+    // Row 0: [1+4-9, -1+1+3] + b = [-4+0.25, 3-0.5] -> relu; row 1: [-1-3, 1+1] + b.
+    assert_eq!(y.as_f32().unwrap(), &[0.0, 2.5, 0.0, 1.5]);
+
+    // Bad inputs: wrong shape, unknown input name, missing input.
+    let bad = dir.path().join("bad.npy");
+    edgeqa::tensor::Tensor::f32(vec![1, 3], vec![0.0; 3]).unwrap().write_npy(&bad).unwrap();
+    let r = edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &format!("x={}", bad.display())]);
+    assert_clean_error(&r, &["bad.npy", "[2, 3]", "[1, 3]"]);
+    let r = edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &format!("z={}", bad.display())]);
+    assert_clean_error(&r, &["`z`", "inputs: x"]);
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    p(path)
+}
+
+#[test]
+fn bad_clips_and_questions_give_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = package();
+    let wav = clip(0, "wav");
+    let y4m = clip(0, "y4m");
+    let ask = |video: &str, audio: &str, q: &str| edgeqa(&["ask", "--package", &pkg, "--video", video, "--audio", audio, q]);
+
+    let bad_header = write(dir.path(), "bad_header.y4m", b"YUV4MPEG2 W64 Hxx F12:1\nFRAME\n");
+    assert_clean_error(&ask(&bad_header, &wav, "is there a sound?"), &["bad_header.y4m"]);
+    let ten_bit = write(dir.path(), "tenbit.y4m", b"YUV4MPEG2 W2 H2 F12:1 C420p10\nFRAME\n");
+    assert_clean_error(&ask(&ten_bit, &wav, "is there a sound?"), &["tenbit.y4m", "420p10"]);
+    let not_video = write(dir.path(), "notes.y4m", b"hello");
+    assert_clean_error(&ask(&not_video, &wav, "is there a sound?"), &["notes.y4m"]);
+
+    let slow = dir.path().join("8k.wav");
+    edgeqa::capture::wav::write_wav_mono_i16(&slow, 8000, &[0.0; 8000]).unwrap();
+    assert_clean_error(&ask(&y4m, &p(slow), "is there a sound?"), &["8k.wav", "8000", "16000"]);
+
+    assert_clean_error(&ask(&y4m, &wav, "   "), &["empty"]);
+    assert_clean_error(&ask(&y4m, &wav, "is there a zebra or a giraffe?"), &["`zebra`", "`giraffe`"]);
+    assert_clean_error(
+        &edgeqa(&["ask", "--package", &pkg, "--video", &y4m, "is there a sound?"]),
+        &["--audio"],
+    );
+    assert_clean_error(&edgeqa(&["inspect", "/nonexistent/x.eqa"]), &["/nonexistent/x.eqa"]);
+}
+
+#[test]
+fn bad_question_sets_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = write(dir.path(), "set.jsonl", b"{\"video\": \"a.y4m\", \"question\": \"q\", \"answer\": \"red\"}\n{\"video\": 3}\n");
+    let r = edgeqa(&["eval", "--package", &package(), "--set", &set]);
+    assert_clean_error(&r, &["set.jsonl:2"]);
+    let empty = write(dir.path(), "empty.jsonl", b"\n");
+    assert_clean_error(&edgeqa(&["eval", "--package", &package(), "--set", &empty]), &["empty.jsonl", "no questions"]);
+    let missing = write(dir.path(), "missing.jsonl", b"{\"video\": \"nope.y4m\", \"audio\": \"nope.wav\", \"question\": \"is there a sound?\", \"answer\": \"no\"}\n");
+    assert_clean_error(&edgeqa(&["eval", "--package", &package(), "--set", &missing]), &["missing.jsonl:1", "nope.y4m"]);
+}
+
+#[test]
+fn a_package_with_an_op_tract_lacks_lists_it_at_load() {
+    // Built with the package writer directly, as a converter of another version might.
+    let mut g = GraphBuilder::new("custom", 13);
+    let x = g.input_f32("x", &[D::N(1), D::N(2)]);
+    let a = g.custom_node("com.example", "FancyOp", &[&x]);
+    let b = g.node("Relu", &[&a], vec![("alpha", Attr::Float(0.1))]);
+    let c = g.custom_node("com.example", "OtherOp", &[&b]);
+    g.output(&c, "y");
+    let info = |n: &str| edgeqa::manifest::TensorInfo { name: n.into(), dtype: edgeqa::manifest::DType::F32, shape: vec![1, 2] };
+    let manifest = edgeqa::manifest::Manifest {
+        contract_version: 1,
+        producer: "test".into(),
+        kind: edgeqa::manifest::PackageKind::Model,
+        name: "custom".into(),
+        stages: vec![edgeqa::manifest::StageInfo { name: "model".into(), section: "model".into(), inputs: vec![info("x")], outputs: vec![info("y")] }],
+        video: None,
+        audio: None,
+        tokenizer: None,
+        labels: vec![],
+        quantization: Default::default(),
+    };
+    let mut w = edgeqa::package::PackageWriter::new(manifest);
+    w.add_onnx("model", g.build()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("custom.eqa");
+    w.write(&pkg).unwrap();
+    let input = dir.path().join("x.npy");
+    edgeqa::tensor::Tensor::f32(vec![1, 2], vec![0.0; 2]).unwrap().write_npy(&input).unwrap();
+    let r = edgeqa(&["run", "--package", &p(pkg), "--input", &format!("x={}", input.display())]);
+    assert_clean_error(&r, &["com.example:FancyOp", "com.example:OtherOp"]);
+}

@@ -1,0 +1,111 @@
+//! End-to-end tests of the `edgeqa-convert` binary.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use edgeqa_tests::onnx_builder::{D, GraphBuilder};
+use edgeqa_tests::probe_student::write_student_dir;
+use edgeqa_tests::{assert_clean_error, run_bin};
+
+const CONVERT: &str = env!("CARGO_BIN_EXE_edgeqa-convert");
+
+fn convert(args: &[&OsStr]) -> (bool, String, String) {
+    run_bin(CONVERT, args, &[])
+}
+
+fn student_args<'a>(dir: &'a Path, out: &'a Path) -> Vec<&'a OsStr> {
+    vec![OsStr::new("--student"), dir.as_os_str(), OsStr::new("-o"), out.as_os_str()]
+}
+
+#[test]
+fn student_conversion_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("student");
+    write_student_dir(&dir).unwrap();
+    let (a, b) = (tmp.path().join("a.eqa"), tmp.path().join("b.eqa"));
+    let (ok, out, err) = convert(&student_args(&dir, &a));
+    assert!(ok, "{err}");
+    assert!(out.contains("frame_encoder, audio_encoder, question_encoder, head"), "{out}");
+    assert!(convert(&student_args(&dir, &b)).0);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let pkg = edgeqa::package::Package::open(&a).unwrap();
+    assert_eq!(pkg.manifest().producer, edgeqa_convert::PRODUCER);
+}
+
+#[test]
+fn bad_student_directories_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.eqa");
+    let fresh = |name: &str| {
+        let dir = tmp.path().join(name);
+        write_student_dir(&dir).unwrap();
+        dir
+    };
+
+    let dir = fresh("nohead");
+    std::fs::remove_file(dir.join("head.onnx")).unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["head.onnx"]);
+
+    let dir = fresh("notonnx");
+    std::fs::write(dir.join("audio_encoder.onnx"), b"this is not a protobuf \xff\xff\xff").unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["audio_encoder.onnx", "not an ONNX model"]);
+
+    let dir = fresh("stray");
+    std::fs::write(dir.join("decoder.onnx"), b"").unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["decoder.onnx", "not a stage"]);
+
+    let dir = fresh("typo");
+    let toml = std::fs::read_to_string(dir.join("student.toml")).unwrap().replace("max_len", "max_length");
+    std::fs::write(dir.join("student.toml"), toml).unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["student.toml", "max_length", "line"]);
+
+    let dir = fresh("labels");
+    let toml = std::fs::read_to_string(dir.join("student.toml")).unwrap().replace("\"low\"]", "]");
+    std::fs::write(dir.join("student.toml"), toml).unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["labels", "14 labels for 15"]);
+    assert!(!out.exists(), "nothing may be written on failure");
+}
+
+#[test]
+fn unsupported_ops_are_all_listed_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("student");
+    write_student_dir(&dir).unwrap();
+    for (stage, op) in [("question_encoder", "Tokenize"), ("head", "Fuse")] {
+        let mut g = GraphBuilder::new(stage, 13);
+        let x = g.input_f32("x", &[D::N(1), D::N(2)]);
+        let y = g.custom_node("com.example", op, &[&x]);
+        let z = g.custom_node("com.example", "Second", &[&y]);
+        g.output(&z, "y");
+        std::fs::write(dir.join(format!("{stage}.onnx")), g.build()).unwrap();
+    }
+    let out = tmp.path().join("x.eqa");
+    let r = convert(&student_args(&dir, &out));
+    assert_clean_error(&r, &["question_encoder.onnx", "com.example:Tokenize", "head.onnx", "com.example:Fuse", "com.example:Second"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn generic_models_need_fixed_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = GraphBuilder::new("m", 13);
+    let x = g.input_f32("x", &[D::S("batch"), D::N(4)]);
+    let y = g.node("Relu", &[&x], vec![]);
+    g.output(&y, "y");
+    let model = tmp.path().join("m.onnx");
+    std::fs::write(&model, g.build()).unwrap();
+    let out = tmp.path().join("m.eqa");
+    let args = |extra: &[&'static str]| {
+        let mut v: Vec<&OsStr> = vec![OsStr::new("--model"), model.as_os_str(), OsStr::new("-o"), out.as_os_str()];
+        v.extend(extra.iter().map(OsStr::new));
+        convert(&v)
+    };
+    assert_clean_error(&args(&[]), &["m.onnx", "`batch`", "--input-shape x="]);
+    assert_clean_error(&args(&["--input-shape", "x=2,5"]), &["m.onnx", "[batch,4]"]);
+    assert_clean_error(&args(&["--input-shape", "x=2,zero"]), &["x=2,zero"]);
+    assert_clean_error(&args(&["--input-shape", "q=1,4"]), &["`q`", "inputs: x"]);
+    let (ok, _, err) = args(&["--input-shape", "x=2,4"]);
+    assert!(ok, "{err}");
+    let pkg = edgeqa::package::Package::open(&out).unwrap();
+    assert_eq!(pkg.manifest().stages[0].outputs[0].shape, vec![2, 4]);
+}
