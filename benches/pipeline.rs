@@ -10,18 +10,23 @@ use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
 use edgeqa_benches::demo_dir;
 
+/// Every backend this build can run; the same bench runs on each.
+const BACKENDS: &[(&str, BackendChoice)] = &[("tract", BackendChoice::Tract)];
+
 fn pipeline(c: &mut Criterion) {
     let dir = demo_dir();
     let pkg = Package::open(&dir.join("demo.eqa")).expect("demo package");
     let video = read_y4m(&dir.join("eval/clip_000.y4m")).expect("clip");
     let rate = pkg.manifest().audio.as_ref().map_or(16_000, |a| a.sample_rate);
     let audio = read_wav(&dir.join("eval/clip_000.wav"), rate).expect("audio");
-    for (name, choice) in [("tract", BackendChoice::Tract)] {
+    for &(name, choice) in BACKENDS {
         let student = Student::load(&pkg, choice).expect("load");
         let mut group = c.benchmark_group(format!("demo/{name}"));
         group.bench_function("encode_clip", |b| b.iter(|| student.encode(Some(&video), Some(&audio)).expect("encode")));
         let clip = student.encode(Some(&video), Some(&audio)).expect("encode");
-        group.bench_function("question", |b| b.iter(|| student.answer("what colour is the square?", &clip).expect("answer")));
+        group.bench_function("question", |b| {
+            b.iter(|| student.answer("what colour is the square?", &clip).expect("answer"))
+        });
         group.finish();
     }
     c.bench_function("package/open_and_verify", |b| b.iter(|| Package::open(&dir.join("demo.eqa")).expect("open")));

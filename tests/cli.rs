@@ -152,7 +152,8 @@ fn run_executes_a_generic_package_on_npy() {
     let dir = tempfile::tempdir().unwrap();
     let model = write_generic_model(dir.path());
     let pkg = dir.path().join("tiny.eqa");
-    let converted = edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
+    let converted =
+        edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
     converted.write(&pkg).unwrap();
     let input = dir.path().join("x.npy");
     edgeqa::tensor::Tensor::f32(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0]).unwrap().write_npy(&input).unwrap();
@@ -193,7 +194,8 @@ fn bad_clips_and_questions_give_one_clear_error() {
     let pkg = package();
     let wav = clip(0, "wav");
     let y4m = clip(0, "y4m");
-    let ask = |video: &str, audio: &str, q: &str| edgeqa(&["ask", "--package", &pkg, "--video", video, "--audio", audio, q]);
+    let ask =
+        |video: &str, audio: &str, q: &str| edgeqa(&["ask", "--package", &pkg, "--video", video, "--audio", audio, q]);
 
     let bad_header = write(dir.path(), "bad_header.y4m", b"YUV4MPEG2 W64 Hxx F12:1\nFRAME\n");
     assert_clean_error(&ask(&bad_header, &wav, "is there a sound?"), &["bad_header.y4m"]);
@@ -208,23 +210,27 @@ fn bad_clips_and_questions_give_one_clear_error() {
 
     assert_clean_error(&ask(&y4m, &wav, "   "), &["empty"]);
     assert_clean_error(&ask(&y4m, &wav, "is there a zebra or a giraffe?"), &["`zebra`", "`giraffe`"]);
-    assert_clean_error(
-        &edgeqa(&["ask", "--package", &pkg, "--video", &y4m, "is there a sound?"]),
-        &["--audio"],
-    );
+    assert_clean_error(&edgeqa(&["ask", "--package", &pkg, "--video", &y4m, "is there a sound?"]), &["--audio"]);
     assert_clean_error(&edgeqa(&["inspect", "/nonexistent/x.eqa"]), &["/nonexistent/x.eqa"]);
 }
 
 #[test]
 fn bad_question_sets_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let set = write(dir.path(), "set.jsonl", b"{\"video\": \"a.y4m\", \"question\": \"q\", \"answer\": \"red\"}\n{\"video\": 3}\n");
+    let set = write(
+        dir.path(),
+        "set.jsonl",
+        b"{\"video\": \"a.y4m\", \"question\": \"q\", \"answer\": \"red\"}\n{\"video\": 3}\n",
+    );
     let r = edgeqa(&["eval", "--package", &package(), "--set", &set]);
     assert_clean_error(&r, &["set.jsonl:2"]);
     let empty = write(dir.path(), "empty.jsonl", b"\n");
     assert_clean_error(&edgeqa(&["eval", "--package", &package(), "--set", &empty]), &["empty.jsonl", "no questions"]);
     let missing = write(dir.path(), "missing.jsonl", b"{\"video\": \"nope.y4m\", \"audio\": \"nope.wav\", \"question\": \"is there a sound?\", \"answer\": \"no\"}\n");
-    assert_clean_error(&edgeqa(&["eval", "--package", &package(), "--set", &missing]), &["missing.jsonl:1", "nope.y4m"]);
+    assert_clean_error(
+        &edgeqa(&["eval", "--package", &package(), "--set", &missing]),
+        &["missing.jsonl:1", "nope.y4m"],
+    );
 }
 
 #[test]
@@ -236,13 +242,22 @@ fn a_package_with_an_op_tract_lacks_lists_it_at_load() {
     let b = g.node("Relu", &[&a], vec![("alpha", Attr::Float(0.1))]);
     let c = g.custom_node("com.example", "OtherOp", &[&b]);
     g.output(&c, "y");
-    let info = |n: &str| edgeqa::manifest::TensorInfo { name: n.into(), dtype: edgeqa::manifest::DType::F32, shape: vec![1, 2] };
+    let info = |n: &str| edgeqa::manifest::TensorInfo {
+        name: n.into(),
+        dtype: edgeqa::manifest::DType::F32,
+        shape: vec![1, 2],
+    };
     let manifest = edgeqa::manifest::Manifest {
         contract_version: 1,
         producer: "test".into(),
         kind: edgeqa::manifest::PackageKind::Model,
         name: "custom".into(),
-        stages: vec![edgeqa::manifest::StageInfo { name: "model".into(), section: "model".into(), inputs: vec![info("x")], outputs: vec![info("y")] }],
+        stages: vec![edgeqa::manifest::StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![info("x")],
+            outputs: vec![info("y")],
+        }],
         video: None,
         audio: None,
         tokenizer: None,

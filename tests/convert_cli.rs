@@ -81,7 +81,10 @@ fn unsupported_ops_are_all_listed_before_anything_is_written() {
     }
     let out = tmp.path().join("x.eqa");
     let r = convert(&student_args(&dir, &out));
-    assert_clean_error(&r, &["question_encoder.onnx", "com.example:Tokenize", "head.onnx", "com.example:Fuse", "com.example:Second"]);
+    assert_clean_error(
+        &r,
+        &["question_encoder.onnx", "com.example:Tokenize", "head.onnx", "com.example:Fuse", "com.example:Second"],
+    );
     assert!(!out.exists());
 }
 

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edgeqa::backend::{Backend, tract::TractBackend, tract::unsupported_nodes};
-use edgeqa::manifest::{CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo};
+use edgeqa::manifest::{
+    CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo,
+};
 use edgeqa::onnx::{self, pb};
 use edgeqa::package::{Package, PackageWriter};
 use thiserror::Error;
@@ -91,7 +93,11 @@ fn check_supported(graphs: &[Graph]) -> Result<(), ConvertError> {
         }
         match onnx::opset(&g.proto) {
             Some(v) if (9..=22).contains(&v) => {}
-            v => problems.push(format!("{}: opset {} (supported: 9 to 22); re-export with opset 13 to 17", g.origin, v.map_or("missing".into(), |v| v.to_string()))),
+            v => problems.push(format!(
+                "{}: opset {} (supported: 9 to 22); re-export with opset 13 to 17",
+                g.origin,
+                v.map_or("missing".into(), |v| v.to_string())
+            )),
         }
         let nodes = unsupported_nodes(&g.proto);
         if !nodes.is_empty() {
@@ -151,7 +157,9 @@ fn finish(manifest: Manifest, graphs: Vec<Graph>) -> Result<Converted, ConvertEr
     let pkg = Package::from_bytes(bytes.clone(), "converted package")?;
     let backend = TractBackend::new();
     for stage in &pkg.manifest().stages {
-        let graph = pkg.stage_graph(&stage.name).ok_or_else(|| ConvertError::Verify(format!("no section for {}", stage.name)))?;
+        let graph = pkg
+            .stage_graph(&stage.name)
+            .ok_or_else(|| ConvertError::Verify(format!("no section for {}", stage.name)))?;
         backend.load_stage(stage, graph, &stage.name).map_err(|e| ConvertError::Verify(e.to_string()))?;
     }
     Ok(Converted { bytes, manifest })
@@ -162,7 +170,8 @@ pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
     let shown = dir.display().to_string();
     let layout = |reason: String| ConvertError::Layout { dir: shown.clone(), reason };
     let spec = student::load(dir)?;
-    let entries = std::fs::read_dir(dir).map_err(|e| ConvertError::Io { path: shown.clone(), reason: e.to_string() })?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| ConvertError::Io { path: shown.clone(), reason: e.to_string() })?;
     let mut strays = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -207,15 +216,24 @@ pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
         };
         match g.stage.as_str() {
             "frame_encoder" => {
-                let v = spec.video.as_ref().ok_or_else(|| layout("frame_encoder.onnx needs a [video] table in student.toml".into()))?;
+                let v = spec
+                    .video
+                    .as_ref()
+                    .ok_or_else(|| layout("frame_encoder.onnx needs a [video] table in student.toml".into()))?;
                 wanted.insert("frames".to_string(), vec![batch("frames", v.frames), 3, v.height, v.width]);
             }
             "audio_encoder" => {
-                let a = spec.audio.as_ref().ok_or_else(|| layout("audio_encoder.onnx needs an [audio] table in student.toml".into()))?;
+                let a = spec
+                    .audio
+                    .as_ref()
+                    .ok_or_else(|| layout("audio_encoder.onnx needs an [audio] table in student.toml".into()))?;
                 wanted.insert("log_mel".to_string(), vec![batch("log_mel", a.segments), 1, a.n_mels, a.segment_frames]);
             }
             "question_encoder" => {
-                let t = spec.tokenizer.as_ref().ok_or_else(|| layout("question_encoder.onnx needs a [tokenizer] table in student.toml".into()))?;
+                let t = spec
+                    .tokenizer
+                    .as_ref()
+                    .ok_or_else(|| layout("question_encoder.onnx needs a [tokenizer] table in student.toml".into()))?;
                 wanted.insert("question_ids".to_string(), vec![1, t.max_len]);
                 wanted.insert("question_mask".to_string(), vec![1, t.max_len]);
             }

@@ -10,10 +10,14 @@ use crate::ConvertError;
 /// Fixed declared dimensions must agree; symbolic ones take the wanted value.
 pub fn fix_input(origin: &str, decl: &DeclaredTensor, wanted: Option<&[usize]>) -> Result<TensorInfo, ConvertError> {
     let bad = |reason: String| ConvertError::Shape { origin: origin.to_string(), input: decl.name.clone(), reason };
-    let dtype = decl.dtype.ok_or_else(|| bad(format!("element type {} is not supported", onnx::onnx_type_name(decl.onnx_type))))?;
+    let dtype = decl
+        .dtype
+        .ok_or_else(|| bad(format!("element type {} is not supported", onnx::onnx_type_name(decl.onnx_type))))?;
     let shape = match (&decl.dims, wanted) {
         (None, Some(w)) => w.to_vec(),
-        (None, None) => return Err(bad("the graph declares no shape: give one with --input-shape NAME=D0,D1,...".into())),
+        (None, None) => {
+            return Err(bad("the graph declares no shape: give one with --input-shape NAME=D0,D1,...".into()));
+        }
         (Some(dims), None) => dims
             .iter()
             .map(|d| match d {
@@ -27,7 +31,12 @@ pub fn fix_input(origin: &str, decl: &DeclaredTensor, wanted: Option<&[usize]>) 
             .collect::<Result<_, _>>()?,
         (Some(dims), Some(w)) => {
             if dims.len() != w.len() {
-                return Err(bad(format!("the graph declares rank {} {} but {:?} is wanted", dims.len(), show(dims), w)));
+                return Err(bad(format!(
+                    "the graph declares rank {} {} but {:?} is wanted",
+                    dims.len(),
+                    show(dims),
+                    w
+                )));
             }
             for (d, &v) in dims.iter().zip(w) {
                 if let Dim::Fixed(f) = d
@@ -78,15 +87,17 @@ fn datum(d: DType) -> DatumType {
 }
 
 /// Output names, types and concrete shapes of a graph given fixed inputs, in graph order.
-pub fn infer_outputs(origin: &str, proto: &pb::ModelProto, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>, ConvertError> {
+pub fn infer_outputs(
+    origin: &str,
+    proto: &pb::ModelProto,
+    inputs: &[TensorInfo],
+) -> Result<Vec<TensorInfo>, ConvertError> {
     let fail = |reason: String| ConvertError::Graph { origin: origin.to_string(), reason };
     let mut model = tract_onnx::onnx().parse(proto, None).map_err(|e| fail(format!("{e:#}")))?.model;
     for ix in 0..model.inputs.len() {
         let name = model.node(model.inputs[ix].node).name.clone();
-        let info = inputs
-            .iter()
-            .find(|i| i.name == name)
-            .ok_or_else(|| fail(format!("input `{name}` has no fixed shape")))?;
+        let info =
+            inputs.iter().find(|i| i.name == name).ok_or_else(|| fail(format!("input `{name}` has no fixed shape")))?;
         model
             .set_input_fact(ix, InferenceFact::dt_shape(datum(info.dtype), &info.shape))
             .map_err(|e| fail(format!("{e:#}")))?;
@@ -100,10 +111,13 @@ pub fn infer_outputs(origin: &str, proto: &pb::ModelProto, inputs: &[TensorInfo]
         let shape = fact
             .shape
             .as_concrete()
-            .ok_or_else(|| fail(format!("output `{name}` has a shape that depends on the input values ({:?})", fact.shape)))?
+            .ok_or_else(|| {
+                fail(format!("output `{name}` has a shape that depends on the input values ({:?})", fact.shape))
+            })?
             .to_vec();
-        let dtype = dtype_of(fact.datum_type)
-            .ok_or_else(|| fail(format!("output `{name}` has element type {:?}, which edgeqa cannot return", fact.datum_type)))?;
+        let dtype = dtype_of(fact.datum_type).ok_or_else(|| {
+            fail(format!("output `{name}` has element type {:?}, which edgeqa cannot return", fact.datum_type))
+        })?;
         out.push(TensorInfo { name, dtype, shape });
     }
     Ok(out)

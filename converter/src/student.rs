@@ -89,7 +89,8 @@ pub fn load(dir: &Path) -> Result<StudentSpec, ConvertError> {
     let path = dir.join("student.toml");
     let shown = path.display().to_string();
     let bad = |reason: String| ConvertError::Student { file: shown.clone(), reason };
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("{e} (a student directory needs a student.toml)")))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| bad(format!("{e} (a student directory needs a student.toml)")))?;
     let raw: StudentToml = toml::from_str(&text).map_err(|e| bad(e.to_string().trim().replace('\n', " ")))?;
     let labels = match (raw.labels.is_empty(), &raw.labels_file) {
         (false, None) => raw.labels.clone(),
@@ -110,7 +111,8 @@ pub fn load(dir: &Path) -> Result<StudentSpec, ConvertError> {
                 (None, Some(f)) => read_lines(dir, f, "tokenizer.vocab_file", &path)?,
                 _ => return Err(bad("[tokenizer] needs exactly one of `vocab` and `vocab_file`".into())),
             };
-            let spec = TokenizerSpec { vocab, lowercase: t.lowercase, max_len: t.max_len, bos: t.bos, unknown: t.unknown };
+            let spec =
+                TokenizerSpec { vocab, lowercase: t.lowercase, max_len: t.max_len, bos: t.bos, unknown: t.unknown };
             edgeqa::text::Tokenizer::new(&spec).map_err(|e| bad(format!("[tokenizer]: {e}")))?;
             Some(spec)
         }

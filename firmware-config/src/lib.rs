@@ -37,7 +37,10 @@ pub fn parse(text: &str, file: &str) -> Result<Board, BoardError> {
         return Err(BoardError::Invalid { file: file.into(), reason: "memory_budget_mib must be positive".into() });
     }
     if board.target.split('-').count() < 3 {
-        return Err(BoardError::Invalid { file: file.into(), reason: format!("`{}` is not a target triple", board.target) });
+        return Err(BoardError::Invalid {
+            file: file.into(),
+            reason: format!("`{}` is not a target triple", board.target),
+        });
     }
     Ok(board)
 }
@@ -45,7 +48,8 @@ pub fn parse(text: &str, file: &str) -> Result<Board, BoardError> {
 /// Reads and validates a profile file.
 pub fn load(path: &Path) -> Result<Board, BoardError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| BoardError::Read { file: file.clone(), reason: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| BoardError::Read { file: file.clone(), reason: e.to_string() })?;
     parse(&text, &file)
 }
 
@@ -66,7 +70,10 @@ mod tests {
 
     #[test]
     fn bad_profiles_name_the_problem() {
-        let e = parse("name = \"x\"\ntarget = \"x86_64-unknown-linux-gnu\"\nmemory_budget_mib = 64\ncolour = 1\n", "b.toml");
+        let e = parse(
+            "name = \"x\"\ntarget = \"x86_64-unknown-linux-gnu\"\nmemory_budget_mib = 64\ncolour = 1\n",
+            "b.toml",
+        );
         let msg = e.unwrap_err().to_string();
         assert!(msg.starts_with("b.toml:") && msg.contains("colour"), "{msg}");
         let e = parse("name = \"x\"\ntarget = \"x86\"\nmemory_budget_mib = 64\n", "b.toml").unwrap_err();

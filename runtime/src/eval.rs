@@ -51,15 +51,19 @@ pub struct EvalItem {
 /// Reads a question set; clip paths become relative to the set's folder.
 pub fn load_set(path: &Path) -> Result<Vec<EvalItem>, EvalError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| EvalError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| EvalError::Read { path: shown.clone(), reason: e.to_string() })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let mut item: EvalItem = serde_json::from_str(line)
-            .map_err(|e| EvalError::Line { path: shown.clone(), line: i + 1, reason: e.to_string() })?;
+        let mut item: EvalItem = serde_json::from_str(line).map_err(|e| EvalError::Line {
+            path: shown.clone(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
         item.line = i + 1;
         item.video = item.video.map(|v| base.join(v));
         item.audio = item.audio.map(|a| base.join(a));

@@ -209,10 +209,7 @@ impl Manifest {
             }
             for t in s.inputs.iter().chain(&s.outputs) {
                 if t.shape.contains(&0) {
-                    return Err(invalid(
-                        format!("stages.{}.{}", s.name, t.name),
-                        "a dimension is 0",
-                    ));
+                    return Err(invalid(format!("stages.{}.{}", s.name, t.name), "a dimension is 0"));
                 }
             }
         }
@@ -254,11 +251,20 @@ impl Manifest {
             if frames.shape.as_slice() != want || frames.dtype != DType::F32 {
                 return Err(invalid(
                     "stages.frame_encoder.frames",
-                    format!("must be f32 [N,3,{},{}], got {} {:?}", v.height, v.width, frames.dtype.name(), frames.shape),
+                    format!(
+                        "must be f32 [N,3,{},{}], got {} {:?}",
+                        v.height,
+                        v.width,
+                        frames.dtype.name(),
+                        frames.shape
+                    ),
                 ));
             }
             if v.frames == 0 || v.frames % want[0] != 0 {
-                return Err(invalid("video.frames", format!("{} frames is not a multiple of the encoder batch {}", v.frames, want[0])));
+                return Err(invalid(
+                    "video.frames",
+                    format!("{} frames is not a multiple of the encoder batch {}", v.frames, want[0]),
+                ));
             }
             if v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
                 return Err(invalid("video.std", "every std must be finite and non-zero"));
@@ -273,14 +279,26 @@ impl Manifest {
             if mel.shape.as_slice() != [n, 1, a.n_mels, a.segment_frames] || mel.dtype != DType::F32 {
                 return Err(invalid(
                     "stages.audio_encoder.log_mel",
-                    format!("must be f32 [N,1,{},{}], got {} {:?}", a.n_mels, a.segment_frames, mel.dtype.name(), mel.shape),
+                    format!(
+                        "must be f32 [N,1,{},{}], got {} {:?}",
+                        a.n_mels,
+                        a.segment_frames,
+                        mel.dtype.name(),
+                        mel.shape
+                    ),
                 ));
             }
             if a.segments == 0 || a.segments % n != 0 {
-                return Err(invalid("audio.segments", format!("{} segments is not a multiple of the encoder batch {n}", a.segments)));
+                return Err(invalid(
+                    "audio.segments",
+                    format!("{} segments is not a multiple of the encoder batch {n}", a.segments),
+                ));
             }
             if a.n_fft < 2 || a.hop == 0 || a.n_mels == 0 || !(a.f_min >= 0.0 && a.f_max > a.f_min) {
                 return Err(invalid("audio", "need n_fft >= 2, hop > 0, n_mels > 0 and 0 <= f_min < f_max"));
+            }
+            if !(a.log_offset > 0.0 && a.log_offset.is_finite()) {
+                return Err(invalid("audio.log_offset", "must be positive and finite (silence would be log(0))"));
             }
             if a.f_max > a.sample_rate as f32 / 2.0 {
                 return Err(invalid("audio.f_max", "must not exceed half the sample rate"));
@@ -289,7 +307,8 @@ impl Manifest {
             find(head, "audio_features", true)?;
         }
         if let Some(qe) = self.stage("question_encoder") {
-            let t = self.tokenizer.as_ref().ok_or_else(|| invalid("tokenizer", "question_encoder needs a tokenizer"))?;
+            let t =
+                self.tokenizer.as_ref().ok_or_else(|| invalid("tokenizer", "question_encoder needs a tokenizer"))?;
             for name in ["question_ids", "question_mask"] {
                 let ids = find(qe, name, true)?;
                 if ids.shape.as_slice() != [1, t.max_len] || ids.dtype != DType::I64 {

@@ -66,7 +66,9 @@ pub fn dtype_from_onnx(t: i32) -> Option<DType> {
 
 /// ONNX name of a `TensorProto.DataType` code, for messages.
 pub fn onnx_type_name(t: i32) -> String {
-    pb::tensor_proto::DataType::try_from(t).map(|d| d.as_str_name().to_lowercase()).unwrap_or_else(|_| format!("type {t}"))
+    pb::tensor_proto::DataType::try_from(t)
+        .map(|d| d.as_str_name().to_lowercase())
+        .unwrap_or_else(|_| format!("type {t}"))
 }
 
 fn declared(v: &pb::ValueInfoProto) -> DeclaredTensor {
@@ -76,7 +78,9 @@ fn declared(v: &pb::ValueInfoProto) -> DeclaredTensor {
                 s.dim
                     .iter()
                     .map(|d| match &d.value {
-                        Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => Dim::Fixed(*v as usize),
+                        Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
+                            Dim::Fixed(*v as usize)
+                        }
                         Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) => Dim::Symbolic(p.clone()),
                         _ => Dim::Symbolic(String::new()),
                     })
@@ -135,7 +139,9 @@ pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
         .graph
         .iter()
         .flat_map(|g| &g.initializer)
-        .filter(|t| t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) || !t.external_data.is_empty())
+        .filter(|t| {
+            t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) || !t.external_data.is_empty()
+        })
         .map(|t| t.name.clone())
         .collect()
 }

@@ -94,11 +94,7 @@ fn check_feeds(origin: &str, encoder: &StageInfo, items: usize, head_in: &Tensor
             origin,
             format!(
                 "{} output {} {:?} for {items} items cannot fill head input `{}` {:?}",
-                encoder.name,
-                out.name,
-                out.shape,
-                head_in.name,
-                head_in.shape
+                encoder.name, out.name, out.shape, head_in.name, head_in.shape
             ),
         ));
     }
@@ -128,7 +124,9 @@ impl Student {
                 "frame_features" => "frame_encoder",
                 "audio_features" => "audio_encoder",
                 "question_features" => "question_encoder",
-                other => return Err(contract(&origin, format!("head input `{other}` is not part of the student contract"))),
+                other => {
+                    return Err(contract(&origin, format!("head input `{other}` is not part of the student contract")));
+                }
             };
             let Some(p) = m.stage(producer) else {
                 return Err(contract(&origin, format!("head input `{}` needs the {producer} stage", input.name)));
@@ -150,7 +148,16 @@ impl Student {
             _ => None,
         };
         let head = load("head")?.ok_or_else(|| contract(&origin, "no head stage"))?;
-        Ok(Student { manifest: m, origin, backend: backend.name(), backend_reason: reason, frame, audio, question, head })
+        Ok(Student {
+            manifest: m,
+            origin,
+            backend: backend.name(),
+            backend_reason: reason,
+            frame,
+            audio,
+            question,
+            head,
+        })
     }
 
     /// The package manifest.
@@ -218,7 +225,13 @@ impl Student {
 
     /// Runs an encoder over `items` items in batches of its fixed batch size and concatenates
     /// the outputs (f32, `[items, ...]`).
-    fn run_batched(&self, enc: &dyn StageSession, stage: &str, data: Vec<f32>, items: usize) -> Result<Tensor, PipelineError> {
+    fn run_batched(
+        &self,
+        enc: &dyn StageSession,
+        stage: &str,
+        data: Vec<f32>,
+        items: usize,
+    ) -> Result<Tensor, PipelineError> {
         let info = self.manifest.stage(stage).ok_or_else(|| contract(&self.origin, format!("no {stage} stage")))?;
         let input = &info.inputs[0];
         let batch = input.shape[0];
@@ -228,7 +241,8 @@ impl Student {
         }
         let mut out = Vec::new();
         for part in data.chunks(chunk) {
-            let t = Tensor::f32(input.shape.clone(), part.to_vec()).map_err(|e| contract(&self.origin, e.to_string()))?;
+            let t =
+                Tensor::f32(input.shape.clone(), part.to_vec()).map_err(|e| contract(&self.origin, e.to_string()))?;
             let mut res = enc.run(vec![t])?;
             match res.swap_remove(0).data {
                 TensorData::F32(v) => out.extend(v),

@@ -36,7 +36,13 @@ pub enum TensorError {
     #[error("{origin}: cannot write .npy: {reason}")]
     NpyWrite { origin: String, reason: String },
     #[error("{origin}: expected {expected} {want_shape:?}, got {got} {got_shape:?}")]
-    Mismatch { origin: String, expected: &'static str, want_shape: Vec<usize>, got: &'static str, got_shape: Vec<usize> },
+    Mismatch {
+        origin: String,
+        expected: &'static str,
+        want_shape: Vec<usize>,
+        got: &'static str,
+        got_shape: Vec<usize>,
+    },
 }
 
 impl Tensor {

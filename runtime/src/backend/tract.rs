@@ -25,7 +25,8 @@ pub fn unsupported_nodes(model: &pb::ModelProto) -> Vec<String> {
         for n in &g.node {
             let default_domain = n.domain.is_empty() || n.domain == "ai.onnx" || n.domain == "ai.onnx.ml";
             if !default_domain || !known(&n.op_type) {
-                let name = if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
+                let name =
+                    if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
                 out.push(format!("{} ({name})", onnx_pb::op_key(n)));
             }
             for a in &n.attribute {
@@ -91,7 +92,9 @@ impl Backend for TractBackend {
             let outlet = model.inputs[ix];
             let name = model.node(outlet.node).name.clone();
             let pos = stage.inputs.iter().position(|t| t.name == name).ok_or_else(|| {
-                load_err(format!("graph input `{name}` is not in the manifest (was the package built from this graph?)"))
+                load_err(format!(
+                    "graph input `{name}` is not in the manifest (was the package built from this graph?)"
+                ))
             })?;
             let info = &stage.inputs[pos];
             model
@@ -106,10 +109,7 @@ impl Backend for TractBackend {
                 input_order.len()
             )));
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| load_err(format!("{e:#}")))?;
+        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| load_err(format!("{e:#}")))?;
         log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
         Ok(Box::new(TractStage { origin: origin.to_string(), plan, input_order, stage: stage.clone() }))
     }
@@ -167,7 +167,11 @@ impl StageSession for TractStage {
                 reason: format!("{e:#}"),
             })?);
         }
-        let run_err = |e: anyhow::Error| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{e:#}") };
+        let run_err = |e: anyhow::Error| BackendError::Run {
+            origin: self.origin.clone(),
+            backend: NAME,
+            reason: format!("{e:#}"),
+        };
         let outputs = self.plan.run(values).map_err(run_err)?;
         let names: BTreeSet<&str> = self.stage.outputs.iter().map(|o| o.name.as_str()).collect();
         if outputs.len() != names.len() {

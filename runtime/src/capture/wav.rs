@@ -33,19 +33,9 @@ pub enum WavError {
     #[error(
         "{path}: sample rate is {found} Hz but the model expects {expected} Hz; resample it, e.g. `sox in.wav -r {expected} out.wav`"
     )]
-    SampleRate {
-        path: String,
-        found: u32,
-        expected: u32,
-    },
-    #[error(
-        "{path}: audio data is truncated: the header announces {expected} samples but only {read} could be read"
-    )]
-    Truncated {
-        path: String,
-        read: usize,
-        expected: usize,
-    },
+    SampleRate { path: String, found: u32, expected: u32 },
+    #[error("{path}: audio data is truncated: the header announces {expected} samples but only {read} could be read")]
+    Truncated { path: String, read: usize, expected: usize },
     #[error("{path}: sample {index} is not a finite number (NaN or infinity)")]
     NonFinite { path: String, index: usize },
     #[error("{path}: the WAV file contains no audio samples")]
@@ -63,49 +53,27 @@ pub enum WavError {
 /// See the module documentation for the accepted formats and the mixdown.
 pub fn read_wav(path: &Path, expected_rate: u32) -> Result<Vec<f32>, WavError> {
     let origin = path.display().to_string();
-    let file = File::open(path).map_err(|source| WavError::Io {
-        path: origin.clone(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| WavError::Io { path: origin.clone(), source })?;
     decode_wav(BufReader::new(file), &origin, expected_rate)
 }
 
 /// [`read_wav`] on any byte stream; `origin` names it in error messages.
-pub fn decode_wav<R: Read>(
-    reader: R,
-    origin: &str,
-    expected_rate: u32,
-) -> Result<Vec<f32>, WavError> {
+pub fn decode_wav<R: Read>(reader: R, origin: &str, expected_rate: u32) -> Result<Vec<f32>, WavError> {
     let path = || origin.to_string();
     let mut reader = hound::WavReader::new(reader).map_err(|e| match e {
         // hound reports a short read as `Other` ("Failed to read enough bytes.").
         hound::Error::IoError(source)
-            if matches!(
-                source.kind(),
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::Other
-            ) =>
+            if matches!(source.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::Other) =>
         {
-            WavError::NotWav {
-                path: path(),
-                reason: "the header is truncated".into(),
-            }
+            WavError::NotWav { path: path(), reason: "the header is truncated".into() }
         }
-        hound::Error::IoError(source) => WavError::Io {
-            path: path(),
-            source,
-        },
-        hound::Error::FormatError(reason) => WavError::NotWav {
-            path: path(),
-            reason: reason.into(),
-        },
+        hound::Error::IoError(source) => WavError::Io { path: path(), source },
+        hound::Error::FormatError(reason) => WavError::NotWav { path: path(), reason: reason.into() },
         hound::Error::Unsupported => WavError::UnsupportedFormat {
             path: path(),
             format: "compressed or unknown encoding, not PCM or IEEE float".into(),
         },
-        other => WavError::UnsupportedFormat {
-            path: path(),
-            format: other.to_string(),
-        },
+        other => WavError::UnsupportedFormat { path: path(), format: other.to_string() },
     })?;
     let spec = reader.spec();
     let format = || match spec.sample_format {
@@ -117,17 +85,10 @@ pub fn decode_wav<R: Read>(
         SampleFormat::Float => spec.bits_per_sample == 32,
     };
     if !supported {
-        return Err(WavError::UnsupportedFormat {
-            path: path(),
-            format: format(),
-        });
+        return Err(WavError::UnsupportedFormat { path: path(), format: format() });
     }
     if spec.sample_rate != expected_rate {
-        return Err(WavError::SampleRate {
-            path: path(),
-            found: spec.sample_rate,
-            expected: expected_rate,
-        });
+        return Err(WavError::SampleRate { path: path(), found: spec.sample_rate, expected: expected_rate });
     }
     let channels = usize::from(spec.channels.max(1));
     let total = reader.len() as usize;
@@ -135,15 +96,8 @@ pub fn decode_wav<R: Read>(
         return Err(WavError::Empty { path: path() });
     }
     let sample_error = |e: hound::Error, read: usize| match e {
-        hound::Error::IoError(_) => WavError::Truncated {
-            path: path(),
-            read,
-            expected: total,
-        },
-        _ => WavError::UnsupportedFormat {
-            path: path(),
-            format: format(),
-        },
+        hound::Error::IoError(_) => WavError::Truncated { path: path(), read, expected: total },
+        _ => WavError::UnsupportedFormat { path: path(), format: format() },
     };
 
     // The header's length is not trusted for the allocation; the vector grows as data arrives.
@@ -170,10 +124,7 @@ pub fn decode_wav<R: Read>(
             for (i, s) in reader.samples::<f32>().enumerate() {
                 let s = s.map_err(|e| sample_error(e, i))?;
                 if !s.is_finite() {
-                    return Err(WavError::NonFinite {
-                        path: path(),
-                        index: i,
-                    });
+                    return Err(WavError::NonFinite { path: path(), index: i });
                 }
                 push(f64::from(s.clamp(-1.0, 1.0)));
             }
@@ -188,22 +139,12 @@ pub fn decode_wav<R: Read>(
 /// Writes `samples` as a 16-bit mono WAV at `rate` Hz. Samples are clamped to `[-1, 1]` and
 /// stored as `round(s * 32767)`; NaN is stored as 0.
 pub fn write_wav_mono_i16(path: &Path, rate: u32, samples: &[f32]) -> Result<(), WavError> {
-    let err = |source| WavError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let spec = WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: SampleFormat::Int,
-    };
+    let err = |source| WavError::Write { path: path.display().to_string(), source };
+    let spec = WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: SampleFormat::Int };
     let mut writer = WavWriter::create(path, spec).map_err(err)?;
     for &s in samples {
         // `as` saturates and maps NaN to 0.
-        writer
-            .write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
-            .map_err(err)?;
+        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(err)?;
     }
     writer.finalize().map_err(err)
 }
@@ -221,12 +162,7 @@ mod tests {
     }
 
     fn spec(channels: u16, rate: u32, bits: u16, fmt: SampleFormat) -> WavSpec {
-        WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: bits,
-            sample_format: fmt,
-        }
+        WavSpec { channels, sample_rate: rate, bits_per_sample: bits, sample_format: fmt }
     }
 
     #[test]
@@ -263,10 +199,7 @@ mod tests {
                 w.write_sample(s).unwrap();
             }
         });
-        assert_eq!(
-            read_wav(&p, 8000).unwrap(),
-            vec![-1.0, 0.0, 0.5, 127.0 / 128.0]
-        );
+        assert_eq!(read_wav(&p, 8000).unwrap(), vec![-1.0, 0.0, 0.5, 127.0 / 128.0]);
         write_with(&p, spec(1, 8000, 24, SampleFormat::Int), |w| {
             for s in [-(1i32 << 23), 1 << 22] {
                 w.write_sample(s).unwrap();
@@ -305,19 +238,10 @@ mod tests {
         let p = dir.path().join("clip.wav");
         write_wav_mono_i16(&p, 44100, &[0.0; 10]).unwrap();
         let e = read_wav(&p, 16000).unwrap_err();
-        assert!(matches!(
-            e,
-            WavError::SampleRate {
-                found: 44100,
-                expected: 16000,
-                ..
-            }
-        ));
+        assert!(matches!(e, WavError::SampleRate { found: 44100, expected: 16000, .. }));
         let msg = e.to_string();
         assert!(
-            msg.contains("clip.wav")
-                && msg.contains("44100 Hz")
-                && msg.contains("sox in.wav -r 16000 out.wav"),
+            msg.contains("clip.wav") && msg.contains("44100 Hz") && msg.contains("sox in.wav -r 16000 out.wav"),
             "{msg}"
         );
 
@@ -325,17 +249,11 @@ mod tests {
         bytes.truncate(bytes.len() - 3);
         std::fs::write(&p, &bytes).unwrap();
         let msg = read_wav(&p, 44100).unwrap_err().to_string();
-        assert!(
-            msg.contains("clip.wav") && msg.contains("truncated"),
-            "{msg}"
-        );
+        assert!(msg.contains("clip.wav") && msg.contains("truncated"), "{msg}");
 
         std::fs::write(&p, b"this is not audio").unwrap();
         let msg = read_wav(&p, 16000).unwrap_err().to_string();
-        assert!(
-            msg.contains("clip.wav") && msg.contains("not a readable WAV"),
-            "{msg}"
-        );
+        assert!(msg.contains("clip.wav") && msg.contains("not a readable WAV"), "{msg}");
 
         std::fs::write(&p, b"RIFF").unwrap();
         let msg = read_wav(&p, 16000).unwrap_err().to_string();
@@ -346,28 +264,17 @@ mod tests {
 
         let missing = dir.path().join("nope.wav");
         let msg = read_wav(&missing, 16000).unwrap_err().to_string();
-        assert!(
-            msg.contains("nope.wav") && msg.contains("cannot read"),
-            "{msg}"
-        );
+        assert!(msg.contains("nope.wav") && msg.contains("cannot read"), "{msg}");
 
         write_with(&p, spec(1, 16000, 32, SampleFormat::Float), |w| {
             w.write_sample(0.0f32).unwrap();
             w.write_sample(f32::NAN).unwrap();
         });
-        assert!(matches!(
-            read_wav(&p, 16000),
-            Err(WavError::NonFinite { index: 1, .. })
-        ));
+        assert!(matches!(read_wav(&p, 16000), Err(WavError::NonFinite { index: 1, .. })));
 
         let bad_dir = dir.path().join("no/such/dir/x.wav");
-        let msg = write_wav_mono_i16(&bad_dir, 16000, &[0.0])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("x.wav") && msg.contains("cannot write"),
-            "{msg}"
-        );
+        let msg = write_wav_mono_i16(&bad_dir, 16000, &[0.0]).unwrap_err().to_string();
+        assert!(msg.contains("x.wav") && msg.contains("cannot write"), "{msg}");
     }
 
     fn valid_bytes() -> Vec<u8> {

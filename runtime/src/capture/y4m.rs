@@ -47,8 +47,7 @@ pub const MAX_DIMENSION: usize = 16384;
 const MAGIC: &[u8] = b"YUV4MPEG2 ";
 const FRAME_MAGIC: &[u8] = b"FRAME";
 const MAX_FRAME_HEADER_BYTES: usize = 4096;
-const CONVERT_HINT: &str =
-    "convert it with `ffmpeg -i in.mp4 -pix_fmt yuv420p -f yuv4mpegpipe out.y4m`";
+const CONVERT_HINT: &str = "convert it with `ffmpeg -i in.mp4 -pix_fmt yuv420p -f yuv4mpegpipe out.y4m`";
 
 /// BT.601 YCbCr -> RGB coefficients (see the module documentation).
 const R_V: f32 = 1.402;
@@ -76,23 +75,11 @@ pub enum Y4mError {
     #[error("{path}: the YUV4MPEG2 header has no `{tag}` tag (W, H and F are required)")]
     MissingTag { path: String, tag: char },
     #[error("{path}: header tag `{token}` is invalid: {reason}")]
-    InvalidTag {
-        path: String,
-        token: String,
-        reason: &'static str,
-    },
+    InvalidTag { path: String, token: String, reason: &'static str },
     #[error("{path}: {what} {value} is out of range (1 to {MAX_DIMENSION} pixels)")]
-    DimensionOutOfRange {
-        path: String,
-        what: &'static str,
-        value: usize,
-    },
+    DimensionOutOfRange { path: String, what: &'static str, value: usize },
     #[error("{path}: a {width}x{height} frame is too large for this machine")]
-    FrameTooLarge {
-        path: String,
-        width: usize,
-        height: usize,
-    },
+    FrameTooLarge { path: String, width: usize, height: usize },
     #[error(
         "{path}: colour space `C{found}` is not supported (supported: 8-bit C420jpeg, C420paldv, C420mpeg2, C420, C422, C444, Cmono); {CONVERT_HINT}"
     )]
@@ -104,28 +91,15 @@ pub enum Y4mError {
     #[error(
         "{path}: expected the `FRAME` marker of frame {index} at byte {offset} but found other data (header W/H/C do not match the data, or the file is corrupt)"
     )]
-    MissingFrameMarker {
-        path: String,
-        index: usize,
-        offset: usize,
-    },
+    MissingFrameMarker { path: String, index: usize, offset: usize },
     #[error(
         "{path}: the `FRAME` line of frame {index} at byte {offset} is malformed or truncated (expected `FRAME` then optional parameters and a newline)"
     )]
-    BadFrameHeader {
-        path: String,
-        index: usize,
-        offset: usize,
-    },
+    BadFrameHeader { path: String, index: usize, offset: usize },
     #[error(
         "{path}: frame {index} is truncated: it needs {need} bytes of pixels but only {have} remain (incomplete copy?)"
     )]
-    TruncatedFrame {
-        path: String,
-        index: usize,
-        need: usize,
-        have: usize,
-    },
+    TruncatedFrame { path: String, index: usize, need: usize, have: usize },
     #[error("{path}: the video has no frames")]
     NoFrames { path: String },
 }
@@ -179,10 +153,7 @@ impl Colorspace {
     /// log2 of the horizontal and vertical chroma subsampling; `None` without chroma planes.
     fn chroma_shift(self) -> Option<(u32, u32)> {
         match self {
-            Colorspace::C420Jpeg
-            | Colorspace::C420Paldv
-            | Colorspace::C420Mpeg2
-            | Colorspace::C420 => Some((1, 1)),
+            Colorspace::C420Jpeg | Colorspace::C420Paldv | Colorspace::C420Mpeg2 | Colorspace::C420 => Some((1, 1)),
             Colorspace::C422 => Some((1, 0)),
             Colorspace::C444 => Some((0, 0)),
             Colorspace::Mono => None,
@@ -252,20 +223,13 @@ impl Y4mVideo {
     /// If `i >= self.frame_count()`.
     pub fn frame_rgb(&self, i: usize) -> Vec<f32> {
         let Some(raw) = self.frame_raw(i) else {
-            panic!(
-                "frame index {i} out of range: the clip has {} frames",
-                self.frame_count()
-            );
+            panic!("frame index {i} out of range: the clip has {} frames", self.frame_count());
         };
         let (w, h) = (self.width, self.height);
         let n = w * h;
         let mut out = vec![0.0f32; 3 * n];
         // Per-code lookup tables: y = (Y - offset) / y_range, u/v = (C - 128) / c_range.
-        let (y_off, y_range, c_range) = if self.full_range {
-            (0.0, 255.0, 255.0)
-        } else {
-            (16.0, 219.0, 224.0)
-        };
+        let (y_off, y_range, c_range) = if self.full_range { (0.0, 255.0, 255.0) } else { (16.0, 219.0, 224.0) };
         let y_lut: [f32; 256] = std::array::from_fn(|k| (k as f32 - y_off) / y_range);
         let c_lut: [f32; 256] = std::array::from_fn(|k| (k as f32 - 128.0) / c_range);
         let (luma, chroma) = raw.split_at(n);
@@ -306,10 +270,7 @@ fn chroma_dim(n: usize, shift: u32) -> usize {
 /// Reads and parses a Y4M file; see the module documentation for what is accepted.
 pub fn read_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
     let origin = path.display().to_string();
-    let data = fs::read(path).map_err(|source| Y4mError::Io {
-        path: origin.clone(),
-        source,
-    })?;
+    let data = fs::read(path).map_err(|source| Y4mError::Io { path: origin.clone(), source })?;
     let layout = parse_layout(&data, &origin)?;
     Ok(layout.into_video(data))
 }
@@ -353,11 +314,7 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
     if !bytes.starts_with(MAGIC) {
         return Err(Y4mError::NotY4m { path: path() });
     }
-    let Some(newline) = bytes
-        .iter()
-        .take(MAX_HEADER_BYTES)
-        .position(|&b| b == b'\n')
-    else {
+    let Some(newline) = bytes.iter().take(MAX_HEADER_BYTES).position(|&b| b == b'\n') else {
         return Err(if bytes.len() >= MAX_HEADER_BYTES {
             Y4mError::HeaderTooLong { path: path() }
         } else {
@@ -373,21 +330,13 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
         let mut chars = token.chars();
         let Some(tag) = chars.next() else { continue };
         let value = chars.as_str();
-        let invalid = |reason| Y4mError::InvalidTag {
-            path: path(),
-            token: token.to_string(),
-            reason,
-        };
+        let invalid = |reason| Y4mError::InvalidTag { path: path(), token: token.to_string(), reason };
         match tag {
             'W' | 'H' => {
                 let what = if tag == 'W' { "width" } else { "height" };
                 let n: usize = value.parse().map_err(|_| invalid("not a whole number"))?;
                 if n == 0 || n > MAX_DIMENSION {
-                    return Err(Y4mError::DimensionOutOfRange {
-                        path: path(),
-                        what,
-                        value: n,
-                    });
+                    return Err(Y4mError::DimensionOutOfRange { path: path(), what, value: n });
                 }
                 if tag == 'W' {
                     width = Some(n);
@@ -396,35 +345,24 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
                 }
             }
             'F' => {
-                let (num, den) = value
-                    .split_once(':')
-                    .ok_or_else(|| invalid("the frame rate must be `F<num>:<den>`"))?;
-                let num: u32 = num.parse().map_err(|_| {
-                    invalid("the frame rate must be `F<num>:<den>` with whole numbers")
-                })?;
-                let den: u32 = den.parse().map_err(|_| {
-                    invalid("the frame rate must be `F<num>:<den>` with whole numbers")
-                })?;
+                let (num, den) =
+                    value.split_once(':').ok_or_else(|| invalid("the frame rate must be `F<num>:<den>`"))?;
+                let num: u32 =
+                    num.parse().map_err(|_| invalid("the frame rate must be `F<num>:<den>` with whole numbers"))?;
+                let den: u32 =
+                    den.parse().map_err(|_| invalid("the frame rate must be `F<num>:<den>` with whole numbers"))?;
                 if num == 0 || den == 0 {
-                    return Err(invalid(
-                        "the frame rate numerator and denominator must be non-zero",
-                    ));
+                    return Err(invalid("the frame rate numerator and denominator must be non-zero"));
                 }
                 fps = Some((num, den));
             }
             // `Ip` (progressive) and `I?` (unknown, read as progressive) fall through below.
             'I' if value != "p" && value != "?" => {
-                return Err(Y4mError::Interlaced {
-                    path: path(),
-                    mode: value.to_string(),
-                });
+                return Err(Y4mError::Interlaced { path: path(), mode: value.to_string() });
             }
             'C' => {
-                colorspace =
-                    Colorspace::parse(value).ok_or_else(|| Y4mError::UnsupportedColorspace {
-                        path: path(),
-                        found: value.to_string(),
-                    })?;
+                colorspace = Colorspace::parse(value)
+                    .ok_or_else(|| Y4mError::UnsupportedColorspace { path: path(), found: value.to_string() })?;
             }
             'X' => {
                 if let Some(range) = value.strip_prefix("COLORRANGE=") {
@@ -439,80 +377,43 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
             _ => {}
         }
     }
-    let width = width.ok_or(Y4mError::MissingTag {
-        path: path(),
-        tag: 'W',
-    })?;
-    let height = height.ok_or(Y4mError::MissingTag {
-        path: path(),
-        tag: 'H',
-    })?;
-    let fps = fps.ok_or(Y4mError::MissingTag {
-        path: path(),
-        tag: 'F',
-    })?;
+    let width = width.ok_or(Y4mError::MissingTag { path: path(), tag: 'W' })?;
+    let height = height.ok_or(Y4mError::MissingTag { path: path(), tag: 'H' })?;
+    let fps = fps.ok_or(Y4mError::MissingTag { path: path(), tag: 'F' })?;
 
-    let too_large = || Y4mError::FrameTooLarge {
-        path: path(),
-        width,
-        height,
-    };
+    let too_large = || Y4mError::FrameTooLarge { path: path(), width, height };
     let luma_len = width.checked_mul(height).ok_or_else(too_large)?;
     let chroma_len = match colorspace.chroma_shift() {
-        Some((sx, sy)) => chroma_dim(width, sx)
-            .checked_mul(chroma_dim(height, sy))
-            .and_then(|c| c.checked_mul(2)),
+        Some((sx, sy)) => chroma_dim(width, sx).checked_mul(chroma_dim(height, sy)).and_then(|c| c.checked_mul(2)),
         None => Some(0),
     };
-    let frame_len = chroma_len
-        .and_then(|c| c.checked_add(luma_len))
-        .ok_or_else(too_large)?;
+    let frame_len = chroma_len.and_then(|c| c.checked_add(luma_len)).ok_or_else(too_large)?;
     // `frame_rgb` allocates 3 f32 per pixel.
-    luma_len
-        .checked_mul(3 * std::mem::size_of::<f32>())
-        .ok_or_else(too_large)?;
+    luma_len.checked_mul(3 * std::mem::size_of::<f32>()).ok_or_else(too_large)?;
 
     let mut frame_offsets = Vec::new();
     let mut pos = newline + 1;
     while let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) {
         let index = frame_offsets.len();
-        let bad_header = || Y4mError::BadFrameHeader {
-            path: path(),
-            index,
-            offset: pos,
-        };
+        let bad_header = || Y4mError::BadFrameHeader { path: path(), index, offset: pos };
         let Some(after) = rest.strip_prefix(FRAME_MAGIC) else {
             return Err(if FRAME_MAGIC.starts_with(rest) {
                 bad_header()
             } else {
-                Y4mError::MissingFrameMarker {
-                    path: path(),
-                    index,
-                    offset: pos,
-                }
+                Y4mError::MissingFrameMarker { path: path(), index, offset: pos }
             });
         };
         let line_len = match after.first() {
             Some(b'\n') => 1,
             Some(b' ') => {
-                after
-                    .iter()
-                    .take(MAX_FRAME_HEADER_BYTES)
-                    .position(|&b| b == b'\n')
-                    .ok_or_else(bad_header)?
-                    + 1
+                after.iter().take(MAX_FRAME_HEADER_BYTES).position(|&b| b == b'\n').ok_or_else(bad_header)? + 1
             }
             _ => return Err(bad_header()),
         };
         let start = pos + FRAME_MAGIC.len() + line_len;
         let have = bytes.len() - start;
         if have < frame_len {
-            return Err(Y4mError::TruncatedFrame {
-                path: path(),
-                index,
-                need: frame_len,
-                have,
-            });
+            return Err(Y4mError::TruncatedFrame { path: path(), index, need: frame_len, have });
         }
         frame_offsets.push(start);
         pos = start + frame_len;
@@ -520,15 +421,7 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
     if frame_offsets.is_empty() {
         return Err(Y4mError::NoFrames { path: path() });
     }
-    Ok(Layout {
-        width,
-        height,
-        fps,
-        colorspace,
-        full_range,
-        frame_offsets,
-        frame_len,
-    })
+    Ok(Layout { width, height, fps, colorspace, full_range, frame_offsets, frame_len })
 }
 
 /// Encodes interleaved RGB8 (HWC) frames as a limited-range BT.601 `C420jpeg` Y4M stream.
@@ -554,33 +447,20 @@ pub fn write_y4m_420<W: Write>(
         || width > MAX_DIMENSION
         || height > MAX_DIMENSION
     {
-        return Err(invalid(format!(
-            "y4m encoder: {width}x{height} must be even and between 2 and {MAX_DIMENSION}"
-        )));
+        return Err(invalid(format!("y4m encoder: {width}x{height} must be even and between 2 and {MAX_DIMENSION}")));
     }
     if fps.0 == 0 || fps.1 == 0 {
-        return Err(invalid(format!(
-            "y4m encoder: frame rate {}:{} must have non-zero parts",
-            fps.0, fps.1
-        )));
+        return Err(invalid(format!("y4m encoder: frame rate {}:{} must have non-zero parts", fps.0, fps.1)));
     }
     let n = width * height;
-    if let Some((i, f)) = frames_rgb
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.len() != 3 * n)
-    {
+    if let Some((i, f)) = frames_rgb.iter().enumerate().find(|(_, f)| f.len() != 3 * n) {
         return Err(invalid(format!(
             "y4m encoder: frame {i} has {} bytes, expected {} ({width}x{height} RGB8)",
             f.len(),
             3 * n
         )));
     }
-    writeln!(
-        out,
-        "YUV4MPEG2 W{width} H{height} F{}:{} Ip A1:1 C420jpeg XCOLORRANGE=LIMITED",
-        fps.0, fps.1
-    )?;
+    writeln!(out, "YUV4MPEG2 W{width} H{height} F{}:{} Ip A1:1 C420jpeg XCOLORRANGE=LIMITED", fps.0, fps.1)?;
     let (cw, ch) = (width / 2, height / 2);
     let mut buf = vec![0u8; n + 2 * cw * ch];
     let mut pb = vec![0.0f32; n];
@@ -649,21 +529,10 @@ mod tests {
 
     #[test]
     fn solid_colours_round_trip() {
-        for rgb in [
-            [0, 0, 0],
-            [255, 255, 255],
-            [255, 0, 0],
-            [0, 255, 0],
-            [0, 0, 255],
-            [12, 200, 99],
-            [128, 128, 128],
-        ] {
+        for rgb in [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [12, 200, 99], [128, 128, 128]] {
             let bytes = encode(6, 4, &[solid(6, 4, rgb), solid(6, 4, rgb)]);
             let v = parse_y4m(&bytes, "mem").unwrap();
-            assert_eq!(
-                (v.width, v.height, v.frame_count(), v.fps),
-                (6, 4, 2, (25, 1))
-            );
+            assert_eq!((v.width, v.height, v.frame_count(), v.fps), (6, 4, 2, (25, 1)));
             assert_eq!(v.colorspace, Colorspace::C420Jpeg);
             assert!(!v.full_range);
             let f = v.frame_rgb(1);
@@ -671,10 +540,7 @@ mod tests {
             for c in 0..3 {
                 let want = f32::from(rgb[c]) / 255.0;
                 for &got in &f[c * 24..(c + 1) * 24] {
-                    assert!(
-                        (got - want).abs() <= 2.0 / 255.0,
-                        "{rgb:?} channel {c}: {got} vs {want}"
-                    );
+                    assert!((got - want).abs() <= 2.0 / 255.0, "{rgb:?} channel {c}: {got} vs {want}");
                 }
             }
         }
@@ -693,20 +559,10 @@ mod tests {
     #[test]
     fn limited_and_full_range_extremes() {
         // Limited: Y=16 is black, Y=235 white; full: 0 and 255.
-        let v = parse_y4m(
-            &header_with("W2 H1 F1:1 C444", &[16, 235, 128, 128, 128, 128]),
-            "m",
-        )
-        .unwrap();
+        let v = parse_y4m(&header_with("W2 H1 F1:1 C444", &[16, 235, 128, 128, 128, 128]), "m").unwrap();
         assert_eq!(v.frame_rgb(0), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
-        let v = parse_y4m(
-            &header_with(
-                "W2 H1 F1:1 C444 XCOLORRANGE=FULL",
-                &[0, 255, 128, 128, 128, 128],
-            ),
-            "m",
-        )
-        .unwrap();
+        let v =
+            parse_y4m(&header_with("W2 H1 F1:1 C444 XCOLORRANGE=FULL", &[0, 255, 128, 128, 128, 128]), "m").unwrap();
         assert!(v.full_range);
         assert_eq!(v.frame_rgb(0), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         // Out-of-range values are clamped.
@@ -719,34 +575,20 @@ mod tests {
         // Limited-range BT.601 red is Y=81, Cb=90, Cr=240.
         let v = parse_y4m(&header_with("W1 H1 F1:1 C444", &[81, 90, 240]), "m").unwrap();
         let f = v.frame_rgb(0);
-        assert!(
-            (f[0] - 1.0).abs() < 2.0 / 255.0 && f[1] < 2.0 / 255.0 && f[2] < 2.0 / 255.0,
-            "{f:?}"
-        );
+        assert!((f[0] - 1.0).abs() < 2.0 / 255.0 && f[1] < 2.0 / 255.0 && f[2] < 2.0 / 255.0, "{f:?}");
     }
 
     #[test]
     fn mono_422_and_odd_sizes() {
-        let v = parse_y4m(
-            &header_with("W3 H1 F30000:1001 Cmono", &[16, 126, 235]),
-            "m",
-        )
-        .unwrap();
+        let v = parse_y4m(&header_with("W3 H1 F30000:1001 Cmono", &[16, 126, 235]), "m").unwrap();
         let f = v.frame_rgb(0);
         assert_eq!(&f[0..3], &f[3..6]);
         assert_eq!(&f[0..3], &f[6..9]);
         assert!((f[1] - 110.0 / 219.0).abs() < 1e-6);
         // 4:2:2, W=3: chroma planes are 2x1; the third pixel uses chroma sample 1.
-        let v = parse_y4m(
-            &header_with("W3 H1 F1:1 C422", &[128, 128, 128, 128, 255, 128, 128]),
-            "m",
-        )
-        .unwrap();
+        let v = parse_y4m(&header_with("W3 H1 F1:1 C422", &[128, 128, 128, 128, 255, 128, 128]), "m").unwrap();
         let f = v.frame_rgb(0);
-        assert!(
-            f[8] > f[6] + 0.4,
-            "blue of pixel 2 follows chroma sample 1: {f:?}"
-        );
+        assert!(f[8] > f[6] + 0.4, "blue of pixel 2 follows chroma sample 1: {f:?}");
         // 4:2:0, 3x3: chroma planes are 2x2.
         let mut frame = vec![128u8; 9 + 8];
         frame[9 + 3] = 255; // Cb at chroma (1,1) -> pixel (2,2)
@@ -757,14 +599,8 @@ mod tests {
 
     #[test]
     fn header_defaults_and_ignored_tags() {
-        let v = parse_y4m(
-            &header_with(
-                "W2  H2 F25:1 I? A0:0 XYSCSS=420JPEG Zfoo XCOLORRANGE=LIMITED",
-                &[0; 6],
-            ),
-            "m",
-        )
-        .unwrap();
+        let v = parse_y4m(&header_with("W2  H2 F25:1 I? A0:0 XYSCSS=420JPEG Zfoo XCOLORRANGE=LIMITED", &[0; 6]), "m")
+            .unwrap();
         assert_eq!(v.colorspace, Colorspace::C420Jpeg);
         assert!(!v.full_range);
         let mut two = header_with("W2 H2 F25:1 C420paldv", &[0; 6]);
@@ -793,14 +629,10 @@ mod tests {
         assert!(err(&header_with("W2x H2 F1:1", &[0; 6])).contains("`W2x` is invalid"));
         assert!(err(&header_with("W2 H2 F25", &[0; 6])).contains("`F25`"));
         assert!(err(&header_with("W2 H2 F25:0", &[0; 6])).contains("non-zero"));
-        assert!(
-            err(&header_with("W2 H2 F1:1 XCOLORRANGE=WIDE", &[0; 6])).contains("FULL or LIMITED")
-        );
+        assert!(err(&header_with("W2 H2 F1:1 XCOLORRANGE=WIDE", &[0; 6])).contains("FULL or LIMITED"));
         let e = err(&header_with("W2 H2 F1:1 C420p10", &[0; 12]));
         assert!(
-            e.contains("`C420p10` is not supported")
-                && e.contains("C420jpeg")
-                && e.starts_with("clip.y4m: "),
+            e.contains("`C420p10` is not supported") && e.contains("C420jpeg") && e.starts_with("clip.y4m: "),
             "{e}"
         );
         assert!(err(&header_with("W2 H2 F1:1 It", &[0; 6])).contains("only progressive"));
@@ -813,10 +645,7 @@ mod tests {
         let mut trunc = good.clone();
         trunc.pop();
         let e = err(&trunc);
-        assert!(
-            e.contains("frame 0 is truncated") && e.contains("needs 6") && e.contains("only 5"),
-            "{e}"
-        );
+        assert!(e.contains("frame 0 is truncated") && e.contains("needs 6") && e.contains("only 5"), "{e}");
         let mut extra = good.clone();
         extra.extend_from_slice(b"garbage!");
         assert!(err(&extra).contains("`FRAME` marker of frame 1"));
@@ -833,11 +662,7 @@ mod tests {
 
     #[test]
     fn every_error_is_one_line() {
-        let cases: Vec<Vec<u8>> = vec![
-            b"".to_vec(),
-            b"x".to_vec(),
-            header_with("W2 H2 F1:1 C411", &[]),
-        ];
+        let cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"x".to_vec(), header_with("W2 H2 F1:1 C411", &[])];
         for c in cases {
             assert!(!err(&c).contains('\n'));
         }
@@ -851,10 +676,7 @@ mod tests {
         assert_eq!(read_y4m(&p).unwrap().frame_count(), 1);
         let missing = dir.path().join("missing.y4m");
         let e = read_y4m(&missing).unwrap_err().to_string();
-        assert!(
-            e.contains("missing.y4m") && e.contains("cannot read"),
-            "{e}"
-        );
+        assert!(e.contains("missing.y4m") && e.contains("cannot read"), "{e}");
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub fn main(args: Args) -> Result<()> {
     let dir = demo_dir();
     let package = args.package.unwrap_or_else(|| dir.join("demo.eqa"));
     let set = args.set.unwrap_or_else(|| dir.join("eval/questions.jsonl"));
-    let pkg = open_package(&package).with_context(|| "the demo needs its bundled package (set EDGEQA_DEMO_DIR or pass --package)")?;
+    let pkg = open_package(&package)
+        .with_context(|| "the demo needs its bundled package (set EDGEQA_DEMO_DIR or pass --package)")?;
     let student = Student::load(&pkg, args.backend.backend)?;
     let all = load_set(&set)?;
     // A handful of questions on each of the first clips.
@@ -45,15 +46,28 @@ pub fn main(args: Args) -> Result<()> {
         if !known {
             clips.push(key.clone());
         }
-        if items.iter().filter(|i: &&edgeqa::eval::EvalItem| (i.video.clone(), i.audio.clone()) == key).count() < args.per_clip {
+        if items.iter().filter(|i: &&edgeqa::eval::EvalItem| (i.video.clone(), i.audio.clone()) == key).count()
+            < args.per_clip
+        {
             items.push(item.clone());
         }
     }
     let m = student.manifest();
-    println!("edgeqa demo: student `{}` ({}) on {} backend, {} clips", m.name, m.quantization.scheme, student.backend().0, clips.len());
+    println!(
+        "edgeqa demo: student `{}` ({}) on {} backend, {} clips",
+        m.name,
+        m.quantization.scheme,
+        student.backend().0,
+        clips.len()
+    );
     let mut last_clip = None;
     let report = evaluate(&student, &set, &items, |item, answer| {
-        let clip = item.video.as_ref().or(item.audio.as_ref()).and_then(|p| p.file_name()).map(|f| f.to_string_lossy().to_string());
+        let clip = item
+            .video
+            .as_ref()
+            .or(item.audio.as_ref())
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().to_string());
         if clip != last_clip {
             println!("\n{}", clip.clone().unwrap_or_default());
             println!("  {:<48} {:<10} {:<10} {:>6} {:>8}", "question", "answer", "truth", "conf", "ms");
@@ -63,9 +77,18 @@ pub fn main(args: Args) -> Result<()> {
         let mark = if answer.answer == item.answer { ' ' } else { '✗' };
         println!(
             "  {:<48} {:<10} {:<10} {:>5.1}% {:>8.2} {mark}",
-            item.question, answer.answer, item.answer, answer.confidence * 100.0, ms
+            item.question,
+            answer.answer,
+            item.answer,
+            answer.confidence * 100.0,
+            ms
         );
     })?;
-    println!("\naccuracy {:.1}% ({}/{}); ms = question encoder + head per question (clips are encoded once)", report.accuracy * 100.0, report.correct, report.n);
+    println!(
+        "\naccuracy {:.1}% ({}/{}); ms = question encoder + head per question (clips are encoded once)",
+        report.accuracy * 100.0,
+        report.correct,
+        report.n
+    );
     Ok(())
 }

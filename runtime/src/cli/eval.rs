@@ -31,7 +31,13 @@ pub fn main(args: Args) -> Result<()> {
     if args.json {
         return print_json(&report);
     }
-    println!("{} questions, accuracy {:.1}% ({} correct) on {}", report.n, report.accuracy * 100.0, report.correct, report.backend);
+    println!(
+        "{} questions, accuracy {:.1}% ({} correct) on {}",
+        report.n,
+        report.accuracy * 100.0,
+        report.correct,
+        report.backend
+    );
     for (kind, s) in &report.per_type {
         println!("  {kind:<16} {:>5.1}%  ({}/{})", s.accuracy * 100.0, s.correct, s.n);
     }

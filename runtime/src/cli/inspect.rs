@@ -94,14 +94,34 @@ pub fn main(args: Args) -> Result<()> {
         return print_json(&report);
     }
     println!("{}  ({} bytes, all checksums verified)", report.file, report.file_bytes);
-    println!("  {} `{}` · contract v{} · by {} · weights {}", format!("{:?}", m.kind).to_lowercase(), m.name, m.contract_version, m.producer, m.quantization.scheme);
+    println!(
+        "  {} `{}` · contract v{} · by {} · weights {}",
+        format!("{:?}", m.kind).to_lowercase(),
+        m.name,
+        m.contract_version,
+        m.producer,
+        m.quantization.scheme
+    );
     println!("sections:");
     for s in &report.sections {
-        println!("  {:<20} {:<9} offset {:>9}  {:>10} bytes  sha256 {}", s.name, s.kind, s.offset, s.bytes, &s.sha256[..16]);
+        println!(
+            "  {:<20} {:<9} offset {:>9}  {:>10} bytes  sha256 {}",
+            s.name,
+            s.kind,
+            s.offset,
+            s.bytes,
+            &s.sha256[..16]
+        );
     }
     println!("stages:");
     for s in &report.stages {
-        println!("  {} (opset {}, {} nodes, {} parameters)", s.name, s.opset.map_or("?".into(), |o| o.to_string()), s.nodes, s.parameters);
+        println!(
+            "  {} (opset {}, {} nodes, {} parameters)",
+            s.name,
+            s.opset.map_or("?".into(), |o| o.to_string()),
+            s.nodes,
+            s.parameters
+        );
         println!("    in : {}", s.inputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    out: {}", s.outputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    ops: {}", s.ops.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" "));

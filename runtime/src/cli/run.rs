@@ -76,8 +76,7 @@ pub fn main(args: Args) -> Result<()> {
     };
     let mut given: Vec<(String, PathBuf)> = Vec::new();
     for spec in &args.inputs {
-        let (name, file) =
-            spec.split_once('=').with_context(|| format!("--input `{spec}`: expected NAME=FILE.npy"))?;
+        let (name, file) = spec.split_once('=').with_context(|| format!("--input `{spec}`: expected NAME=FILE.npy"))?;
         if given.iter().any(|(n, _)| n == name) {
             bail!("--input `{name}` is given twice");
         }
@@ -119,7 +118,15 @@ pub fn main(args: Args) -> Result<()> {
             None => None,
         };
         let (min, max, mean) = stats(t);
-        summary.push(OutputSummary { name: info.name.clone(), dtype: t.dtype().name(), shape: t.shape.clone(), min, max, mean, file });
+        summary.push(OutputSummary {
+            name: info.name.clone(),
+            dtype: t.dtype().name(),
+            shape: t.shape.clone(),
+            min,
+            max,
+            mean,
+            file,
+        });
     }
     if args.json {
         return print_json(&summary);

@@ -13,17 +13,12 @@ const RECOPY: &str = "re-copy the package or rebuild it with edgeqa-convert";
 #[derive(Debug, Error)]
 pub enum PackageError {
     #[error("{origin}: cannot read or write the package: {error}")]
-    Io {
-        origin: String,
-        error: std::io::Error,
-    },
+    Io { origin: String, error: std::io::Error },
     #[error(
         "{origin}: {len} bytes is too short for an .eqa package (the header alone is {HEADER_LEN} bytes); the file is truncated or not a package: {RECOPY}"
     )]
     TooSmall { origin: String, len: u64 },
-    #[error(
-        "{origin}: not an .eqa package (it does not start with `EDGEQAPK`); check the path, or {RECOPY}"
-    )]
+    #[error("{origin}: not an .eqa package (it does not start with `EDGEQAPK`); check the path, or {RECOPY}")]
     BadMagic { origin: String },
     #[error(
         "{origin}: package format version {version} is not supported (this runtime reads version {FORMAT_VERSION}); rebuild the package with a matching edgeqa-convert or update the runtime"
@@ -32,22 +27,13 @@ pub enum PackageError {
     #[error(
         "{origin}: the file is {actual} bytes but its header says {expected}: it was truncated, has bytes appended or its header is corrupt; {RECOPY}"
     )]
-    SizeMismatch {
-        origin: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { origin: String, expected: u64, actual: u64 },
     #[error("{origin}: malformed header: {reason}; {RECOPY}")]
     BadHeader { origin: String, reason: String },
     #[error("{origin}: header checksum mismatch, the header or section table is corrupt; {RECOPY}")]
     HeaderChecksum { origin: String },
     #[error("{origin}: section {index} `{name}`: {reason}")]
-    BadSection {
-        origin: String,
-        index: usize,
-        name: String,
-        reason: String,
-    },
+    BadSection { origin: String, index: usize, name: String, reason: String },
     #[error("{origin}: section `{name}` fails its SHA-256 check, its bytes are corrupt; {RECOPY}")]
     SectionChecksum { origin: String, name: String },
     #[error("{origin}: padding byte at offset {offset} is not zero, the file is corrupt; {RECOPY}")]
@@ -55,23 +41,13 @@ pub enum PackageError {
     #[error(
         "{origin}: the manifest is not valid manifest JSON: {error}; rebuild the package with an edgeqa-convert that matches this runtime"
     )]
-    Manifest {
-        origin: String,
-        error: serde_json::Error,
-    },
+    Manifest { origin: String, error: serde_json::Error },
     #[error("{origin}: invalid manifest: {error}")]
-    ManifestInvalid {
-        origin: String,
-        error: ManifestError,
-    },
+    ManifestInvalid { origin: String, error: ManifestError },
     #[error(
         "{origin}: stage `{stage}` names section `{section}`, but the package has no ONNX section of that name; rebuild the package with edgeqa-convert"
     )]
-    MissingStageSection {
-        origin: String,
-        stage: String,
-        section: String,
-    },
+    MissingStageSection { origin: String, stage: String, section: String },
 }
 
 impl PackageError {

@@ -122,8 +122,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// `n` rounded up to a multiple of [`ALIGN`]; `None` on overflow.
 pub(crate) fn align_up(n: u64) -> Option<u64> {
-    n.checked_add(ALIGN as u64 - 1)
-        .map(|v| v & !(ALIGN as u64 - 1))
+    n.checked_add(ALIGN as u64 - 1).map(|v| v & !(ALIGN as u64 - 1))
 }
 
 /// The header digest: SHA-256 of header bytes `0..32` followed by the whole section table.
@@ -145,10 +144,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         return Err("the section name is empty".into());
     }
     if name.len() > NAME_LEN {
-        return Err(format!(
-            "the section name is {} bytes, the limit is {NAME_LEN}",
-            name.len()
-        ));
+        return Err(format!("the section name is {} bytes, the limit is {NAME_LEN}", name.len()));
     }
     if name.contains('\0') {
         return Err("the section name contains a NUL byte".into());
@@ -172,10 +168,7 @@ pub(crate) fn decode_name(field: &[u8]) -> Result<String, (String, String)> {
         return Err((shown, "the name is empty".into()));
     }
     if field[end..].iter().any(|&b| b != 0) {
-        return Err((
-            shown,
-            "the name field has non-NUL bytes after the name".into(),
-        ));
+        return Err((shown, "the name field has non-NUL bytes after the name".into()));
     }
     match std::str::from_utf8(raw) {
         Ok(s) => Ok(s.to_owned()),
@@ -185,11 +178,7 @@ pub(crate) fn decode_name(field: &[u8]) -> Result<String, (String, String)> {
 
 /// A name with control characters escaped, so that messages stay on one line.
 pub(crate) fn printable(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.escape_debug().to_string()
-    } else {
-        s.to_owned()
-    }
+    if s.chars().any(char::is_control) { s.escape_debug().to_string() } else { s.to_owned() }
 }
 
 /// Little-endian u32 at `at` (the caller checked the bounds).

@@ -12,8 +12,8 @@ mod write;
 
 pub use error::PackageError;
 pub use format::{
-    ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN,
-    MAX_SECTIONS, NAME_LEN, SectionInfo, SectionKind,
+    ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN, MAX_SECTIONS, NAME_LEN,
+    SectionInfo, SectionKind,
 };
 pub use read::Package;
 pub use write::PackageWriter;
@@ -25,19 +25,13 @@ mod tests {
     use super::format::{E_KIND, E_LEN, E_NAME, E_OFFSET, H_COUNT, H_DIGEST, header_digest};
     use super::write::layout;
     use super::*;
-    use crate::manifest::{
-        CONTRACT_VERSION, DType, Manifest, PackageKind, QuantizationInfo, StageInfo, TensorInfo,
-    };
+    use crate::manifest::{CONTRACT_VERSION, DType, Manifest, PackageKind, QuantizationInfo, StageInfo, TensorInfo};
 
     const ORIGIN: &str = "tests/tiny.eqa";
     const GRAPH: &[u8] = b"not really onnx, the package layer does not parse it";
 
     fn manifest() -> Manifest {
-        let t = |name: &str| TensorInfo {
-            name: name.into(),
-            dtype: DType::F32,
-            shape: vec![1, 4],
-        };
+        let t = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
         Manifest {
             contract_version: CONTRACT_VERSION,
             producer: "edgeqa tests".into(),
@@ -104,18 +98,10 @@ mod tests {
         assert_eq!(p.file_len() % ALIGN as u64, 0);
         assert_eq!(p.origin(), ORIGIN);
         assert_eq!(p.as_bytes(), &bytes[..]);
-        let names: Vec<_> = p
-            .sections()
-            .iter()
-            .map(|s| (s.name.as_str(), s.kind))
-            .collect();
+        let names: Vec<_> = p.sections().iter().map(|s| (s.name.as_str(), s.kind)).collect();
         assert_eq!(
             names,
-            [
-                ("manifest", SectionKind::Manifest),
-                ("model", SectionKind::Onnx),
-                ("extra", SectionKind::Onnx)
-            ]
+            [("manifest", SectionKind::Manifest), ("model", SectionKind::Onnx), ("extra", SectionKind::Onnx)]
         );
         for s in p.sections() {
             assert_eq!(s.offset % ALIGN as u64, 0);
@@ -123,10 +109,7 @@ mod tests {
         }
         let model = p.section_info("model").unwrap();
         assert_eq!(model.len, GRAPH.len() as u64);
-        assert_eq!(
-            model.sha256_hex(),
-            super::format::hex(&super::format::sha256(GRAPH))
-        );
+        assert_eq!(model.sha256_hex(), super::format::hex(&super::format::sha256(GRAPH)));
         let json: Manifest = serde_json::from_slice(p.section(MANIFEST_SECTION).unwrap()).unwrap();
         assert_eq!(json, manifest());
     }
@@ -158,25 +141,16 @@ mod tests {
         let path = dir.path().join("absent.eqa");
         let e = Package::open(&path).unwrap_err();
         assert!(matches!(e, PackageError::Io { .. }));
-        assert!(
-            e.to_string().starts_with(&path.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
 
         let e = Package::open(dir.path()).unwrap_err();
-        assert!(
-            e.to_string().starts_with(&dir.path().display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&dir.path().display().to_string()), "{e}");
 
         let short = dir.path().join("short.eqa");
         std::fs::write(&short, b"EDGEQAPK").unwrap();
         let e = Package::open(&short).unwrap_err();
         assert!(matches!(e, PackageError::TooSmall { len: 8, .. }), "{e}");
-        assert!(
-            e.to_string().starts_with(&short.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&short.display().to_string()), "{e}");
 
         let mut bytes = valid();
         bytes[HEADER_LEN + 3] ^= 1;
@@ -195,10 +169,7 @@ mod tests {
                 let mut b = bytes.clone();
                 b[i] ^= mask;
                 let r = Package::from_bytes(b, ORIGIN);
-                assert!(
-                    r.is_err(),
-                    "flipping byte {i} with {mask:#x} went unnoticed"
-                );
+                assert!(r.is_err(), "flipping byte {i} with {mask:#x} went unnoticed");
                 err_checks(r.unwrap_err());
             }
         }
@@ -240,31 +211,20 @@ mod tests {
         let mut b = valid();
         b[8] = 2;
         let e = err(b);
-        assert!(
-            matches!(e, PackageError::UnsupportedVersion { version: 2, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, PackageError::UnsupportedVersion { version: 2, .. }), "{e}");
 
         let mut b = valid();
         let last = b.len() - 1;
         b[last] = 1;
-        assert!(
-            matches!(err(b), PackageError::NonZeroPadding { offset, .. } if offset == last as u64)
-        );
+        assert!(matches!(err(b), PackageError::NonZeroPadding { offset, .. } if offset == last as u64));
 
         let mut b = valid();
         let p = Package::from_bytes(b.clone(), ORIGIN).unwrap();
         let model = p.section_info("model").unwrap().offset as usize;
         b[model] ^= 0xff;
         let e = err(b);
-        assert!(
-            matches!(&e, PackageError::SectionChecksum { name, .. } if name == "model"),
-            "{e}"
-        );
-        assert!(
-            e.to_string()
-                .contains("re-copy the package or rebuild it with edgeqa-convert")
-        );
+        assert!(matches!(&e, PackageError::SectionChecksum { name, .. } if name == "model"), "{e}");
+        assert!(e.to_string().contains("re-copy the package or rebuild it with edgeqa-convert"));
     }
 
     #[test]
@@ -338,13 +298,7 @@ mod tests {
         let mut b = valid();
         patch_entry(&mut b, 2, E_LEN, &0u64.to_le_bytes());
         let e = err(b);
-        assert!(
-            matches!(
-                e,
-                PackageError::BadHeader { .. } | PackageError::NonZeroPadding { .. }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, PackageError::BadHeader { .. } | PackageError::NonZeroPadding { .. }), "{e}");
 
         for count in [0u32, 65, 64, u32::MAX] {
             let mut b = valid();
@@ -363,28 +317,14 @@ mod tests {
         let json = serde_json::to_vec_pretty(&manifest()).unwrap();
         let onnx = (SectionKind::Onnx, "model", GRAPH);
 
-        let b = layout(&[
-            (
-                SectionKind::Manifest,
-                MANIFEST_SECTION,
-                b"{\n  \"contract_version\": 1,\n oops",
-            ),
-            onnx,
-        ]);
+        let b = layout(&[(SectionKind::Manifest, MANIFEST_SECTION, b"{\n  \"contract_version\": 1,\n oops"), onnx]);
         let e = err(b);
         assert!(matches!(e, PackageError::Manifest { .. }), "{e}");
         assert!(e.to_string().contains("line 3 column"), "{e}");
 
         let mut m = manifest();
         m.contract_version = 99;
-        let b = layout(&[
-            (
-                SectionKind::Manifest,
-                MANIFEST_SECTION,
-                &serde_json::to_vec(&m).unwrap(),
-            ),
-            onnx,
-        ]);
+        let b = layout(&[(SectionKind::Manifest, MANIFEST_SECTION, &serde_json::to_vec(&m).unwrap()), onnx]);
         assert!(matches!(err(b), PackageError::ManifestInvalid { .. }));
 
         let b = layout(&[(SectionKind::Manifest, MANIFEST_SECTION, &json)]);
@@ -396,14 +336,7 @@ mod tests {
 
         let mut m = manifest();
         m.stages[0].section = MANIFEST_SECTION.into();
-        let b = layout(&[
-            (
-                SectionKind::Manifest,
-                MANIFEST_SECTION,
-                &serde_json::to_vec(&m).unwrap(),
-            ),
-            onnx,
-        ]);
+        let b = layout(&[(SectionKind::Manifest, MANIFEST_SECTION, &serde_json::to_vec(&m).unwrap()), onnx]);
         assert!(matches!(err(b), PackageError::MissingStageSection { .. }));
 
         let big = vec![b' '; MAX_MANIFEST_LEN + 1];
@@ -421,25 +354,16 @@ mod tests {
         for name in ["", "manifest", "a\0b", &"x".repeat(33)] {
             let e = w.add_onnx(name, vec![1]).unwrap_err();
             assert!(matches!(e, PackageError::BadSection { .. }), "{e}");
-            assert!(
-                e.to_string().starts_with("package `tiny` being built: "),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with("package `tiny` being built: "), "{e}");
         }
         w.add_onnx(&"y".repeat(32), vec![]).unwrap();
         assert!(w.add_onnx(&"y".repeat(32), vec![]).is_err());
         // The stage's section is still missing.
-        assert!(matches!(
-            w.to_bytes().unwrap_err(),
-            PackageError::MissingStageSection { .. }
-        ));
+        assert!(matches!(w.to_bytes().unwrap_err(), PackageError::MissingStageSection { .. }));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("never.eqa");
         let e = w.write(&path).unwrap_err();
-        assert!(
-            e.to_string().starts_with(&path.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
         assert!(!path.exists());
         w.add_onnx("model", GRAPH.to_vec()).unwrap();
         let p = Package::from_bytes(w.to_bytes().unwrap(), ORIGIN).unwrap();
@@ -449,10 +373,7 @@ mod tests {
         m.stages[0].name = "head".into();
         let mut w = PackageWriter::new(m);
         w.add_onnx("model", GRAPH.to_vec()).unwrap();
-        assert!(matches!(
-            w.to_bytes().unwrap_err(),
-            PackageError::ManifestInvalid { .. }
-        ));
+        assert!(matches!(w.to_bytes().unwrap_err(), PackageError::ManifestInvalid { .. }));
 
         let mut w = PackageWriter::new(manifest());
         for i in 0..MAX_SECTIONS - 1 {

@@ -8,10 +8,9 @@ use memmap2::Mmap;
 
 use super::error::PackageError;
 use super::format::{
-    ALIGN, E_FLAGS, E_KIND, E_LEN, E_NAME, E_OFFSET, E_RESERVED, E_SHA, ENTRY_LEN, FORMAT_VERSION,
-    H_COUNT, H_DIGEST, H_FILE_LEN, H_RESERVED, H_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION,
-    MAX_MANIFEST_LEN, MAX_SECTIONS, SectionInfo, SectionKind, align_up, decode_name, header_digest,
-    printable, sha256, u32_at, u64_at,
+    ALIGN, E_FLAGS, E_KIND, E_LEN, E_NAME, E_OFFSET, E_RESERVED, E_SHA, ENTRY_LEN, FORMAT_VERSION, H_COUNT, H_DIGEST,
+    H_FILE_LEN, H_RESERVED, H_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN, MAX_SECTIONS,
+    SectionInfo, SectionKind, align_up, decode_name, header_digest, printable, sha256, u32_at, u64_at,
 };
 use crate::manifest::Manifest;
 
@@ -64,44 +63,28 @@ impl Package {
     /// the file, so a later write would change bytes that were already verified.
     pub fn open(path: &Path) -> Result<Package, PackageError> {
         let origin = path.display().to_string();
-        let io = |error| PackageError::Io {
-            origin: origin.clone(),
-            error,
-        };
+        let io = |error| PackageError::Io { origin: origin.clone(), error };
         let file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(io(std::io::Error::other("not a regular file")));
         }
         if meta.len() < HEADER_LEN as u64 {
-            return Err(PackageError::TooSmall {
-                origin,
-                len: meta.len(),
-            });
+            return Err(PackageError::TooSmall { origin, len: meta.len() });
         }
         // SAFETY: the map is read-only and private to this `Package`; the documented contract
         // of `open` is that the file is not modified while it is open (packages are written
         // to a temporary file and renamed into place, which leaves open mappings intact).
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let (manifest, sections) = verify(&map, &origin)?;
-        Ok(Package {
-            origin,
-            storage: Storage::Mapped(map),
-            manifest,
-            sections,
-        })
+        Ok(Package { origin, storage: Storage::Mapped(map), manifest, sections })
     }
 
     /// Verifies a package held in memory, with the same checks as [`Package::open`].
     /// `origin` names it in error messages.
     pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<Package, PackageError> {
         let (manifest, sections) = verify(&bytes, origin)?;
-        Ok(Package {
-            origin: origin.to_owned(),
-            storage: Storage::Owned(bytes),
-            manifest,
-            sections,
-        })
+        Ok(Package { origin: origin.to_owned(), storage: Storage::Owned(bytes), manifest, sections })
     }
 
     /// The parsed and validated manifest.
@@ -152,10 +135,7 @@ impl Package {
 /// Checks that every byte of `bytes[from..to]` is zero.
 fn check_zero(bytes: &[u8], from: usize, to: usize, origin: &str) -> Result<(), PackageError> {
     match bytes[from..to].iter().position(|&b| b != 0) {
-        Some(i) => Err(PackageError::NonZeroPadding {
-            origin: origin.to_owned(),
-            offset: (from + i) as u64,
-        }),
+        Some(i) => Err(PackageError::NonZeroPadding { origin: origin.to_owned(), offset: (from + i) as u64 }),
         None => Ok(()),
     }
 }
@@ -175,36 +155,21 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
     }
     let version = u32_at(bytes, H_VERSION);
     if version != FORMAT_VERSION {
-        return Err(PackageError::UnsupportedVersion {
-            origin: o(),
-            version,
-        });
+        return Err(PackageError::UnsupportedVersion { origin: o(), version });
     }
     let file_len = u64_at(bytes, H_FILE_LEN);
     if file_len != len {
-        return Err(PackageError::SizeMismatch {
-            origin: o(),
-            expected: file_len,
-            actual: len,
-        });
+        return Err(PackageError::SizeMismatch { origin: o(), expected: file_len, actual: len });
     }
     let count = u32_at(bytes, H_COUNT) as usize;
     if count == 0 || count > MAX_SECTIONS {
         let reason = format!("section count {count} is outside 1..={MAX_SECTIONS}");
-        return Err(PackageError::BadHeader {
-            origin: o(),
-            reason,
-        });
+        return Err(PackageError::BadHeader { origin: o(), reason });
     }
     let table_end = HEADER_LEN + count * ENTRY_LEN;
     if table_end > bytes.len() {
-        let reason = format!(
-            "the table of {count} sections ends at byte {table_end}, past the end of the file"
-        );
-        return Err(PackageError::BadHeader {
-            origin: o(),
-            reason,
-        });
+        let reason = format!("the table of {count} sections ends at byte {table_end}, past the end of the file");
+        return Err(PackageError::BadHeader { origin: o(), reason });
     }
     let table = &bytes[HEADER_LEN..table_end];
     if header_digest(bytes, table)[..] != bytes[H_DIGEST..HEADER_LEN] {
@@ -212,10 +177,7 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
     }
     if bytes[H_RESERVED..H_DIGEST].iter().any(|&b| b != 0) {
         let reason = format!("reserved bytes {H_RESERVED}..{H_DIGEST} are not zero");
-        return Err(PackageError::BadHeader {
-            origin: o(),
-            reason,
-        });
+        return Err(PackageError::BadHeader { origin: o(), reason });
     }
 
     let mut sections: Vec<SectionInfo> = Vec::with_capacity(count);
@@ -231,10 +193,7 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
         let name = decode_name(&e[E_NAME..E_NAME + 32]).map_err(|(shown, why)| bad(&shown, why))?;
         let code = u32_at(e, E_KIND);
         let kind = SectionKind::from_code(code).ok_or_else(|| {
-            bad(
-                &name,
-                format!("unknown section kind {code} (this runtime knows 1 = manifest, 2 = onnx)"),
-            )
+            bad(&name, format!("unknown section kind {code} (this runtime knows 1 = manifest, 2 = onnx)"))
         })?;
         let flags = u32_at(e, E_FLAGS);
         if flags != 0 {
@@ -249,25 +208,17 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
         let offset = u64_at(e, E_OFFSET);
         let slen = u64_at(e, E_LEN);
         if !offset.is_multiple_of(ALIGN as u64) {
-            return Err(bad(
-                &name,
-                format!("offset {offset} is not a multiple of {ALIGN}"),
-            ));
+            return Err(bad(&name, format!("offset {offset} is not a multiple of {ALIGN}")));
         }
         if offset < cursor {
-            return Err(bad(
-                &name,
-                format!("offset {offset} overlaps what precedes it (which ends at {cursor})"),
-            ));
+            return Err(bad(&name, format!("offset {offset} overlaps what precedes it (which ends at {cursor})")));
         }
         let end = match offset.checked_add(slen) {
             Some(end) if end <= len => end,
             _ => {
                 return Err(bad(
                     &name,
-                    format!(
-                        "{slen} bytes at offset {offset} run past the end of the file ({len} bytes)"
-                    ),
+                    format!("{slen} bytes at offset {offset} run past the end of the file ({len} bytes)"),
                 ));
             }
         };
@@ -275,24 +226,14 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
         cursor = end;
         let mut sha = [0u8; 32];
         sha.copy_from_slice(&e[E_SHA..E_SHA + 32]);
-        sections.push(SectionInfo {
-            name,
-            kind,
-            offset,
-            len: slen,
-            sha256: sha,
-        });
+        sections.push(SectionInfo { name, kind, offset, len: slen, sha256: sha });
     }
     // `cursor <= len`, so rounding it up cannot overflow.
     let want_len = align_up(cursor).unwrap_or(u64::MAX);
     if want_len != len {
-        let reason = format!(
-            "the file is {len} bytes, but its last section ends at {cursor}, which rounds up to {want_len}"
-        );
-        return Err(PackageError::BadHeader {
-            origin: o(),
-            reason,
-        });
+        let reason =
+            format!("the file is {len} bytes, but its last section ends at {cursor}, which rounds up to {want_len}");
+        return Err(PackageError::BadHeader { origin: o(), reason });
     }
     check_zero(bytes, cursor as usize, bytes.len(), origin)?;
 
@@ -302,17 +243,10 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
             origin: o(),
             index: 0,
             name: printable(&first.name),
-            reason: format!(
-                "section 0 must be the manifest (kind 1, name `{MANIFEST_SECTION}`); {REBUILD}"
-            ),
+            reason: format!("section 0 must be the manifest (kind 1, name `{MANIFEST_SECTION}`); {REBUILD}"),
         });
     }
-    if let Some((index, s)) = sections
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find(|(_, s)| s.kind == SectionKind::Manifest)
-    {
+    if let Some((index, s)) = sections.iter().enumerate().skip(1).find(|(_, s)| s.kind == SectionKind::Manifest) {
         return Err(PackageError::BadSection {
             origin: o(),
             index,
@@ -325,31 +259,20 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
             origin: o(),
             index: 0,
             name: MANIFEST_SECTION.into(),
-            reason: format!(
-                "the manifest is {} bytes, the limit is {MAX_MANIFEST_LEN}; {REBUILD}",
-                first.len
-            ),
+            reason: format!("the manifest is {} bytes, the limit is {MAX_MANIFEST_LEN}; {REBUILD}", first.len),
         });
     }
     for s in &sections {
         if sha256(&bytes[s.range()]) != s.sha256 {
-            return Err(PackageError::SectionChecksum {
-                origin: o(),
-                name: printable(&s.name),
-            });
+            return Err(PackageError::SectionChecksum { origin: o(), name: printable(&s.name) });
         }
     }
 
     let manifest: Manifest = serde_json::from_slice(&bytes[sections[0].range()])
         .map_err(|error| PackageError::Manifest { origin: o(), error })?;
-    manifest
-        .validate()
-        .map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
+    manifest.validate().map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
     for stage in &manifest.stages {
-        if !sections
-            .iter()
-            .any(|s| s.name == stage.section && s.kind == SectionKind::Onnx)
-        {
+        if !sections.iter().any(|s| s.name == stage.section && s.kind == SectionKind::Onnx) {
             return Err(PackageError::MissingStageSection {
                 origin: o(),
                 stage: printable(&stage.name),

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::PackageError;
 use super::format::{
-    ALIGN, E_FLAGS, E_KIND, E_LEN, E_NAME, E_OFFSET, E_SHA, ENTRY_LEN, FORMAT_VERSION, H_COUNT,
-    H_DIGEST, H_FILE_LEN, H_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN,
-    MAX_SECTIONS, SectionKind, check_name, encode_name, header_digest, printable, sha256,
+    ALIGN, E_FLAGS, E_KIND, E_LEN, E_NAME, E_OFFSET, E_SHA, ENTRY_LEN, FORMAT_VERSION, H_COUNT, H_DIGEST, H_FILE_LEN,
+    H_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN, MAX_SECTIONS, SectionKind, check_name,
+    encode_name, header_digest, printable, sha256,
 };
 use crate::manifest::Manifest;
 
@@ -26,10 +26,7 @@ pub struct PackageWriter {
 impl PackageWriter {
     /// A writer for this manifest, with no ONNX section yet.
     pub fn new(manifest: Manifest) -> PackageWriter {
-        PackageWriter {
-            manifest,
-            sections: Vec::new(),
-        }
+        PackageWriter { manifest, sections: Vec::new() }
     }
 
     /// Adds an ONNX graph section. The name must be non-empty, at most 32 bytes, without NUL,
@@ -44,17 +41,13 @@ impl PackageWriter {
         };
         check_name(section_name).map_err(bad)?;
         if section_name == MANIFEST_SECTION {
-            return Err(bad(format!(
-                "the name `{MANIFEST_SECTION}` is reserved for the manifest section"
-            )));
+            return Err(bad(format!("the name `{MANIFEST_SECTION}` is reserved for the manifest section")));
         }
         if self.sections.iter().any(|(n, _)| n == section_name) {
             return Err(bad("a section of that name was already added".into()));
         }
         if index >= MAX_SECTIONS {
-            return Err(bad(format!(
-                "a package holds at most {MAX_SECTIONS} sections, manifest included"
-            )));
+            return Err(bad(format!("a package holds at most {MAX_SECTIONS} sections, manifest included")));
         }
         self.sections.push((section_name.to_owned(), bytes));
         Ok(())
@@ -71,10 +64,7 @@ impl PackageWriter {
     pub fn write(&self, path: &Path) -> Result<(), PackageError> {
         let origin = path.display().to_string();
         let bytes = self.build(&origin)?;
-        let io = |error| PackageError::Io {
-            origin: origin.clone(),
-            error,
-        };
+        let io = |error| PackageError::Io { origin: origin.clone(), error };
         let tmp = temp_path(path).map_err(io)?;
         let result = write_then_rename(&tmp, path, &bytes);
         if result.is_err() {
@@ -89,9 +79,7 @@ impl PackageWriter {
 
     fn build(&self, origin: &str) -> Result<Vec<u8>, PackageError> {
         let o = || origin.to_owned();
-        self.manifest
-            .validate()
-            .map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
+        self.manifest.validate().map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
         for stage in &self.manifest.stages {
             if !self.sections.iter().any(|(n, _)| *n == stage.section) {
                 return Err(PackageError::MissingStageSection {
@@ -101,29 +89,20 @@ impl PackageWriter {
                 });
             }
         }
-        let json = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|error| PackageError::Manifest { origin: o(), error })?;
+        let json =
+            serde_json::to_vec_pretty(&self.manifest).map_err(|error| PackageError::Manifest { origin: o(), error })?;
         // Non-finite floats serialise as `null`, which no reader accepts: catch that here.
-        serde_json::from_slice::<Manifest>(&json)
-            .map_err(|error| PackageError::Manifest { origin: o(), error })?;
+        serde_json::from_slice::<Manifest>(&json).map_err(|error| PackageError::Manifest { origin: o(), error })?;
         if json.len() > MAX_MANIFEST_LEN {
             return Err(PackageError::BadSection {
                 origin: o(),
                 index: 0,
                 name: MANIFEST_SECTION.into(),
-                reason: format!(
-                    "the manifest is {} bytes, the limit is {MAX_MANIFEST_LEN}",
-                    json.len()
-                ),
+                reason: format!("the manifest is {} bytes, the limit is {MAX_MANIFEST_LEN}", json.len()),
             });
         }
-        let mut all: Vec<(SectionKind, &str, &[u8])> =
-            vec![(SectionKind::Manifest, MANIFEST_SECTION, &json)];
-        all.extend(
-            self.sections
-                .iter()
-                .map(|(n, b)| (SectionKind::Onnx, n.as_str(), b.as_slice())),
-        );
+        let mut all: Vec<(SectionKind, &str, &[u8])> = vec![(SectionKind::Manifest, MANIFEST_SECTION, &json)];
+        all.extend(self.sections.iter().map(|(n, b)| (SectionKind::Onnx, n.as_str(), b.as_slice())));
         Ok(layout(&all))
     }
 }
@@ -175,15 +154,9 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<(
 /// A fresh temporary path next to `path`.
 fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path has no file name"))?;
+    let file_name = path.file_name().ok_or_else(|| std::io::Error::other("the path has no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
-    tmp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     Ok(path.with_file_name(tmp_name))
 }

@@ -41,37 +41,20 @@ fn taps(n_in: usize, n_out: usize) -> Vec<Tap> {
 /// # Panics
 ///
 /// If `src.len() != channels * h * w`, or if the input is empty but the output is not.
-pub fn resize_bilinear(
-    src: &[f32],
-    channels: usize,
-    h: usize,
-    w: usize,
-    out_h: usize,
-    out_w: usize,
-) -> Vec<f32> {
-    assert_eq!(
-        src.len(),
-        channels * h * w,
-        "resize_bilinear: input length does not match {channels}x{h}x{w}"
-    );
+pub fn resize_bilinear(src: &[f32], channels: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
+    assert_eq!(src.len(), channels * h * w, "resize_bilinear: input length does not match {channels}x{h}x{w}");
     if h == out_h && w == out_w {
         return src.to_vec();
     }
     if channels == 0 || out_h == 0 || out_w == 0 {
         return Vec::new();
     }
-    assert!(
-        h > 0 && w > 0,
-        "resize_bilinear: cannot resize an empty {h}x{w} image to {out_h}x{out_w}"
-    );
+    assert!(h > 0 && w > 0, "resize_bilinear: cannot resize an empty {h}x{w} image to {out_h}x{out_w}");
     let (ty, tx) = (taps(h, out_h), taps(w, out_w));
     let mut out = Vec::with_capacity(channels * out_h * out_w);
     for plane in src.chunks_exact(h * w) {
         for y in &ty {
-            let (r0, r1) = (
-                &plane[y.i0 * w..(y.i0 + 1) * w],
-                &plane[y.i1 * w..(y.i1 + 1) * w],
-            );
+            let (r0, r1) = (&plane[y.i0 * w..(y.i0 + 1) * w], &plane[y.i1 * w..(y.i1 + 1) * w]);
             let l0y = 1.0 - y.l1;
             for x in &tx {
                 let l0x = 1.0 - x.l1;
@@ -90,11 +73,7 @@ pub fn resize_bilinear(
 ///
 /// If `chw.len()` is not a multiple of 3.
 pub fn normalize(chw: &mut [f32], mean: [f32; 3], std: [f32; 3]) {
-    assert!(
-        chw.len().is_multiple_of(3),
-        "normalize: length {} is not 3 planes",
-        chw.len()
-    );
+    assert!(chw.len().is_multiple_of(3), "normalize: length {} is not 3 planes", chw.len());
     let plane = chw.len() / 3;
     if plane == 0 {
         return;
@@ -123,9 +102,7 @@ pub fn sample_indices(n_available: usize, n_wanted: usize) -> Vec<usize> {
     let span = (n_available - 1) as u128;
     let steps = (n_wanted - 1) as u128;
     // The result is at most n_available - 1, so the cast back cannot truncate.
-    (0..n_wanted)
-        .map(|i| ((2 * i as u128 * span + steps) / (2 * steps)) as usize)
-        .collect()
+    (0..n_wanted).map(|i| ((2 * i as u128 * span + steps) / (2 * steps)) as usize).collect()
 }
 
 /// The `frames` input of the frame encoder: `[F, 3, H, W]` row-major `f32` with
@@ -189,20 +166,11 @@ mod tests {
     #[test]
     fn downsample_half_pixel() {
         let src: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        close(
-            &resize_bilinear(&src, 1, 4, 4, 2, 2),
-            &[2.5, 4.5, 10.5, 12.5],
-        );
+        close(&resize_bilinear(&src, 1, 4, 4, 2, 2), &[2.5, 4.5, 10.5, 12.5]);
         // 3 -> 2 columns: source positions 0.25 and 1.75.
-        close(
-            &resize_bilinear(&[0.0, 1.0, 2.0], 1, 1, 3, 1, 2),
-            &[0.25, 1.75],
-        );
+        close(&resize_bilinear(&[0.0, 1.0, 2.0], 1, 1, 3, 1, 2), &[0.25, 1.75]);
         // Channels are resized independently.
-        close(
-            &resize_bilinear(&[1.0, 1.0, 5.0, 5.0], 2, 1, 2, 1, 1),
-            &[1.0, 5.0],
-        );
+        close(&resize_bilinear(&[1.0, 1.0, 5.0, 5.0], 2, 1, 2, 1, 1), &[1.0, 5.0]);
         assert!(resize_bilinear(&src, 1, 4, 4, 0, 3).is_empty());
     }
 
@@ -228,20 +196,12 @@ mod tests {
     #[test]
     fn tensor_from_clip() {
         let colours = [[255u8, 0, 0], [0, 255, 0], [0, 0, 255]];
-        let frames: Vec<Vec<u8>> = colours
-            .iter()
-            .map(|c| c.iter().copied().cycle().take(3 * 8 * 6).collect())
-            .collect();
+        let frames: Vec<Vec<u8>> =
+            colours.iter().map(|c| c.iter().copied().cycle().take(3 * 8 * 6).collect()).collect();
         let mut bytes = Vec::new();
         write_y4m_420(&mut bytes, 8, 6, (10, 1), &frames).unwrap();
         let video = parse_y4m(&bytes, "mem").unwrap();
-        let p = VideoPreprocess {
-            width: 4,
-            height: 2,
-            frames: 5,
-            mean: [0.5; 3],
-            std: [0.25; 3],
-        };
+        let p = VideoPreprocess { width: 4, height: 2, frames: 5, mean: [0.5; 3], std: [0.25; 3] };
         let t = frames_tensor(&video, &p);
         assert_eq!(t.len(), 5 * 3 * 2 * 4);
         // Frames 0, 1, 1, 2, 2: each plane is constant (±2/255 before normalisation).
@@ -249,10 +209,7 @@ mod tests {
             for c in 0..3 {
                 let want = (f32::from(colours[k][c]) / 255.0 - 0.5) / 0.25;
                 let plane = &t[(f * 3 + c) * 8..(f * 3 + c + 1) * 8];
-                assert!(
-                    plane.iter().all(|v| (v - want).abs() < 0.04),
-                    "frame {f} channel {c}: {plane:?}"
-                );
+                assert!(plane.iter().all(|v| (v - want).abs() < 0.04), "frame {f} channel {c}: {plane:?}");
             }
         }
     }

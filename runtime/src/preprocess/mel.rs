@@ -75,9 +75,7 @@ pub struct LogMel {
 
 impl fmt::Debug for LogMel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogMel")
-            .field("params", &self.params)
-            .finish_non_exhaustive()
+        f.debug_struct("LogMel").field("params", &self.params).finish_non_exhaustive()
     }
 }
 
@@ -88,30 +86,17 @@ impl LogMel {
     ///
     /// If `p.n_fft < 2` or `p.hop == 0`; `Manifest::validate` rejects such manifests.
     pub fn new(p: &AudioPreprocess) -> LogMel {
-        assert!(
-            p.n_fft >= 2 && p.hop > 0,
-            "LogMel: n_fft must be >= 2 and hop > 0 (got {} and {})",
-            p.n_fft,
-            p.hop
-        );
+        assert!(p.n_fft >= 2 && p.hop > 0, "LogMel: n_fft must be >= 2 and hop > 0 (got {} and {})", p.n_fft, p.hop);
         let n_fft = p.n_fft;
-        let window = (0..n_fft)
-            .map(|n| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos())
-            .collect();
+        let window =
+            (0..n_fft).map(|n| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos()).collect();
 
         let n_freqs = n_fft / 2 + 1;
         let (m_min, m_max) = (hz_to_mel(f64::from(p.f_min)), hz_to_mel(f64::from(p.f_max)));
         let n_points = p.n_mels + 2;
         let step = (m_max - m_min) / (n_points - 1) as f64;
-        let f_pts: Vec<f64> = (0..n_points)
-            .map(|i| {
-                mel_to_hz(if i == n_points - 1 {
-                    m_max
-                } else {
-                    m_min + i as f64 * step
-                })
-            })
-            .collect();
+        let f_pts: Vec<f64> =
+            (0..n_points).map(|i| mel_to_hz(if i == n_points - 1 { m_max } else { m_min + i as f64 * step })).collect();
         let sr = f64::from(p.sample_rate);
         let mut filterbank = vec![0.0; p.n_mels * n_freqs];
         let mut support = Vec::with_capacity(p.n_mels);
@@ -128,13 +113,7 @@ impl LogMel {
             support.push((start, end));
         }
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n_fft);
-        LogMel {
-            params: p.clone(),
-            window,
-            filterbank,
-            support,
-            fft,
-        }
+        LogMel { params: p.clone(), window, filterbank, support, fft }
     }
 
     /// The parameters this extractor was built for.
@@ -178,17 +157,8 @@ impl LogMel {
                 *pw = power_of(c);
             }
             let n_freqs = power.len();
-            for (m, (row, &(start, end))) in self
-                .filterbank
-                .chunks_exact(n_freqs)
-                .zip(&self.support)
-                .enumerate()
-            {
-                let energy: f64 = row[start..end]
-                    .iter()
-                    .zip(&power[start..end])
-                    .map(|(w, p)| w * p)
-                    .sum();
+            for (m, (row, &(start, end))) in self.filterbank.chunks_exact(n_freqs).zip(&self.support).enumerate() {
+                let energy: f64 = row[start..end].iter().zip(&power[start..end]).map(|(w, p)| w * p).sum();
                 out[m * n_frames + t] = (energy + offset).ln() as f32;
             }
         }
@@ -207,9 +177,7 @@ impl LogMel {
             vec![0; n_seg]
         } else {
             let (span, steps) = ((total - seg_len) as u128, (n_seg - 1) as u128);
-            (0..n_seg)
-                .map(|a| ((2 * a as u128 * span + steps) / (2 * steps)) as usize)
-                .collect()
+            (0..n_seg).map(|a| ((2 * a as u128 * span + steps) / (2 * steps)) as usize).collect()
         };
         let mut out = Vec::with_capacity(n_seg * n_mels * seg_len);
         for start in starts {
@@ -247,18 +215,12 @@ mod tests {
     }
 
     fn sine(freq: f64, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / 16000.0).sin()) as f32)
-            .collect()
+        (0..n).map(|i| (0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / 16000.0).sin()) as f32).collect()
     }
 
     #[test]
     fn hand_computed_filterbank() {
-        let p = AudioPreprocess {
-            n_fft: 16,
-            n_mels: 2,
-            ..params()
-        };
+        let p = AudioPreprocess { n_fft: 16, n_mels: 2, ..params() };
         let fb = LogMel::new(&p).filterbank().to_vec();
         #[rustfmt::skip]
         let want = [
@@ -280,11 +242,7 @@ mod tests {
             let peak = row.iter().copied().fold(0.0, f64::max);
             assert!(peak > 0.0, "every filter covers at least one bin");
         }
-        let wide = LogMel::new(&AudioPreprocess {
-            n_fft: 4096,
-            n_mels: 8,
-            ..params()
-        });
+        let wide = LogMel::new(&AudioPreprocess { n_fft: 4096, n_mels: 8, ..params() });
         for row in wide.filterbank().chunks_exact(2049) {
             let peak = row.iter().copied().fold(0.0, f64::max);
             assert!(peak > 0.99 && peak <= 1.0 + 1e-12, "{peak}");
@@ -311,13 +269,8 @@ mod tests {
         let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(8000.0));
         let f_pt = |i: usize| mel_to_hz(lo + i as f64 * (hi - lo) / 65.0);
         for t in 0..n_frames {
-            let best = (0..64)
-                .max_by(|&a, &b| out[a * n_frames + t].total_cmp(&out[b * n_frames + t]))
-                .unwrap();
-            assert!(
-                f_pt(best) < 1000.0 && 1000.0 < f_pt(best + 2),
-                "frame {t}: band {best}"
-            );
+            let best = (0..64).max_by(|&a, &b| out[a * n_frames + t].total_cmp(&out[b * n_frames + t])).unwrap();
+            assert!(f_pt(best) < 1000.0 && 1000.0 < f_pt(best + 2), "frame {t}: band {best}");
         }
     }
 
@@ -341,18 +294,9 @@ mod tests {
 
     #[test]
     fn matches_direct_dft() {
-        let p = AudioPreprocess {
-            n_fft: 30,
-            hop: 7,
-            n_mels: 5,
-            f_min: 100.0,
-            f_max: 7000.0,
-            ..params()
-        };
+        let p = AudioPreprocess { n_fft: 30, hop: 7, n_mels: 5, f_min: 100.0, f_max: 7000.0, ..params() };
         let mel = LogMel::new(&p);
-        let x: Vec<f32> = (0..100)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 11.0)
-            .collect();
+        let x: Vec<f32> = (0..100).map(|i| ((i * 37 % 23) as f32 - 11.0) / 11.0).collect();
         let (out, n_frames) = mel.compute(&x);
         assert_eq!(n_frames, 1 + 70 / 7);
         for t in 0..n_frames {
@@ -370,9 +314,7 @@ mod tests {
                 })
                 .collect();
             for m in 0..5 {
-                let e: f64 = (0..16)
-                    .map(|k| mel.filterbank()[m * 16 + k] * power[k])
-                    .sum();
+                let e: f64 = (0..16).map(|k| mel.filterbank()[m * 16 + k] * power[k]).sum();
                 let want = (e + 1e-6).ln() as f32;
                 assert!((out[m * n_frames + t] - want).abs() < 1e-5, "m {m} t {t}");
             }
@@ -381,11 +323,7 @@ mod tests {
 
     #[test]
     fn segments_shape_and_placement() {
-        let p = AudioPreprocess {
-            segments: 3,
-            segment_frames: 10,
-            ..params()
-        };
+        let p = AudioPreprocess { segments: 3, segment_frames: 10, ..params() };
         let mel = LogMel::new(&p);
         let x = sine(440.0, 400 + 160 * 30); // 31 frames
         let (full, n) = mel.compute(&x);
@@ -396,19 +334,11 @@ mod tests {
         for (a, start) in [0usize, 11, 21].into_iter().enumerate() {
             for m in 0..64 {
                 let got = &seg[(a * 64 + m) * 10..(a * 64 + m + 1) * 10];
-                assert_eq!(
-                    got,
-                    &full[m * n + start..m * n + start + 10],
-                    "segment {a} band {m}"
-                );
+                assert_eq!(got, &full[m * n + start..m * n + start + 10], "segment {a} band {m}");
             }
         }
         // Too short: right-padded with silence; a single segment starts at 0.
-        let p1 = AudioPreprocess {
-            segments: 1,
-            segment_frames: 10,
-            ..params()
-        };
+        let p1 = AudioPreprocess { segments: 1, segment_frames: 10, ..params() };
         let mel1 = LogMel::new(&p1);
         let (short, n) = mel1.compute(&x[..400 + 160 * 3]);
         assert_eq!(n, 4);
@@ -419,12 +349,7 @@ mod tests {
             assert_eq!(&seg[m * 10..m * 10 + 4], &short[m * 4..m * 4 + 4]);
             assert!(seg[m * 10 + 4..m * 10 + 10].iter().all(|&v| v == silence));
         }
-        let two_short = LogMel::new(&AudioPreprocess {
-            segments: 2,
-            segment_frames: 10,
-            ..params()
-        })
-        .segments(&[]);
+        let two_short = LogMel::new(&AudioPreprocess { segments: 2, segment_frames: 10, ..params() }).segments(&[]);
         assert_eq!(two_short.len(), 2 * 64 * 10);
         assert!(two_short.iter().all(|&v| v == silence));
     }
