@@ -51,14 +51,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut parts: Vec<String> = Vec::new();
-            for cause in e.chain() {
-                let s = cause.to_string();
-                if parts.last().is_none_or(|p| !p.contains(&s)) {
-                    parts.push(s);
-                }
-            }
-            eprintln!("error: {}", parts.join(": "));
+            eprintln!("error: {}", edgeqa::error_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! Fixing a stage's input shapes and inferring its output shapes with tract.
 
-use edgeqa::manifest::{DType, TensorInfo};
+use edgeqa::backend::tract::{datum_type, dtype_of};
+use edgeqa::manifest::TensorInfo;
 use edgeqa::onnx::{self, DeclaredTensor, Dim, pb};
 use tract_onnx::prelude::*;
 
@@ -63,29 +64,6 @@ fn show(dims: &[Dim]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-fn dtype_of(d: DatumType) -> Option<DType> {
-    Some(match d {
-        DatumType::F32 => DType::F32,
-        DatumType::I64 => DType::I64,
-        DatumType::I32 => DType::I32,
-        DatumType::U8 => DType::U8,
-        DatumType::I8 => DType::I8,
-        DatumType::Bool => DType::Bool,
-        _ => return None,
-    })
-}
-
-fn datum(d: DType) -> DatumType {
-    match d {
-        DType::F32 => f32::datum_type(),
-        DType::I64 => i64::datum_type(),
-        DType::I32 => i32::datum_type(),
-        DType::U8 => u8::datum_type(),
-        DType::I8 => i8::datum_type(),
-        DType::Bool => bool::datum_type(),
-    }
-}
-
 /// Output names, types and concrete shapes of a graph given fixed inputs, in graph order.
 pub fn infer_outputs(
     origin: &str,
@@ -99,7 +77,7 @@ pub fn infer_outputs(
         let info =
             inputs.iter().find(|i| i.name == name).ok_or_else(|| fail(format!("input `{name}` has no fixed shape")))?;
         model
-            .set_input_fact(ix, InferenceFact::dt_shape(datum(info.dtype), &info.shape))
+            .set_input_fact(ix, InferenceFact::dt_shape(datum_type(info.dtype), &info.shape))
             .map_err(|e| fail(format!("{e:#}")))?;
     }
     let typed = model.into_typed().map_err(|e| fail(format!("shape inference failed: {e:#}")))?;

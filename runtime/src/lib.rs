@@ -14,3 +14,16 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod tensor;
 pub mod text;
+
+/// Joins an error chain into one line for a binary's `error: ...` message, skipping links whose
+/// text the previous link already contains.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

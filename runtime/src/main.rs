@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", cli::one_line(&e));
+            eprintln!("error: {}", edgeqa::error_line(&e));
             ExitCode::FAILURE
         }
     }

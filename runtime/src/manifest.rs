@@ -226,6 +226,13 @@ impl Manifest {
 
     fn validate_student(&self) -> Result<(), ManifestError> {
         for s in &self.stages {
+            let single_input = s.name == "frame_encoder" || s.name == "audio_encoder";
+            if single_input && s.inputs.len() != 1 {
+                return Err(invalid(format!("stages.{}", s.name), "an encoder takes exactly one input"));
+            }
+            if s.outputs.len() != 1 {
+                return Err(invalid(format!("stages.{}", s.name), "a student stage has exactly one output"));
+            }
             if !STUDENT_STAGES.contains(&s.name.as_str()) {
                 return Err(invalid(
                     "stages",

@@ -138,6 +138,14 @@ impl Student {
             };
             check_feeds(&origin, p, items, input)?;
         }
+        if let Some(q) = m.stage("question_encoder")
+            && let Some(other) = q.inputs.iter().find(|i| i.name != "question_ids" && i.name != "question_mask")
+        {
+            return Err(contract(
+                &origin,
+                format!("question_encoder input `{}` is not part of the student contract", other.name),
+            ));
+        }
         let frame = load("frame_encoder")?;
         let audio = match (load("audio_encoder")?, &m.audio) {
             (Some(s), Some(a)) => Some((s, LogMel::new(a))),

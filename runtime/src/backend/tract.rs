@@ -1,6 +1,5 @@
 //! The CPU backend: the stage's ONNX, shapes fixed from the manifest, optimised by tract.
 
-use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use tract_onnx::prelude::*;
@@ -44,7 +43,8 @@ pub fn unsupported_nodes(model: &pb::ModelProto) -> Vec<String> {
     out
 }
 
-fn datum_type(d: DType) -> DatumType {
+/// tract's element type for an edgeqa dtype.
+pub fn datum_type(d: DType) -> DatumType {
     match d {
         DType::F32 => f32::datum_type(),
         DType::I64 => i64::datum_type(),
@@ -53,6 +53,19 @@ fn datum_type(d: DType) -> DatumType {
         DType::I8 => i8::datum_type(),
         DType::Bool => bool::datum_type(),
     }
+}
+
+/// edgeqa's dtype for a tract element type, if edgeqa can carry it.
+pub fn dtype_of(d: DatumType) -> Option<DType> {
+    Some(match d {
+        DatumType::F32 => DType::F32,
+        DatumType::I64 => DType::I64,
+        DatumType::I32 => DType::I32,
+        DatumType::U8 => DType::U8,
+        DatumType::I8 => DType::I8,
+        DatumType::Bool => DType::Bool,
+        _ => return None,
+    })
 }
 
 /// The tract CPU backend.
@@ -173,12 +186,11 @@ impl StageSession for TractStage {
             reason: format!("{e:#}"),
         };
         let outputs = self.plan.run(values).map_err(run_err)?;
-        let names: BTreeSet<&str> = self.stage.outputs.iter().map(|o| o.name.as_str()).collect();
-        if outputs.len() != names.len() {
+        if outputs.len() != self.stage.outputs.len() {
             return Err(run_err(anyhow::anyhow!(
                 "graph produced {} outputs, manifest lists {}",
                 outputs.len(),
-                names.len()
+                self.stage.outputs.len()
             )));
         }
         outputs.iter().map(|t| from_tract(t).map_err(run_err)).collect()

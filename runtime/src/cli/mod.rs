@@ -63,18 +63,6 @@ fn open_package(path: &Path) -> Result<Package> {
     Package::open(path).context("cannot use the package")
 }
 
-/// Joins an error chain into one line, skipping links that repeat the previous one.
-pub fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
-}
-
 /// Prints a value as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
