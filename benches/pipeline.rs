@@ -20,7 +20,7 @@ fn pipeline(c: &mut Criterion) {
     let rate = pkg.manifest().audio.as_ref().map_or(16_000, |a| a.sample_rate);
     let audio = read_wav(&dir.join("eval/clip_000.wav"), rate).expect("audio");
     for &(name, choice) in BACKENDS {
-        let student = Student::load(&pkg, choice).expect("load");
+        let student = Student::load(&pkg, choice, None).expect("load");
         let mut group = c.benchmark_group(format!("demo/{name}"));
         group.bench_function("encode_clip", |b| b.iter(|| student.encode(Some(&video), Some(&audio)).expect("encode")));
         let clip = student.encode(Some(&video), Some(&audio)).expect("encode");

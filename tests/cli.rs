@@ -274,3 +274,61 @@ fn a_package_with_an_op_tract_lacks_lists_it_at_load() {
     let r = edgeqa(&["run", "--package", &p(pkg), "--input", &format!("x={}", input.display())]);
     assert_clean_error(&r, &["com.example:FancyOp", "com.example:OtherOp"]);
 }
+
+#[test]
+fn memory_budget_refuses_with_a_breakdown_and_reports_the_peak() {
+    let set = p(bundle().join("eval/questions.jsonl"));
+    // Far too small: refused at load with every line of the plan.
+    let r = edgeqa(&["eval", "--package", &package(), "--set", &set, "--memory-budget-mib", "1"]);
+    assert_clean_error(&r, &["exceeds the --memory-budget-mib budget of 1.0 MiB", "head weights", "activations"]);
+
+    // The smallest board profile: the demo fits and the measured peak stays under it.
+    let (ok, out, err) = edgeqa(&["eval", "--package", &package(), "--set", &set, "--board", "rpi-zero-2w", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &v["memory"];
+    assert_eq!(m["board"], "rpi-zero-2w");
+    let budget = m["budget_mib"].as_f64().unwrap();
+    let peak = m["peak_rss_mib"].as_f64().unwrap();
+    assert!(m["plan_mib"].as_f64().unwrap() <= budget, "{out}");
+    assert!(peak > 0.0 && peak <= budget, "peak RSS {peak} MiB over the {budget} MiB budget");
+    assert!(m["peak_heap_mib"].as_f64().unwrap() > 0.0, "{out}");
+
+    // A clip too large for what the plan leaves is refused before it is read.
+    let plan = m["plan_mib"].as_f64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.y4m");
+    let frame = vec![128u8; 640 * 480 * 3];
+    edgeqa::capture::y4m::write_y4m_420_file(&big, 640, 480, (12, 1), &vec![frame; 8]).unwrap();
+    let budget = format!("{}", plan.ceil() as u32 + 1);
+    let r = edgeqa(&[
+        "ask",
+        "--package",
+        &package(),
+        "--video",
+        &p(big),
+        "--audio",
+        &clip(0, "wav"),
+        "--memory-budget-mib",
+        &budget,
+        "is there a sound?",
+    ]);
+    assert_clean_error(&r, &["big.y4m", "decoding the clip needs"]);
+
+    let r = edgeqa(&["eval", "--package", &package(), "--set", &set, "--board", "no-such-board"]);
+    assert_clean_error(&r, &["no-such-board", "rpi4"]);
+}
+
+#[test]
+fn inspect_prints_the_memory_plan_for_a_board() {
+    let (ok, out, err) = edgeqa(&["inspect", &package(), "--board", "rpi-zero-2w"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("memory plan for rpi-zero-2w (budget 64.0 MiB)"), "{out}");
+    assert!(out.contains("head weights") && out.contains("fits"), "{out}");
+    let (ok, out, _) = edgeqa(&["boards"]);
+    assert!(ok);
+    for board in ["rpi-zero-2w", "rpi4", "rpi5", "jetson-nano", "jetson-orin-nano", "generic-aarch64", "generic-x86_64"]
+    {
+        assert!(out.contains(board), "{board} missing: {out}");
+    }
+}

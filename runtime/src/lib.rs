@@ -5,6 +5,7 @@
 //! (tokenizer) → [`backend`] (runs each stage graph) → [`pipeline`] (the question-answering engine).
 
 pub mod backend;
+pub mod budget;
 pub mod capture;
 pub mod eval;
 pub mod manifest;

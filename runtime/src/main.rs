@@ -2,6 +2,10 @@
 
 mod cli;
 
+/// Counts heap bytes so `eval`/`ask` can report the measured peak.
+#[global_allocator]
+static ALLOC: edgeqa::budget::CountingAlloc = edgeqa::budget::CountingAlloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -133,6 +133,26 @@ pub fn parameter_count(model: &pb::ModelProto) -> usize {
         .sum()
 }
 
+/// Bytes of all initializers at their stored element type.
+pub fn initializer_bytes(model: &pb::ModelProto) -> u64 {
+    use pb::tensor_proto::DataType as T;
+    model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .map(|t| {
+            let n: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
+            let size = match T::try_from(t.data_type) {
+                Ok(T::Double | T::Int64 | T::Uint64) => 8,
+                Ok(T::Float | T::Int32 | T::Uint32) => 4,
+                Ok(T::Float16 | T::Bfloat16 | T::Int16 | T::Uint16) => 2,
+                _ => 1,
+            };
+            n * size
+        })
+        .sum()
+}
+
 /// Every initializer stored outside the file (external data), which a package cannot carry.
 pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
     model

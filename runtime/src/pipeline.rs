@@ -8,6 +8,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::backend::{self, BackendChoice, BackendError, StageSession};
+use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
 use crate::capture::y4m::{Y4mError, Y4mVideo, read_y4m};
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
@@ -30,6 +31,8 @@ pub enum PipelineError {
     Question(#[from] TokenizerError),
     #[error("{origin}: {reason}")]
     Contract { origin: String, reason: String },
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     #[error("this student watches video: pass --video CLIP.y4m")]
     NeedsVideo,
     #[error("this student listens to audio: pass --audio CLIP.wav")]
@@ -74,6 +77,8 @@ pub struct Student {
     audio: Option<(Box<dyn StageSession>, LogMel)>,
     question: Option<(Box<dyn StageSession>, Tokenizer)>,
     head: Box<dyn StageSession>,
+    plan: MemoryPlan,
+    budget: Option<Budget>,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -102,8 +107,10 @@ fn check_feeds(origin: &str, encoder: &StageInfo, items: usize, head_in: &Tensor
 }
 
 impl Student {
-    /// Loads every stage of a student package on the chosen backend.
-    pub fn load(pkg: &Package, choice: BackendChoice) -> Result<Student, PipelineError> {
+    /// Loads every stage of a student package on the chosen backend, builds the memory plan and,
+    /// with a budget, refuses a plan that does not fit.
+    pub fn load(pkg: &Package, choice: BackendChoice, budget: Option<Budget>) -> Result<Student, PipelineError> {
+        let resident_at_start = crate::budget::rss().map_or(0, |(now, _)| now);
         let m = pkg.manifest().clone();
         let origin = pkg.origin().to_string();
         if m.kind != PackageKind::Student {
@@ -156,6 +163,15 @@ impl Student {
             _ => None,
         };
         let head = load("head")?.ok_or_else(|| contract(&origin, "no head stage"))?;
+        let mut sessions: Vec<(&str, &dyn StageSession)> = vec![("head", head.as_ref())];
+        sessions.extend(frame.as_deref().map(|s| ("frame_encoder", s)));
+        sessions.extend(audio.as_ref().map(|(s, _)| ("audio_encoder", s.as_ref())));
+        sessions.extend(question.as_ref().map(|(s, _)| ("question_encoder", s.as_ref())));
+        let plan = memory_plan(&m, resident_at_start, &sessions);
+        if let Some(b) = &budget {
+            plan.check(b.bytes, &b.board)?;
+        }
+        log::info!("{origin}: memory plan {}", plan.breakdown());
         Ok(Student {
             manifest: m,
             origin,
@@ -165,6 +181,8 @@ impl Student {
             audio,
             question,
             head,
+            plan,
+            budget,
         })
     }
 
@@ -178,8 +196,44 @@ impl Student {
         (self.backend, &self.backend_reason)
     }
 
+    /// The load-time memory plan.
+    pub fn memory_plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+
+    /// The budget in force, if any.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
+    }
+
+    /// With a budget, refuses clip files whose decoded size does not fit beside the plan:
+    /// a Y4M clip is held whole (its file size, plus two RGB frames being converted), a WAV
+    /// becomes f32 samples (estimated as twice a 16-bit file).
+    fn check_clip(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<(), PipelineError> {
+        let Some(b) = &self.budget else { return Ok(()) };
+        let left = b.bytes.saturating_sub(self.plan.total());
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        for (path, needs) in [(video, video.map_or(0, |p| size(p) * 5 / 4)), (audio, audio.map_or(0, |p| 2 * size(p)))]
+        {
+            if let Some(p) = path
+                && needs > left
+            {
+                return Err(BudgetError::ClipTooLarge {
+                    clip: p.display().to_string(),
+                    needs,
+                    left,
+                    board: b.board.clone(),
+                    plan: self.plan.clone(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the clip files this student needs and runs its encoders.
     pub fn encode_files(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<ClipFeatures, PipelineError> {
+        self.check_clip(video, audio)?;
         let t = Instant::now();
         let video = match (self.frame.is_some(), video) {
             (true, Some(p)) => Some(read_y4m(p)?),
@@ -325,6 +379,25 @@ impl Student {
             timings_ms: timings,
         })
     }
+}
+
+/// Builds the load-time plan of loaded stages (see [`crate::budget`]); `resident` is the
+/// process's resident memory when loading began.
+pub fn memory_plan(m: &Manifest, resident: u64, sessions: &[(&str, &dyn StageSession)]) -> MemoryPlan {
+    let mut plan = MemoryPlan::default();
+    plan.add("resident at load (code, libraries, verified package)", resident);
+    for (name, s) in sessions {
+        plan.add(format!("{name} weights"), s.memory().weights);
+    }
+    let (peak_stage, peak) =
+        sessions.iter().map(|(n, s)| (*n, s.memory().activations)).max_by_key(|x| x.1).unwrap_or(("", 0));
+    plan.add(format!("activations (peak: {peak_stage})"), peak);
+    let f32s = |n: usize| (n * 4) as u64;
+    let features: usize = m.stage("head").map_or(0, |h| h.inputs.iter().map(|i| i.len()).sum());
+    let video = m.video.as_ref().map_or(0, |v| f32s(v.frames * 3 * v.height * v.width));
+    let audio = m.audio.as_ref().map_or(0, |a| f32s(a.segments * a.n_mels * a.segment_frames + 3 * a.n_fft));
+    plan.add("preprocessing and features", video + audio + f32s(features));
+    plan
 }
 
 /// Numerically stable softmax.

@@ -51,10 +51,21 @@ pub trait Backend: Send + Sync {
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError>;
 }
 
+/// Memory a loaded stage holds and needs while it runs, known at load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StageMemory {
+    /// Constant tensors (weights, packed weights) kept by the backend.
+    pub weights: u64,
+    /// Peak bytes of intermediate tensors alive at once, from a liveness walk of the plan.
+    pub activations: u64,
+}
+
 /// A loaded stage, ready to run many times.
 pub trait StageSession: Send + Sync {
     /// Runs the stage: `inputs` in the manifest's input order, outputs in its output order.
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError>;
+    /// What the stage holds and needs (see [`StageMemory`]).
+    fn memory(&self) -> StageMemory;
 }
 
 /// Resolves a choice into a backend, with the reason for the pick (logged and shown by `--json`).

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use tract_onnx::prelude::*;
 
-use super::{Backend, BackendError, StageSession};
+use super::{Backend, BackendError, StageMemory, StageSession};
 use crate::manifest::{DType, StageInfo};
 use crate::onnx::{self as onnx_pb, pb};
 use crate::tensor::{Tensor as EqTensor, TensorData};
@@ -81,6 +81,7 @@ impl TractBackend {
 
 struct TractStage {
     origin: String,
+    memory: StageMemory,
     plan: std::sync::Arc<TypedRunnableModel>,
     /// For each model input (tract order), the index into the manifest's inputs.
     input_order: Vec<usize>,
@@ -93,6 +94,7 @@ impl Backend for TractBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
         let proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
         let unsupported = unsupported_nodes(&proto);
@@ -124,8 +126,63 @@ impl Backend for TractBackend {
         }
         let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| load_err(format!("{e:#}")))?;
         log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
-        Ok(Box::new(TractStage { origin: origin.to_string(), plan, input_order, stage: stage.clone() }))
+        let mut memory = plan_memory(&plan);
+        let (live_after, _) = crate::budget::heap();
+        // Weights kept: what the load retained on the heap when allocations are counted (packed
+        // weights live inside tract's ops), else at least the graph's initializers.
+        memory.weights = if live_before > 0 {
+            memory.weights.max(live_after.saturating_sub(live_before))
+        } else {
+            memory.weights.max(onnx_pb::initializer_bytes(&proto))
+        };
+        log::debug!("{origin}: {memory:?}");
+        Ok(Box::new(TractStage { origin: origin.to_string(), memory, plan, input_order, stage: stage.clone() }))
     }
+}
+
+/// Bytes of a tensor held by tract (exotic layouts are estimated from element count and type).
+fn tensor_bytes(t: &Tensor) -> u64 {
+    if t.is_plain_ram() { t.as_bytes().len() as u64 } else { (t.len() * t.datum_type().size_of()) as u64 }
+}
+
+/// Weights held by the optimised plan and the peak of intermediate tensors alive at once when
+/// nodes run in the plan's order (a tensor lives from its producer to its last consumer).
+fn plan_memory(plan: &TypedSimplePlan) -> StageMemory {
+    let model = plan.model();
+    let mut weights = 0u64;
+    for node in model.nodes() {
+        for out in &node.outputs {
+            if let Some(k) = &out.fact.konst {
+                weights += tensor_bytes(k);
+            }
+        }
+    }
+    let order = plan.order_without_consts();
+    let position: std::collections::HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let outputs: std::collections::HashSet<OutletId> = model.outputs.iter().copied().collect();
+    // For each step, bytes produced there and the step at which they can be freed.
+    let mut frees: Vec<u64> = vec![0; order.len() + 1];
+    let (mut live, mut peak) = (0u64, 0u64);
+    for (step, &n) in order.iter().enumerate() {
+        let node = model.node(n);
+        for (slot, out) in node.outputs.iter().enumerate() {
+            if out.fact.konst.is_some() {
+                continue;
+            }
+            let bytes = out
+                .fact
+                .shape
+                .as_concrete()
+                .map_or(0, |s| s.iter().product::<usize>() as u64 * out.fact.datum_type.size_of() as u64);
+            let last_use = out.successors.iter().filter_map(|s| position.get(&s.node).copied()).max().unwrap_or(step);
+            let until = if outputs.contains(&OutletId::new(n, slot)) { order.len() } else { last_use };
+            live += bytes;
+            frees[until] += bytes;
+        }
+        peak = peak.max(live);
+        live -= frees[step];
+    }
+    StageMemory { weights, activations: peak }
 }
 
 fn to_tract(t: &EqTensor) -> TractResult<TValue> {
@@ -158,6 +215,10 @@ fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
 }
 
 impl StageSession for TractStage {
+    fn memory(&self) -> StageMemory {
+        self.memory
+    }
+
     fn run(&self, inputs: Vec<EqTensor>) -> Result<Vec<EqTensor>, BackendError> {
         if inputs.len() != self.stage.inputs.len() {
             return Err(BackendError::Run {

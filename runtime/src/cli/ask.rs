@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use edgeqa::pipeline::Student;
+use edgeqa::budget::MemoryReport;
 
-use super::{BackendArg, open_package, print_json};
+use super::{BackendArg, BudgetArg, load_student, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,18 +23,28 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     backend: BackendArg,
+    #[command(flatten)]
+    budget: BudgetArg,
     /// The question, e.g. "what colour is the square?"
     question: String,
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let pkg = open_package(&args.package)?;
-    let student = Student::load(&pkg, args.backend.backend)?;
+    let student = load_student(&args.package, &args.backend, &args.budget)?;
     let clip = student.encode_files(args.video.as_deref(), args.audio.as_deref())?;
     let mut answer = student.answer(&args.question, &clip)?;
     answer.timings_ms.extend(clip.timings_ms.clone());
     if args.json {
-        return print_json(&answer);
+        let memory = MemoryReport::measure(student.memory_plan(), student.budget());
+        return print_json(&serde_json::json!({
+            "question": answer.question,
+            "answer": answer.answer,
+            "confidence": answer.confidence,
+            "top_k": answer.top_k,
+            "backend": answer.backend,
+            "timings_ms": answer.timings_ms,
+            "memory": memory,
+        }));
     }
     println!("{} ({:.1}%)", answer.answer, answer.confidence * 100.0);
     let rest: Vec<String> =

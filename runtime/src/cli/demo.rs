@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use edgeqa::eval::{evaluate, load_set};
-use edgeqa::pipeline::Student;
 
-use super::{BackendArg, demo_dir, open_package};
+use super::{BackendArg, BudgetArg, demo_dir, load_student};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,15 +23,16 @@ pub struct Args {
     clips: usize,
     #[command(flatten)]
     backend: BackendArg,
+    #[command(flatten)]
+    budget: BudgetArg,
 }
 
 pub fn main(args: Args) -> Result<()> {
     let dir = demo_dir();
     let package = args.package.unwrap_or_else(|| dir.join("demo.eqa"));
     let set = args.set.unwrap_or_else(|| dir.join("eval/questions.jsonl"));
-    let pkg = open_package(&package)
+    let student = load_student(&package, &args.backend, &args.budget)
         .with_context(|| "the demo needs its bundled package (set EDGEQA_DEMO_DIR or pass --package)")?;
-    let student = Student::load(&pkg, args.backend.backend)?;
     let all = load_set(&set)?;
     // A handful of questions on each of the first clips.
     let mut items = Vec::new();
@@ -90,5 +90,7 @@ pub fn main(args: Args) -> Result<()> {
         report.correct,
         report.n
     );
+    let memory = edgeqa::budget::MemoryReport::measure(student.memory_plan(), student.budget());
+    println!("{}", super::eval::memory_line(&memory));
     Ok(())
 }

@@ -3,10 +3,20 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use edgeqa::budget::MemoryReport;
 use edgeqa::eval::{evaluate, load_set};
-use edgeqa::pipeline::Student;
 
-use super::{BackendArg, open_package, print_json};
+/// `memory: peak RSS 12.3 MiB, heap 4.5 MiB, plan 10.0 MiB, budget 64 MiB (rpi-zero-2w)`.
+pub fn memory_line(m: &MemoryReport) -> String {
+    let rss = m.peak_rss_mib.map_or("n/a".to_string(), |r| format!("{r:.1} MiB"));
+    let budget = match (&m.budget_mib, &m.board) {
+        (Some(b), Some(board)) => format!(", budget {b:.0} MiB ({board})"),
+        _ => String::new(),
+    };
+    format!("memory: peak RSS {rss}, peak heap {:.1} MiB, plan {:.1} MiB{budget}", m.peak_heap_mib, m.plan_mib)
+}
+
+use super::{BackendArg, BudgetArg, load_student, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,20 +26,41 @@ pub struct Args {
     /// Question set: JSON lines {"video","audio","question","answer","type"}, paths relative to it.
     #[arg(long)]
     set: PathBuf,
-    /// Print JSON: {"n", "accuracy", "per_type": {...}, ...}.
+    /// Print JSON: {"n", "accuracy", "per_type": {...}, "memory": {...}, ...}.
     #[arg(long)]
     json: bool,
+    /// With --json, also list every question with its answer, truth and confidence.
+    #[arg(long, requires = "json")]
+    answers: bool,
     #[command(flatten)]
     backend: BackendArg,
+    #[command(flatten)]
+    budget: BudgetArg,
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let pkg = open_package(&args.package)?;
-    let student = Student::load(&pkg, args.backend.backend)?;
+    let student = load_student(&args.package, &args.backend, &args.budget)?;
     let items = load_set(&args.set)?;
-    let report = evaluate(&student, &args.set, &items, |_, _| {})?;
+    let mut answers = Vec::new();
+    let report = evaluate(&student, &args.set, &items, |item, a| {
+        if args.answers {
+            answers.push(serde_json::json!({
+                "line": item.line,
+                "question": item.question,
+                "answer": a.answer,
+                "truth": item.answer,
+                "confidence": a.confidence,
+            }));
+        }
+    })?;
+    let memory = MemoryReport::measure(student.memory_plan(), student.budget());
     if args.json {
-        return print_json(&report);
+        let mut v = serde_json::to_value(&report)?;
+        v["memory"] = serde_json::to_value(&memory)?;
+        if args.answers {
+            v["answers"] = serde_json::Value::Array(answers);
+        }
+        return print_json(&v);
     }
     println!(
         "{} questions, accuracy {:.1}% ({} correct) on {}",
@@ -41,5 +72,6 @@ pub fn main(args: Args) -> Result<()> {
     for (kind, s) in &report.per_type {
         println!("  {kind:<16} {:>5.1}%  ({}/{})", s.accuracy * 100.0, s.correct, s.n);
     }
+    println!("{}", memory_line(&memory));
     Ok(())
 }

@@ -8,7 +8,7 @@ use edgeqa::manifest::{Manifest, TensorInfo};
 use edgeqa::onnx;
 use serde::Serialize;
 
-use super::{open_package, print_json};
+use super::{BackendArg, open_package, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +20,11 @@ pub struct Args {
     /// Also list the tokenizer vocabulary (the words a student understands).
     #[arg(long)]
     vocab: bool,
+    /// Load the package on a backend and print its memory plan against this board's budget.
+    #[arg(long, value_name = "NAME")]
+    board: Option<String>,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Serialize)]
@@ -51,6 +56,40 @@ struct Report<'a> {
     sections: Vec<SectionReport>,
     stages: Vec<StageReport>,
     manifest: &'a Manifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<PlanReport>,
+}
+
+#[derive(Serialize)]
+struct PlanReport {
+    board: String,
+    budget_bytes: u64,
+    total_bytes: u64,
+    fits: bool,
+    items: Vec<edgeqa::budget::PlanItem>,
+}
+
+/// Loads every stage on the chosen backend and builds the memory plan for a board.
+fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg) -> Result<PlanReport> {
+    let board = edgeqa_firmware_config::find(board)?;
+    let resident = edgeqa::budget::rss().map_or(0, |(now, _)| now);
+    let (b, _) = edgeqa::backend::select(backend.backend);
+    let mut sessions = Vec::new();
+    for st in &pkg.manifest().stages {
+        let graph = pkg.stage_graph(&st.name).with_context(|| format!("no graph for stage {}", st.name))?;
+        sessions.push((st.name.as_str(), b.load_stage(st, graph, &format!("{} [{}]", pkg.origin(), st.name))?));
+    }
+    let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
+        sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
+    let plan = edgeqa::pipeline::memory_plan(pkg.manifest(), resident, &refs);
+    let budget = board.memory_budget_bytes();
+    Ok(PlanReport {
+        board: board.name,
+        budget_bytes: budget,
+        total_bytes: plan.total(),
+        fits: plan.total() <= budget,
+        items: plan.items,
+    })
 }
 
 fn shape(t: &TensorInfo) -> String {
@@ -89,7 +128,12 @@ pub fn main(args: Args) -> Result<()> {
             ops,
         });
     }
-    let report = Report { file: pkg.origin().to_string(), file_bytes: pkg.file_len(), sections, stages, manifest: m };
+    let plan = match &args.board {
+        Some(name) => Some(memory_plan(&pkg, name, &args.backend)?),
+        None => None,
+    };
+    let report =
+        Report { file: pkg.origin().to_string(), file_bytes: pkg.file_len(), sections, stages, manifest: m, plan };
     if args.json {
         return print_json(&report);
     }
@@ -143,6 +187,15 @@ pub fn main(args: Args) -> Result<()> {
     }
     if !m.labels.is_empty() {
         println!("answers ({}): {}", m.labels.len(), m.labels.join(", "));
+    }
+    if let Some(p) = &report.plan {
+        let mib = |b: u64| b as f64 / edgeqa::budget::MIB;
+        println!("memory plan for {} (budget {:.1} MiB):", p.board, mib(p.budget_bytes));
+        for i in &p.items {
+            println!("  {:<56} {:>8.2} MiB", i.name, mib(i.bytes));
+        }
+        let verdict = if p.fits { "fits" } else { "DOES NOT FIT" };
+        println!("  {:<56} {:>8.2} MiB  {verdict}", "total", mib(p.total_bytes));
     }
     Ok(())
 }

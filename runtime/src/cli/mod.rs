@@ -1,6 +1,7 @@
 //! Command-line interface of `edgeqa`: one module per subcommand.
 
 mod ask;
+mod boards;
 mod demo;
 mod eval;
 mod inspect;
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use edgeqa::backend::BackendChoice;
+use edgeqa::budget::Budget;
 use edgeqa::package::Package;
+use edgeqa::pipeline::Student;
 
 /// Answers questions about what a device sees and hears, offline, with a distilled student.
 #[derive(Debug, Parser)]
@@ -33,6 +36,8 @@ enum Command {
     Eval(eval::Args),
     /// The bundled demo student answering questions on the bundled clips.
     Demo(demo::Args),
+    /// List the board profiles built into this binary (memory budget, backend, target).
+    Boards(boards::Args),
 }
 
 /// Backend selection shared by the subcommands that run a model.
@@ -41,6 +46,40 @@ struct BackendArg {
     /// Backend: `auto` picks the best one available and logs why; `tract` runs on the CPU.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
+}
+
+/// Memory budget selection shared by the subcommands that load a student.
+#[derive(Debug, clap::Args)]
+struct BudgetArg {
+    /// Enforce the memory budget of this board profile (see `edgeqa boards`).
+    #[arg(long, value_name = "NAME")]
+    board: Option<String>,
+    /// Enforce this memory budget in MiB (overrides the board's).
+    #[arg(long, value_name = "MIB")]
+    memory_budget_mib: Option<u32>,
+}
+
+impl BudgetArg {
+    /// The budget in force, if any.
+    fn resolve(&self) -> Result<Option<Budget>> {
+        let board = self.board.as_deref().map(edgeqa_firmware_config::find).transpose()?;
+        Ok(match (self.memory_budget_mib, board) {
+            (Some(mib), b) => Some(Budget {
+                bytes: u64::from(mib) * 1024 * 1024,
+                board: b.map_or_else(|| "--memory-budget-mib".to_string(), |b| b.name),
+            }),
+            (None, Some(b)) => Some(Budget { bytes: b.memory_budget_bytes(), board: b.name }),
+            (None, None) => None,
+        })
+    }
+}
+
+/// Opens a student package and loads it, then releases the package mapping (the backend holds
+/// what it needs).
+fn load_student(path: &Path, backend: &BackendArg, budget: &BudgetArg) -> Result<Student> {
+    let budget = budget.resolve()?;
+    let pkg = open_package(path)?;
+    Ok(Student::load(&pkg, backend.backend, budget)?)
 }
 
 fn parse_backend(s: &str) -> Result<BackendChoice, String> {
@@ -55,6 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ask(a) => ask::main(a),
         Command::Eval(a) => eval::main(a),
         Command::Demo(a) => demo::main(a),
+        Command::Boards(a) => boards::main(a),
     }
 }
 

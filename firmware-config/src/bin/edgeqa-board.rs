@@ -1,0 +1,371 @@
+//! `edgeqa-board`: lists the shipped board profiles and cross-builds the `edgeqa` binary for one.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use edgeqa_firmware_config::{Board, builtin, find};
+
+/// Board profiles of edgeqa: list them, show one, build edgeqa for one.
+#[derive(Debug, Parser)]
+#[command(name = "edgeqa-board", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List the shipped boards: name, target, backend, memory budget, description.
+    List {
+        /// Print every board with all its fields as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every field of one board.
+    Show {
+        /// Board name (see `list`).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cross-build the `edgeqa` binary for a board and report its size, stripped and not.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BuildArgs {
+    /// Board name (see `list`).
+    #[arg(long)]
+    board: String,
+    /// Cargo profile.
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Print a JSON summary on stdout: {"board", "target", "binary", "size_bytes", "stripped", ...}.
+    #[arg(long)]
+    json: bool,
+    /// Extra arguments for `cargo build`, after `--` (e.g. `-- --locked`).
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::List { json } => list(json),
+        Cmd::Show { name, json } => show(&name, json),
+        Cmd::Build(args) => build(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list(json: bool) -> Result<()> {
+    let boards = builtin();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&boards)?);
+        return Ok(());
+    }
+    let w = boards.iter().map(|b| b.name.len()).max().unwrap_or(4).max(4);
+    let t = boards.iter().map(|b| b.target.len()).max().unwrap_or(6).max(6);
+    println!("{:<w$}  {:<t$}  {:<7}  {:>8}  DESCRIPTION", "NAME", "TARGET", "BACKEND", "BUDGET");
+    for b in &boards {
+        let budget = format!("{} MiB", b.memory_budget_mib);
+        println!("{:<w$}  {:<t$}  {:<7}  {:>8}  {}", b.name, b.target, b.backend.as_str(), budget, b.description);
+    }
+    Ok(())
+}
+
+fn show(name: &str, json: bool) -> Result<()> {
+    let b = find(name)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+        return Ok(());
+    }
+    let features = if b.features.is_empty() { "(none)".to_string() } else { b.features.join(", ") };
+    let rows = [
+        ("name", b.name.clone()),
+        ("description", b.description.clone()),
+        ("target", b.target.clone()),
+        ("target_cpu", b.target_cpu.clone().unwrap_or_else(|| "(none: baseline of the architecture)".into())),
+        ("backend", b.backend.as_str().into()),
+        ("features", features),
+        ("memory_budget_mib", format!("{} ({} bytes)", b.memory_budget_mib, b.memory_budget_bytes())),
+        ("camera.device", b.camera.device.clone()),
+        ("camera.width", b.camera.width.to_string()),
+        ("camera.height", b.camera.height.to_string()),
+        ("camera.fps", b.camera.fps.to_string()),
+        ("camera.format", b.camera.format.as_str().into()),
+        ("microphone.device", b.microphone.device.clone()),
+        ("microphone.sample_rate", format!("{} Hz", b.microphone.sample_rate)),
+    ];
+    for (k, v) in rows {
+        println!("{k:<22}  {v}");
+    }
+    Ok(())
+}
+
+/// Cross toolchain of a target: C compiler used as linker, its strip, and the Debian packages.
+struct CrossTools {
+    linker: &'static str,
+    strip: &'static str,
+    packages: &'static str,
+}
+
+fn cross_tools(target: &str) -> Option<CrossTools> {
+    let arch = target.split('-').next().unwrap_or_default();
+    let gnu = target.ends_with("-linux-gnu") || target.ends_with("-linux-gnueabihf");
+    if !gnu {
+        return None;
+    }
+    Some(match arch {
+        "aarch64" => CrossTools {
+            linker: "aarch64-linux-gnu-gcc",
+            strip: "aarch64-linux-gnu-strip",
+            packages: "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+        },
+        "armv7" => CrossTools {
+            linker: "arm-linux-gnueabihf-gcc",
+            strip: "arm-linux-gnueabihf-strip",
+            packages: "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
+        },
+        "riscv64gc" => CrossTools {
+            linker: "riscv64-linux-gnu-gcc",
+            strip: "riscv64-linux-gnu-strip",
+            packages: "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
+        },
+        "x86_64" => CrossTools {
+            linker: "x86_64-linux-gnu-gcc",
+            strip: "x86_64-linux-gnu-strip",
+            packages: "gcc-x86-64-linux-gnu libc6-dev-amd64-cross",
+        },
+        _ => return None,
+    })
+}
+
+/// Full path of an executable found on PATH (or `name` itself when it contains a slash).
+fn on_path(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Path::new(name).is_file().then(|| PathBuf::from(name));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Output of a tool, or why it could not run.
+fn output_of(program: &OsString, args: &[&str]) -> Result<String> {
+    let shown = program.to_string_lossy();
+    let out = Command::new(program).args(args).output().with_context(|| format!("cannot run `{shown}`"))?;
+    if !out.status.success() {
+        bail!("`{shown} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn rustc() -> OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+fn host_triple() -> Result<String> {
+    let vv = output_of(&rustc(), &["-vV"])?;
+    vv.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .context("`rustc -vV` printed no `host:` line")
+}
+
+/// Fails unless the standard library for `target` is installed.
+fn check_target_installed(target: &str) -> Result<()> {
+    match Command::new("rustup").args(["target", "list", "--installed"]).output() {
+        Ok(out) if out.status.success() => {
+            if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == target) {
+                Ok(())
+            } else {
+                bail!("target {target} is not installed: run `rustup target add {target}`")
+            }
+        }
+        Ok(out) => bail!(
+            "`rustup target list --installed` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Without rustup, look for the target's standard library in the sysroot.
+            let sysroot = output_of(&rustc(), &["--print", "sysroot"])?;
+            if Path::new(sysroot.trim()).join("lib/rustlib").join(target).join("lib").is_dir() {
+                Ok(())
+            } else {
+                bail!(
+                    "rustup not found, and {} has no standard library for target {target}: install Rust with \
+                     rustup (https://rustup.rs), then run `rustup target add {target}`",
+                    sysroot.trim()
+                )
+            }
+        }
+        Err(e) => bail!("cannot run rustup: {e}"),
+    }
+}
+
+/// Fails unless rustc knows `cpu` for `target` (rustc itself only warns and ignores it).
+fn check_cpu(target: &str, cpu: &str) -> Result<()> {
+    let cpus = output_of(&rustc(), &["--print", "target-cpus", "--target", target])?;
+    let known = cpus.lines().skip(1).any(|l| l.split_whitespace().next() == Some(cpu));
+    if !known {
+        bail!("rustc does not know CPU `{cpu}` for {target}: see `rustc --print target-cpus --target {target}`");
+    }
+    Ok(())
+}
+
+/// Workspace root and target directory, as cargo sees them from the current directory.
+fn workspace(cargo: &OsString) -> Result<(PathBuf, PathBuf)> {
+    let json = output_of(cargo, &["metadata", "--no-deps", "--format-version", "1"])
+        .context("run edgeqa-board inside the edgeqa workspace")?;
+    let v: serde_json::Value = serde_json::from_str(&json).context("cannot read `cargo metadata` output")?;
+    let field = |k: &str| v[k].as_str().map(PathBuf::from).with_context(|| format!("`cargo metadata` has no {k}"));
+    Ok((field("workspace_root")?, field("target_directory")?))
+}
+
+/// `path` relative to the current directory when it is inside it.
+fn shown(path: &Path) -> String {
+    let rel = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    rel.unwrap_or_else(|| path.to_path_buf()).display().to_string()
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn build(args: &BuildArgs) -> Result<()> {
+    let board: Board = find(&args.board)?;
+    let target = board.target.as_str();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let host = host_triple()?;
+    let cross = target != host;
+    if cross {
+        check_target_installed(target)?;
+    }
+    let tools = if cross { cross_tools(target) } else { None };
+    let linker_env = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace(['-', '.'], "_"));
+    let linker_override = std::env::var(&linker_env).ok().filter(|l| !l.is_empty());
+    if let Some(t) = &tools {
+        let linker = linker_override.as_deref().unwrap_or(t.linker);
+        if on_path(linker).is_none() {
+            bail!(
+                "linker `{linker}` for {target} not found on PATH: install it (Debian/Ubuntu: \
+                 `sudo apt-get install {}`)",
+                t.packages
+            );
+        }
+    }
+    if let Some(cpu) = &board.target_cpu {
+        check_cpu(target, cpu)?;
+    }
+
+    // Builds with `-C target-cpu` get their own target dir so that boards with different CPUs do
+    // not invalidate each other's artifacts; baseline builds share cargo's usual target/<triple>/.
+    let (root, target_root) = workspace(&cargo)?;
+    let board_dir = target_root.join("boards").join(&board.name);
+    let target_dir = if board.target_cpu.is_some() { board_dir.clone() } else { target_root.clone() };
+
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&root).args([
+        "build",
+        "--profile",
+        &args.profile,
+        "-p",
+        "edgeqa",
+        "--bin",
+        "edgeqa",
+        "--target",
+        target,
+    ]);
+    if !board.features.is_empty() {
+        cmd.args(["--features", &board.features.join(",")]);
+    }
+    if board.target_cpu.is_some() {
+        cmd.arg("--target-dir").arg(&target_dir);
+    }
+    cmd.args(&args.cargo_args).env("PKG_CONFIG_ALLOW_CROSS", "1");
+    if let (Some(t), None) = (&tools, &linker_override) {
+        cmd.env(&linker_env, t.linker);
+    }
+    let mut flags_note = String::new();
+    if let Some(cpu) = &board.target_cpu {
+        let flag = format!("-C target-cpu={cpu}");
+        // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS in cargo: extend whichever is in force.
+        match std::env::var("CARGO_ENCODED_RUSTFLAGS").ok().filter(|f| !f.is_empty()) {
+            Some(enc) => {
+                cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("{enc}\x1f-C\x1ftarget-cpu={cpu}"));
+            }
+            None => {
+                let existing = std::env::var("RUSTFLAGS").unwrap_or_default();
+                let all = if existing.trim().is_empty() { flag.clone() } else { format!("{existing} {flag}") };
+                cmd.env("RUSTFLAGS", &all);
+            }
+        }
+        flags_note = format!(" with {flag}");
+    }
+    eprintln!("edgeqa-board: building edgeqa for {} ({target}{flags_note}, profile {})", board.name, args.profile);
+    let status = cmd.status().with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
+    if !status.success() {
+        bail!("cargo build of edgeqa for {} failed ({status}): see cargo's errors above", board.name);
+    }
+
+    let profile_dir = match args.profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        p => p,
+    };
+    let binary = target_dir.join(target).join(profile_dir).join("edgeqa");
+    let size = std::fs::metadata(&binary)
+        .with_context(|| format!("cargo succeeded but {} is not there", binary.display()))?
+        .len();
+
+    let strip = tools.as_ref().map_or("strip", |t| t.strip);
+    let stripped = board_dir.join("edgeqa.stripped");
+    let stripped_size = if on_path(strip).is_some() {
+        std::fs::create_dir_all(&board_dir).with_context(|| format!("cannot create {}", board_dir.display()))?;
+        let out = Command::new(strip)
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&binary)
+            .output()
+            .with_context(|| format!("cannot run `{strip}`"))?;
+        if !out.status.success() {
+            bail!("`{strip}` failed on {}: {}", binary.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Some(std::fs::metadata(&stripped).with_context(|| format!("{strip} wrote no {}", stripped.display()))?.len())
+    } else {
+        None
+    };
+
+    if args.json {
+        let v = serde_json::json!({
+            "board": board.name,
+            "target": target,
+            "target_cpu": board.target_cpu,
+            "profile": args.profile,
+            "binary": binary,
+            "size_bytes": size,
+            "stripped": stripped_size.map(|_| &stripped),
+            "stripped_size_bytes": stripped_size,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("edgeqa for {} ({target}{flags_note}, profile {}):", board.name, args.profile);
+    println!("  binary    {}  ({}, {size} bytes)", shown(&binary), mib(size));
+    match stripped_size {
+        Some(s) => println!("  stripped  {}  ({}, {s} bytes)", shown(&stripped), mib(s)),
+        None => println!("  stripped  (not made: `{strip}` not found on PATH; it comes with binutils)"),
+    }
+    Ok(())
+}
