@@ -9,3 +9,4 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
+bash scripts/cross-test.sh        # edgeqa for aarch64 under qemu: same answers as the host build

@@ -294,12 +294,54 @@ fn memory_budget_refuses_with_a_breakdown_and_reports_the_peak() {
     assert!(peak > 0.0 && peak <= budget, "peak RSS {peak} MiB over the {budget} MiB budget");
     assert!(m["peak_heap_mib"].as_f64().unwrap() > 0.0, "{out}");
 
-    // A clip too large for what the plan leaves is refused before it is read.
+    // A long clip that does not fit whole degrades to mapping the file and keeping only the
+    // sampled frames: it is still answered, and the peak stays under the budget.
     let plan = m["plan_mib"].as_f64().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.y4m");
+    let mut frames = Vec::new();
+    for i in 0..40 {
+        let mut f = vec![128u8; 640 * 480 * 3];
+        for y in 200..280 {
+            for x in (i * 8)..(i * 8 + 80) {
+                f[(y * 640 + x) * 3] = 230; // a red square moving right
+                f[(y * 640 + x) * 3 + 1] = 10;
+                f[(y * 640 + x) * 3 + 2] = 10;
+            }
+        }
+        frames.push(f);
+    }
+    edgeqa::capture::y4m::write_y4m_420_file(&long, 640, 480, (24, 1), &frames).unwrap();
+    assert!(std::fs::metadata(&long).unwrap().len() > 17 * 1024 * 1024);
+    let budget = format!("{}", plan.ceil() as u32 + 16);
+    let ask = |video: &Path, q: &str| {
+        edgeqa(&[
+            "ask",
+            "--package",
+            &package(),
+            "--video",
+            &p(video.to_path_buf()),
+            "--audio",
+            &clip(0, "wav"),
+            "--memory-budget-mib",
+            &budget,
+            "--json",
+            q,
+        ])
+    };
+    for (q, want) in [("what colour is the square?", "red"), ("where is the square moving?", "right")] {
+        let (ok, out, err) = ask(&long, q);
+        assert!(ok, "{err}");
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["answer"], want, "{out}");
+        let peak = a["memory"]["peak_rss_mib"].as_f64().unwrap();
+        let budget = a["memory"]["budget_mib"].as_f64().unwrap();
+        assert!(peak <= budget, "peak RSS {peak} MiB over the {budget} MiB budget");
+    }
+
+    // A clip whose sampled frames alone do not fit is refused before its frames are touched.
     let big = dir.path().join("big.y4m");
-    let frame = vec![128u8; 640 * 480 * 3];
-    edgeqa::capture::y4m::write_y4m_420_file(&big, 640, 480, (12, 1), &vec![frame; 8]).unwrap();
+    edgeqa::capture::y4m::write_y4m_420_file(&big, 640, 480, (12, 1), &vec![vec![128u8; 640 * 480 * 3]; 8]).unwrap();
     let budget = format!("{}", plan.ceil() as u32 + 1);
     let r = edgeqa(&[
         "ask",

@@ -2,12 +2,15 @@
 //! and the measured peak (a counting global allocator plus the kernel's peak RSS).
 //!
 //! The plan adds up, in bytes:
-//! - `baseline`: the process's resident memory before the package is opened (code, libraries);
-//! - `package`: the package file, mapped and read once for checksum verification;
-//! - `weights`: constant tensors each backend keeps per stage;
-//! - `activations`: the largest per-stage peak of intermediate tensors (stages run one at a time);
-//! - `preprocess`: the encoder input tensors built from a clip (frames, log-mel segments) and the
-//!   encoded features kept for questions.
+//! - the process's resident memory after every stage was loaded and run once on zero inputs
+//!   (code and libraries paged in, the verified package, weights, activation buffers), measured
+//!   from `/proc/self/status`; where that cannot be read, the resident memory before loading plus
+//!   the backends' weights and largest activation peak;
+//! - the encoder input tensors built from a clip (frames, log-mel segments) and the encoded
+//!   features kept for questions.
+//!
+//! Per-stage weights and the largest activation peak (a liveness walk of each backend's plan)
+//! are listed as details of the first line.
 //!
 //! Clip files are checked as they are opened: the decoded clip plus the plan must fit too.
 
@@ -40,10 +43,12 @@ pub struct PlanItem {
     pub bytes: u64,
 }
 
-/// The load-time memory plan.
+/// The load-time memory plan: `items` add up to the total; `details` break an item down
+/// (they are part of an item, not added).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryPlan {
     pub items: Vec<PlanItem>,
+    pub details: Vec<PlanItem>,
 }
 
 impl MemoryPlan {
@@ -57,9 +62,20 @@ impl MemoryPlan {
         self.items.iter().map(|i| i.bytes).sum()
     }
 
-    /// `name 1.2 MiB, name 0.3 MiB, ...` on one line.
+    /// Adds a detail line (part of an item, not added to the total).
+    pub fn detail(&mut self, name: impl Into<String>, bytes: u64) {
+        self.details.push(PlanItem { name: name.into(), bytes });
+    }
+
+    /// `name 1.2 MiB, name 0.3 MiB, ... (of which: name 0.1 MiB, ...)` on one line.
     pub fn breakdown(&self) -> String {
-        self.items.iter().map(|i| format!("{} {}", i.name, mib(i.bytes))).collect::<Vec<_>>().join(", ")
+        let list =
+            |v: &[PlanItem]| v.iter().map(|i| format!("{} {}", i.name, mib(i.bytes))).collect::<Vec<_>>().join(", ");
+        if self.details.is_empty() {
+            list(&self.items)
+        } else {
+            format!("{} (of which: {})", list(&self.items), list(&self.details))
+        }
     }
 
     /// Fails when the plan does not fit `budget` bytes of `board`.

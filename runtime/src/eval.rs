@@ -112,6 +112,14 @@ pub fn evaluate(
     let mut clips: HashMap<(Option<PathBuf>, Option<PathBuf>), ClipFeatures> = HashMap::new();
     let mut total = Score::default();
     let mut per_type: BTreeMap<String, Score> = BTreeMap::new();
+    let labels = &student.manifest().labels;
+    let mut foreign: Vec<&str> =
+        items.iter().map(|i| i.answer.as_str()).filter(|a| !labels.iter().any(|l| l == a)).collect();
+    foreign.sort_unstable();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        log::warn!("{shown}: answers the student cannot give (always counted wrong): {}", foreign.join(", "));
+    }
     for item in items {
         let item_err = |source| EvalError::Item { path: shown.clone(), line: item.line, source };
         let key = (item.video.clone(), item.audio.clone());

@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::backend::{self, BackendChoice, BackendError, StageSession};
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
-use crate::capture::y4m::{Y4mError, Y4mVideo, read_y4m};
+use crate::capture::y4m::{Y4mError, Y4mVideo, map_y4m, read_y4m};
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
 use crate::package::Package;
 use crate::preprocess::image::frames_tensor;
@@ -32,11 +32,17 @@ pub enum PipelineError {
     #[error("{origin}: {reason}")]
     Contract { origin: String, reason: String },
     #[error(transparent)]
-    Budget(#[from] BudgetError),
+    Budget(Box<BudgetError>),
     #[error("this student watches video: pass --video CLIP.y4m")]
     NeedsVideo,
     #[error("this student listens to audio: pass --audio CLIP.wav")]
     NeedsAudio,
+}
+
+impl From<BudgetError> for PipelineError {
+    fn from(e: BudgetError) -> Self {
+        PipelineError::Budget(Box::new(e))
+    }
 }
 
 /// Probability of one answer label.
@@ -167,6 +173,11 @@ impl Student {
         sessions.extend(frame.as_deref().map(|s| ("frame_encoder", s)));
         sessions.extend(audio.as_ref().map(|(s, _)| ("audio_encoder", s.as_ref())));
         sessions.extend(question.as_ref().map(|(s, _)| ("question_encoder", s.as_ref())));
+        for (name, session) in &sessions {
+            if let Some(info) = m.stage(name) {
+                warm_up(info, *session)?;
+            }
+        }
         let plan = memory_plan(&m, resident_at_start, &sessions);
         if let Some(b) = &budget {
             plan.check(b.bytes, &b.board)?;
@@ -206,37 +217,71 @@ impl Student {
         self.budget.as_ref()
     }
 
-    /// With a budget, refuses clip files whose decoded size does not fit beside the plan:
-    /// a Y4M clip is held whole (its file size, plus two RGB frames being converted), a WAV
-    /// becomes f32 samples (estimated as twice a 16-bit file).
-    fn check_clip(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<(), PipelineError> {
-        let Some(b) = &self.budget else { return Ok(()) };
-        let left = b.bytes.saturating_sub(self.plan.total());
-        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        for (path, needs) in [(video, video.map_or(0, |p| size(p) * 5 / 4)), (audio, audio.map_or(0, |p| 2 * size(p)))]
-        {
-            if let Some(p) = path
-                && needs > left
-            {
-                return Err(BudgetError::ClipTooLarge {
-                    clip: p.display().to_string(),
-                    needs,
-                    left,
-                    board: b.board.clone(),
-                    plan: self.plan.clone(),
-                }
-                .into());
-            }
+    /// Opens a clip's video within the budget. Without a budget, or when the whole file fits
+    /// beside the plan (file size plus two RGB frames being converted, estimated as 5/4 of the
+    /// file), the file is read. Otherwise it degrades to mapping the file, so that only the pages
+    /// around frame markers and the sampled frames become resident; if even that does not fit,
+    /// the clip is refused before its frames are converted.
+    fn open_video(&self, path: &Path, audio_bytes: u64) -> Result<Y4mVideo, PipelineError> {
+        let Some(b) = &self.budget else { return Ok(read_y4m(path)?) };
+        let left = b.bytes.saturating_sub(self.plan.total()).saturating_sub(audio_bytes);
+        let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if file_len * 5 / 4 <= left {
+            return Ok(read_y4m(path)?);
         }
-        Ok(())
+        let video = map_y4m(path)?;
+        let frames = self.manifest.video.as_ref().map_or(1, |v| v.frames.min(video.frame_count())) as u64;
+        let frame_len = video.frame_raw(0).map_or(0, |f| f.len()) as u64;
+        let rgb = (3 * video.width * video.height * 4) as u64;
+        // Each frame marker read faults in up to 64 KiB of cached file pages (the kernel's
+        // fault-around), which count as resident.
+        let needs = frames * frame_len + video.frame_count() as u64 * 65536 + 2 * rgb;
+        if needs > left {
+            return Err(BudgetError::ClipTooLarge {
+                clip: path.display().to_string(),
+                needs,
+                left,
+                board: b.board.clone(),
+                plan: self.plan.clone(),
+            }
+            .into());
+        }
+        log::info!(
+            "{}: the whole clip ({file_len} bytes) does not fit the {} budget; mapping it and keeping only {frames} sampled frames",
+            path.display(),
+            b.board
+        );
+        Ok(video)
+    }
+
+    /// With a budget, refuses audio whose decoded samples (f32, estimated as twice a 16-bit
+    /// file) do not fit beside the plan, and returns that estimate.
+    fn check_audio(&self, path: &Path) -> Result<u64, PipelineError> {
+        let Some(b) = &self.budget else { return Ok(0) };
+        let left = b.bytes.saturating_sub(self.plan.total());
+        let needs = 2 * std::fs::metadata(path).map_or(0, |m| m.len());
+        if needs > left {
+            return Err(BudgetError::ClipTooLarge {
+                clip: path.display().to_string(),
+                needs,
+                left,
+                board: b.board.clone(),
+                plan: self.plan.clone(),
+            }
+            .into());
+        }
+        Ok(needs)
     }
 
     /// Reads the clip files this student needs and runs its encoders.
     pub fn encode_files(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<ClipFeatures, PipelineError> {
-        self.check_clip(video, audio)?;
         let t = Instant::now();
+        let audio_bytes = match (self.audio.is_some(), audio) {
+            (true, Some(p)) => self.check_audio(p)?,
+            _ => 0,
+        };
         let video = match (self.frame.is_some(), video) {
-            (true, Some(p)) => Some(read_y4m(p)?),
+            (true, Some(p)) => Some(self.open_video(p, audio_bytes)?),
             (true, None) => return Err(PipelineError::NeedsVideo),
             (false, _) => None,
         };
@@ -381,17 +426,43 @@ impl Student {
     }
 }
 
-/// Builds the load-time plan of loaded stages (see [`crate::budget`]); `resident` is the
-/// process's resident memory when loading began.
-pub fn memory_plan(m: &Manifest, resident: u64, sessions: &[(&str, &dyn StageSession)]) -> MemoryPlan {
+/// Runs a loaded stage once on zero inputs, so first-run costs (code paged in, buffers sized)
+/// are paid and measured at load, and a stage that cannot run fails here, not mid-answer.
+pub fn warm_up(info: &StageInfo, session: &dyn StageSession) -> Result<(), BackendError> {
+    let inputs = info
+        .inputs
+        .iter()
+        .map(|t| {
+            let n = t.len();
+            let data = match t.dtype {
+                DType::F32 => TensorData::F32(vec![0.0; n]),
+                DType::I64 => TensorData::I64(vec![0; n]),
+                DType::I32 => TensorData::I32(vec![0; n]),
+                DType::U8 => TensorData::U8(vec![0; n]),
+                DType::I8 => TensorData::I8(vec![0; n]),
+                DType::Bool => TensorData::Bool(vec![false; n]),
+            };
+            Tensor { shape: t.shape.clone(), data }
+        })
+        .collect();
+    session.run(inputs).map(|_| ())
+}
+
+/// Builds the load-time plan of loaded (and warmed-up) stages, see [`crate::budget`];
+/// `resident_before` is the process's resident memory when loading began.
+pub fn memory_plan(m: &Manifest, resident_before: u64, sessions: &[(&str, &dyn StageSession)]) -> MemoryPlan {
     let mut plan = MemoryPlan::default();
-    plan.add("resident at load (code, libraries, verified package)", resident);
-    for (name, s) in sessions {
-        plan.add(format!("{name} weights"), s.memory().weights);
-    }
+    let weights: u64 = sessions.iter().map(|(_, s)| s.memory().weights).sum();
     let (peak_stage, peak) =
         sessions.iter().map(|(n, s)| (*n, s.memory().activations)).max_by_key(|x| x.1).unwrap_or(("", 0));
-    plan.add(format!("activations (peak: {peak_stage})"), peak);
+    match crate::budget::rss() {
+        Some((now, _)) => plan.add("resident after load and warm-up (code, package, weights, buffers)", now),
+        None => plan.add("resident before load + weights + peak activations", resident_before + weights + peak),
+    }
+    for (name, s) in sessions {
+        plan.detail(format!("{name} weights"), s.memory().weights);
+    }
+    plan.detail(format!("activations (peak: {peak_stage})"), peak);
     let f32s = |n: usize| (n * 4) as u64;
     let features: usize = m.stage("head").map_or(0, |h| h.inputs.iter().map(|i| i.len()).sum());
     let video = m.video.as_ref().map_or(0, |v| f32s(v.frames * 3 * v.height * v.width));

@@ -178,11 +178,29 @@ pub struct Y4mVideo {
     /// True for `XCOLORRANGE=FULL`, false for limited (studio) range.
     pub full_range: bool,
     /// The whole file; frames are located by `frame_offsets`.
-    data: Vec<u8>,
+    data: ClipBytes,
     /// Byte offset in `data` of each frame's first luma sample.
     frame_offsets: Vec<usize>,
     /// Bytes of one frame's planes.
     frame_len: usize,
+}
+
+/// Where a clip's bytes live: read into memory, or mapped so that only the pages of the frames
+/// actually used become resident.
+#[derive(Clone)]
+enum ClipBytes {
+    Owned(Vec<u8>),
+    Mapped(std::sync::Arc<memmap2::Mmap>),
+}
+
+impl std::ops::Deref for ClipBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ClipBytes::Owned(v) => v,
+            ClipBytes::Mapped(m) => m,
+        }
+    }
 }
 
 impl fmt::Debug for Y4mVideo {
@@ -272,13 +290,32 @@ pub fn read_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
     let origin = path.display().to_string();
     let data = fs::read(path).map_err(|source| Y4mError::Io { path: origin.clone(), source })?;
     let layout = parse_layout(&data, &origin)?;
-    Ok(layout.into_video(data))
+    Ok(layout.into_video(ClipBytes::Owned(data)))
+}
+
+/// Like [`read_y4m`], but maps the file instead of reading it: only the frame markers and the
+/// frames later converted become resident. The low-memory way to open a long clip.
+pub fn map_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
+    let origin = path.display().to_string();
+    let io = |source| Y4mError::Io { path: origin.clone(), source };
+    let file = fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only and private to this value; a clip file changed by another
+    // process while mapped can give wrong pixels but not unsoundness in this reader, which
+    // bounds-checks every access against the length checked at parse time.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    // No read-ahead: touching each frame marker must not page in the frames around it.
+    #[cfg(unix)]
+    if let Err(e) = map.advise(memmap2::Advice::Random) {
+        log::debug!("{origin}: madvise(RANDOM) failed: {e}");
+    }
+    let layout = parse_layout(&map, &origin)?;
+    Ok(layout.into_video(ClipBytes::Mapped(std::sync::Arc::new(map))))
 }
 
 /// Parses a Y4M clip held in memory; `origin` names it in error messages.
 pub fn parse_y4m(bytes: &[u8], origin: &str) -> Result<Y4mVideo, Y4mError> {
     let layout = parse_layout(bytes, origin)?;
-    Ok(layout.into_video(bytes.to_vec()))
+    Ok(layout.into_video(ClipBytes::Owned(bytes.to_vec())))
 }
 
 struct Layout {
@@ -292,7 +329,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn into_video(self, data: Vec<u8>) -> Y4mVideo {
+    fn into_video(self, data: ClipBytes) -> Y4mVideo {
         Y4mVideo {
             width: self.width,
             height: self.height,

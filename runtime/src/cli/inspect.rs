@@ -67,6 +67,7 @@ struct PlanReport {
     total_bytes: u64,
     fits: bool,
     items: Vec<edgeqa::budget::PlanItem>,
+    details: Vec<edgeqa::budget::PlanItem>,
 }
 
 /// Loads every stage on the chosen backend and builds the memory plan for a board.
@@ -81,6 +82,11 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     }
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
+    for (name, session) in &refs {
+        if let Some(info) = pkg.manifest().stage(name) {
+            edgeqa::pipeline::warm_up(info, *session)?;
+        }
+    }
     let plan = edgeqa::pipeline::memory_plan(pkg.manifest(), resident, &refs);
     let budget = board.memory_budget_bytes();
     Ok(PlanReport {
@@ -89,6 +95,7 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
         total_bytes: plan.total(),
         fits: plan.total() <= budget,
         items: plan.items,
+        details: plan.details,
     })
 }
 
@@ -193,6 +200,9 @@ pub fn main(args: Args) -> Result<()> {
         println!("memory plan for {} (budget {:.1} MiB):", p.board, mib(p.budget_bytes));
         for i in &p.items {
             println!("  {:<56} {:>8.2} MiB", i.name, mib(i.bytes));
+        }
+        for i in &p.details {
+            println!("    of which {:<47} {:>8.2} MiB", i.name, mib(i.bytes));
         }
         let verdict = if p.fits { "fits" } else { "DOES NOT FIT" };
         println!("  {:<56} {:>8.2} MiB  {verdict}", "total", mib(p.total_bytes));
