@@ -62,10 +62,12 @@ arm_bin="$(json_field "$tmp/build.json" binary)"
 stripped="$(json_field "$tmp/build.json" stripped)"
 stripped_size="$(json_field "$tmp/build.json" stripped_size_bytes)"
 t1=$(now)
-cargo build -q --release --locked -p edgeqa --bin edgeqa
+# The host reference is the dev build the test suite has just built (dependencies optimised, see
+# the root Cargo.toml): the same answers as a release build, without a second optimised build.
+cargo build -q --locked -p edgeqa --bin edgeqa
 cargo metadata -q --no-deps --format-version 1 >"$tmp/metadata.json"
-host_bin="$(json_field "$tmp/metadata.json" target_directory)/release/edgeqa"
-[ -x "$host_bin" ] || die "cargo build --release -p edgeqa produced no $host_bin"
+host_bin="$(json_field "$tmp/metadata.json" target_directory)/debug/edgeqa"
+[ -x "$host_bin" ] || die "cargo build -p edgeqa produced no $host_bin"
 t2=$(now)
 log "aarch64 build $((t1 - t0)) s, host build $((t2 - t1)) s"
 if [ -n "$stripped" ]; then
@@ -74,10 +76,8 @@ else
   log "no stripped binary (aarch64-linux-gnu-strip not found; it comes with binutils-aarch64-linux-gnu)"
 fi
 
-# 4. The same evaluation on both, with every answer when this edgeqa can list them.
-args=(eval --package "$PACKAGE" --set "$SET" --json)
-eval_help="$("$host_bin" eval --help)"
-case "$eval_help" in *--answers*) args+=(--answers) ;; esac
+# 4. The same evaluation on both, listing every answer.
+args=(eval --package "$PACKAGE" --set "$SET" --json --answers)
 "$host_bin" "${args[@]}" >"$tmp/host.json" || die "host edgeqa ${args[*]} failed"
 # Under qemu-user /proc/cpuinfo is the host's, so tract warns that it cannot read the ARM features.
 RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error}" \
@@ -86,61 +86,37 @@ RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error}" \
 t3=$(now)
 log "evaluations (host + qemu) $((t3 - t2)) s, total $((t3 - start)) s"
 
-# 5. Compare: per question when both reports list answers, else the aggregate fields.
+# 5. Compare every answer and its confidence.
 python3 - "$tmp/host.json" "$tmp/aarch64.json" <<'EOF'
 import json, sys
 
 CONFIDENCE_TOLERANCE = 1e-3
 host, arm = (json.load(open(p)) for p in sys.argv[1:3])
 
-if "answers" in host and "answers" in arm:
-    ha, aa = host["answers"], arm["answers"]
-    passed, failed, worst = 0, 0, 0.0
-    diff = []
-    for i in range(max(len(ha), len(aa))):
-        h = ha[i] if i < len(ha) else None
-        a = aa[i] if i < len(aa) else None
-        same = h is not None and a is not None and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
-        if same:
-            d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
-            worst = max(worst, d)
-            same = d <= CONFIDENCE_TOLERANCE
-        if same:
-            passed += 1
-            continue
-        failed += 1
-        for mark, who, r in (("-", "host   ", h), ("+", "aarch64", a)):
-            if r is None:
-                diff.append(f"{mark} {who} (no answer #{i + 1})")
-            else:
-                diff.append(
-                    f"{mark} {who} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
-                    f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
-                )
-    print(f"cross-test: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=sys.stderr)
-else:
-    # This edgeqa has no `eval --answers`: compare question counts and correct counts per type.
-    diff, failed = [], 0
-    n = max(host.get("n", 0), arm.get("n", 0))
-    if host.get("n") != arm.get("n"):
-        failed = n
-        diff.append(f"- host    n = {host.get('n')}")
-        diff.append(f"+ aarch64 n = {arm.get('n')}")
-    else:
-        hp, ap = host.get("per_type", {}), arm.get("per_type", {})
-        for kind in sorted(set(hp) | set(ap)):
-            hc, ac = hp.get(kind, {}).get("correct", 0), ap.get(kind, {}).get("correct", 0)
-            if hp.get(kind) != ap.get(kind):
-                failed += max(abs(hc - ac), 1)
-                diff.append(f"- host    {kind}: {hp.get(kind)}")
-                diff.append(f"+ aarch64 {kind}: {ap.get(kind)}")
-        if host.get("accuracy") != arm.get("accuracy") and failed == 0:
-            failed = 1
-            diff.append(f"- host    accuracy {host.get('accuracy')}")
-            diff.append(f"+ aarch64 accuracy {arm.get('accuracy')}")
-    failed = min(failed, n)
-    passed = n - failed
-    print("cross-test: edgeqa eval has no --answers: compared n, accuracy and per_type only", file=sys.stderr)
+ha, aa = host["answers"], arm["answers"]
+passed, failed, worst = 0, 0, 0.0
+diff = []
+for i in range(max(len(ha), len(aa))):
+    h = ha[i] if i < len(ha) else None
+    a = aa[i] if i < len(aa) else None
+    same = h is not None and a is not None and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
+    if same:
+        d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
+        worst = max(worst, d)
+        same = d <= CONFIDENCE_TOLERANCE
+    if same:
+        passed += 1
+        continue
+    failed += 1
+    for mark, who, r in (("-", "host   ", h), ("+", "aarch64", a)):
+        if r is None:
+            diff.append(f"{mark} {who} (no answer #{i + 1})")
+        else:
+            diff.append(
+                f"{mark} {who} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
+                f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
+            )
+print(f"cross-test: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=sys.stderr)
 
 if failed:
     print("cross-test: answers differ between the host and the aarch64 build (- host, + aarch64):", file=sys.stderr)
