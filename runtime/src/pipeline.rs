@@ -173,12 +173,7 @@ impl Student {
         sessions.extend(frame.as_deref().map(|s| ("frame_encoder", s)));
         sessions.extend(audio.as_ref().map(|(s, _)| ("audio_encoder", s.as_ref())));
         sessions.extend(question.as_ref().map(|(s, _)| ("question_encoder", s.as_ref())));
-        for (name, session) in &sessions {
-            if let Some(info) = m.stage(name) {
-                warm_up(info, *session)?;
-            }
-        }
-        let plan = memory_plan(&m, resident_at_start, &sessions);
+        let plan = warm_up_and_plan(&m, resident_at_start, &sessions)?;
         if let Some(b) = &budget {
             plan.check(b.bytes, &b.board)?;
         }
@@ -428,7 +423,7 @@ impl Student {
 
 /// Runs a loaded stage once on zero inputs, so first-run costs (code paged in, buffers sized)
 /// are paid and measured at load, and a stage that cannot run fails here, not mid-answer.
-pub fn warm_up(info: &StageInfo, session: &dyn StageSession) -> Result<(), BackendError> {
+fn warm_up(info: &StageInfo, session: &dyn StageSession) -> Result<(), BackendError> {
     let inputs = info
         .inputs
         .iter()
@@ -448,9 +443,18 @@ pub fn warm_up(info: &StageInfo, session: &dyn StageSession) -> Result<(), Backe
     session.run(inputs).map(|_| ())
 }
 
-/// Builds the load-time plan of loaded (and warmed-up) stages, see [`crate::budget`];
-/// `resident_before` is the process's resident memory when loading began.
-pub fn memory_plan(m: &Manifest, resident_before: u64, sessions: &[(&str, &dyn StageSession)]) -> MemoryPlan {
+/// Warms up every loaded stage ([`warm_up`]) and builds the load-time plan, see
+/// [`crate::budget`]; `resident_before` is the process's resident memory when loading began.
+pub fn warm_up_and_plan(
+    m: &Manifest,
+    resident_before: u64,
+    sessions: &[(&str, &dyn StageSession)],
+) -> Result<MemoryPlan, BackendError> {
+    for (name, session) in sessions {
+        if let Some(info) = m.stage(name) {
+            warm_up(info, *session)?;
+        }
+    }
     let mut plan = MemoryPlan::default();
     let weights: u64 = sessions.iter().map(|(_, s)| s.memory().weights).sum();
     let (peak_stage, peak) =
@@ -468,7 +472,7 @@ pub fn memory_plan(m: &Manifest, resident_before: u64, sessions: &[(&str, &dyn S
     let video = m.video.as_ref().map_or(0, |v| f32s(v.frames * 3 * v.height * v.width));
     let audio = m.audio.as_ref().map_or(0, |a| f32s(a.segments * a.n_mels * a.segment_frames + 3 * a.n_fft));
     plan.add("preprocessing and features", video + audio + f32s(features));
-    plan
+    Ok(plan)
 }
 
 /// Numerically stable softmax.

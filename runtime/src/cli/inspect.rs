@@ -82,12 +82,7 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     }
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
-    for (name, session) in &refs {
-        if let Some(info) = pkg.manifest().stage(name) {
-            edgeqa::pipeline::warm_up(info, *session)?;
-        }
-    }
-    let plan = edgeqa::pipeline::memory_plan(pkg.manifest(), resident, &refs);
+    let plan = edgeqa::pipeline::warm_up_and_plan(pkg.manifest(), resident, &refs)?;
     let budget = board.memory_budget_bytes();
     Ok(PlanReport {
         board: board.name,
