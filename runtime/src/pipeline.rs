@@ -232,14 +232,7 @@ impl Student {
         // fault-around), which count as resident.
         let needs = frames * frame_len + video.frame_count() as u64 * 65536 + 2 * rgb;
         if needs > left {
-            return Err(BudgetError::ClipTooLarge {
-                clip: path.display().to_string(),
-                needs,
-                left,
-                board: b.board.clone(),
-                plan: self.plan.clone(),
-            }
-            .into());
+            return Err(self.clip_too_large(path, needs, left, b));
         }
         log::info!(
             "{}: the whole clip ({file_len} bytes) does not fit the {} budget; mapping it and keeping only {frames} sampled frames",
@@ -249,6 +242,17 @@ impl Student {
         Ok(video)
     }
 
+    fn clip_too_large(&self, path: &Path, needs: u64, left: u64, budget: &Budget) -> PipelineError {
+        BudgetError::ClipTooLarge {
+            clip: path.display().to_string(),
+            needs,
+            left,
+            board: budget.board.clone(),
+            plan: self.plan.clone(),
+        }
+        .into()
+    }
+
     /// With a budget, refuses audio whose decoded samples (f32, estimated as twice a 16-bit
     /// file) do not fit beside the plan, and returns that estimate.
     fn check_audio(&self, path: &Path) -> Result<u64, PipelineError> {
@@ -256,14 +260,7 @@ impl Student {
         let left = b.bytes.saturating_sub(self.plan.total());
         let needs = 2 * std::fs::metadata(path).map_or(0, |m| m.len());
         if needs > left {
-            return Err(BudgetError::ClipTooLarge {
-                clip: path.display().to_string(),
-                needs,
-                left,
-                board: b.board.clone(),
-                plan: self.plan.clone(),
-            }
-            .into());
+            return Err(self.clip_too_large(path, needs, left, b));
         }
         Ok(needs)
     }
