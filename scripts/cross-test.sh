@@ -62,12 +62,14 @@ arm_bin="$(json_field "$tmp/build.json" binary)"
 stripped="$(json_field "$tmp/build.json" stripped)"
 stripped_size="$(json_field "$tmp/build.json" stripped_size_bytes)"
 t1=$(now)
-# The host reference is the dev build the test suite has just built (dependencies optimised, see
-# the root Cargo.toml): the same answers as a release build, without a second optimised build.
-cargo build -q --locked -p edgeqa --bin edgeqa
+# The host reference is the dev build of `edgeqa` that the test suite has just built for its
+# end-to-end tests (dependencies optimised, see the root Cargo.toml): the same answers as a release
+# build without a second optimised build. The same `cargo test` selection keeps its feature set,
+# so after `cargo test` this is a no-op (a plain `cargo build` would rebuild tract).
+cargo test -q --locked --workspace --all-targets --no-run
 cargo metadata -q --no-deps --format-version 1 >"$tmp/metadata.json"
 host_bin="$(json_field "$tmp/metadata.json" target_directory)/debug/edgeqa"
-[ -x "$host_bin" ] || die "cargo build -p edgeqa produced no $host_bin"
+[ -x "$host_bin" ] || die "cargo test --workspace --no-run produced no $host_bin"
 t2=$(now)
 log "aarch64 build $((t1 - t0)) s, host build $((t2 - t1)) s"
 if [ -n "$stripped" ]; then
