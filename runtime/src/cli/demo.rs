@@ -27,6 +27,9 @@ pub struct Args {
     budget: BudgetArg,
 }
 
+/// A clip: its video and audio files.
+type ClipKey = (Option<PathBuf>, Option<PathBuf>);
+
 pub fn main(args: Args) -> Result<()> {
     let dir = demo_dir();
     let package = args.package.unwrap_or_else(|| dir.join("demo.eqa"));
@@ -36,19 +39,20 @@ pub fn main(args: Args) -> Result<()> {
     let all = load_set(&set)?;
     // A handful of questions on each of the first clips.
     let mut items = Vec::new();
-    let mut clips: Vec<(Option<PathBuf>, Option<PathBuf>)> = Vec::new();
+    // (clip, questions taken from it), in the order clips first appear.
+    let mut clips: Vec<(ClipKey, usize)> = Vec::new();
     for item in &all {
         let key = (item.video.clone(), item.audio.clone());
-        let known = clips.contains(&key);
-        if !known && clips.len() == args.clips {
-            continue;
-        }
-        if !known {
-            clips.push(key.clone());
-        }
-        if items.iter().filter(|i: &&edgeqa::eval::EvalItem| (i.video.clone(), i.audio.clone()) == key).count()
-            < args.per_clip
-        {
+        let slot = match clips.iter().position(|(k, _)| *k == key) {
+            Some(slot) => slot,
+            None if clips.len() < args.clips => {
+                clips.push((key, 0));
+                clips.len() - 1
+            }
+            None => continue,
+        };
+        if clips[slot].1 < args.per_clip {
+            clips[slot].1 += 1;
             items.push(item.clone());
         }
     }
