@@ -16,7 +16,7 @@ fn inspect(path: &Path) -> (bool, String, String) {
 #[test]
 fn flipped_truncated_and_extended_packages_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    edgeqa_tests::write_demo_bundle(dir.path(), 1, 1).unwrap();
+    edgeqa_tests::write_probe_bundle(dir.path(), 1, 1).unwrap();
     let good = std::fs::read(dir.path().join("demo.eqa")).unwrap();
     assert!(inspect(&dir.path().join("demo.eqa")).0, "the intact package must load");
     let bad = dir.path().join("bad.eqa");

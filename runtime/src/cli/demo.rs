@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use edgeqa::eval::{evaluate, load_set};
+use edgeqa::eval::{EvalItem, evaluate, load_set};
 
 use super::{BackendArg, BudgetArg, demo_dir, load_student};
 
@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     set: Option<PathBuf>,
     /// Questions asked per clip.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     per_clip: usize,
     /// Number of clips.
     #[arg(long, default_value_t = 6)]
@@ -37,25 +37,17 @@ pub fn main(args: Args) -> Result<()> {
     let student = load_student(&package, &args.backend, &args.budget)
         .with_context(|| "the demo needs its bundled package (set EDGEQA_DEMO_DIR or pass --package)")?;
     let all = load_set(&set)?;
-    // A handful of questions on each of the first clips.
-    let mut items = Vec::new();
-    // (clip, questions taken from it), in the order clips first appear.
-    let mut clips: Vec<(ClipKey, usize)> = Vec::new();
+    // A handful of questions on each of the first clips, as many question types as possible.
+    let mut clips: Vec<(ClipKey, Vec<&EvalItem>)> = Vec::new();
     for item in &all {
         let key = (item.video.clone(), item.audio.clone());
-        let slot = match clips.iter().position(|(k, _)| *k == key) {
-            Some(slot) => slot,
-            None if clips.len() < args.clips => {
-                clips.push((key, 0));
-                clips.len() - 1
-            }
-            None => continue,
-        };
-        if clips[slot].1 < args.per_clip {
-            clips[slot].1 += 1;
-            items.push(item.clone());
+        if let Some((_, list)) = clips.iter_mut().find(|(k, _)| *k == key) {
+            list.push(item);
+        } else if clips.len() < args.clips {
+            clips.push((key, vec![item]));
         }
     }
+    let items: Vec<EvalItem> = clips.iter().flat_map(|(_, list)| pick_varied(list, args.per_clip)).cloned().collect();
     let m = student.manifest();
     println!(
         "edgeqa demo: student `{}` ({}) on {} backend, {} clips",
@@ -74,13 +66,14 @@ pub fn main(args: Args) -> Result<()> {
             .map(|f| f.to_string_lossy().to_string());
         if clip != last_clip {
             println!("\n{}", clip.clone().unwrap_or_default());
-            println!("  {:<48} {:<10} {:<10} {:>6} {:>8}", "question", "answer", "truth", "conf", "ms");
+            println!("  {:<10} {:<62} {:<9} {:<9} {:>6} {:>7}", "type", "question", "answer", "truth", "conf", "ms");
             last_clip = clip;
         }
         let ms: f64 = answer.timings_ms.values().sum();
         let mark = if answer.answer == item.answer { ' ' } else { '✗' };
         println!(
-            "  {:<48} {:<10} {:<10} {:>5.1}% {:>8.2} {mark}",
+            "  {:<10} {:<62} {:<9} {:<9} {:>5.1}% {:>7.2} {mark}",
+            item.kind.as_deref().unwrap_or("-"),
             item.question,
             answer.answer,
             item.answer,
@@ -97,4 +90,25 @@ pub fn main(args: Args) -> Result<()> {
     let memory = edgeqa::budget::MemoryReport::measure(student.memory_plan(), student.budget());
     println!("{}", super::eval::memory_line(&memory));
     Ok(())
+}
+
+/// Up to `n` of `items`, in their order, taking one question of each type before any second one.
+fn pick_varied<'a>(items: &[&'a EvalItem], n: usize) -> Vec<&'a EvalItem> {
+    let mut taken = vec![false; items.len()];
+    let mut seen_types: Vec<Option<&str>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let t = item.kind.as_deref();
+        if seen_types.len() < n && !seen_types.contains(&t) {
+            seen_types.push(t);
+            taken[i] = true;
+        }
+    }
+    let mut extra = n.saturating_sub(seen_types.len());
+    for t in taken.iter_mut() {
+        if extra > 0 && !*t {
+            *t = true;
+            extra -= 1;
+        }
+    }
+    items.iter().zip(taken).filter(|(_, t)| *t).map(|(item, _)| *item).collect()
 }

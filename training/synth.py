@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""SynthAVQA: a procedural, reproducible audio-visual question-answering set.
+
+Each clip is 16 frames of 64x64 video (2 to 3.2 s) with 16 kHz mono audio. One to three objects
+(circle, square, triangle; six colours; shapes and colours distinct within a clip) sit on a plain
+or textured background, each moving left, right, up or down, or standing still, and each
+appearing and possibly disappearing at its own time (appearances are at least four frames apart,
+so "which appears first" always has one answer). The audio is silence, noise, or a low or high
+tone; a noise or tone starts when one object appears and stops when it disappears.
+
+Questions come from templates with varied wording. Their types are ``appearance``, ``counting``,
+``motion``, ``order``, ``audio`` and ``av`` (audio-visual correspondence); see ``questions``.
+
+    python training/synth.py --seed 7 --n 40 --out /tmp/set
+
+writes ``clip_000.y4m``, ``clip_000.wav``, ... and ``questions.jsonl`` in the format of
+``edgeqa eval`` (``{"video","audio","question","answer","type"}``, paths relative to the file).
+Only the standard library and NumPy are needed; the same seed gives the same bytes. Everything
+random is drawn from ``numpy.random.default_rng(seed)``; transcendental functions go through
+Python's ``math`` (not NumPy's SIMD kernels), so the bytes do not depend on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WIDTH = HEIGHT = 64
+FRAMES = 16
+SAMPLE_RATE = 16000
+FPS_CHOICES = (8, 7, 6, 5)  # 16 frames: 2.0, 2.29, 2.67 or 3.2 s
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 80, 235),
+    "yellow": (235, 220, 40),
+    "cyan": (40, 210, 225),
+    "magenta": (215, 50, 210),
+}
+SHAPES = ("circle", "square", "triangle")
+DIRECTIONS = ("left", "right", "up", "down", "still")
+COUNTS = ("one", "two", "three")
+SOUNDS = ("silence", "noise", "tone")
+# The answer vocabulary, in the order of the student's logits.
+LABELS = (
+    list(COLOURS) + list(SHAPES) + list(DIRECTIONS) + list(COUNTS) + ["yes", "no", "high", "low"] + list(SOUNDS)
+)
+QUESTION_TYPES = ("appearance", "counting", "motion", "order", "audio", "av")
+
+# Unit vectors of the motion directions (image coordinates: y grows downwards).
+VELOCITY = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "still": (0, 0)}
+
+
+@dataclass
+class Obj:
+    shape: str
+    colour: str
+    rgb: tuple[int, int, int]
+    radius: float
+    x0: float
+    y0: float
+    direction: str
+    speed: float
+    appear: int  # first visible frame
+    disappear: int  # first frame no longer visible (FRAMES if it stays)
+
+    def centre(self, f: int) -> tuple[float, float]:
+        dx, dy = VELOCITY[self.direction]
+        t = f - self.appear
+        return self.x0 + dx * self.speed * t, self.y0 + dy * self.speed * t
+
+    def visible(self, f: int) -> bool:
+        return self.appear <= f < self.disappear
+
+
+@dataclass
+class Sound:
+    kind: str  # silence | noise | tone
+    pitch: str | None  # high | low for tones
+    owner: int | None  # index of the object whose appearance starts the sound
+    start: int  # frames
+    stop: int
+
+
+@dataclass
+class Clip:
+    fps: int
+    objects: list[Obj]
+    sound: Sound
+    background: np.ndarray  # HxWx3 float64 in 0..255
+
+
+# ---------------------------------------------------------------------------------------------
+# Scene sampling
+
+
+def _sample_times(rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+    """Appear/disappear frames: appearances at least 4 frames apart, each visible >= 7 frames."""
+    while True:
+        appears = sorted(int(a) for a in rng.choice(np.arange(0, 10), size=n, replace=False))
+        if rng.random() < 0.5:
+            appears[0] = 0
+        if all(b - a >= 4 for a, b in zip(appears, appears[1:])):
+            break
+    times = []
+    for a in appears:
+        d = FRAMES
+        if rng.random() < 0.3 and FRAMES - a > 8:
+            d = int(rng.integers(a + 7, FRAMES))
+        times.append((a, d))
+    return times
+
+
+def _sample_path(rng: np.random.Generator, radius: float, direction: str, span: int) -> tuple[float, float, float]:
+    """Start point and speed so that the whole path stays inside the frame."""
+    speed = 0.0 if direction == "still" else float(rng.uniform(1.6, 2.6))
+    travel = speed * (span - 1)
+    dx, dy = VELOCITY[direction]
+    lo, hi = radius + 1.0, WIDTH - radius - 1.0
+    if travel > hi - lo:
+        speed = (hi - lo) / max(span - 1, 1)
+        travel = speed * (span - 1)
+
+    def axis(d: int) -> float:
+        if d > 0:
+            return float(rng.uniform(lo, hi - travel))
+        if d < 0:
+            return float(rng.uniform(lo + travel, hi))
+        return float(rng.uniform(lo, hi))
+
+    return axis(dx), axis(dy), speed
+
+
+def _overlaps(a: Obj, b: Obj) -> bool:
+    for f in range(FRAMES):
+        if a.visible(f) and b.visible(f):
+            (ax, ay), (bx, by) = a.centre(f), b.centre(f)
+            if math.hypot(ax - bx, ay - by) < a.radius + b.radius + 2.0:
+                return True
+    return False
+
+
+def _background(rng: np.random.Generator) -> np.ndarray:
+    base = rng.uniform(45, 120)
+    tint = rng.uniform(-12, 12, size=3)
+    colour = np.clip(base + tint, 0, 255)
+    img = np.broadcast_to(colour, (HEIGHT, WIDTH, 3)).astype(np.float64)
+    kind = rng.integers(0, 3)  # plain, stripes, checker
+    if kind == 0:
+        return img.copy()
+    amp = rng.uniform(8, 20)
+    period = int(rng.integers(4, 12))
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    if kind == 1:
+        pattern = ((xx + yy) // period) % 2 if rng.random() < 0.5 else (yy // period) % 2
+    else:
+        pattern = ((xx // period) + (yy // period)) % 2
+    return img + (pattern[..., None] * 2 - 1) * amp
+
+
+def sample_clip(rng: np.random.Generator) -> Clip:
+    """Draws one scene: objects, their motion and timing, the background and the sound."""
+    fps = int(rng.choice(FPS_CHOICES))
+    n = int(rng.choice([1, 2, 3], p=[0.25, 0.4, 0.35]))
+    for _attempt in range(50):
+        shapes = [SHAPES[i] for i in rng.permutation(len(SHAPES))[:n]]
+        colours = [list(COLOURS)[i] for i in rng.permutation(len(COLOURS))[:n]]
+        times = _sample_times(rng, n)
+        objects: list[Obj] = []
+        for shape, colour, (a, d) in zip(shapes, colours, times):
+            radius = float(rng.uniform(7.5, 10.5))
+            direction = DIRECTIONS[int(rng.integers(0, len(DIRECTIONS)))]
+            x0, y0, speed = _sample_path(rng, radius, direction, d - a)
+            jitter = rng.integers(-12, 13, size=3)
+            rgb = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
+            objects.append(Obj(shape, colour, rgb, radius, x0, y0, direction, speed, a, d))
+        if not any(_overlaps(a, b) for i, a in enumerate(objects) for b in objects[i + 1 :]):
+            break
+    else:  # crowded: keep one object
+        objects = objects[:1]
+    kind = SOUNDS[int(rng.choice(3, p=[0.25, 0.25, 0.5]))]
+    if kind == "silence":
+        sound = Sound(kind, None, None, 0, 0)
+    else:
+        owner = int(rng.integers(0, len(objects)))
+        pitch = ("high", "low")[int(rng.integers(0, 2))] if kind == "tone" else None
+        sound = Sound(kind, pitch, owner, objects[owner].appear, objects[owner].disappear)
+    return Clip(fps, objects, sound, _background(rng))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+SS = 4  # supersampling factor per axis for anti-aliased edges
+
+
+def _mask(obj: Obj, f: int) -> np.ndarray:
+    cx, cy = obj.centre(f)
+    r = obj.radius
+    grid = (np.arange(WIDTH * SS) + 0.5) / SS
+    x = grid[None, :]
+    y = grid[:, None]
+    if obj.shape == "circle":
+        inside = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    elif obj.shape == "square":
+        h = r * 0.85
+        inside = (np.abs(x - cx) <= h) & (np.abs(y - cy) <= h)
+    else:  # upward triangle with circumradius 1.15 r
+        R = r * 1.15
+        top, base = cy - R, cy + R / 2
+        half = R * math.sqrt(3) / 2
+        # width grows linearly from the apex to the base
+        frac = (y - top) / (base - top)
+        inside = (y >= top) & (y <= base) & (np.abs(x - cx) <= frac * half)
+    return inside.reshape(HEIGHT, SS, WIDTH, SS).mean(axis=(1, 3))
+
+
+def render_frames(clip: Clip) -> list[np.ndarray]:
+    """The 16 frames as HxWx3 uint8 RGB."""
+    frames = []
+    for f in range(FRAMES):
+        img = clip.background.copy()
+        for obj in clip.objects:
+            if obj.visible(f):
+                m = _mask(obj, f)[..., None]
+                img = img * (1 - m) + np.asarray(obj.rgb, dtype=np.float64) * m
+        frames.append(np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8))
+    return frames
+
+
+def encode_y4m(frames: list[np.ndarray], fps: int) -> bytes:
+    """Limited-range BT.601 4:2:0 (C420jpeg) YUV4MPEG2, as the runtime's test encoder writes it."""
+    out = io.BytesIO()
+    out.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{fps}:1 Ip A1:1 C420jpeg XCOLORRANGE=LIMITED\n".encode())
+    for rgb in frames:
+        r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+        yp = 0.299 * r + 0.587 * g + 0.114 * b
+        pb = (b - yp) / 1.772
+        pr = (r - yp) / 1.402
+        luma = np.clip(np.floor(16 + 219 * yp / 255 + 0.5), 0, 255).astype(np.uint8)
+
+        def sub(p: np.ndarray) -> np.ndarray:
+            m = p.reshape(HEIGHT // 2, 2, WIDTH // 2, 2).mean(axis=(1, 3))
+            return np.clip(np.floor(128 + 224 * m / 255 + 0.5), 0, 255).astype(np.uint8)
+
+        out.write(b"FRAME\n")
+        out.write(luma.tobytes())
+        out.write(sub(pb).tobytes())
+        out.write(sub(pr).tobytes())
+    return out.getvalue()
+
+
+def synth_audio(clip: Clip, rng: np.random.Generator) -> np.ndarray:
+    """Mono float64 samples in [-1, 1]."""
+    n = round(FRAMES * SAMPLE_RATE / clip.fps)
+    x = rng.normal(0.0, 0.0008, size=n)  # a quiet floor even in "silence"
+    s = clip.sound
+    if s.kind == "silence":
+        return x
+    start = round(s.start * SAMPLE_RATE / clip.fps)
+    stop = round(s.stop * SAMPLE_RATE / clip.fps)
+    length = stop - start
+    ramp = min(160, length // 2)  # 10 ms fades
+    env = np.ones(length)
+    env[:ramp] = np.arange(ramp) / ramp
+    env[length - ramp :] = np.arange(ramp)[::-1] / ramp
+    if s.kind == "noise":
+        amp = rng.uniform(0.08, 0.25)
+        sig = rng.normal(0.0, amp, size=length)
+    else:
+        freq = rng.uniform(1300, 2800) if s.pitch == "high" else rng.uniform(180, 450)
+        amp = rng.uniform(0.15, 0.4)
+        w = 2 * math.pi * freq / SAMPLE_RATE
+        phase0 = rng.uniform(0, 2 * math.pi)
+        sig = np.array([amp * math.sin(w * i + phase0) for i in range(length)])
+    x[start:stop] += sig * env
+    return np.clip(x, -1.0, 1.0)
+
+
+def encode_wav(samples: np.ndarray) -> bytes:
+    pcm = np.clip(np.floor(samples * 32767 + 0.5), -32768, 32767).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Questions
+
+
+def _ref(rng: np.random.Generator, obj: Obj) -> str:
+    """A way to name an object that is unique within its clip (shapes and colours are distinct)."""
+    k = int(rng.integers(0, 3))
+    return [obj.shape, f"{obj.colour} object", f"{obj.colour} {obj.shape}"][k]
+
+
+def _pick(rng: np.random.Generator, options: list[str]) -> str:
+    return options[int(rng.integers(0, len(options)))]
+
+
+def questions(clip: Clip, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """(question, answer, type) for every template that applies to the clip."""
+    qs: list[tuple[str, str, str]] = []
+    objs = clip.objects
+    for obj in [objs[i] for i in rng.permutation(len(objs))[:2]]:
+        q = _pick(rng, [f"what colour is the {obj.shape}?", f"what is the colour of the {obj.shape}?",
+                        f"which colour does the {obj.shape} have?", f"what color is the {obj.shape}?"])
+        qs.append((q, obj.colour, "appearance"))
+        q = _pick(rng, [f"what shape is the {obj.colour} object?", f"which shape is {obj.colour}?",
+                        f"what is the shape of the {obj.colour} thing?"])
+        qs.append((q, obj.shape, "appearance"))
+    q = _pick(rng, ["how many objects are there?", "how many shapes are in the clip?",
+                    "how many objects do you see?", "count the objects.", "how many things appear?"])
+    qs.append((q, COUNTS[len(objs) - 1], "counting"))
+    for obj in [objs[i] for i in rng.permutation(len(objs))[:2]]:
+        ref = _ref(rng, obj)
+        q = _pick(rng, [f"which way is the {ref} moving?", f"where is the {ref} going?",
+                        f"in which direction does the {ref} move?", f"how does the {ref} move?"])
+        qs.append((q, obj.direction, "motion"))
+    if len(objs) >= 2:
+        first = min(objs, key=lambda o: o.appear)
+        last = max(objs, key=lambda o: o.appear)
+        q = _pick(rng, ["which object appears first?", "which shape shows up first?",
+                        "what shape is the first to appear?"])
+        qs.append((q, first.shape, "order"))
+        q = _pick(rng, ["which object appears last?", "which shape shows up last?",
+                        "what shape is the last to appear?"])
+        qs.append((q, last.shape, "order"))
+        q = _pick(rng, ["what colour is the object that appears first?", "which colour shows up first?"])
+        qs.append((q, first.colour, "order"))
+    s = clip.sound
+    q = _pick(rng, ["is there a sound?", "can you hear anything?", "is there any sound in the clip?",
+                    "does the clip make a sound?"])
+    qs.append((q, "no" if s.kind == "silence" else "yes", "audio"))
+    q = _pick(rng, ["what kind of sound is it?", "what do you hear?", "what sort of sound is there?"])
+    qs.append((q, s.kind, "audio"))
+    if s.kind == "tone":
+        q = _pick(rng, ["is the sound high or low?", "is the tone high or low pitched?",
+                        "is the pitch high or low?"])
+        qs.append((q, s.pitch, "audio"))
+    if s.owner is not None:
+        obj = objs[s.owner]
+        word = _pick(rng, ["sound", s.kind])
+        q = _pick(rng, [f"what colour is the object that appears when the {word} starts?",
+                        f"which colour appears when the {word} begins?"])
+        qs.append((q, obj.colour, "av"))
+        q = _pick(rng, [f"what shape appears when the {word} starts?",
+                        f"which shape shows up when the {word} begins?"])
+        qs.append((q, obj.shape, "av"))
+    return qs
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole clips and sets
+
+
+@dataclass
+class Example:
+    y4m: bytes
+    wav: bytes
+    qa: list[tuple[str, str, str]]
+    clip: Clip
+
+
+def make_example(rng: np.random.Generator) -> Example:
+    """One clip: its Y4M and WAV bytes and its questions. Consumes ``rng`` deterministically."""
+    clip = sample_clip(rng)
+    y4m = encode_y4m(render_frames(clip), clip.fps)
+    wav = encode_wav(synth_audio(clip, rng))
+    return Example(y4m, wav, questions(clip, rng), clip)
+
+
+def write_set(seed: int, n: int, out: Path) -> int:
+    """Writes ``n`` clips and ``questions.jsonl`` into ``out``; returns the number of questions."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        ex = make_example(rng)
+        video, audio = f"clip_{i:03d}.y4m", f"clip_{i:03d}.wav"
+        (out / video).write_bytes(ex.y4m)
+        (out / audio).write_bytes(ex.wav)
+        for q, a, t in ex.qa:
+            lines.append(json.dumps({"video": video, "audio": audio, "question": q, "answer": a, "type": t},
+                                    sort_keys=True))
+    (out / "questions.jsonl").write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def vocabulary() -> list[str]:
+    """Every word any template can produce, sorted (for the student's tokenizer)."""
+    rng = np.random.default_rng(0)
+    words: set[str] = set()
+    import re
+
+    for _ in range(3000):
+        clip = sample_clip(rng)
+        for q, _a, _t in questions(clip, rng):
+            words.update(re.findall(r"(?:[^\W_]|')+", q.lower()))
+    return sorted(words)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, required=True, help="random seed (same seed, same bytes)")
+    ap.add_argument("--n", type=int, required=True, help="number of clips")
+    ap.add_argument("--out", type=Path, required=True, help="output directory")
+    args = ap.parse_args(argv)
+    if args.n < 1:
+        ap.error("--n must be at least 1")
+    count = write_set(args.seed, args.n, args.out)
+    print(f"synth: wrote {args.n} clips and {count} questions to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
