@@ -39,6 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402
 import preprocess as pre  # noqa: E402
+import report as report_md  # noqa: E402
 import synth  # noqa: E402
 
 VIDEO = pre.VideoSpec(width=32, height=32, frames=models.FRAMES, mean=(0.45, 0.45, 0.45), std=(0.25, 0.25, 0.25))
@@ -317,7 +318,7 @@ def main(argv=None) -> int:
         "exported": chosen,
     }
     (out / "training-report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "TRAINING.md").write_text(render_report(report))
+    report_md.write_markdown(out)
     print(f"exported {chosen} to {sdir} ({time.time() - started:.0f} s in all)")
     return 0
 
@@ -356,51 +357,6 @@ lowercase = true
 max_len = {MAX_LEN}
 """
     )
-
-
-def render_report(r: dict) -> str:
-    def row(name, res):
-        cells = [f"{acc(res):.1f}"] + [f"{acc(res['per_type'][t]):.1f}" for t in TYPES]
-        return f"| {name} | " + " | ".join(cells) + " |"
-
-    test = {k: v["test"] for k, v in r["results"].items()}
-    counts = " | ".join(f"{t} ({test['teacher']['per_type'][t]['total']})" for t in TYPES)
-    lines = [
-        "# Demo student: training report",
-        "",
-        f"Made by `{r['command']}` (torch {r['versions']['torch']}, numpy {r['versions']['numpy']}, "
-        f"{r['threads']} CPU threads); see `training/README.md`.",
-        "",
-        "SynthAVQA splits (clip i of a split is `default_rng([seed, i])`): "
-        + ", ".join(f"{k} seed {v['seed']}: {v['clips']} clips / {v['questions']} questions"
-                    for k, v in r["splits"].items()) + ".",
-        "",
-        f"Accuracy (%) on the held-out **test** split, {test['teacher']['total']} questions:",
-        "",
-        f"| model | all | {counts} |",
-        "|---" * (len(TYPES) + 2) + "|",
-        *(row(k.replace("_", " "), v) for k, v in test.items()),
-        "",
-        "Validation accuracy: " + ", ".join(f"{k.replace('_', ' ')} {acc(v['val']):.1f}%"
-                                            for k, v in r["results"].items()) + ".",
-        "",
-        f"Exported: **{r['exported'].replace('_', ' ')}** (the better student on validation).",
-        "",
-        f"Parameters: teacher {r['parameters']['teacher']:,}, student {r['parameters']['student']:,} "
-        f"(frame encoder {r['parameters']['student.frame_encoder']:,}, audio encoder "
-        f"{r['parameters']['student.audio_encoder']:,}, question encoder "
-        f"{r['parameters']['student.question_encoder']:,}, head {r['parameters']['student.head']:,}).",
-        "",
-        f"Epochs: teacher {r['epochs']['teacher']}, each student {r['epochs']['student']}; distillation "
-        f"T = {r['distillation']['temperature']}, KL weight {r['distillation']['kd_weight']}, feature weight "
-        f"{r['distillation']['feature_weight']}.",
-        "",
-        "Training time (s): " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["train_seconds"].items()
-                                          if k != "total" and v)
-        + f"; whole run including data generation {r['train_seconds']['total']}.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
