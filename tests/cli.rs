@@ -128,7 +128,7 @@ fn demo_runs_on_the_committed_bundle() {
     let (ok, out, err) = run_bin(EDGEQA, &[OsStr::new("demo")], &[("EDGEQA_DEMO_DIR", &committed)]);
     assert!(ok, "{err}");
     assert!(out.contains("question") && out.contains("truth") && out.contains("conf"), "{out}");
-    // Six clips, five questions each, of as many types as each clip has (the accuracy bar itself is
+    // Six clips, six questions each, of as many types as each clip has (the accuracy bar itself is
     // checked on the whole set in tests/demo_student.rs).
     assert!(out.lines().any(|l| l.starts_with("accuracy")), "{out}");
     for kind in ["appearance", "counting", "motion", "audio"] {

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     set: Option<PathBuf>,
     /// Questions asked per clip.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 6)]
     per_clip: usize,
     /// Number of clips.
     #[arg(long, default_value_t = 6)]
