@@ -6,17 +6,20 @@
 1. Generates the train / validation / test splits with ``synth.py`` (clip ``i`` of a split with
    seed ``s`` is drawn from ``numpy.random.default_rng([s, i])``) and preprocesses them with
    ``preprocess.py``, exactly as the runtime will (cached under ``--cache``).
-2. Trains the teacher (``models.Teacher``) on the answers.
+2. Trains the teacher (``models.FusionTeacher``) on the answers, or loads ``--teacher-checkpoint``.
 3. Trains the student twice from the same initialisation: alone (cross-entropy on the answers)
    and distilled (cross-entropy + temperature-scaled KL to the teacher's answer distribution +
    MSE from the student's per-frame appearance and motion features, through linear adapters, to
-   the teacher's fused per-frame features after its first and last audio-visual layer).
-4. Reports accuracy per question type on the held-out test split for all three, exports the
-   student that scores higher on the validation split to ``--out/student/`` (four ONNX stages and
-   ``student.toml``) and writes ``--out/TRAINING.md`` and ``--out/training-report.json``.
+   the teacher's fused per-frame features after its first and last fusion layer); with
+   ``--no-distill`` only alone. Every model also gets the auxiliary per-token loss
+   (``scene_targets``).
+4. Reports accuracy per question type on the validation and held-out test splits, exports the
+   student that scores higher on validation to ``--out/student/`` (four ONNX stages and
+   ``student.toml``), writes ``--out/training-report.json`` and renders ``--out/TRAINING.md``
+   (``report.py``; it includes ``--out/distillation-report.json`` when that exists).
 
-Everything is seeded; ``torch.use_deterministic_algorithms`` is on, so a rerun on the same
-machine, with the same versions, repeats the numbers.
+Everything is seeded and ``torch.use_deterministic_algorithms`` is on, so a rerun on the same
+machine with the same versions should repeat the numbers (not checked bit for bit).
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ def main(argv=None) -> int:
     ap.add_argument("--kd-weight", type=float, default=0.5, help="weight of the KL term (CE gets 1 - it)")
     ap.add_argument("--feature-weight", type=float, default=1.0)
     ap.add_argument("--aux-weight", type=float, default=0.5,
-                    help="weight of the per-token colour/shape auxiliary loss (0 turns it off)")
+                    help="weight of the per-token colour/shape/direction auxiliary loss (0 turns it off)")
     ap.add_argument("--teacher-checkpoint", type=Path, help="load this teacher instead of training one")
     ap.add_argument("--no-distill", action="store_true", help="train only the student alone")
     ap.add_argument("--seed", type=int, default=0)
