@@ -112,3 +112,34 @@ fn pick_varied<'a>(items: &[&'a EvalItem], n: usize) -> Vec<&'a EvalItem> {
     }
     items.iter().zip(taken).filter(|(_, t)| *t).map(|(item, _)| *item).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(question: &str, kind: &str) -> EvalItem {
+        EvalItem {
+            video: None,
+            audio: None,
+            question: question.into(),
+            answer: String::new(),
+            kind: Some(kind.into()),
+            line: 0,
+        }
+    }
+
+    fn questions(picked: &[&EvalItem]) -> Vec<String> {
+        picked.iter().map(|i| i.question.clone()).collect()
+    }
+
+    #[test]
+    fn picks_one_of_each_type_first_then_fills_in_order() {
+        let items = [item("a1", "a"), item("a2", "a"), item("b1", "b"), item("c1", "c"), item("b2", "b")];
+        let refs: Vec<&EvalItem> = items.iter().collect();
+        assert_eq!(questions(&pick_varied(&refs, 2)), ["a1", "b1"]);
+        assert_eq!(questions(&pick_varied(&refs, 3)), ["a1", "b1", "c1"]);
+        assert_eq!(questions(&pick_varied(&refs, 4)), ["a1", "a2", "b1", "c1"]);
+        assert_eq!(pick_varied(&refs, 9).len(), 5);
+        assert!(pick_varied(&refs, 0).is_empty());
+    }
+}
