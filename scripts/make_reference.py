@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 # model file stem -> input shape (NCHW)
 SHAPES = {
+    "ch_PP-OCRv4_det_infer": (1, 3, 320, 320),
     "ch_ppocr_mobile_v2.0_cls_infer": (1, 3, 48, 192),
     "ch_PP-OCRv4_rec_infer": (1, 3, 48, 320),
 }

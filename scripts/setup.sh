@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in gcc pkg-config; do
+for pkg in gcc pkg-config mesa-vulkan-drivers libvulkan1; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

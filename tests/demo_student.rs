@@ -6,7 +6,6 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use edgeqa_tests::run_bin;
 
@@ -22,23 +21,11 @@ const MIN_TYPE_ACCURACY: f64 = 0.75;
 const MAX_GAP_POINTS: f64 = 3.0;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let py = root().join(".cache/venv/bin/python");
-    assert!(py.is_file(), "{} is missing: run `bash scripts/fetch-test-data.sh` (scripts/test.sh does)", py.display());
-    py
+    edgeqa_tests::repo_root()
 }
 
 fn synth(seed: u64, clips: usize, out: &Path) {
-    let status = Command::new(python())
-        .arg(root().join("training/synth.py"))
-        .args(["--seed", &seed.to_string(), "--n", &clips.to_string(), "--out"])
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "training/synth.py --seed {seed} failed");
+    edgeqa_tests::synth_set(seed, clips, out)
 }
 
 fn sorted_files(dir: &Path) -> Vec<String> {

@@ -6,7 +6,6 @@
 //! a few float operations may differ), log-mel within 1e-4 absolute (both compute in f64 and cast
 //! to f32; the FFTs differ in rounding), token ids and masks exactly.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edgeqa::capture::wav::read_wav;
@@ -20,16 +19,7 @@ use edgeqa::text::tokenizer::Tokenizer;
 const FRAME_TOLERANCE: f32 = 1e-5;
 const MEL_TOLERANCE: f32 = 1e-4;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The recipe's Python: the venv made by scripts/fetch-test-data.sh.
-pub fn python() -> PathBuf {
-    let py = root().join(".cache/venv/bin/python");
-    assert!(py.is_file(), "{} is missing: run `bash scripts/fetch-test-data.sh` (scripts/test.sh does)", py.display());
-    py
-}
+use edgeqa_tests::{repo_root as root, venv_python as python};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");

@@ -17,8 +17,16 @@ use edgeqa::onnx::{self, pb};
 use edgeqa::package::{Package, PackageWriter};
 use thiserror::Error;
 
+pub mod calibrate;
+pub mod clean;
+pub mod data;
+pub mod graph;
+pub mod quantize;
+pub mod quantized;
+pub mod report;
 pub mod shapes;
 pub mod student;
+pub mod verify;
 
 /// Identifies the converter in every package it writes.
 pub const PRODUCER: &str = concat!("edgeqa-convert ", env!("CARGO_PKG_VERSION"));
@@ -46,10 +54,22 @@ pub enum ConvertError {
     Package(#[from] edgeqa::package::PackageError),
     #[error("the written package does not load: {0}")]
     Verify(String),
+    #[error(transparent)]
+    Clean(#[from] clean::CleanError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Calibration(#[from] calibrate::CalibError),
+    #[error(transparent)]
+    Quantize(#[from] quantize::QuantError),
+    #[error(transparent)]
+    Verification(#[from] verify::VerifyError),
+    #[error("{0}")]
+    Options(String),
 }
 
 /// A finished conversion: the package bytes and what went into them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Converted {
     pub bytes: Vec<u8>,
     pub manifest: Manifest,
@@ -65,6 +85,7 @@ impl Converted {
     }
 }
 
+#[derive(Clone)]
 struct Graph {
     stage: String,
     origin: String,
@@ -167,6 +188,18 @@ fn finish(manifest: Manifest, graphs: Vec<Graph>) -> Result<Converted, ConvertEr
 
 /// Converts a student directory: `student.toml` plus `<stage>.onnx` for each stage it has.
 pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
+    let (manifest, graphs) = prepare_student(dir)?;
+    finish(manifest, graphs)
+}
+
+/// Converts and quantizes a student directory (see [`quantized::Options`]).
+pub fn convert_student_with(dir: &Path, opts: &quantized::Options) -> Result<quantized::Outcome, ConvertError> {
+    let (manifest, graphs) = prepare_student(dir)?;
+    quantized::run(manifest, graphs, opts)
+}
+
+/// Reads, checks and fixes the shapes of a student directory.
+fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>), ConvertError> {
     let shown = dir.display().to_string();
     let layout = |reason: String| ConvertError::Layout { dir: shown.clone(), reason };
     let spec = student::load(dir)?;
@@ -269,11 +302,29 @@ pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
         quantization: QuantizationInfo::default(),
     };
     manifest.validate().map_err(|e| layout(e.to_string()))?;
-    finish(manifest, graphs)
+    Ok((manifest, graphs))
 }
 
 /// Converts one generic ONNX model into a package with a single `model` stage.
 pub fn convert_model(path: &Path, input_shapes: &BTreeMap<String, Vec<usize>>) -> Result<Converted, ConvertError> {
+    let (manifest, graphs) = prepare_model(path, input_shapes)?;
+    finish(manifest, graphs)
+}
+
+/// Converts and quantizes one generic ONNX model (see [`quantized::Options`]).
+pub fn convert_model_with(
+    path: &Path,
+    input_shapes: &BTreeMap<String, Vec<usize>>,
+    opts: &quantized::Options,
+) -> Result<quantized::Outcome, ConvertError> {
+    let (manifest, graphs) = prepare_model(path, input_shapes)?;
+    quantized::run(manifest, graphs, opts)
+}
+
+fn prepare_model(
+    path: &Path,
+    input_shapes: &BTreeMap<String, Vec<usize>>,
+) -> Result<(Manifest, Vec<Graph>), ConvertError> {
     let g = read_graph(MODEL_STAGE, path)?;
     check_supported(std::slice::from_ref(&g))?;
     let stage = stage_info(&g, input_shapes)?;
@@ -290,5 +341,5 @@ pub fn convert_model(path: &Path, input_shapes: &BTreeMap<String, Vec<usize>>) -
         labels: vec![],
         quantization: QuantizationInfo::default(),
     };
-    finish(manifest, vec![g])
+    Ok((manifest, vec![g]))
 }

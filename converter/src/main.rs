@@ -1,17 +1,44 @@
-//! `edgeqa-convert`: the host tool that turns ONNX students into `.eqa` packages.
+//! `edgeqa-convert`: the host tool that turns ONNX students into `.eqa` packages, quantizes them
+//! and verifies the result against the fp32 model.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
-use edgeqa_convert::{convert_model, convert_student, parse_shape_args};
+use clap::{Args, Parser, Subcommand};
+use edgeqa::package::Package;
+use edgeqa_convert::calibrate::Method;
+use edgeqa_convert::quantize::{Int8Form, Scheme};
+use edgeqa_convert::quantized::{self, Budget, Options};
+use edgeqa_convert::report::Report;
+use edgeqa_convert::{convert_model_with, convert_student_with, parse_shape_args};
 
 /// Converts a student directory (stage ONNX files + student.toml) or one ONNX model into a
-/// single verified .eqa package. The same input always gives a byte-identical package.
+/// single verified .eqa package, optionally quantized. The same input always gives a
+/// byte-identical package.
 #[derive(Debug, Parser)]
-#[command(name = "edgeqa-convert", version, about)]
-struct Args {
+#[command(
+    name = "edgeqa-convert",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    convert: ConvertArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compares two packages of one model (e.g. fp32 and a quantized one) on a verification set.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
     /// Student directory: student.toml and <stage>.onnx for frame_encoder, audio_encoder,
     /// question_encoder (each optional) and head.
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
@@ -23,32 +50,146 @@ struct Args {
     #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", requires = "model")]
     input_shapes: Vec<String>,
     /// Where to write the package.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(short, long, required = true)]
+    output: Option<PathBuf>,
+    /// fp32 (as exported), int8 (per-channel int8 weights, calibrated uint8 activations),
+    /// w8 / w4 (weight-only int8 / int4 with block scales).
+    #[arg(long, default_value = "fp32")]
+    scheme: Scheme,
+    /// Calibration set: a folder with one subfolder per sample holding <input>.npy, or for a
+    /// student an `edgeqa eval` question set (.jsonl).
+    #[arg(long, value_name = "DIR|SET.jsonl")]
+    calibration: Option<PathBuf>,
+    /// Held-out verification set (same forms). Without it the calibration set is used, and the
+    /// report says so.
+    #[arg(long, value_name = "DIR|SET.jsonl")]
+    verify: Option<PathBuf>,
+    /// Activation range method for int8: percentile (clips the rare outliers; the default),
+    /// minmax or entropy (KL).
+    #[arg(long, default_value = "percentile")]
+    method: String,
+    /// Graph form of int8: qdq (QuantizeLinear/DequantizeLinear around float operators) or
+    /// qlinear (QLinearConv/QLinearMatMul operators).
+    #[arg(long, default_value = "qdq", value_name = "qdq|qlinear")]
+    int8_form: Int8Form,
+    /// Percentile of |x| kept by `--method percentile`.
+    #[arg(long, default_value_t = 99.99)]
+    percentile: f64,
+    /// Block length of the w8/w4 schemes.
+    #[arg(long, default_value_t = 32)]
+    block: usize,
+    /// Error budget: keep the most sensitive layers in float until it holds on the calibration
+    /// set: cosine=X (every output) or top1=X (top-1 / answer agreement).
+    #[arg(long, value_name = "cosine=X|top1=X")]
+    max_error: Option<Budget>,
+    /// Write the verification report as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// Write the final stage graphs as DIR/<stage>.onnx.
+    #[arg(long, value_name = "DIR")]
+    save_onnx: Option<PathBuf>,
+    /// Write the stage inputs calibrated on as DIR/<stage>/<sample>/<input>.npy.
+    #[arg(long, value_name = "DIR")]
+    dump_calibration: Option<PathBuf>,
 }
 
-fn run(args: Args) -> Result<()> {
-    let converted = match (&args.student, &args.model) {
-        (Some(dir), None) => convert_student(dir)?,
-        (None, Some(model)) => convert_model(model, &parse_shape_args(&args.input_shapes)?)?,
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The reference package (usually fp32).
+    #[arg(long)]
+    reference: PathBuf,
+    /// The package to judge against it.
+    #[arg(long)]
+    candidate: PathBuf,
+    /// Verification set: a folder of <input>.npy samples, or for students a question set.
+    #[arg(long, value_name = "DIR|SET.jsonl")]
+    verify: PathBuf,
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+}
+
+fn method(args: &ConvertArgs) -> Result<Method> {
+    Ok(match args.method.as_str() {
+        "minmax" => Method::MinMax,
+        "entropy" => Method::Entropy,
+        "percentile" => {
+            if !(args.percentile > 50.0 && args.percentile <= 100.0) {
+                bail!("--percentile {} must be in (50, 100]", args.percentile);
+            }
+            Method::Percentile(args.percentile)
+        }
+        other => bail!("--method `{other}`: choose minmax, percentile or entropy"),
+    })
+}
+
+fn write_report(report: &Report, path: Option<&PathBuf>) -> Result<()> {
+    print!("{}", report.table());
+    if let Some(p) = path {
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(p, json + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+        println!("report: {}", p.display());
+    }
+    Ok(())
+}
+
+fn convert(args: ConvertArgs) -> Result<()> {
+    let Some(output) = args.output.clone() else { bail!("give --output FILE.eqa") };
+    let opts = Options {
+        scheme: args.scheme,
+        method: method(&args)?,
+        int8_form: args.int8_form,
+        block: args.block,
+        calibration: args.calibration.clone(),
+        verify: args.verify.clone(),
+        max_error: args.max_error,
+        dump_calibration: args.dump_calibration.clone(),
+        save_onnx: args.save_onnx.clone(),
+    };
+    if args.block == 0 {
+        bail!("--block must be positive");
+    }
+    if args.report.is_some() && args.scheme == Scheme::Fp32 {
+        bail!("--report needs a quantizing --scheme; use `edgeqa-convert compare` to compare two packages");
+    }
+    let outcome = match (&args.student, &args.model) {
+        (Some(dir), None) => convert_student_with(dir, &opts)?,
+        (None, Some(model)) => convert_model_with(model, &parse_shape_args(&args.input_shapes)?, &opts)?,
         _ => bail!("give --student DIR or --model FILE.onnx"),
     };
-    converted.write(&args.output).with_context(|| "cannot write the package")?;
+    let converted = &outcome.converted;
+    converted.write(&output).with_context(|| "cannot write the package")?;
     let m = &converted.manifest;
     println!(
-        "wrote {} ({} bytes): {} `{}`, stages {}",
-        args.output.display(),
+        "wrote {} ({} bytes): {} `{}`, stages {}, scheme {}",
+        output.display(),
         converted.bytes.len(),
         format!("{:?}", m.kind).to_lowercase(),
         m.name,
-        m.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        m.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        m.quantization.scheme
     );
+    if let Some(r) = &outcome.report {
+        write_report(r, args.report.as_ref())?;
+    }
     Ok(())
+}
+
+fn compare(args: CompareArgs) -> Result<()> {
+    let reference = Package::open(&args.reference)?;
+    let candidate = Package::open(&args.candidate)?;
+    let report = quantized::compare_packages(&reference, &candidate, &args.verify)?;
+    write_report(&report, args.report.as_ref())
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match run(Args::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Compare(c)) => compare(c),
+        None => convert(cli.convert),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", edgeqa::error_line(&e));

@@ -71,7 +71,7 @@ pub fn infer_outputs(
     inputs: &[TensorInfo],
 ) -> Result<Vec<TensorInfo>, ConvertError> {
     let fail = |reason: String| ConvertError::Graph { origin: origin.to_string(), reason };
-    let mut model = tract_onnx::onnx().parse(proto, None).map_err(|e| fail(format!("{e:#}")))?.model;
+    let mut model = edgeqa::backend::tract::framework().parse(proto, None).map_err(|e| fail(format!("{e:#}")))?.model;
     for ix in 0..model.inputs.len() {
         let name = model.node(model.inputs[ix].node).name.clone();
         let info =

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod budget;
 pub mod capture;
 pub mod eval;
+pub mod graph;
 pub mod manifest;
 pub mod onnx;
 pub mod package;

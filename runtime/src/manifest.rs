@@ -149,13 +149,36 @@ pub struct TokenizerSpec {
 /// Quantization recorded by the converter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantizationInfo {
-    /// `fp32` (pass-through), later `int8`, `w8`, `w4`.
+    /// `fp32` (pass-through), `int8`, `w8` or `w4`.
     pub scheme: String,
+    /// Calibration method of the activation ranges (`int8` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Graph form of `int8`: `qlinear` (QLinearConv/QLinearMatMul) or `qdq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
+    /// Every quantized tensor, stage by stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tensors: Vec<QuantizedTensor>,
+    /// Nodes that keep float weights, with the reason (`stage/node: reason`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_float: Vec<String>,
+}
+
+/// One quantized tensor of a stage graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizedTensor {
+    pub stage: String,
+    /// Weight initializer or activation tensor name in the original graph.
+    pub tensor: String,
+    /// `int8/channel`, `int8/block32`, `int4/block32` (weights) or `uint8/tensor` (activations).
+    pub format: String,
 }
 
 impl Default for QuantizationInfo {
     fn default() -> Self {
-        QuantizationInfo { scheme: "fp32".into() }
+        QuantizationInfo { scheme: "fp32".into(), method: None, form: None, tensors: vec![], kept_float: vec![] }
     }
 }
 

@@ -116,13 +116,24 @@ impl Student {
     /// Loads every stage of a student package on the chosen backend, builds the memory plan and,
     /// with a budget, refuses a plan that does not fit.
     pub fn load(pkg: &Package, choice: BackendChoice, budget: Option<Budget>) -> Result<Student, PipelineError> {
+        let (backend, reason) = backend::select(choice)?;
+        Student::load_on(pkg, backend, reason, budget)
+    }
+
+    /// [`Student::load`] on a given backend; `reason` says why it was chosen. Tools wrap a
+    /// backend this way, e.g. the converter records every stage's inputs for calibration.
+    pub fn load_on(
+        pkg: &Package,
+        backend: Box<dyn backend::Backend>,
+        reason: String,
+        budget: Option<Budget>,
+    ) -> Result<Student, PipelineError> {
         let resident_at_start = crate::budget::rss().map_or(0, |(now, _)| now);
         let m = pkg.manifest().clone();
         let origin = pkg.origin().to_string();
         if m.kind != PackageKind::Student {
             return Err(contract(&origin, "this is a generic model package: use `edgeqa run`"));
         }
-        let (backend, reason) = backend::select(choice);
         log::info!("{origin}: backend {} ({reason})", backend.name());
         let load = |name: &str| -> Result<Option<Box<dyn StageSession>>, PipelineError> {
             let Some(stage) = m.stage(name) else { return Ok(None) };

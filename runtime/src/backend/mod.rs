@@ -1,5 +1,6 @@
-//! Backends run one stage graph each. The tract backend is the CPU path; every backend implements
-//! [`Backend`] and passes the same shared test suite.
+//! Backends run one stage graph each: [`wgpu`] on the GPU through our WGSL kernels, [`tract`] on
+//! the CPU. Every backend implements [`Backend`] and passes the same shared test suite;
+//! [`select`] resolves `--backend auto|wgpu|tract`.
 
 use thiserror::Error;
 
@@ -7,6 +8,7 @@ use crate::manifest::StageInfo;
 use crate::tensor::Tensor;
 
 pub mod tract;
+pub mod wgpu;
 
 /// A backend failed to load or run a stage.
 #[derive(Debug, Error)]
@@ -29,6 +31,8 @@ pub enum BackendChoice {
     Auto,
     /// tract on the CPU.
     Tract,
+    /// Our WGSL kernels through wgpu; fails when there is no adapter or a node is unsupported.
+    Wgpu,
 }
 
 impl std::str::FromStr for BackendChoice {
@@ -37,7 +41,8 @@ impl std::str::FromStr for BackendChoice {
         match s {
             "auto" => Ok(BackendChoice::Auto),
             "tract" => Ok(BackendChoice::Tract),
-            other => Err(format!("unknown backend `{other}` (choose auto or tract)")),
+            "wgpu" => Ok(BackendChoice::Wgpu),
+            other => Err(format!("unknown backend `{other}` (choose auto, wgpu or tract)")),
         }
     }
 }
@@ -69,11 +74,88 @@ pub trait StageSession: Send + Sync {
 }
 
 /// Resolves a choice into a backend, with the reason for the pick (logged and shown by `--json`).
-pub fn select(choice: BackendChoice) -> (Box<dyn Backend>, String) {
+///
+/// `auto` takes wgpu when a hardware GPU adapter exists (a GPU device node is checked first, see
+/// [`gpu_device_nodes`]), stage by stage: a stage with an
+/// unsupported node, or one the device cannot hold or compile, loads on tract instead and the
+/// reason is logged. A software adapter (Mesa's lavapipe or llvmpipe) is not taken by `auto`: it
+/// is correct but slower than tract on the same CPU. `wgpu` fails without an adapter.
+pub fn select(choice: BackendChoice) -> Result<(Box<dyn Backend>, String), BackendError> {
     match choice {
-        BackendChoice::Tract => (Box::new(tract::TractBackend::new()), "requested with --backend tract".into()),
-        BackendChoice::Auto => {
-            (Box::new(tract::TractBackend::new()), "auto: tract is the only backend built into this binary".into())
+        BackendChoice::Tract => Ok((Box::new(tract::TractBackend::new()), "requested with --backend tract".into())),
+        BackendChoice::Wgpu => {
+            let gpu = wgpu::WgpuBackend::new().map_err(|reason| BackendError::Load {
+                origin: "--backend wgpu".into(),
+                backend: "wgpu",
+                reason,
+            })?;
+            let a = gpu.adapter();
+            Ok((Box::new(gpu), format!("requested with --backend wgpu; adapter {} ({})", a.name, a.device_type)))
+        }
+        BackendChoice::Auto if gpu_device_nodes().is_empty() => Ok((
+            Box::new(tract::TractBackend::new()),
+            "auto: tract; no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/nvhost-ctrl-gpu)".into(),
+        )),
+        BackendChoice::Auto => Ok(match wgpu::WgpuBackend::new() {
+            Ok(gpu) if gpu.adapter().device_type != "Cpu" => {
+                let a = gpu.adapter();
+                let reason = format!(
+                    "auto: GPU adapter {} ({}); stages wgpu cannot run fall back to tract",
+                    a.name, a.device_type
+                );
+                (Box::new(Auto { gpu, cpu: tract::TractBackend::new() }), reason)
+            }
+            Ok(gpu) => (
+                Box::new(tract::TractBackend::new()),
+                format!("auto: tract; the only GPU adapter is software ({}), slower than tract", gpu.adapter().name),
+            ),
+            Err(why) => (Box::new(tract::TractBackend::new()), format!("auto: tract; {why}")),
+        }),
+    }
+}
+
+/// GPU device nodes present on this machine: Mesa and most ARM GPU drivers expose
+/// `/dev/dri/renderD*`, NVIDIA `/dev/nvidia*`, Jetson's nvgpu `/dev/nvhost-ctrl-gpu`. `auto`
+/// looks here before opening Vulkan: without one, only a software adapter could exist, and
+/// loading a Vulkan driver (lavapipe brings LLVM) costs tens of MB of resident memory for nothing.
+pub fn gpu_device_nodes() -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut scan = |dir: &str, prefix: &str| {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
+                    found.push(e.path());
+                }
+            }
+        }
+    };
+    scan("/dev/dri", "renderD");
+    scan("/dev", "nvidia");
+    scan("/dev", "nvhost-ctrl-gpu");
+    found
+}
+
+/// `auto` with a GPU: each stage on wgpu, or on tract when wgpu cannot load it.
+struct Auto {
+    gpu: wgpu::WgpuBackend,
+    cpu: tract::TractBackend,
+}
+
+impl Backend for Auto {
+    fn name(&self) -> &'static str {
+        "auto"
+    }
+
+    fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        match self.gpu.load_stage(stage, onnx, origin) {
+            Ok(s) => {
+                log::info!("{origin}: on wgpu");
+                Ok(s)
+            }
+            Err(e) => {
+                log::info!("{origin}: on tract, because {e}");
+                self.cpu.load_stage(stage, onnx, origin)
+            }
         }
     }
 }

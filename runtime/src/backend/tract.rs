@@ -12,9 +12,12 @@ use crate::tensor::{Tensor as EqTensor, TensorData};
 const NAME: &str = "tract";
 
 /// tract's ONNX front end, built once per process.
-fn framework() -> &'static tract_onnx::Onnx {
+/// tract's ONNX front end as edgeqa configures it: intermediate `value_info` is ignored (shapes
+/// are inferred from the fixed inputs; exporters often leave symbolic dims there that contradict
+/// the fixed ones).
+pub fn framework() -> &'static tract_onnx::Onnx {
     static ONNX: OnceLock<tract_onnx::Onnx> = OnceLock::new();
-    ONNX.get_or_init(tract_onnx::onnx)
+    ONNX.get_or_init(|| tract_onnx::onnx().with_ignore_value_info(true))
 }
 
 /// Every node (including those in subgraphs) whose op tract's ONNX front end does not know,

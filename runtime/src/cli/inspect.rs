@@ -47,6 +47,26 @@ struct StageReport {
     parameters: usize,
     nodes: usize,
     ops: BTreeMap<String, usize>,
+    /// The wgpu backend's static plan (computed without a device), or why it cannot run the stage.
+    wgpu: WgpuPlan,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum WgpuPlan {
+    Plan {
+        /// Nodes that run after constant folding and fusion.
+        nodes: usize,
+        folded: usize,
+        /// Device buffers for activations, and their bytes (peak device memory for tensors).
+        buffers: usize,
+        activation_bytes: u64,
+        /// The same tensors without buffer reuse.
+        unshared_bytes: u64,
+        /// Bytes of constants the kernels read (upper bound of the weights uploaded).
+        constant_bytes: u64,
+    },
+    Unsupported(String),
 }
 
 #[derive(Serialize)]
@@ -74,7 +94,7 @@ struct PlanReport {
 fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg) -> Result<PlanReport> {
     let board = edgeqa_firmware_config::find(board)?;
     let resident = edgeqa::budget::rss().map_or(0, |(now, _)| now);
-    let (b, _) = edgeqa::backend::select(backend.backend);
+    let (b, _) = edgeqa::backend::select(backend.backend)?;
     let mut sessions = Vec::new();
     for st in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&st.name).with_context(|| format!("no graph for stage {}", st.name))?;
@@ -119,6 +139,17 @@ pub fn main(args: Args) -> Result<()> {
         let bytes = pkg.stage_graph(&st.name).with_context(|| format!("{origin}: no graph section"))?;
         let proto = onnx::decode(bytes, &origin)?;
         let ops = onnx::op_histogram(&proto);
+        let wgpu = match edgeqa::backend::wgpu::plan_stage(st, bytes, &origin) {
+            Ok((g, p)) => WgpuPlan::Plan {
+                nodes: g.nodes.len(),
+                folded: g.folded,
+                buffers: p.buffers.len(),
+                activation_bytes: p.total_bytes(),
+                unshared_bytes: p.unshared_bytes,
+                constant_bytes: g.constant_bytes(),
+            },
+            Err(e) => WgpuPlan::Unsupported(e.to_string()),
+        };
         stages.push(StageReport {
             name: st.name.clone(),
             section: st.section.clone(),
@@ -128,6 +159,7 @@ pub fn main(args: Args) -> Result<()> {
             parameters: onnx::parameter_count(&proto),
             nodes: ops.values().sum(),
             ops,
+            wgpu,
         });
     }
     let plan = match &args.board {
@@ -171,6 +203,13 @@ pub fn main(args: Args) -> Result<()> {
         println!("    in : {}", s.inputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    out: {}", s.outputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    ops: {}", s.ops.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" "));
+        match &s.wgpu {
+            WgpuPlan::Plan { nodes, folded, buffers, activation_bytes, unshared_bytes, constant_bytes } => println!(
+                "    wgpu: {nodes} nodes to run ({folded} folded at load), {buffers} buffers {activation_bytes} bytes \
+                 ({unshared_bytes} without reuse), constants {constant_bytes} bytes"
+            ),
+            WgpuPlan::Unsupported(why) => println!("    wgpu: cannot run it ({why})"),
+        }
     }
     if let Some(v) = &m.video {
         println!("video: {} frames at {}x{}, mean {:?}, std {:?}", v.frames, v.width, v.height, v.mean, v.std);

@@ -43,7 +43,8 @@ enum Command {
 /// Backend selection shared by the subcommands that run a model.
 #[derive(Debug, clap::Args)]
 struct BackendArg {
-    /// Backend: `auto` picks the best one available and logs why; `tract` runs on the CPU.
+    /// Backend: `auto` picks the GPU (wgpu) when a hardware adapter can run a stage, else tract,
+    /// and logs why; `wgpu` forces our GPU kernels (lavapipe counts); `tract` runs on the CPU.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
 }

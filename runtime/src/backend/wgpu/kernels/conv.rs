@@ -1,0 +1,202 @@
+//! Conv (1-D and 2-D; stride, padding incl. auto_pad, dilation, groups) with a fused bias and
+//! activation: `conv.wgsl`.
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "conv", source: include_str!("conv.wgsl") };
+
+/// Conv.
+pub(crate) struct Conv;
+
+/// Spatial geometry of one convolution, 1-D convs as 2-D with height 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub input: [usize; 2],
+    pub m: usize,
+    pub kernel: [usize; 2],
+    pub strides: [usize; 2],
+    pub dilations: [usize; 2],
+    /// Padding before (top, left).
+    pub pad_begin: [usize; 2],
+    pub output: [usize; 2],
+    pub group: usize,
+}
+
+/// Output size and padding of one spatial axis (`auto_pad` as ONNX defines it).
+pub(crate) fn axis_geometry(
+    auto_pad: &str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pads: (usize, usize),
+    ceil_mode: bool,
+) -> Result<(usize, usize), String> {
+    let span = dilation * (kernel - 1) + 1;
+    match auto_pad {
+        "NOTSET" => {
+            let padded = input + pads.0 + pads.1;
+            if padded < span {
+                return Err(format!("kernel span {span} is larger than the padded input {padded}"));
+            }
+            let out = if ceil_mode { (padded - span).div_ceil(stride) + 1 } else { (padded - span) / stride + 1 };
+            Ok((out, pads.0))
+        }
+        "VALID" => {
+            if input < span {
+                return Err(format!("kernel span {span} is larger than the input {input}"));
+            }
+            Ok(((input - span) / stride + 1, 0))
+        }
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + span).saturating_sub(input);
+            let begin = if auto_pad == "SAME_UPPER" { total / 2 } else { total - total / 2 };
+            Ok((out, begin))
+        }
+        other => Err(format!("auto_pad `{other}` is not valid")),
+    }
+}
+
+/// Geometry from the node's attributes for input `x` and weight `w`.
+pub(crate) fn conv_geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, String> {
+    if x.len() != w.len() || !(3..=4).contains(&x.len()) {
+        return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D convolutions are supported"));
+    }
+    let spatial = x.len() - 2;
+    let group = node.int("group", 1).max(1) as usize;
+    let (n, c, m) = (x[0], x[1], w[0]);
+    if c % group != 0 || m % group != 0 || w[1] * group != c {
+        return Err(format!("input channels {c}, weight {w:?} and group {group} do not match"));
+    }
+    let list = |name: &str, default: usize| -> Result<Vec<usize>, String> {
+        match node.ints(name) {
+            None => Ok(vec![default; spatial]),
+            Some(v) if v.len() == spatial && v.iter().all(|&x| x >= 1) => Ok(v.iter().map(|&x| x as usize).collect()),
+            Some(v) => Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims")),
+        }
+    };
+    let strides = list("strides", 1)?;
+    let dilations = list("dilations", 1)?;
+    if let Some(k) = node.ints("kernel_shape")
+        && k.iter().map(|&x| x as usize).collect::<Vec<_>>() != w[2..]
+    {
+        return Err(format!("kernel_shape {k:?} disagrees with the weight {w:?}"));
+    }
+    let pads = match node.ints("pads") {
+        None => vec![0; 2 * spatial],
+        Some(p) if p.len() == 2 * spatial && p.iter().all(|&x| x >= 0) => p.iter().map(|&x| x as usize).collect(),
+        Some(p) => return Err(format!("`pads` {p:?} is not valid")),
+    };
+    let auto_pad = node.string("auto_pad", "NOTSET");
+    let mut g = ConvGeometry {
+        n,
+        c,
+        input: [1, 1],
+        m,
+        kernel: [1, 1],
+        strides: [1, 1],
+        dilations: [1, 1],
+        pad_begin: [0, 0],
+        output: [1, 1],
+        group,
+    };
+    let off = 2 - spatial;
+    for d in 0..spatial {
+        let (out, begin) = axis_geometry(
+            &auto_pad,
+            x[2 + d],
+            w[2 + d],
+            strides[d],
+            dilations[d],
+            (pads[d], pads[d + spatial]),
+            false,
+        )?;
+        g.input[off + d] = x[2 + d];
+        g.kernel[off + d] = w[2 + d];
+        g.strides[off + d] = strides[d];
+        g.dilations[off + d] = dilations[d];
+        g.pad_begin[off + d] = begin;
+        g.output[off + d] = out;
+    }
+    Ok(g)
+}
+
+impl ConvGeometry {
+    /// The output shape in the input's rank.
+    pub fn output_shape(&self, rank: usize) -> Vec<usize> {
+        let mut s = vec![self.n, self.m];
+        s.extend(&self.output[4 - rank..]);
+        s
+    }
+}
+
+impl Kernel for Conv {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Conv"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let (Some(Some(x)), Some(Some(w))) = (inputs.first(), inputs.get(1)) else {
+            return Err("needs an input and a weight".into());
+        };
+        want_f32(x, "input")?;
+        want_f32(w, "weight")?;
+        let g = conv_geometry(node, &x.shape, &w.shape)?;
+        if let Some(Some(b)) = inputs.get(2) {
+            want_f32(b, "bias")?;
+            if b.shape != [g.m] {
+                return Err(format!("bias {:?} is not [{}]", b.shape, g.m));
+            }
+        }
+        Ok(vec![OutputType::new(DatumType::F32, g.output_shape(x.shape.len()))])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        dispatch_conv(b, &SHADER, &g)
+    }
+}
+
+/// Dispatches a convolution-shaped kernel (`conv.wgsl`, `conv_transpose.wgsl`: the same
+/// parameter layout) over every output element, with the node's bias and fused activation.
+pub(crate) fn dispatch_conv(b: &mut Build<'_>, shader: &Shader, g: &ConvGeometry) -> Result<(), String> {
+    let total = b.output(0).len();
+    let has_bias = b.has_input(2);
+    let mut p: Vec<u32> = [
+        total,
+        g.c,
+        g.input[0],
+        g.input[1],
+        g.m,
+        g.output[0],
+        g.output[1],
+        g.kernel[0],
+        g.kernel[1],
+        g.strides[0],
+        g.strides[1],
+        g.pad_begin[0],
+        g.pad_begin[1],
+        g.dilations[0],
+        g.dilations[1],
+        g.group,
+        has_bias as usize,
+    ]
+    .iter()
+    .map(|&x| x as u32)
+    .collect();
+    p.extend(Activation::of(b.node).words());
+    let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
+    let bindings = [
+        Binding::Value(b.input_id(0)),
+        Binding::Value(b.input_id(1)),
+        Binding::Value(bias),
+        Binding::Value(b.output_id(0)),
+    ];
+    b.dispatch_1d(shader, "main", &p, &bindings, total)
+}

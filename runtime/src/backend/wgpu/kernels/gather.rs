@@ -1,0 +1,103 @@
+//! Gather along one axis (`gather.wgsl`) and GatherND with batch_dims 0 (`gather_nd.wgsl`), for
+//! 32-bit words of any element type. Constant indices are range-checked at load; indices fed at
+//! run time are clamped to the axis.
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "gather", source: include_str!("gather.wgsl") };
+const SHADER_ND: Shader = Shader { name: "gather_nd", source: include_str!("gather_nd.wgsl") };
+
+/// Gather.
+pub(crate) struct Gather;
+
+impl Kernel for Gather {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Gather"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
+            return Err("needs data and indices".into());
+        };
+        if !device_type(x.dtype) {
+            return Err(format!("data `{}` is {:?}", x.name, x.dtype));
+        }
+        if !matches!(i.dtype, DatumType::I64 | DatumType::I32) {
+            return Err(format!("indices `{}` are {:?} (int64 or int32 expected)", i.name, i.dtype));
+        }
+        let a = axis(node.int("axis", 0), x.shape.len())?;
+        if let Some(idx) = const_ints(i) {
+            let len = x.shape[a] as i64;
+            if let Some(bad) = idx.iter().find(|&&k| k < -len || k >= len) {
+                return Err(format!("index {bad} is out of range for axis {a} of length {len}"));
+            }
+        }
+        let mut shape = x.shape[..a].to_vec();
+        shape.extend(&i.shape);
+        shape.extend(&x.shape[a + 1..]);
+        Ok(vec![OutputType::new(x.dtype, shape)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let x = b.input(0).shape.clone();
+        let a = axis(b.node.int("axis", 0), x.len())?;
+        let inner: usize = x[a + 1..].iter().product();
+        let count = b.input(1).len();
+        let n = b.output(0).len();
+        let p = [n as u32, x[a] as u32, inner as u32, count as u32];
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
+        b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
+    }
+}
+
+/// GatherND (batch_dims 0).
+pub(crate) struct GatherNd;
+
+impl Kernel for GatherNd {
+    fn ops(&self) -> &'static [&'static str] {
+        &["GatherND"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
+            return Err("needs data and indices".into());
+        };
+        if !device_type(x.dtype) || !matches!(i.dtype, DatumType::I64 | DatumType::I32) {
+            return Err(format!("data {:?} / indices {:?} not supported", x.dtype, i.dtype));
+        }
+        if node.int("batch_dims", 0) != 0 {
+            return Err("batch_dims other than 0 is not supported".into());
+        }
+        let k = *i.shape.last().ok_or("indices must have at least one axis")?;
+        if k == 0 || k > x.shape.len() || k > 6 {
+            return Err(format!("index tuples of {k} for data of rank {}", x.shape.len()));
+        }
+        if let Some(idx) = const_ints(i) {
+            for t in idx.chunks(k) {
+                for (d, &v) in t.iter().enumerate() {
+                    let len = x.shape[d] as i64;
+                    if v < -len || v >= len {
+                        return Err(format!("index {v} is out of range for axis {d} of length {len}"));
+                    }
+                }
+            }
+        }
+        let mut shape = i.shape[..i.shape.len() - 1].to_vec();
+        shape.extend(&x.shape[k..]);
+        Ok(vec![OutputType::new(x.dtype, shape)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let x = b.input(0).shape.clone();
+        let k = *b.input(1).shape.last().expect("checked");
+        let inner: usize = x[k..].iter().product();
+        let n = b.output(0).len();
+        let mut p = vec![n as u32, k as u32, inner as u32];
+        p.extend((0..6).map(|d| x.get(d).copied().unwrap_or(1) as u32));
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
+        b.dispatch_1d(&SHADER_ND, "main", &p, &bindings, n)
+    }
+}

@@ -1,0 +1,23 @@
+// Gather along one axis of 32-bit words: y[o, j, i] = x[o, idx[j], i], negative indices
+// counted from the end. p: 0 n, 1 axis length, 2 inner, 3 index count.
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if i >= p[0] { return; }
+    let len = p[1];
+    let inner = p[2];
+    let count = p[3];
+    let within = i % inner;
+    let j = (i / inner) % count;
+    let o = i / (inner * count);
+    var k = idx[j];
+    if k < 0 { k += i32(len); }
+    k = clamp(k, 0, i32(len) - 1);
+    y[i] = x[(o * len + u32(k)) * inner + within];
+}

@@ -1,0 +1,24 @@
+// GatherND with batch_dims = 0 on 32-bit words: each index tuple (k values) picks a slice of
+// `inner` words. p: 0 n, 1 k, 2 inner, 3..9 data shape (first k dims used, left-aligned).
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if i >= p[0] { return; }
+    let k = p[1];
+    let inner = p[2];
+    let tuple = i / inner;
+    var off = 0u;
+    for (var d = 0u; d < k; d++) {
+        let len = p[3u + d];
+        var v = idx[tuple * k + d];
+        if v < 0 { v += i32(len); }
+        off = off * len + u32(clamp(v, 0, i32(len) - 1));
+    }
+    y[i] = x[off * inner + i % inner];
+}

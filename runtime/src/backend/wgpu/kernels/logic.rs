@@ -1,0 +1,128 @@
+//! Comparisons, logic and selection with boolean tensors (0/1 words on the device):
+//! Equal/Less/Greater/LessOrEqual/GreaterOrEqual and And/Or/Xor (`compare.wgsl`), Not, IsNaN and
+//! IsInf (`test_bits.wgsl`), Where (`where.wgsl`).
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded};
+use crate::graph::{Node, OutputType, Value};
+
+const COMPARE: Shader = Shader { name: "compare", source: include_str!("compare.wgsl") };
+const TEST_BITS: Shader = Shader { name: "test_bits", source: include_str!("test_bits.wgsl") };
+const WHERE: Shader = Shader { name: "where", source: include_str!("where.wgsl") };
+
+/// Ops in `compare.wgsl`'s code order.
+const COMPARE_OPS: &[&str] = &["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"];
+
+/// Element kind code: 0 f32, 1 integer, 2 bool.
+fn kind(v: &Value) -> Result<u32, String> {
+    match v.dtype {
+        DatumType::F32 => Ok(0),
+        DatumType::I64 | DatumType::I32 => Ok(1),
+        DatumType::Bool => Ok(2),
+        dt => Err(format!("`{}` is {dt:?}", v.name)),
+    }
+}
+
+/// Comparisons and binary logic.
+pub(crate) struct Compare;
+
+impl Kernel for Compare {
+    fn ops(&self) -> &'static [&'static str] {
+        COMPARE_OPS
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let [Some(a), Some(b)] = inputs else { return Err("needs two inputs".into()) };
+        let (ka, kb) = (kind(a)?, kind(b)?);
+        if ka != kb {
+            return Err(format!("inputs differ in type ({:?} vs {:?})", a.dtype, b.dtype));
+        }
+        let logic = ["And", "Or", "Xor"].contains(&node.op.as_str());
+        if logic != (ka == 2) {
+            return Err(format!("{:?} inputs are not valid for {}", a.dtype, node.op));
+        }
+        Ok(vec![OutputType::new(DatumType::Bool, broadcast(&a.shape, &b.shape)?)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let op = COMPARE_OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
+        let out = b.output(0).shape.clone();
+        let (shape, sa) = padded(&out, &broadcast_strides(&b.input(0).shape, &out))?;
+        let (_, sb) = padded(&out, &broadcast_strides(&b.input(1).shape, &out))?;
+        let n = b.output(0).len();
+        let mut p = vec![n as u32, op, kind(b.input(0))?];
+        p.extend(shape);
+        p.extend(sa);
+        p.extend(sb);
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
+        b.dispatch_1d(&COMPARE, "main", &p, &bindings, n)
+    }
+}
+
+/// Not, IsNaN, IsInf.
+pub(crate) struct TestBits;
+
+impl Kernel for TestBits {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Not", "IsNaN", "IsInf"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
+        let want = if node.op == "Not" { DatumType::Bool } else { DatumType::F32 };
+        if x.dtype != want {
+            return Err(format!("`{}` is {:?} ({want:?} expected)", x.name, x.dtype));
+        }
+        Ok(vec![OutputType::new(DatumType::Bool, x.shape.clone())])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let op = ["Not", "IsNaN", "IsInf"].iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
+        let n = b.output(0).len();
+        let neg = b.node.int("detect_negative", 1) as u32;
+        let pos = b.node.int("detect_positive", 1) as u32;
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
+        b.dispatch_1d(&TEST_BITS, "main", &[n as u32, op, neg, pos], &bindings, n)
+    }
+}
+
+/// Where.
+pub(crate) struct Where;
+
+impl Kernel for Where {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Where"]
+    }
+
+    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let [Some(c), Some(x), Some(y)] = inputs else { return Err("needs three inputs".into()) };
+        if c.dtype != DatumType::Bool {
+            return Err(format!("condition `{}` is {:?}", c.name, c.dtype));
+        }
+        kind(x)?;
+        if x.dtype != y.dtype {
+            return Err(format!("`{}` and `{}` differ in type", x.name, y.name));
+        }
+        let shape = broadcast(&broadcast(&c.shape, &x.shape)?, &y.shape)?;
+        Ok(vec![OutputType::new(x.dtype, shape)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let out = b.output(0).shape.clone();
+        let n = b.output(0).len();
+        let mut p = vec![n as u32];
+        let (shape, _) = padded(&out, &vec![0; out.len()])?;
+        p.extend(shape);
+        for i in 0..3 {
+            p.extend(padded(&out, &broadcast_strides(&b.input(i).shape, &out))?.1);
+        }
+        let bindings = [
+            Binding::Value(b.input_id(0)),
+            Binding::Value(b.input_id(1)),
+            Binding::Value(b.input_id(2)),
+            Binding::Value(b.output_id(0)),
+        ];
+        b.dispatch_1d(&WHERE, "main", &p, &bindings, n)
+    }
+}

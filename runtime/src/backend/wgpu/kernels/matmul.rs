@@ -1,0 +1,160 @@
+//! MatMul (numpy batching and broadcasting) and Gemm (transA/transB, alpha, beta, broadcast C),
+//! with a fused bias and activation: one tiled shader, `matmul.wgsl`.
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "matmul", source: include_str!("matmul.wgsl") };
+
+/// Batch dims the shader walks.
+const BATCH_RANK: usize = 4;
+
+/// MatMul and Gemm.
+pub(crate) struct MatMul;
+
+/// The product's geometry: output shape, M, N, K, and the operands' strides.
+struct Geometry {
+    out: Vec<usize>,
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: Vec<usize>,
+    a_batch: Vec<usize>,
+    b_batch: Vec<usize>,
+    /// A's row and k strides, B's k and column strides.
+    a_sm: usize,
+    a_sk: usize,
+    b_sk: usize,
+    b_sn: usize,
+}
+
+fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, String> {
+    if node.op == "Gemm" {
+        if a.len() != 2 || b.len() != 2 {
+            return Err(format!("Gemm needs 2-D A and B, got {a:?} and {b:?}"));
+        }
+        let (ta, tb) = (node.int("transA", 0) != 0, node.int("transB", 0) != 0);
+        let (m, ka) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
+        let (kb, n) = if tb { (b[1], b[0]) } else { (b[0], b[1]) };
+        if ka != kb {
+            return Err(format!("inner dimensions differ: A {a:?} (transA={ta}), B {b:?} (transB={tb})"));
+        }
+        let (a_sm, a_sk) = if ta { (1, a[1]) } else { (a[1], 1) };
+        let (b_sk, b_sn) = if tb { (1, b[1]) } else { (b[1], 1) };
+        return Ok(Geometry {
+            out: vec![m, n],
+            m,
+            n,
+            k: ka,
+            batch: vec![],
+            a_batch: vec![],
+            b_batch: vec![],
+            a_sm,
+            a_sk,
+            b_sk,
+            b_sn,
+        });
+    }
+    if a.is_empty() || b.is_empty() {
+        return Err("scalar operands are not valid for MatMul".into());
+    }
+    // 1-D operands: A [K] is [1, K], B [K] is [K, 1]; the added dim is dropped from the output.
+    let a2: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
+    let b2: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k != kb {
+        return Err(format!("inner dimensions differ: {a:?} · {b:?}"));
+    }
+    let (ab, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
+    let batch = broadcast(ab, bb)?;
+    if batch.len() > BATCH_RANK {
+        return Err(format!("{} batch dims (at most {BATCH_RANK})", batch.len()));
+    }
+    let bstride = |s: &[usize], full: &[usize]| -> Vec<usize> {
+        let per = full[full.len() - 2] * full[full.len() - 1];
+        broadcast_strides(s, &batch).iter().map(|x| x * per).collect()
+    };
+    let mut out = batch.clone();
+    if a.len() > 1 {
+        out.push(m);
+    }
+    if b.len() > 1 {
+        out.push(n);
+    }
+    Ok(Geometry {
+        a_batch: bstride(ab, &a2),
+        b_batch: bstride(bb, &b2),
+        out,
+        m,
+        n,
+        k,
+        batch,
+        a_sm: k,
+        a_sk: 1,
+        b_sk: n,
+        b_sn: 1,
+    })
+}
+
+impl Kernel for MatMul {
+    fn ops(&self) -> &'static [&'static str] {
+        &["MatMul", "Gemm"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let (Some(Some(a)), Some(Some(b))) = (inputs.first(), inputs.get(1)) else {
+            return Err("needs two inputs".into());
+        };
+        want_f32(a, "input A")?;
+        want_f32(b, "input B")?;
+        let g = geometry(node, &a.shape, &b.shape)?;
+        if let Some(Some(c)) = inputs.get(2) {
+            want_f32(c, "input C")?;
+            let s = broadcast(&c.shape, &g.out)?;
+            if s != g.out {
+                return Err(format!("C {:?} does not broadcast to {:?}", c.shape, g.out));
+            }
+        }
+        Ok(vec![OutputType::new(DatumType::F32, g.out)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        let batch: usize = g.batch.iter().product();
+        let pad = |v: &[usize], fill: usize| -> Vec<u32> {
+            let mut out = vec![fill as u32; BATCH_RANK - v.len()];
+            out.extend(v.iter().map(|&x| x as u32));
+            out
+        };
+        let has_bias = b.has_input(2);
+        let (bias_sm, bias_sn) = if has_bias {
+            let s = broadcast_strides(&b.input(2).shape, &g.out);
+            (s[s.len() - 2], s[s.len() - 1])
+        } else {
+            (0, 0)
+        };
+        let (alpha, beta) = (b.node.float("alpha", 1.0), b.node.float("beta", 1.0));
+        let mut p = vec![g.m as u32, g.n as u32, g.k as u32, batch as u32];
+        p.extend(pad(&g.batch, 1));
+        p.extend(pad(&g.a_batch, 0));
+        p.extend(pad(&g.b_batch, 0));
+        p.extend([g.a_sm, g.a_sk, g.b_sk, g.b_sn].map(|x| x as u32));
+        p.extend([has_bias as u32, bias_sm as u32, bias_sn as u32, alpha.to_bits(), beta.to_bits()]);
+        p.extend(Activation::of(b.node).words());
+        let bias = if has_bias { b.input_id(2) } else { b.input_id(0) };
+        let bindings = [
+            Binding::Value(b.input_id(0)),
+            Binding::Value(b.input_id(1)),
+            Binding::Value(bias),
+            Binding::Value(b.output_id(0)),
+        ];
+        let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
+        if groups.iter().any(|&x| x > 65535) {
+            return Err(format!("output {:?} needs more workgroups than one dispatch allows", g.out));
+        }
+        b.dispatch(&SHADER, "main", &p, &bindings, groups)
+    }
+}

@@ -1,0 +1,476 @@
+//! Kernel families: each file implements [`Kernel`] for the ops it runs, with its WGSL beside
+//! it; [`REGISTRY`] lists them. A new op family is one new file plus one line there.
+//!
+//! On the device every tensor element is 32 bits: `f32` for floats, `i32` for integers (int64
+//! graph values are narrowed at upload, out-of-range values are an error), `u32` 0/1 for
+//! booleans. Layout kernels move 32-bit words and so serve every element type.
+
+mod batchnorm;
+mod cast;
+mod conv;
+mod conv_transpose;
+mod elementwise;
+mod gather;
+mod layout;
+mod logic;
+mod matmul;
+mod norm;
+mod pool;
+mod qdq;
+mod reduce;
+mod resize;
+mod shape;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tract_onnx::prelude::{DatumType, Tensor};
+
+use crate::graph::{Graph, Node, OpSet, OutputType, Value, ValueId};
+
+/// One op family.
+pub(crate) trait Kernel: Sync {
+    /// ONNX op types it runs.
+    fn ops(&self) -> &'static [&'static str];
+    /// Output types, or why this node cannot run (unsupported attribute, type or shape).
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String>;
+    /// `Some(i)` when the output is input `i`'s buffer under a new shape: no dispatch.
+    fn alias(&self, _node: &Node) -> Option<usize> {
+        None
+    }
+    /// Records the node's dispatches.
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String>;
+}
+
+/// Every kernel family this build runs.
+pub(crate) const REGISTRY: &[&dyn Kernel] = &[
+    &elementwise::Binary,
+    &elementwise::Unary,
+    &matmul::MatMul,
+    &conv::Conv,
+    &conv_transpose::ConvTranspose,
+    &resize::Resize,
+    &pool::Pool,
+    &reduce::Reduce,
+    &norm::Softmax,
+    &norm::LayerNorm,
+    &batchnorm::BatchNorm,
+    &layout::Transpose,
+    &layout::Slice,
+    &layout::Concat,
+    &layout::Expand,
+    &layout::Split,
+    &cast::Cast,
+    &qdq::Qdq,
+    &gather::Gather,
+    &gather::GatherNd,
+    &logic::Compare,
+    &logic::TestBits,
+    &logic::Where,
+    &shape::Reshape,
+];
+
+/// The kernel for an op type.
+pub(crate) fn kernel(op: &str) -> Option<&'static dyn Kernel> {
+    REGISTRY.iter().copied().find(|k| k.ops().contains(&op))
+}
+
+/// The registry as the graph loader's [`OpSet`].
+pub(crate) struct Kernels;
+
+impl OpSet for Kernels {
+    fn knows(&self, op: &str) -> bool {
+        kernel(op).is_some()
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>> {
+        Some(kernel(&node.op)?.infer(node, inputs))
+    }
+}
+
+/// Every op type the backend claims.
+pub fn claimed_ops() -> Vec<&'static str> {
+    let mut ops: Vec<&'static str> = REGISTRY.iter().flat_map(|k| k.ops().iter().copied()).collect();
+    ops.sort_unstable();
+    ops
+}
+
+/// A WGSL module: its name (for messages and the pipeline cache) and source.
+pub(crate) struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// A buffer bound to a dispatch.
+#[derive(Clone)]
+pub(crate) enum Binding {
+    /// The device buffer of a graph value (constant or planned).
+    Value(ValueId),
+    /// A buffer the kernel made at load (packed weights, tables).
+    Buffer(Arc<wgpu::Buffer>),
+}
+
+/// One compute dispatch, fixed at load.
+pub(crate) struct Dispatch {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
+
+/// Pipelines compiled so far, by shader and entry point.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pipelines: HashMap<(&'static str, String), Arc<wgpu::ComputePipeline>>,
+}
+
+/// What a kernel builds its dispatches with.
+pub(crate) struct Build<'a> {
+    pub graph: &'a Graph,
+    pub node: &'a Node,
+    pub device: &'a wgpu::Device,
+    pub(crate) cache: &'a mut PipelineCache,
+    /// The device buffer of each value: planned ones from the start, constants uploaded when a
+    /// dispatch first binds them (constants read only as parameters never reach the device).
+    pub(crate) buffers: &'a mut Vec<Option<Arc<wgpu::Buffer>>>,
+    /// Bytes of constants uploaded so far.
+    pub(crate) weight_bytes: &'a mut u64,
+    /// The adapter's largest storage binding.
+    pub(crate) max_binding: u64,
+    pub(crate) dispatches: &'a mut Vec<Dispatch>,
+}
+
+/// Workgroup size of the one-thread-per-element kernels.
+pub(crate) const WG: u32 = 256;
+/// The most workgroups along one dispatch dimension.
+const MAX_GROUPS: u32 = 65535;
+
+impl Build<'_> {
+    /// Input `i`'s value (the loader checked it is present).
+    pub fn input(&self, i: usize) -> &Value {
+        &self.graph.values[self.node.inputs[i].expect("present input")]
+    }
+
+    /// Input `i`'s id.
+    pub fn input_id(&self, i: usize) -> ValueId {
+        self.node.inputs[i].expect("present input")
+    }
+
+    /// Whether optional input `i` is given.
+    pub fn has_input(&self, i: usize) -> bool {
+        self.node.inputs.get(i).is_some_and(|v| v.is_some())
+    }
+
+    /// Output `i`'s value.
+    pub fn output(&self, i: usize) -> &Value {
+        &self.graph.values[self.node.outputs[i]]
+    }
+
+    /// Output `i`'s id.
+    pub fn output_id(&self, i: usize) -> ValueId {
+        self.node.outputs[i]
+    }
+
+    /// Uploads a kernel-made buffer (packed weights, tables) at load.
+    pub fn upload(&self, label: &str, words: &[u32]) -> Binding {
+        use wgpu::util::DeviceExt;
+        let contents: &[u8] = if words.is_empty() { &[0; 4] } else { bytemuck::cast_slice(words) };
+        Binding::Buffer(Arc::new(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE,
+        })))
+    }
+
+    /// Records a dispatch of `shader`'s `entry` with `params` (binding 0, read-only storage of
+    /// u32 words) and `bindings` at 1, 2, …: the last is written, the others read.
+    pub fn dispatch(
+        &mut self,
+        shader: &Shader,
+        entry: &str,
+        params: &[u32],
+        bindings: &[Binding],
+        workgroups: [u32; 3],
+    ) -> Result<(), String> {
+        let pipeline = self.pipeline(shader, entry)?;
+        let params = self.upload(&format!("{} params", self.node.name), params);
+        let mut buffers: Vec<Arc<wgpu::Buffer>> = Vec::with_capacity(bindings.len() + 1);
+        for b in std::iter::once(&params).chain(bindings) {
+            buffers.push(match b {
+                Binding::Buffer(buf) => buf.clone(),
+                Binding::Value(v) => self.value_buffer(*v)?,
+            });
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&self.node.name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.dispatches.push(Dispatch { pipeline, bind_group, workgroups });
+        Ok(())
+    }
+
+    /// A dispatch over `n` threads in workgroups of [`WG`] (split over y past the x limit; the
+    /// shader recovers the index with the prelude's `linear_index`).
+    pub fn dispatch_1d(
+        &mut self,
+        shader: &Shader,
+        entry: &str,
+        params: &[u32],
+        bindings: &[Binding],
+        n: usize,
+    ) -> Result<(), String> {
+        let groups = (n as u64).div_ceil(WG as u64).max(1);
+        let x = groups.min(MAX_GROUPS as u64) as u32;
+        let y = groups.div_ceil(x as u64);
+        if y > MAX_GROUPS as u64 {
+            return Err(format!("{n} elements is more than one dispatch can cover"));
+        }
+        self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
+    }
+
+    /// The buffer of value `v`, uploading a constant on first use.
+    fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, String> {
+        if let Some(b) = &self.buffers[v] {
+            return Ok(b.clone());
+        }
+        let value = &self.graph.values[v];
+        let t = value.constant.as_ref().ok_or_else(|| format!("value `{}` has no device buffer", value.name))?;
+        let words = words(t).map_err(|e| format!("constant `{}`: {e}", value.name))?;
+        let bytes = (words.len().max(1) * 4) as u64;
+        if bytes > self.max_binding {
+            return Err(format!(
+                "constant `{}` ({bytes} bytes) exceeds the adapter's storage binding limit",
+                value.name
+            ));
+        }
+        let Binding::Buffer(b) = self.upload(&value.name, &words) else { unreachable!("upload makes a buffer") };
+        *self.weight_bytes += bytes;
+        self.buffers[v] = Some(b.clone());
+        Ok(b)
+    }
+
+    fn pipeline(&mut self, shader: &Shader, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, String> {
+        let key = (shader.name, entry.to_string());
+        if let Some(p) = self.cache.pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let source = format!("{PRELUDE}\n{ACTIVATION_WGSL}\n{}", shader.source);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(format!("shader `{}` entry `{entry}` does not compile: {e}", shader.name));
+        }
+        let p = Arc::new(pipeline);
+        self.cache.pipelines.insert(key, p.clone());
+        Ok(p)
+    }
+}
+
+/// WGSL shared by every shader: the flat thread index of a [`Build::dispatch_1d`] dispatch.
+const PRELUDE: &str = r#"
+fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+"#;
+
+// ---- helpers shared by kernel families ----
+
+/// Most dims the strided kernels iterate over.
+pub(crate) const MAX_RANK: usize = 6;
+
+/// Row-major strides of `shape`.
+pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// `shape` and `strides` left-padded to [`MAX_RANK`] (size 1, stride 0) as u32 words, or an error
+/// past that rank.
+pub(crate) fn padded(shape: &[usize], strides: &[usize]) -> Result<([u32; MAX_RANK], [u32; MAX_RANK]), String> {
+    if shape.len() > MAX_RANK {
+        return Err(format!("rank {} (at most {MAX_RANK} supported)", shape.len()));
+    }
+    let mut s = [1u32; MAX_RANK];
+    let mut t = [0u32; MAX_RANK];
+    let off = MAX_RANK - shape.len();
+    for i in 0..shape.len() {
+        s[off + i] = u32::try_from(shape[i]).map_err(|_| "dimension too large".to_string())?;
+        t[off + i] = u32::try_from(strides[i]).map_err(|_| "stride too large".to_string())?;
+    }
+    Ok((s, t))
+}
+
+/// Strides of `shape` broadcast to `out` (numpy rules): 0 where a dim is broadcast.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let s = strides(shape);
+    let off = out.len() - shape.len();
+    (0..out.len()).map(|i| if i < off || shape[i - off] == 1 { 0 } else { s[i - off] }).collect()
+}
+
+/// Numpy broadcast of two shapes.
+pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| if i + s.len() < rank { 1 } else { s[i + s.len() - rank] };
+    (0..rank)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            (x, y) => Err(format!("shapes {a:?} and {b:?} do not broadcast ({x} vs {y})")),
+        })
+        .collect()
+}
+
+/// Normalises a possibly negative axis for `rank`.
+pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    if a < -r || a >= r.max(1) {
+        return Err(format!("axis {a} out of range for rank {rank}"));
+    }
+    Ok(if a < 0 { (a + r) as usize } else { a as usize })
+}
+
+/// The integer values of a constant input (`None` when the input is not a constant).
+pub(crate) fn const_ints(v: &Value) -> Option<Vec<i64>> {
+    let t = v.constant.as_ref()?;
+    let t = t.cast_to::<i64>().ok()?;
+    Some(t.to_plain_array_view::<i64>().ok()?.iter().copied().collect())
+}
+
+/// The float values of a constant input.
+pub(crate) fn const_floats(v: &Value) -> Option<Vec<f32>> {
+    let t = v.constant.as_ref()?;
+    let t = t.cast_to::<f32>().ok()?;
+    Some(t.to_plain_array_view::<f32>().ok()?.iter().copied().collect())
+}
+
+/// Whether `dt` is carried on the device (as 32-bit words).
+pub(crate) fn device_type(dt: DatumType) -> bool {
+    matches!(dt, DatumType::F32 | DatumType::I64 | DatumType::I32 | DatumType::Bool | DatumType::U8 | DatumType::I8)
+}
+
+/// Requires the input to be f32.
+pub(crate) fn want_f32(v: &Value, what: &str) -> Result<(), String> {
+    if v.dtype != DatumType::F32 {
+        return Err(format!("{what} `{}` is {:?} (only f32 supported)", v.name, v.dtype));
+    }
+    Ok(())
+}
+
+/// The device words of a constant: f32 bits, integers narrowed to i32, booleans 0/1.
+pub(crate) fn words(t: &Tensor) -> Result<Vec<u32>, String> {
+    Ok(match t.datum_type() {
+        DatumType::F32 => {
+            t.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
+        }
+        DatumType::Bool => {
+            t.to_plain_array_view::<bool>().map_err(|e| e.to_string())?.iter().map(|&b| b as u32).collect()
+        }
+        dt if dt.is_integer() => {
+            let v = t.cast_to::<i64>().map_err(|e| e.to_string())?;
+            let v = v.to_plain_array_view::<i64>().map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(v.len());
+            for &x in v.iter() {
+                out.push(i32::try_from(x).map_err(|_| format!("integer {x} does not fit the device's i32"))? as u32);
+            }
+            out
+        }
+        dt if dt.is_float() => {
+            let v = t.cast_to::<f32>().map_err(|e| e.to_string())?;
+            v.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
+        }
+        dt => return Err(format!("element type {dt:?} is not carried on the device")),
+    })
+}
+
+/// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters. The
+/// codes match `apply_activation` in the WGSL of those kernels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Activation {
+    pub code: u32,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+impl Activation {
+    /// The activation a node carries from fusion (see `fuse.rs`).
+    pub fn of(node: &Node) -> Activation {
+        Activation {
+            code: node.int(FUSED_ACTIVATION, 0) as u32,
+            alpha: node.float(FUSED_ALPHA, 0.0),
+            beta: node.float(FUSED_BETA, 0.0),
+        }
+    }
+
+    /// As params words: code, alpha bits, beta bits.
+    pub fn words(self) -> [u32; 3] {
+        [self.code, self.alpha.to_bits(), self.beta.to_bits()]
+    }
+}
+
+/// Attribute names fusion adds to a producer node.
+pub(crate) const FUSED_ACTIVATION: &str = "edgeqa.activation";
+pub(crate) const FUSED_ALPHA: &str = "edgeqa.alpha";
+pub(crate) const FUSED_BETA: &str = "edgeqa.beta";
+
+/// WGSL of the fused activations (appended to Conv/MatMul shaders).
+pub(crate) const ACTIVATION_WGSL: &str = r#"
+fn apply_activation(x: f32, code: u32, alpha: f32, beta: f32) -> f32 {
+    switch code {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return clamp(x, alpha, beta); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        case 4u: { return clamp(alpha * x + beta, 0.0, 1.0); }
+        case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
+        case 6u: { return select(alpha * x, x, x >= 0.0); }
+        case 7u: { return tanh(x); }
+        default: { return x; }
+    }
+}
+"#;
+
+/// Fusable activation code of a unary node, with its parameters (`None` if not fusable).
+pub(crate) fn activation_of(node: &Node, graph: &Graph) -> Option<Activation> {
+    let (code, alpha, beta) = match node.op.as_str() {
+        "Relu" => (1, 0.0, 0.0),
+        "Clip" => {
+            let bound = |i: usize, default: f32| -> Option<f32> {
+                match node.inputs.get(i).copied().flatten() {
+                    None => Some(default),
+                    Some(v) => const_floats(&graph.values[v]).and_then(|f| f.first().copied()),
+                }
+            };
+            if node.inputs.len() > 1 {
+                (2, bound(1, f32::MIN)?, bound(2, f32::MAX)?)
+            } else {
+                (2, node.float("min", f32::MIN), node.float("max", f32::MAX))
+            }
+        }
+        "Sigmoid" => (3, 0.0, 0.0),
+        "HardSigmoid" => (4, node.float("alpha", 0.2), node.float("beta", 0.5)),
+        "HardSwish" => (5, 0.0, 0.0),
+        "LeakyRelu" => (6, node.float("alpha", 0.01), 0.0),
+        "Tanh" => (7, 0.0, 0.0),
+        _ => return None,
+    };
+    Some(Activation { code, alpha, beta })
+}

@@ -1,0 +1,95 @@
+//! Row-wise normalisations: Softmax and LogSoftmax (`softmax.wgsl`, both the opset < 13
+//! flatten-to-2-D and the opset ≥ 13 single-axis semantics) and LayerNormalization
+//! (`layernorm.wgsl`).
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Binding, Build, Kernel, Shader, axis, want_f32};
+use crate::graph::{Node, OutputType, Value};
+
+const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };
+const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("layernorm.wgsl") };
+
+/// Softmax and LogSoftmax.
+pub(crate) struct Softmax;
+
+/// (rows, len, inner) of a softmax over `shape`.
+fn softmax_rows(node: &Node, shape: &[usize], opset: i64) -> Result<(usize, usize, usize), String> {
+    let rank = shape.len().max(1);
+    if opset < 13 {
+        let a = axis(node.int("axis", 1), rank)?;
+        let rows: usize = shape[..a].iter().product();
+        let len: usize = shape[a..].iter().product();
+        return Ok((rows, len, 1));
+    }
+    let a = axis(node.int("axis", -1), rank)?;
+    let len = shape.get(a).copied().unwrap_or(1);
+    let inner: usize = shape[(a + 1).min(shape.len())..].iter().product();
+    let total: usize = shape.iter().product();
+    Ok((total / len.max(1), len, inner))
+}
+
+impl Kernel for Softmax {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Softmax", "LogSoftmax"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
+        want_f32(x, "input")?;
+        axis(node.int("axis", -1), x.shape.len().max(1))?;
+        Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let (rows, len, inner) = softmax_rows(b.node, &b.input(0).shape, b.graph.opset)?;
+        let p = [rows as u32, len as u32, inner.max(1) as u32, (b.node.op == "LogSoftmax") as u32];
+        b.dispatch_1d(&SOFTMAX, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], rows)
+    }
+}
+
+/// LayerNormalization (first output only).
+pub(crate) struct LayerNorm;
+
+impl Kernel for LayerNorm {
+    fn ops(&self) -> &'static [&'static str] {
+        &["LayerNormalization"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let (Some(Some(x)), Some(Some(scale))) = (inputs.first(), inputs.get(1)) else {
+            return Err("needs an input and a scale".into());
+        };
+        want_f32(x, "input")?;
+        want_f32(scale, "scale")?;
+        if node.int("stash_type", 1) != 1 {
+            return Err("stash_type other than float is not supported".into());
+        }
+        let a = axis(node.int("axis", -1), x.shape.len())?;
+        let normalized = &x.shape[a..];
+        let len: usize = normalized.iter().product();
+        for v in inputs[1..].iter().flatten() {
+            if v.len() != len || !(v.shape == normalized || v.shape == [len]) {
+                return Err(format!("`{}` {:?} must have the normalised shape {normalized:?}", v.name, v.shape));
+            }
+        }
+        Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let x = b.input(0).shape.clone();
+        let a = axis(b.node.int("axis", -1), x.len())?;
+        let len: usize = x[a..].iter().product();
+        let rows: usize = x[..a].iter().product();
+        let has_bias = b.has_input(2);
+        let p = [rows as u32, len as u32, b.node.float("epsilon", 1e-5).to_bits(), has_bias as u32];
+        let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
+        let bindings = [
+            Binding::Value(b.input_id(0)),
+            Binding::Value(b.input_id(1)),
+            Binding::Value(bias),
+            Binding::Value(b.output_id(0)),
+        ];
+        b.dispatch_1d(&LAYERNORM, "main", &p, &bindings, rows)
+    }
+}

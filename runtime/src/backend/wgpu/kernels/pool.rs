@@ -1,0 +1,132 @@
+//! MaxPool, AveragePool (pads, strides, dilations, ceil_mode, count_include_pad) and
+//! GlobalAveragePool/GlobalMaxPool: `pool.wgsl`.
+
+use tract_onnx::prelude::DatumType;
+
+use super::conv::axis_geometry;
+use super::{Binding, Build, Kernel, Shader, want_f32};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "pool", source: include_str!("pool.wgsl") };
+
+/// Pooling ops.
+pub(crate) struct Pool;
+
+/// Window geometry, 1-D pools as 2-D with height 1: (H, W), (OH, OW), kernel, strides, pad
+/// begin, pad end, dilations.
+struct Window {
+    input: [usize; 2],
+    output: [usize; 2],
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    pad_begin: [usize; 2],
+    pad_end: [usize; 2],
+    dilations: [usize; 2],
+}
+
+fn window(node: &Node, x: &[usize]) -> Result<Window, String> {
+    if !(3..=4).contains(&x.len()) {
+        return Err(format!("input {x:?}: only 1-D and 2-D pooling is supported"));
+    }
+    let spatial = x.len() - 2;
+    let off = 2 - spatial;
+    let mut w = Window {
+        input: [1, 1],
+        output: [1, 1],
+        kernel: [1, 1],
+        strides: [1, 1],
+        pad_begin: [0, 0],
+        pad_end: [0, 0],
+        dilations: [1, 1],
+    };
+    if node.op.starts_with("Global") {
+        w.input[off..].copy_from_slice(&x[2..]);
+        w.kernel[off..].copy_from_slice(&x[2..]);
+        return Ok(w);
+    }
+    let kernel = node.ints("kernel_shape").ok_or("`kernel_shape` is required")?;
+    let list = |name: &str, default: i64| -> Result<Vec<usize>, String> {
+        let v = node.ints(name).unwrap_or_else(|| vec![default; spatial]);
+        if v.len() != spatial || v.iter().any(|&x| x < 1) {
+            return Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims"));
+        }
+        Ok(v.iter().map(|&x| x as usize).collect())
+    };
+    if kernel.len() != spatial || kernel.iter().any(|&k| k < 1) {
+        return Err(format!("`kernel_shape` {kernel:?} is not valid"));
+    }
+    let strides = list("strides", 1)?;
+    let dilations = list("dilations", 1)?;
+    let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * spatial]);
+    if pads.len() != 2 * spatial || pads.iter().any(|&p| p < 0) {
+        return Err(format!("`pads` {pads:?} is not valid"));
+    }
+    let ceil = node.int("ceil_mode", 0) != 0;
+    let auto_pad = node.string("auto_pad", "NOTSET");
+    for d in 0..spatial {
+        let (k, s, dl) = (kernel[d] as usize, strides[d], dilations[d]);
+        let (p0, p1) = (pads[d] as usize, pads[d + spatial] as usize);
+        let (mut out, begin) = axis_geometry(&auto_pad, x[2 + d], k, s, dl, (p0, p1), ceil)?;
+        // ceil_mode: a last window must start inside the input or the left padding.
+        if ceil && auto_pad == "NOTSET" && (out - 1) * s >= x[2 + d] + p0 {
+            out -= 1;
+        }
+        w.input[off + d] = x[2 + d];
+        w.output[off + d] = out;
+        w.kernel[off + d] = k;
+        w.strides[off + d] = s;
+        w.dilations[off + d] = dl;
+        w.pad_begin[off + d] = begin;
+        let total =
+            if auto_pad == "NOTSET" { p0 + p1 } else { ((out - 1) * s + dl * (k - 1) + 1).saturating_sub(x[2 + d]) };
+        w.pad_end[off + d] = total.saturating_sub(begin);
+    }
+    Ok(w)
+}
+
+impl Kernel for Pool {
+    fn ops(&self) -> &'static [&'static str] {
+        &["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
+        want_f32(x, "input")?;
+        if node.int("storage_order", 0) != 0 {
+            return Err("storage_order=1 is not supported".into());
+        }
+        let w = window(node, &x.shape)?;
+        let mut shape = x.shape[..2].to_vec();
+        shape.extend(&w.output[4 - x.shape.len()..]);
+        Ok(vec![OutputType::new(DatumType::F32, shape)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let w = window(b.node, &b.input(0).shape)?;
+        let total = b.output(0).len();
+        let max = b.node.op.contains("Max");
+        let p: Vec<u32> = [
+            total,
+            w.input[0],
+            w.input[1],
+            w.output[0],
+            w.output[1],
+            w.kernel[0],
+            w.kernel[1],
+            w.strides[0],
+            w.strides[1],
+            w.pad_begin[0],
+            w.pad_begin[1],
+            w.dilations[0],
+            w.dilations[1],
+            !max as usize,
+            b.node.int("count_include_pad", 0) as usize,
+            w.input[0] + w.pad_end[0],
+            w.input[1] + w.pad_end[1],
+        ]
+        .iter()
+        .map(|&x| x as u32)
+        .collect();
+        b.dispatch_1d(&SHADER, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], total)
+    }
+}

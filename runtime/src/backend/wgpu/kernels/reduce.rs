@@ -1,0 +1,85 @@
+//! ReduceSum/Mean/Max/Min/Prod/SumSquare/L1/L2/LogSumExp over any axes (attribute or constant
+//! input), `keepdims` and `noop_with_empty_axes`: `reduce.wgsl`.
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "reduce", source: include_str!("reduce.wgsl") };
+
+/// Reductions.
+pub(crate) struct Reduce;
+
+/// Op types in the shader's code order.
+const OPS: &[&str] = &[
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceL1",
+    "ReduceLogSumExp",
+];
+
+/// The reduced axes (sorted, unique) of a node on input `x`.
+fn reduced_axes(node: &Node, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, String> {
+    let listed = match inputs.get(1).copied().flatten() {
+        Some(v) => Some(const_ints(v).ok_or_else(|| format!("axes `{}` must be a constant", v.name))?),
+        None => node.ints("axes"),
+    };
+    let mut axes = match listed {
+        Some(a) if !a.is_empty() => a.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
+        _ if node.int("noop_with_empty_axes", 0) != 0 => vec![],
+        _ => (0..rank).collect(),
+    };
+    axes.sort_unstable();
+    axes.dedup();
+    Ok(axes)
+}
+
+fn output_shape(x: &[usize], axes: &[usize], keep: bool) -> Vec<usize> {
+    (0..x.len()).filter_map(|d| if axes.contains(&d) { keep.then_some(1) } else { Some(x[d]) }).collect()
+}
+
+impl Kernel for Reduce {
+    fn ops(&self) -> &'static [&'static str] {
+        OPS
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
+        want_f32(x, "input")?;
+        if x.shape.len() > MAX_RANK {
+            return Err(format!("rank {} (at most {MAX_RANK})", x.shape.len()));
+        }
+        let axes = reduced_axes(node, inputs, x.shape.len())?;
+        Ok(vec![OutputType::new(DatumType::F32, output_shape(&x.shape, &axes, node.int("keepdims", 1) != 0))])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
+        let x = b.input(0).shape.clone();
+        let axes = reduced_axes(b.node, &inputs, x.len())?;
+        let st = strides(&x);
+        let kept: Vec<usize> = (0..x.len()).filter(|d| !axes.contains(d)).collect();
+        let pick = |dims: &[usize]| -> (Vec<usize>, Vec<usize>) {
+            (dims.iter().map(|&d| x[d]).collect(), dims.iter().map(|&d| st[d]).collect())
+        };
+        let (ks, kt) = pick(&kept);
+        let (rs, rt) = pick(&axes);
+        let (ks, kt) = padded(&ks, &kt)?;
+        let (rs, rt) = padded(&rs, &rt)?;
+        let op = OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
+        let n = b.output(0).len();
+        let count: usize = axes.iter().map(|&d| x[d]).product();
+        let mut p = vec![n as u32, op, count as u32];
+        p.extend(ks);
+        p.extend(kt);
+        p.extend(rs);
+        p.extend(rt);
+        b.dispatch_1d(&SHADER, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], n)
+    }
+}

@@ -1,0 +1,34 @@
+// Softmax / LogSoftmax along one axis, one thread per row. Element k of row r sits at
+// (r / inner) * len * inner + r % inner + k * inner.
+// p: 0 rows, 1 len, 2 inner, 3 op (0 softmax, 1 log-softmax).
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = linear_index(gid, nwg);
+    if r >= p[0] { return; }
+    let len = p[1];
+    let inner = p[2];
+    let base = (r / inner) * len * inner + r % inner;
+    var peak = -3.4028235e38;
+    for (var k = 0u; k < len; k++) {
+        peak = max(peak, x[base + k * inner]);
+    }
+    var sum = 0.0;
+    for (var k = 0u; k < len; k++) {
+        sum += exp(x[base + k * inner] - peak);
+    }
+    if p[3] == 0u {
+        for (var k = 0u; k < len; k++) {
+            y[base + k * inner] = exp(x[base + k * inner] - peak) / sum;
+        }
+    } else {
+        let l = log(sum);
+        for (var k = 0u; k < len; k++) {
+            y[base + k * inner] = x[base + k * inner] - peak - l;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+// Boolean unary ops on 32-bit words: 0 Not (bool), 1 IsNaN (f32), 2 IsInf (f32; p[2] detect
+// negative, p[3] detect positive). p: 0 n, 1 op, 2, 3.
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if i >= p[0] { return; }
+    let v = x[i];
+    // Exponent all ones: infinity (mantissa 0) or NaN (mantissa non-zero).
+    let special = (v & 0x7f800000u) == 0x7f800000u;
+    let mantissa = v & 0x007fffffu;
+    var r = false;
+    switch p[1] {
+        case 0u: { r = v == 0u; }
+        case 1u: { r = special && mantissa != 0u; }
+        default: {
+            let negative = (v & 0x80000000u) != 0u;
+            r = special && mantissa == 0u && ((negative && p[2] != 0u) || (!negative && p[3] != 0u));
+        }
+    }
+    y[i] = select(0u, 1u, r);
+}

@@ -1,0 +1,386 @@
+//! The GPU backend: our own WGSL compute kernels through wgpu (Vulkan; Mesa's lavapipe where
+//! there is no GPU).
+//!
+//! Loading a stage: ONNX → graph IR with shapes fixed and constants folded
+//! ([`crate::graph::Graph`]; every node the kernels cannot run is listed at once) → fusion
+//! (`fuse.rs`) → static memory plan ([`crate::graph::plan::MemoryPlan`]) → device buffers for
+//! the plan and the constants → one pipeline and bind group per dispatch, all fixed. A run writes
+//! the inputs, records every dispatch in one command encoder, copies the outputs into one
+//! readback buffer and maps it: no per-op readback, host↔device copies only at the stage edges.
+
+mod fuse;
+pub mod kernels;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tract_onnx::prelude::DatumType;
+
+use super::{Backend, BackendError, StageMemory, StageSession};
+use crate::graph::plan::MemoryPlan;
+use crate::graph::{Graph, GraphError, InputSpec, ValueId};
+use crate::manifest::{DType, StageInfo};
+use crate::tensor::{Tensor, TensorData};
+use kernels::{Build, Dispatch, Kernels, PipelineCache};
+
+const NAME: &str = "wgpu";
+
+/// An adapter and device shared by every stage the backend loads.
+struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    shader_f16: bool,
+    lost: Arc<AtomicBool>,
+}
+
+/// The wgpu backend: one device, opened at construction.
+pub struct WgpuBackend {
+    gpu: Arc<Gpu>,
+}
+
+/// What the adapter is, for logs and `--json` output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    /// `vulkan`, `gl`, …
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `Cpu` (lavapipe), …
+    pub device_type: String,
+    pub driver: String,
+    pub shader_f16: bool,
+}
+
+impl WgpuBackend {
+    /// Opens the first suitable adapter (a real GPU before a software one). `Err` says why no
+    /// device is available (no Vulkan loader or driver, or the adapter refused a device).
+    pub fn new() -> Result<WgpuBackend, String> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::VULKAN);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| {
+            format!("no GPU adapter ({e}); install a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1)")
+        })?;
+        let info = adapter.get_info();
+        let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let limits = adapter.limits();
+        let features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("edgeqa"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| format!("adapter `{}` refused a device: {e}", info.name))?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            log::error!("wgpu device lost ({reason:?}): {message}");
+            flag.store(true, Ordering::SeqCst);
+        });
+        log::debug!("wgpu adapter: {} ({:?}, {:?}, {})", info.name, info.backend, info.device_type, info.driver);
+        Ok(WgpuBackend { gpu: Arc::new(Gpu { device, queue, info, limits, shader_f16, lost }) })
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> AdapterSummary {
+        let i = &self.gpu.info;
+        AdapterSummary {
+            name: i.name.clone(),
+            backend: format!("{:?}", i.backend).to_lowercase(),
+            device_type: format!("{:?}", i.device_type),
+            driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+            shader_f16: self.gpu.shader_f16,
+        }
+    }
+}
+
+/// Device bytes of a value: 32-bit words, at least one.
+fn device_bytes(graph: &Graph, v: ValueId) -> u64 {
+    (graph.values[v].len().max(1) * 4) as u64
+}
+
+fn datum(d: DType) -> DatumType {
+    match d {
+        DType::F32 => DatumType::F32,
+        DType::I64 => DatumType::I64,
+        DType::I32 => DatumType::I32,
+        DType::U8 => DatumType::U8,
+        DType::I8 => DatumType::I8,
+        DType::Bool => DatumType::Bool,
+    }
+}
+
+/// The graph of a stage in the IR, fused and planned (no device needed): what `load_stage`
+/// compiles, and what `edgeqa inspect` shows.
+pub fn plan_stage(stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<(Graph, MemoryPlan), BackendError> {
+    let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
+    let proto = crate::onnx::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
+    let specs: Vec<InputSpec> = stage
+        .inputs
+        .iter()
+        .map(|t| InputSpec { name: t.name.clone(), dtype: datum(t.dtype), shape: t.shape.clone() })
+        .collect();
+    let mut graph = Graph::load(&proto, &specs, &Kernels, origin).map_err(|e| match e {
+        GraphError::Unsupported { nodes, .. } => {
+            BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes }
+        }
+        GraphError::Invalid { reason, .. } => load_err(reason),
+    })?;
+    let fused = fuse::fuse(&mut graph);
+    log::debug!("{origin}: {} nodes after folding {} and fusing {fused}", graph.nodes.len(), graph.folded);
+    let plan =
+        MemoryPlan::new(&graph, &|v| device_bytes(&graph, v), &|n| kernels::kernel(&n.op).and_then(|k| k.alias(n)));
+    Ok((graph, plan))
+}
+
+struct WgpuStage {
+    origin: String,
+    gpu: Arc<Gpu>,
+    stage: StageInfo,
+    graph: Graph,
+    dispatches: Vec<Dispatch>,
+    buffers: Vec<Option<Arc<wgpu::Buffer>>>,
+    /// For each manifest input, its graph value (`None` if the graph ignores it).
+    inputs: Vec<Option<ValueId>>,
+    /// Readback buffer and each output's byte offset in it.
+    readback: wgpu::Buffer,
+    offsets: Vec<u64>,
+    memory: StageMemory,
+    /// One run at a time (the readback buffer is shared).
+    lock: Mutex<()>,
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
+        let (graph, plan) = plan_stage(stage, onnx, origin)?;
+        let gpu = self.gpu.clone();
+        let max = gpu.limits.max_storage_buffer_binding_size;
+        if let Some(big) = plan.buffers.iter().find(|&&b| b > max) {
+            return Err(load_err(format!(
+                "a {big}-byte tensor exceeds the adapter's {max}-byte storage binding limit"
+            )));
+        }
+        let device = &gpu.device;
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let planned: Vec<Arc<wgpu::Buffer>> = plan
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("{origin} buffer {i}")),
+                    size: size.max(4),
+                    usage,
+                    mapped_at_creation: false,
+                }))
+            })
+            .collect();
+        let mut buffers: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; graph.values.len()];
+        let mut weights = 0u64;
+        for (id, b) in plan.assignment.iter().enumerate() {
+            if let Some(b) = b {
+                buffers[id] = Some(planned[*b].clone());
+            }
+        }
+        let mut cache = PipelineCache::default();
+        let mut dispatches = Vec::new();
+        for node in &graph.nodes {
+            let kernel = kernels::kernel(&node.op).expect("checked at load");
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let mut b = Build {
+                graph: &graph,
+                node,
+                device,
+                cache: &mut cache,
+                buffers: &mut buffers,
+                weight_bytes: &mut weights,
+                max_binding: max,
+                dispatches: &mut dispatches,
+            };
+            let built = kernel.build(&mut b);
+            let error = pollster::block_on(scope.pop());
+            built.map_err(|e| load_err(format!("{}: {e}", node.label())))?;
+            if let Some(e) = error {
+                return Err(load_err(format!("{}: {e}", node.label())));
+            }
+        }
+        let inputs: Vec<Option<ValueId>> = stage
+            .inputs
+            .iter()
+            .map(|t| graph.inputs.iter().copied().find(|&i| graph.values[i].name == t.name))
+            .collect();
+        if graph.outputs.len() != stage.outputs.len() {
+            return Err(load_err(format!(
+                "the graph has {} outputs, the manifest lists {}",
+                graph.outputs.len(),
+                stage.outputs.len()
+            )));
+        }
+        let mut offsets = Vec::new();
+        let mut total = 0u64;
+        for &o in &graph.outputs {
+            offsets.push(total);
+            total += device_bytes(&graph, o);
+        }
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let memory = StageMemory { weights, activations: plan.total_bytes() };
+        log::debug!(
+            "{origin}: wgpu: {} dispatches, {} buffers ({} bytes; {} without reuse), weights {weights} bytes",
+            dispatches.len(),
+            plan.buffers.len(),
+            plan.total_bytes(),
+            plan.unshared_bytes
+        );
+        Ok(Box::new(WgpuStage {
+            origin: origin.to_string(),
+            gpu,
+            stage: stage.clone(),
+            graph,
+            dispatches,
+            buffers,
+            inputs,
+            readback,
+            offsets,
+            memory,
+            lock: Mutex::new(()),
+        }))
+    }
+}
+
+/// A host tensor as device words.
+fn to_words(t: &Tensor) -> Result<Vec<u32>, String> {
+    Ok(match &t.data {
+        TensorData::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+        TensorData::I64(v) => {
+            let mut out = Vec::with_capacity(v.len());
+            for &x in v {
+                out.push(i32::try_from(x).map_err(|_| format!("value {x} does not fit the device's i32"))? as u32);
+            }
+            out
+        }
+        TensorData::I32(v) => v.iter().map(|&x| x as u32).collect(),
+        TensorData::U8(v) => v.iter().map(|&x| x as u32).collect(),
+        TensorData::I8(v) => v.iter().map(|&x| x as i32 as u32).collect(),
+        TensorData::Bool(v) => v.iter().map(|&x| x as u32).collect(),
+    })
+}
+
+/// Device words back into a host tensor of `dt`.
+fn from_words(words: &[u32], shape: Vec<usize>, dt: DatumType) -> Result<Tensor, String> {
+    let data = match dt {
+        DatumType::F32 => TensorData::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
+        DatumType::I64 => TensorData::I64(words.iter().map(|&w| w as i32 as i64).collect()),
+        DatumType::I32 => TensorData::I32(words.iter().map(|&w| w as i32).collect()),
+        DatumType::Bool => TensorData::Bool(words.iter().map(|&w| w != 0).collect()),
+        DatumType::U8 => TensorData::U8(words.iter().map(|&w| w as u8).collect()),
+        DatumType::I8 => TensorData::I8(words.iter().map(|&w| w as i32 as i8).collect()),
+        other => return Err(format!("output type {other:?} is not supported")),
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// A constant graph output as a host tensor.
+fn constant_tensor(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
+    let words = kernels::words(t)?;
+    from_words(&words, t.shape().to_vec(), t.datum_type())
+}
+
+impl StageSession for WgpuStage {
+    fn memory(&self) -> StageMemory {
+        self.memory
+    }
+
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
+        let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
+        if self.gpu.lost.load(Ordering::SeqCst) {
+            return Err(run_err("the GPU device was lost; reload the package (or use --backend tract)".into()));
+        }
+        if inputs.len() != self.stage.inputs.len() {
+            return Err(run_err(format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len())));
+        }
+        let _guard = self.lock.lock().map_err(|_| run_err("a previous run panicked".into()))?;
+        let queue = &self.gpu.queue;
+        for ((t, info), id) in inputs.iter().zip(&self.stage.inputs).zip(&self.inputs) {
+            let input_err =
+                |reason: String| BackendError::Input { origin: self.origin.clone(), name: info.name.clone(), reason };
+            t.check(info, &info.name).map_err(|e| input_err(e.to_string()))?;
+            let Some(id) = id else { continue };
+            let Some(buf) = &self.buffers[*id] else { continue };
+            let words = to_words(t).map_err(input_err)?;
+            if !words.is_empty() {
+                queue.write_buffer(buf, 0, bytemuck::cast_slice(&words));
+            }
+        }
+        let device = &self.gpu.device;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.origin) });
+        {
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            for d in &self.dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
+            if self.graph.values[o].constant.is_some() {
+                continue;
+            }
+            if let Some(buf) = &self.buffers[o] {
+                encoder.copy_buffer_to_buffer(buf, 0, &self.readback, off, device_bytes(&self.graph, o));
+            }
+        }
+        let index = queue.submit(Some(encoder.finish()));
+        let slice = self.readback.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map_err(|e| run_err(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| run_err("the readback was dropped".into()))?
+            .map_err(|e| run_err(format!("reading results back: {e}")))?;
+        if self.gpu.lost.load(Ordering::SeqCst) {
+            self.readback.unmap();
+            return Err(run_err("the GPU device was lost during the run; no result".into()));
+        }
+        let mut outputs = Vec::with_capacity(self.graph.outputs.len());
+        {
+            let data = slice.get_mapped_range().map_err(|e| run_err(format!("reading results back: {e}")))?;
+            let words: &[u32] = bytemuck::cast_slice(&data);
+            for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
+                let v = &self.graph.values[o];
+                let t = if let Some(c) = &v.constant {
+                    constant_tensor(c)
+                } else {
+                    let start = (off / 4) as usize;
+                    from_words(&words[start..start + v.len()], v.shape.clone(), v.dtype)
+                };
+                outputs.push(t.map_err(|e| run_err(format!("output `{}`: {e}", v.name)))?);
+            }
+        }
+        self.readback.unmap();
+        Ok(outputs)
+    }
+}

@@ -1,0 +1,403 @@
+//! The graph IR a compiling backend (wgpu) works on: a stage's ONNX graph with every tensor's
+//! element type and shape fixed at load, constant sub-graphs folded into constants, and nodes
+//! nothing reads removed.
+//!
+//! Loading needs the backend's op set ([`OpSet`]): it infers each node's output shapes, and every
+//! node it does not know (or knows but cannot run with these attributes and shapes) is collected,
+//! so the error lists all of them at once. Constant folding runs on tract, the CPU reference
+//! engine that ships in every build: a node whose inputs are all constants is evaluated once at
+//! load, whatever its op, and `Shape` of a tensor whose shape is known becomes a constant.
+
+pub mod fold;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tract_onnx::prelude::{DatumType, Tensor};
+
+use crate::onnx::{self as onnx_pb, pb};
+
+/// Index of a [`Value`] in [`Graph::values`].
+pub type ValueId = usize;
+
+/// A tensor of the graph: an input, a constant or a node output.
+#[derive(Debug, Clone)]
+pub struct Value {
+    /// The ONNX tensor name.
+    pub name: String,
+    pub dtype: DatumType,
+    pub shape: Vec<usize>,
+    /// The value, for initializers and folded nodes.
+    pub constant: Option<Arc<Tensor>>,
+}
+
+impl Value {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the tensor occupies at its element type.
+    pub fn bytes(&self) -> u64 {
+        (self.len() * self.dtype.size_of()) as u64
+    }
+}
+
+/// An operation that runs at inference time.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The ONNX node name (or its first output's name when the node has none).
+    pub name: String,
+    /// The ONNX op type.
+    pub op: String,
+    /// Inputs in ONNX order; `None` for an omitted optional input.
+    pub inputs: Vec<Option<ValueId>>,
+    pub outputs: Vec<ValueId>,
+    pub attributes: Vec<pb::AttributeProto>,
+}
+
+impl Node {
+    /// `Op (name)`, how nodes are named in messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.op, self.name)
+    }
+
+    fn attr(&self, name: &str) -> Option<&pb::AttributeProto> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// An integer attribute, or `default` when absent.
+    pub fn int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name).map_or(default, |a| a.i)
+    }
+
+    /// A float attribute, or `default` when absent.
+    pub fn float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name).map_or(default, |a| a.f)
+    }
+
+    /// An integer-list attribute (`None` when absent).
+    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.attr(name).map(|a| a.ints.clone())
+    }
+
+    /// A string attribute, or `default` when absent.
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
+    }
+
+    /// Names of the attributes present, for "unsupported attribute" checks.
+    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
+        self.attributes.iter().map(|a| a.name.as_str())
+    }
+}
+
+/// The inferred type of one node output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputType {
+    pub dtype: DatumType,
+    pub shape: Vec<usize>,
+}
+
+impl OutputType {
+    /// An output of `dtype` and `shape`.
+    pub fn new(dtype: DatumType, shape: Vec<usize>) -> OutputType {
+        OutputType { dtype, shape }
+    }
+}
+
+/// What a backend can run: output types for a node, or why it cannot run it.
+pub trait OpSet {
+    /// Whether the backend has the op type at all.
+    fn knows(&self, op: &str) -> bool;
+    /// `None` when the op type is unknown to the backend; otherwise the node's output types, or
+    /// why this node (attributes, element types, shapes) cannot run.
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>>;
+}
+
+/// A stage graph that cannot be loaded into the IR.
+#[derive(Debug, Error)]
+pub enum GraphError {
+    #[error("{origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+    /// Every node the op set cannot run, as `Op (name): why`.
+    #[error("{origin}: {} unsupported node(s): {}", .nodes.len(), .nodes.join("; "))]
+    Unsupported { origin: String, nodes: Vec<String> },
+}
+
+/// A loaded stage graph.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub values: Vec<Value>,
+    /// Nodes that run, in a valid execution order.
+    pub nodes: Vec<Node>,
+    /// Graph inputs in ONNX order.
+    pub inputs: Vec<ValueId>,
+    /// Graph outputs in ONNX order (an output may be a constant or an input).
+    pub outputs: Vec<ValueId>,
+    /// Nodes folded into constants at load.
+    pub folded: usize,
+    /// The default-domain opset (op semantics that changed between opsets depend on it).
+    pub opset: i64,
+}
+
+/// A graph input with its element type and shape fixed (from the manifest).
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub name: String,
+    pub dtype: DatumType,
+    pub shape: Vec<usize>,
+}
+
+/// Ops never folded even with constant inputs (randomness, bodies).
+const NEVER_FOLD: &[&str] = &[
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "If",
+    "Loop",
+    "Scan",
+];
+
+impl Graph {
+    /// Builds the IR of an ONNX model with its inputs fixed by `inputs` (every graph input that is
+    /// not an initializer must be listed).
+    pub fn load(
+        model: &pb::ModelProto,
+        inputs: &[InputSpec],
+        ops: &dyn OpSet,
+        origin: &str,
+    ) -> Result<Graph, GraphError> {
+        let invalid = |reason: String| GraphError::Invalid { origin: origin.to_string(), reason };
+        let g = model.graph.as_ref().ok_or_else(|| invalid("the model has no graph".into()))?;
+        let opset = onnx_pb::opset(model).unwrap_or(13);
+        let mut values: Vec<Value> = Vec::new();
+        let mut by_name: HashMap<String, ValueId> = HashMap::new();
+        let provider = tract_onnx::data_resolver::default();
+        for t in &g.initializer {
+            let tensor = tract_onnx::tensor::load_tensor(&*provider, t, None)
+                .map_err(|e| invalid(format!("initializer `{}`: {e:#}", t.name)))?;
+            add(&mut values, &mut by_name, constant(&t.name, tensor));
+        }
+        let mut graph_inputs = Vec::new();
+        for vi in &g.input {
+            if by_name.contains_key(&vi.name) {
+                // An initializer listed as an input (ONNX IR < 4 style): it stays a constant.
+                continue;
+            }
+            let spec = inputs.iter().find(|s| s.name == vi.name).ok_or_else(|| {
+                invalid(format!("graph input `{}` has no fixed shape (is it in the manifest?)", vi.name))
+            })?;
+            let id = add(
+                &mut values,
+                &mut by_name,
+                Value { name: vi.name.clone(), dtype: spec.dtype, shape: spec.shape.clone(), constant: None },
+            );
+            graph_inputs.push(id);
+        }
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut unsupported: Vec<String> = Vec::new();
+        let mut folded = 0;
+        for (ix, n) in g.node.iter().enumerate() {
+            let name = if !n.name.is_empty() {
+                n.name.clone()
+            } else {
+                n.output.first().cloned().unwrap_or_else(|| format!("node{ix}"))
+            };
+            let label = format!("{} ({name})", onnx_pb::op_key(n));
+            let default_domain = n.domain.is_empty() || n.domain == "ai.onnx";
+            let mut node_inputs = Vec::with_capacity(n.input.len());
+            let mut unknown_input = false;
+            for i in &n.input {
+                if i.is_empty() {
+                    node_inputs.push(None);
+                } else if let Some(&id) = by_name.get(i) {
+                    node_inputs.push(Some(id));
+                } else {
+                    // Produced by a node we could not type (reported already) or missing.
+                    unknown_input = true;
+                }
+            }
+            if n.op_type == "Constant" && default_domain {
+                let tensor = constant_node(n).map_err(|e| invalid(format!("{label}: {e}")))?;
+                add(&mut values, &mut by_name, constant(&n.output[0], tensor));
+                folded += 1;
+                continue;
+            }
+            let node = Node {
+                name: name.clone(),
+                op: n.op_type.clone(),
+                inputs: node_inputs,
+                outputs: Vec::new(),
+                attributes: n.attribute.clone(),
+            };
+            if !default_domain {
+                unsupported.push(format!("{label}: domain `{}` is not supported", n.domain));
+                continue;
+            }
+            if unknown_input {
+                if !n.input.iter().all(|i| i.is_empty() || by_name.contains_key(i)) {
+                    let missing: Vec<&String> =
+                        n.input.iter().filter(|i| !i.is_empty() && !by_name.contains_key(*i)).collect();
+                    // Inputs that no earlier node produces at all are an invalid graph; inputs of
+                    // unsupported nodes are already reported.
+                    if missing.iter().all(|m| !g.node[..ix].iter().any(|p| p.output.contains(m))) {
+                        return Err(invalid(format!("{label}: input `{}` is not produced before it", missing[0])));
+                    }
+                }
+                if n.op_type != "Shape" && !ops.knows(&node.op) {
+                    unsupported.push(format!("{label}: op not supported"));
+                }
+                continue;
+            }
+            let input_values: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &values[i])).collect();
+            // Fold: `Shape` of a typed tensor, or any node whose inputs are all constants.
+            if n.op_type == "Shape"
+                && let Some(Some(v)) = input_values.first()
+            {
+                let rank = v.shape.len() as i64;
+                let clamp = |x: i64| if x < 0 { (x + rank).max(0) } else { x.min(rank) } as usize;
+                let (start, end) = (clamp(node.int("start", 0)), clamp(node.int("end", rank)));
+                let dims: Vec<i64> = v.shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+                let t = Tensor::from_shape(&[dims.len()], &dims).map_err(|e| invalid(format!("{label}: {e}")))?;
+                add(&mut values, &mut by_name, constant(&n.output[0], t));
+                folded += 1;
+                continue;
+            }
+            let all_constant = input_values.iter().flatten().all(|v| v.constant.is_some());
+            if all_constant && !NEVER_FOLD.contains(&n.op_type.as_str()) {
+                let ins: Vec<(String, Arc<Tensor>)> = n
+                    .input
+                    .iter()
+                    .zip(&input_values)
+                    .filter_map(|(name, v)| Some((name.clone(), v.as_ref()?.constant.clone()?)))
+                    .collect();
+                match fold::evaluate_node(opset, n, &ins) {
+                    Ok(outs) => {
+                        for (out, t) in n.output.iter().zip(outs) {
+                            if !out.is_empty() {
+                                add(&mut values, &mut by_name, constant(out, t));
+                            }
+                        }
+                        folded += 1;
+                        continue;
+                    }
+                    Err(e) => log::debug!("{origin}: {label}: constant node not folded ({e:#}); it runs instead"),
+                }
+            }
+            // Output ids are assigned in order right after inference (ops like Split read
+            // their output count from the node).
+            let mut node = node;
+            node.outputs = (0..n.output.iter().filter(|o| !o.is_empty()).count()).map(|k| values.len() + k).collect();
+            let input_values: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &values[i])).collect();
+            match ops.infer(&node, &input_values) {
+                None => unsupported.push(format!("{label}: op not supported")),
+                Some(Err(why)) => unsupported.push(format!("{label}: {why}")),
+                Some(Ok(types)) => {
+                    if types.len() < n.output.iter().filter(|o| !o.is_empty()).count() {
+                        unsupported.push(format!("{label}: only {} output(s) supported", types.len()));
+                        continue;
+                    }
+                    let names = n.output.iter().filter(|o| !o.is_empty());
+                    for ((out, t), &want) in names.zip(types).zip(&node.outputs) {
+                        let id = add(
+                            &mut values,
+                            &mut by_name,
+                            Value { name: out.clone(), dtype: t.dtype, shape: t.shape, constant: None },
+                        );
+                        debug_assert_eq!(id, want);
+                    }
+                    nodes.push(node);
+                }
+            }
+        }
+        if !unsupported.is_empty() {
+            return Err(GraphError::Unsupported { origin: origin.to_string(), nodes: unsupported });
+        }
+        let mut outputs = Vec::new();
+        for o in &g.output {
+            let id = *by_name
+                .get(&o.name)
+                .ok_or_else(|| invalid(format!("graph output `{}` is produced by no node", o.name)))?;
+            outputs.push(id);
+        }
+        let mut graph = Graph { values, nodes, inputs: graph_inputs, outputs, folded, opset };
+        graph.remove_dead_nodes();
+        Ok(graph)
+    }
+
+    /// Drops nodes none of whose outputs reach a graph output.
+    fn remove_dead_nodes(&mut self) {
+        let mut needed = vec![false; self.values.len()];
+        for &o in &self.outputs {
+            needed[o] = true;
+        }
+        let mut keep = vec![false; self.nodes.len()];
+        for (ix, n) in self.nodes.iter().enumerate().rev() {
+            if n.outputs.iter().any(|&o| needed[o]) {
+                keep[ix] = true;
+                for &i in n.inputs.iter().flatten() {
+                    needed[i] = true;
+                }
+            }
+        }
+        let mut it = keep.iter();
+        self.nodes.retain(|_| *it.next().unwrap_or(&false));
+    }
+
+    /// Bytes of the constants the remaining nodes read.
+    pub fn constant_bytes(&self) -> u64 {
+        let mut seen = vec![false; self.values.len()];
+        let mut total = 0;
+        for id in self.nodes.iter().flat_map(|n| n.inputs.iter().flatten()).chain(&self.outputs) {
+            let v = &self.values[*id];
+            if v.constant.is_some() && !seen[*id] {
+                seen[*id] = true;
+                total += v.bytes();
+            }
+        }
+        total
+    }
+}
+
+fn add(values: &mut Vec<Value>, by_name: &mut HashMap<String, ValueId>, v: Value) -> ValueId {
+    by_name.insert(v.name.clone(), values.len());
+    values.push(v);
+    values.len() - 1
+}
+
+fn constant(name: &str, tensor: Tensor) -> Value {
+    Value {
+        name: name.to_string(),
+        dtype: tensor.datum_type(),
+        shape: tensor.shape().to_vec(),
+        constant: Some(Arc::new(tensor)),
+    }
+}
+
+/// The tensor of a `Constant` node (`value`, `value_float(s)`, `value_int(s)`).
+fn constant_node(n: &pb::NodeProto) -> Result<Tensor, String> {
+    let a = n.attribute.first().ok_or("Constant without a value attribute")?;
+    let provider = tract_onnx::data_resolver::default();
+    match a.name.as_str() {
+        "value" => {
+            let t = a.t.as_ref().ok_or("`value` holds no tensor")?;
+            tract_onnx::tensor::load_tensor(&*provider, t, None).map_err(|e| format!("{e:#}"))
+        }
+        "value_float" => Ok(Tensor::from(a.f)),
+        "value_floats" => Tensor::from_shape(&[a.floats.len()], &a.floats).map_err(|e| e.to_string()),
+        "value_int" => Ok(Tensor::from(a.i)),
+        "value_ints" => Tensor::from_shape(&[a.ints.len()], &a.ints).map_err(|e| e.to_string()),
+        other => Err(format!("attribute `{other}` is not supported (use `value`)")),
+    }
+}

