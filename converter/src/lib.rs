@@ -96,8 +96,36 @@ struct Graph {
 fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConvertError::Io { path: origin.clone(), reason: e.to_string() })?;
-    let proto = onnx::decode(&bytes, &origin)?;
+    let mut proto = onnx::decode(&bytes, &origin)?;
+    let renamed = unique_node_names(&mut proto);
+    let bytes = if renamed == 0 {
+        bytes
+    } else {
+        // Some exporters repeat node names; tract (and other tools) need them unique.
+        log::info!("{origin}: renamed {renamed} node(s) whose names repeat an earlier node's");
+        prost::Message::encode_to_vec(&proto)
+    };
     Ok(Graph { stage: stage.to_string(), origin, bytes, proto })
+}
+
+/// Gives every node of the main graph a unique name (`name.1`, `name.2`, … for repeats);
+/// returns how many were renamed.
+fn unique_node_names(proto: &mut onnx::pb::ModelProto) -> usize {
+    let Some(g) = proto.graph.as_mut() else { return 0 };
+    let mut taken: std::collections::HashSet<String> =
+        g.node.iter().filter(|n| !n.name.is_empty()).map(|n| n.name.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut renamed = 0;
+    for n in g.node.iter_mut().filter(|n| !n.name.is_empty()) {
+        if seen.insert(n.name.clone()) {
+            continue;
+        }
+        let name = (1..).map(|k| format!("{}.{k}", n.name)).find(|c| !taken.contains(c)).expect("unbounded");
+        taken.insert(name.clone());
+        n.name = name;
+        renamed += 1;
+    }
+    renamed
 }
 
 /// Everything in these graphs the runtime cannot run, across all of them.
@@ -342,4 +370,24 @@ fn prepare_model(
         quantization: QuantizationInfo::default(),
     };
     Ok((manifest, vec![g]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_node_names_become_unique() {
+        let node = |name: &str| onnx::pb::NodeProto { name: name.into(), ..Default::default() };
+        let mut proto = onnx::pb::ModelProto {
+            graph: Some(onnx::pb::GraphProto {
+                node: vec![node("a"), node("a"), node(""), node("a.1"), node("a"), node("b")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(unique_node_names(&mut proto), 2);
+        let names: Vec<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "a.2", "", "a.1", "a.3", "b"]);
+    }
 }

@@ -116,7 +116,7 @@ impl Student {
     /// Loads every stage of a student package on the chosen backend, builds the memory plan and,
     /// with a budget, refuses a plan that does not fit.
     pub fn load(pkg: &Package, choice: BackendChoice, budget: Option<Budget>) -> Result<Student, PipelineError> {
-        let (backend, reason) = backend::select(choice)?;
+        let (backend, reason) = backend::select(choice, budget.as_ref().map(|b| b.bytes))?;
         Student::load_on(pkg, backend, reason, budget)
     }
 

@@ -71,16 +71,19 @@ pub trait StageSession: Send + Sync {
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError>;
     /// What the stage holds and needs (see [`StageMemory`]).
     fn memory(&self) -> StageMemory;
+    /// Name of the backend the stage runs on (`wgpu`, `tract`).
+    fn backend(&self) -> &'static str;
 }
 
 /// Resolves a choice into a backend, with the reason for the pick (logged and shown by `--json`).
 ///
 /// `auto` takes wgpu when a hardware GPU adapter exists (a GPU device node is checked first, see
-/// [`gpu_device_nodes`]), stage by stage: a stage with an
-/// unsupported node, or one the device cannot hold or compile, loads on tract instead and the
-/// reason is logged. A software adapter (Mesa's lavapipe or llvmpipe) is not taken by `auto`: it
-/// is correct but slower than tract on the same CPU. `wgpu` fails without an adapter.
-pub fn select(choice: BackendChoice) -> Result<(Box<dyn Backend>, String), BackendError> {
+/// [`gpu_device_nodes`]), stage by stage (see [`AutoBackend`]): a stage with an unsupported
+/// node, one the device cannot hold or compile, or one whose memory plan would take the GPU
+/// stages past `budget` (bytes) loads on tract instead and the reason is logged. A software
+/// adapter (Mesa's lavapipe or llvmpipe) is not taken by `auto`: it is correct but slower than
+/// tract on the same CPU. `wgpu` fails without an adapter.
+pub fn select(choice: BackendChoice, budget: Option<u64>) -> Result<(Box<dyn Backend>, String), BackendError> {
     match choice {
         BackendChoice::Tract => Ok((Box::new(tract::TractBackend::new()), "requested with --backend tract".into())),
         BackendChoice::Wgpu => {
@@ -100,10 +103,10 @@ pub fn select(choice: BackendChoice) -> Result<(Box<dyn Backend>, String), Backe
             Ok(gpu) if gpu.adapter().device_type != "Cpu" => {
                 let a = gpu.adapter();
                 let reason = format!(
-                    "auto: GPU adapter {} ({}); stages wgpu cannot run fall back to tract",
+                    "auto: GPU adapter {} ({}); stages wgpu cannot run or hold within the budget fall back to tract",
                     a.name, a.device_type
                 );
-                (Box::new(Auto { gpu, cpu: tract::TractBackend::new() }), reason)
+                (Box::new(AutoBackend::new(gpu, budget)), reason)
             }
             Ok(gpu) => (
                 Box::new(tract::TractBackend::new()),
@@ -135,13 +138,43 @@ pub fn gpu_device_nodes() -> Vec<std::path::PathBuf> {
     found
 }
 
-/// `auto` with a GPU: each stage on wgpu, or on tract when wgpu cannot load it.
-struct Auto {
+/// `auto` with a GPU: each stage on wgpu, or on tract when wgpu cannot load it or its memory
+/// plan (weights and peak activations, known at load) would take the stages loaded on wgpu so
+/// far past the budget.
+pub struct AutoBackend {
     gpu: wgpu::WgpuBackend,
     cpu: tract::TractBackend,
+    budget: Option<u64>,
+    /// Bytes the stages loaded on wgpu so far hold and need.
+    on_gpu: std::sync::Mutex<u64>,
 }
 
-impl Backend for Auto {
+impl AutoBackend {
+    /// `auto` over `gpu` (any adapter, a software one included) with an optional budget in bytes.
+    pub fn new(gpu: wgpu::WgpuBackend, budget: Option<u64>) -> AutoBackend {
+        AutoBackend { gpu, cpu: tract::TractBackend::new(), budget, on_gpu: std::sync::Mutex::new(0) }
+    }
+}
+
+/// Why a stage needing `stage` bytes on the GPU does not fit when `used` bytes are already taken
+/// there, or `None` when it fits (always without a budget).
+pub fn over_budget(used: u64, stage: StageMemory, budget: Option<u64>) -> Option<String> {
+    let budget = budget?;
+    let needs = stage.weights + stage.activations;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    (used.saturating_add(needs) > budget).then(|| {
+        format!(
+            "its wgpu plan ({:.1} MiB: weights {:.1} + activations {:.1}) with the {:.1} MiB of stages already on wgpu exceeds the {:.1} MiB budget",
+            mib(needs),
+            mib(stage.weights),
+            mib(stage.activations),
+            mib(used),
+            mib(budget)
+        )
+    })
+}
+
+impl Backend for AutoBackend {
     fn name(&self) -> &'static str {
         "auto"
     }
@@ -149,13 +182,39 @@ impl Backend for Auto {
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
         match self.gpu.load_stage(stage, onnx, origin) {
             Ok(s) => {
-                log::info!("{origin}: on wgpu");
-                Ok(s)
+                let mut used = self.on_gpu.lock().unwrap_or_else(|e| e.into_inner());
+                match over_budget(*used, s.memory(), self.budget) {
+                    None => {
+                        *used += s.memory().weights + s.memory().activations;
+                        log::info!("{origin}: on wgpu");
+                        Ok(s)
+                    }
+                    Some(why) => {
+                        drop(s);
+                        log::info!("{origin}: on tract, because {why}");
+                        self.cpu.load_stage(stage, onnx, origin)
+                    }
+                }
             }
             Err(e) => {
                 log::info!("{origin}: on tract, because {e}");
                 self.cpu.load_stage(stage, onnx, origin)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_bounds_what_auto_puts_on_the_gpu() {
+        let stage = StageMemory { weights: 3 << 20, activations: 1 << 20 };
+        assert_eq!(over_budget(0, stage, None), None);
+        assert_eq!(over_budget(0, stage, Some(4 << 20)), None);
+        let why = over_budget(1, stage, Some(4 << 20)).expect("one byte over");
+        assert!(why.contains("4.0 MiB: weights 3.0 + activations 1.0") && why.contains("4.0 MiB budget"), "{why}");
+        assert!(over_budget(u64::MAX, stage, Some(u64::MAX)).is_some());
     }
 }

@@ -222,6 +222,10 @@ impl StageSession for TractStage {
         self.memory
     }
 
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
     fn run(&self, inputs: Vec<EqTensor>) -> Result<Vec<EqTensor>, BackendError> {
         if inputs.len() != self.stage.inputs.len() {
             return Err(BackendError::Run {

@@ -94,7 +94,8 @@ struct PlanReport {
 fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg) -> Result<PlanReport> {
     let board = edgeqa_firmware_config::find(board)?;
     let resident = edgeqa::budget::rss().map_or(0, |(now, _)| now);
-    let (b, _) = edgeqa::backend::select(backend.backend)?;
+    let budget = board.memory_budget_bytes();
+    let (b, _) = edgeqa::backend::select(backend.backend, Some(budget))?;
     let mut sessions = Vec::new();
     for st in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&st.name).with_context(|| format!("no graph for stage {}", st.name))?;
@@ -103,7 +104,6 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
     let plan = edgeqa::pipeline::warm_up_and_plan(pkg.manifest(), resident, &refs)?;
-    let budget = board.memory_budget_bytes();
     Ok(PlanReport {
         board: board.name,
         budget_bytes: budget,

@@ -59,7 +59,10 @@ pub struct Node {
     pub op: String,
     /// Inputs in ONNX order; `None` for an omitted optional input.
     pub inputs: Vec<Option<ValueId>>,
+    /// The outputs the graph names, in ONNX order (omitted optional outputs are left out).
     pub outputs: Vec<ValueId>,
+    /// The ONNX output position of each entry of `outputs` (LSTM's `Y_h` alone is `[1]`).
+    pub output_slots: Vec<usize>,
     pub attributes: Vec<pb::AttributeProto>,
 }
 
@@ -91,6 +94,12 @@ impl Node {
     /// A string attribute, or `default` when absent.
     pub fn string(&self, name: &str, default: &str) -> String {
         self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
+    }
+
+    /// A string-list attribute (empty when absent).
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.attr(name)
+            .map_or_else(Vec::new, |a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
     }
 
     /// Names of the attributes present, for "unsupported attribute" checks.
@@ -239,6 +248,7 @@ impl Graph {
                 op: n.op_type.clone(),
                 inputs: node_inputs,
                 outputs: Vec::new(),
+                output_slots: n.output.iter().enumerate().filter(|(_, o)| !o.is_empty()).map(|(k, _)| k).collect(),
                 attributes: n.attribute.clone(),
             };
             if !default_domain {

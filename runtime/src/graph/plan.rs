@@ -120,6 +120,7 @@ mod tests {
             op: op.into(),
             inputs: inputs.iter().map(|&i| Some(i)).collect(),
             outputs: outputs.to_vec(),
+            output_slots: (0..outputs.len()).collect(),
             attributes: vec![],
         }
     }

@@ -308,6 +308,10 @@ impl StageSession for WgpuStage {
         self.memory
     }
 
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
         let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
         if self.gpu.lost.load(Ordering::SeqCst) {

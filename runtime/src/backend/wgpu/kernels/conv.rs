@@ -3,10 +3,13 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
+use super::{Activation, Binding, Build, Kernel, Shader, const_floats, want_f32, weights};
 use crate::graph::{Node, OutputType, Value};
 
-const SHADER: Shader = Shader { name: "conv", source: include_str!("conv.wgsl") };
+const SHADER: Shader =
+    Shader { name: "conv", source: concat!(include_str!("weights_f32.wgsl"), include_str!("conv.wgsl")) };
+const PACKED: Shader =
+    Shader { name: "conv_packed", source: concat!(include_str!("weights_packed.wgsl"), include_str!("conv.wgsl")) };
 
 /// Conv.
 pub(crate) struct Conv;
@@ -159,13 +162,27 @@ impl Kernel for Conv {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
-        dispatch_conv(b, &SHADER, &g)
+        // Constant weights [M, C/group, KH, KW] may be packed: row = output channel.
+        let fallback = Binding::Value(b.input_id(1));
+        let (weight, packed) = match const_floats(b.input(1)) {
+            Some(values) => {
+                let cols = values.len() / g.m.max(1);
+                weights::bind(b, g.m, cols, &|r, c| values[r * cols + c], fallback)
+            }
+            None => (fallback, false),
+        };
+        dispatch_conv(b, if packed { &PACKED } else { &SHADER }, &g, weight)
     }
 }
 
 /// Dispatches a convolution-shaped kernel (`conv.wgsl`, `conv_transpose.wgsl`: the same
 /// parameter layout) over every output element, with the node's bias and fused activation.
-pub(crate) fn dispatch_conv(b: &mut Build<'_>, shader: &Shader, g: &ConvGeometry) -> Result<(), String> {
+pub(crate) fn dispatch_conv(
+    b: &mut Build<'_>,
+    shader: &Shader,
+    g: &ConvGeometry,
+    weight: Binding,
+) -> Result<(), String> {
     let total = b.output(0).len();
     let has_bias = b.has_input(2);
     let mut p: Vec<u32> = [
@@ -192,11 +209,6 @@ pub(crate) fn dispatch_conv(b: &mut Build<'_>, shader: &Shader, g: &ConvGeometry
     .collect();
     p.extend(Activation::of(b.node).words());
     let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
-    let bindings = [
-        Binding::Value(b.input_id(0)),
-        Binding::Value(b.input_id(1)),
-        Binding::Value(bias),
-        Binding::Value(b.output_id(0)),
-    ];
+    let bindings = [Binding::Value(b.input_id(0)), weight, Binding::Value(bias), Binding::Value(b.output_id(0))];
     b.dispatch_1d(shader, "main", &p, &bindings, total)
 }

@@ -1,11 +1,11 @@
 // Direct 2-D convolution (1-D convs run with H = 1), one thread per output element, with the
-// bias and an activation fused. Weights [M, C/group, KH, KW].
+// bias and an activation fused. Weights [M, C/group, KH, KW] at binding 2 through weight()
+// (weights_f32.wgsl, or weights_packed.wgsl: row = output channel, col = (ic, ky, kx)).
 // p: 0 total, 1 C, 2 H, 3 W, 4 M, 5 OH, 6 OW, 7 KH, 8 KW, 9 stride h, 10 stride w, 11 pad top,
 // 12 pad left, 13 dilation h, 14 dilation w, 15 group, 16 has bias, 17..20 activation.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -35,7 +35,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             for (var kx = 0u; kx < kw; kx++) {
                 let ix = ix0 + i32(kx * p[14]);
                 if ix < 0 || ix >= i32(wd) { continue; }
-                acc += x[xbase + u32(iy) * wd + u32(ix)] * w[wbase + ky * kw + kx];
+                let wi = wbase + ky * kw + kx;
+                acc += x[xbase + u32(iy) * wd + u32(ix)] * weight(wi, oc, wi - oc * cg * kh * kw);
             }
         }
     }

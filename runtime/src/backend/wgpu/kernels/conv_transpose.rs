@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::conv::{ConvGeometry, dispatch_conv};
-use super::{Build, Kernel, Shader, want_f32};
+use super::{Binding, Build, Kernel, Shader, want_f32};
 use crate::graph::{Node, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "conv_transpose", source: include_str!("conv_transpose.wgsl") };
@@ -90,6 +90,6 @@ impl Kernel for ConvTranspose {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
-        dispatch_conv(b, &SHADER, &g)
+        dispatch_conv(b, &SHADER, &g, Binding::Value(b.input_id(1)))
     }
 }

@@ -1,13 +1,18 @@
-//! Gather along one axis (`gather.wgsl`) and GatherND with batch_dims 0 (`gather_nd.wgsl`), for
+//! Gather along one axis (`gather.wgsl`; `gather_packed.wgsl` for a packed constant table, see
+//! `weights.rs`) and GatherND with batch_dims 0 (`gather_nd.wgsl`), for
 //! 32-bit words of any element type. Constant indices are range-checked at load; indices fed at
 //! run time are clamped to the axis.
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
+use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints, device_type, weights};
 use crate::graph::{Node, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "gather", source: include_str!("gather.wgsl") };
+const PACKED: Shader = Shader {
+    name: "gather_packed",
+    source: concat!(include_str!("weights_packed.wgsl"), include_str!("gather_packed.wgsl")),
+};
 const SHADER_ND: Shader = Shader { name: "gather_nd", source: include_str!("gather_nd.wgsl") };
 
 /// Gather.
@@ -48,6 +53,18 @@ impl Kernel for Gather {
         let count = b.input(1).len();
         let n = b.output(0).len();
         let p = [n as u32, x[a] as u32, inner as u32, count as u32];
+        // A constant f32 table gathered along axis 0 (embeddings) may be packed.
+        if a == 0
+            && b.input(0).dtype == DatumType::F32
+            && let Some(table) = const_floats(b.input(0))
+        {
+            let none = Binding::Value(b.input_id(0));
+            let (packed, is_packed) = weights::bind(b, x[0], inner, &|r, c| table[r * inner + c], none);
+            if is_packed {
+                let bindings = [Binding::Value(b.input_id(1)), packed, Binding::Value(b.output_id(0))];
+                return b.dispatch_1d(&PACKED, "main", &p, &bindings, n);
+            }
+        }
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
     }

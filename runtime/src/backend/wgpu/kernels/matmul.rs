@@ -3,10 +3,15 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
+use super::{
+    Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, want_f32, weights,
+};
 use crate::graph::{Node, OutputType, Value};
 
-const SHADER: Shader = Shader { name: "matmul", source: include_str!("matmul.wgsl") };
+const SHADER: Shader =
+    Shader { name: "matmul", source: concat!(include_str!("weights_f32.wgsl"), include_str!("matmul.wgsl")) };
+const PACKED: Shader =
+    Shader { name: "matmul_packed", source: concat!(include_str!("weights_packed.wgsl"), include_str!("matmul.wgsl")) };
 
 /// Batch dims the shader walks.
 const BATCH_RANK: usize = 4;
@@ -145,16 +150,20 @@ impl Kernel for MatMul {
         p.extend([has_bias as u32, bias_sm as u32, bias_sn as u32, alpha.to_bits(), beta.to_bits()]);
         p.extend(Activation::of(b.node).words());
         let bias = if has_bias { b.input_id(2) } else { b.input_id(0) };
-        let bindings = [
-            Binding::Value(b.input_id(0)),
-            Binding::Value(b.input_id(1)),
-            Binding::Value(bias),
-            Binding::Value(b.output_id(0)),
-        ];
+        // A constant 2-D B (a layer's weights) may be packed: row = output column n, col = k.
+        let mut weight = Binding::Value(b.input_id(1));
+        let mut packed = false;
+        if b.input(1).shape.len() == 2
+            && let Some(values) = const_floats(b.input(1))
+        {
+            let (sk, sn) = (g.b_sk, g.b_sn);
+            (weight, packed) = weights::bind(b, g.n, g.k, &|n, k| values[k * sk + n * sn], weight);
+        }
+        let bindings = [Binding::Value(b.input_id(0)), weight, Binding::Value(bias), Binding::Value(b.output_id(0))];
         let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
         if groups.iter().any(|&x| x > 65535) {
             return Err(format!("output {:?} needs more workgroups than one dispatch allows", g.out));
         }
-        b.dispatch(&SHADER, "main", &p, &bindings, groups)
+        b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups)
     }
 }

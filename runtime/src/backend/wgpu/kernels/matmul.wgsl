@@ -1,13 +1,13 @@
 // Batched C = act(alpha * A·B + beta * bias) with 16×16 workgroup tiles in shared memory.
 // A and B are addressed through strides, so transposed operands (Gemm's transA/transB) and
-// broadcast batches cost nothing.
+// broadcast batches cost nothing. B is binding 2 through weight() (weights_f32.wgsl, or
+// weights_packed.wgsl for a packed constant B: row = output column, col = k).
 // p: 0 M, 1 N, 2 K, 3 batch, 4..8 batch shape (4 dims), 8..12 A batch strides, 12..16 B batch
 // strides, 16 A row stride, 17 A k stride, 18 B k stride, 19 B col stride, 20 has bias,
 // 21 bias row stride, 22 bias col stride, 23 alpha bits, 24 beta bits, 25..28 activation.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -48,7 +48,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let kb = t + lid.y;
         var vb = 0.0;
         if kb < k && col < n {
-            vb = b[b_base + kb * b_sk + col * b_sn];
+            vb = weight(b_base + kb * b_sk + col * b_sn, col, kb);
         }
         tb[lid.y][lid.x] = vb;
         workgroupBarrier();

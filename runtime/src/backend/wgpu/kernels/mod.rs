@@ -13,13 +13,16 @@ mod elementwise;
 mod gather;
 mod layout;
 mod logic;
+mod lstm;
 mod matmul;
 mod norm;
+mod pad;
 mod pool;
 mod qdq;
 mod reduce;
 mod resize;
 mod shape;
+mod weights;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,12 +57,14 @@ pub(crate) const REGISTRY: &[&dyn Kernel] = &[
     &reduce::Reduce,
     &norm::Softmax,
     &norm::LayerNorm,
+    &lstm::Lstm,
     &batchnorm::BatchNorm,
     &layout::Transpose,
     &layout::Slice,
     &layout::Concat,
     &layout::Expand,
     &layout::Split,
+    &pad::Pad,
     &cast::Cast,
     &qdq::Qdq,
     &gather::Gather,

@@ -1,0 +1,122 @@
+//! Pad (opset 2–23): `constant`, `reflect`, `edge` and `wrap` modes, negative pads (cropping),
+//! the opset 18 `axes` input, on 32-bit words of any element type: `pad.wgsl`.
+
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, words};
+use crate::graph::{Node, OutputType, Value};
+
+const SHADER: Shader = Shader { name: "pad", source: include_str!("pad.wgsl") };
+
+/// Pad.
+pub(crate) struct Pad;
+
+/// Mode codes of `pad.wgsl`.
+const MODES: &[&str] = &["constant", "reflect", "edge", "wrap"];
+
+/// What a Pad node does: pads before each axis (negative crops), the output shape, the mode code
+/// and the fill word.
+struct Plan {
+    before: Vec<i64>,
+    out: Vec<usize>,
+    mode: u32,
+    fill: u32,
+}
+
+fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
+    let x = inputs.first().copied().flatten().ok_or("missing input")?;
+    if !device_type(x.dtype) {
+        return Err(format!("input `{}` is {:?}", x.name, x.dtype));
+    }
+    let rank = x.shape.len();
+    if rank > MAX_RANK {
+        return Err(format!("rank {rank} (at most {MAX_RANK} supported)"));
+    }
+    let mode_name = node.string("mode", "constant");
+    let mode = MODES.iter().position(|m| *m == mode_name).ok_or_else(|| format!("mode `{mode_name}`"))? as u32;
+    // Opset < 11 carries pads and the fill value as attributes; later opsets as inputs.
+    let (pads, fill, axes) = if let Some(p) = node.ints("pads") {
+        (p, words(&tract_onnx::prelude::Tensor::from(node.float("value", 0.0)))?[0], None)
+    } else {
+        let p = inputs.get(1).copied().flatten().ok_or("missing pads")?;
+        let pads = const_ints(p).ok_or_else(|| format!("pads `{}` must be a constant", p.name))?;
+        let fill = match inputs.get(2).copied().flatten() {
+            None => 0,
+            Some(v) => {
+                let t = v.constant.as_ref().ok_or_else(|| format!("constant_value `{}` must be a constant", v.name))?;
+                let w = words(t).map_err(|e| format!("constant_value `{}`: {e}", v.name))?;
+                *w.first().ok_or_else(|| format!("constant_value `{}` is empty", v.name))?
+            }
+        };
+        let axes = match inputs.get(3).copied().flatten() {
+            None => None,
+            Some(v) => Some(const_ints(v).ok_or_else(|| format!("axes `{}` must be a constant", v.name))?),
+        };
+        (pads, fill, axes)
+    };
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
+        None => (0..rank).collect(),
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!("{} pads for {} axes (want 2 per axis)", pads.len(), axes.len()));
+    }
+    let mut before = vec![0i64; rank];
+    let mut after = vec![0i64; rank];
+    for (k, &a) in axes.iter().enumerate() {
+        before[a] = pads[k];
+        after[a] = pads[k + axes.len()];
+    }
+    let mut out = Vec::with_capacity(rank);
+    for a in 0..rank {
+        let d = x.shape[a] as i64;
+        let o = d + before[a] + after[a];
+        if o < 0 {
+            return Err(format!("pads {}/{} crop axis {a} of length {d} below zero", before[a], after[a]));
+        }
+        let padded = before[a].max(0) + after[a].max(0) > 0;
+        if padded && d == 0 && mode != 0 {
+            return Err(format!("mode `{mode_name}` cannot pad the empty axis {a}"));
+        }
+        // One reflection only, as NumPy's `reflect` does for pads shorter than the axis.
+        if mode == 1 && padded && (before[a] >= d || after[a] >= d) {
+            return Err(format!("reflect pads {}/{} must be shorter than axis {a} ({d})", before[a], after[a]));
+        }
+        out.push(o as usize);
+    }
+    Ok(Plan { before, out, mode, fill })
+}
+
+impl Kernel for Pad {
+    fn ops(&self) -> &'static [&'static str] {
+        &["Pad"]
+    }
+
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+        let p = plan(node, inputs)?;
+        Ok(vec![OutputType::new(inputs[0].expect("checked").dtype, p.out)])
+    }
+
+    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+        let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
+        let Plan { before, out, mode, fill } = plan(b.node, &inputs)?;
+        let x = b.input(0).shape.clone();
+        let n: usize = out.iter().product();
+        if n == 0 {
+            return Ok(());
+        }
+        let off = MAX_RANK - x.len();
+        let (mut os, mut is, mut bs, mut st) = ([1u32; MAX_RANK], [1u32; MAX_RANK], [0u32; MAX_RANK], [0u32; MAX_RANK]);
+        let xs = strides(&x);
+        for a in 0..x.len() {
+            os[off + a] = out[a] as u32;
+            is[off + a] = x[a] as u32;
+            bs[off + a] = i32::try_from(before[a]).map_err(|_| "pad too large".to_string())? as u32;
+            st[off + a] = u32::try_from(xs[a]).map_err(|_| "stride too large".to_string())?;
+        }
+        let mut p = vec![n as u32, mode, fill];
+        for arr in [os, is, bs, st] {
+            p.extend(arr);
+        }
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
+        b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
+    }
+}

@@ -1,0 +1,216 @@
+//! Quantized weights on the device. A constant weight matrix (MatMul/Gemm B, Conv W) whose values
+//! are exactly `q · scale` with small integers `q` — what the converter's `w4`, `w8` and `int8`
+//! schemes produce once the runtime folds their dequantizing sub-graphs — is stored packed (8 or 4
+//! bits per value, one f32 scale per block of a row) and dequantized in the shader as it is read.
+//! Nothing is approximated: a matrix is packed only when every value is reproduced bit for bit,
+//! otherwise it stays f32.
+//!
+//! A kernel compiles its WGSL twice, behind `weights_f32.wgsl` and behind `weights_packed.wgsl`
+//! (both define the weight binding 2 and `fn weight(i, row, col)`), and [`bind`] picks one.
+//!
+//! Buffer layout (u32 words): a header `[bits, padded cols, block, blocks per row, scale
+//! offset, 0, 0, 0]`, the values row by row (rows padded to whole blocks; 8 int8 or 4 … 8 int4
+//! per word, lowest bits first, two's complement), then the f32 scales, `[rows, blocks]`.
+
+use super::{Binding, Build};
+
+/// Header words before the values.
+const HEADER: usize = 8;
+/// Smallest matrix worth packing (smaller ones stay f32: the header and scales would dominate).
+const MIN_VALUES: usize = 1024;
+
+/// (bits, block) layouts tried, smallest first; a block of 0 means one block per row
+/// (per-channel int8, the converter's `int8` scheme).
+const LAYOUTS: &[(u32, usize)] = &[(4, 32), (4, 64), (4, 128), (8, 32), (8, 64), (8, 128), (8, 0)];
+
+/// A packed weight matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Packed {
+    pub bits: u32,
+    pub block: usize,
+    pub words: Vec<u32>,
+}
+
+/// The largest magnitude of a `bits`-bit symmetric value.
+fn qmax(bits: u32) -> f32 {
+    ((1 << (bits - 1)) - 1) as f32
+}
+
+/// The integers of `values` at `scale` when every value is exactly `q · scale` with
+/// `|q| ≤ qmax`.
+fn exact(values: &[f32], scale: f32, qmax: f32) -> Option<Vec<i32>> {
+    values
+        .iter()
+        .map(|&w| {
+            let q = (w / scale).round();
+            (q.abs() <= qmax && q * scale == w).then_some(q as i32)
+        })
+        .collect()
+}
+
+/// Integers and scale of one block: the scale is the block's largest magnitude over `qmax`, or
+/// a neighbouring float (a per-channel f32 scale times 127 may not divide back exactly).
+fn block(values: &[f32], qmax: f32) -> Option<(Vec<i32>, f32)> {
+    if values.iter().any(|w| !w.is_finite()) {
+        return None;
+    }
+    let absmax = values.iter().fold(0f32, |m, &w| m.max(w.abs()));
+    if absmax == 0.0 {
+        return Some((vec![0; values.len()], 1.0));
+    }
+    let s = absmax / qmax;
+    let mut candidates = [s, s, s, s, s];
+    let (mut up, mut down) = (s, s);
+    for k in 0..2 {
+        up = f32::from_bits(up.to_bits() + 1);
+        down = f32::from_bits(down.to_bits() - 1);
+        candidates[1 + 2 * k] = up;
+        candidates[2 + 2 * k] = down;
+    }
+    candidates.iter().find_map(|&s| Some((exact(values, s, qmax)?, s)))
+}
+
+/// Packs a `rows × cols` matrix read through `at(row, col)`, or `None` when no layout holds its
+/// values exactly (or it is too small to be worth it).
+pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Option<Packed> {
+    if rows * cols < MIN_VALUES || cols == 0 {
+        return None;
+    }
+    let matrix: Vec<Vec<f32>> = (0..rows).map(|r| (0..cols).map(|c| at(r, c)).collect()).collect();
+    'layout: for &(bits, block_len) in LAYOUTS {
+        let block_len = if block_len == 0 { cols } else { block_len };
+        let blocks = cols.div_ceil(block_len);
+        let padded = blocks * block_len;
+        let per_word = (32 / bits) as usize;
+        let mut q = vec![0i32; rows * padded];
+        let mut scales = Vec::with_capacity(rows * blocks);
+        for (r, row) in matrix.iter().enumerate() {
+            for (k, chunk) in row.chunks(block_len).enumerate() {
+                let Some((ints, s)) = block(chunk, qmax(bits)) else { continue 'layout };
+                let at = r * padded + k * block_len;
+                q[at..at + ints.len()].copy_from_slice(&ints);
+                scales.push(s.to_bits());
+            }
+        }
+        let values = (rows * padded).div_ceil(per_word);
+        let mask = (1u32 << bits) - 1;
+        let mut words = vec![0u32; HEADER + values + scales.len()];
+        words[..5].copy_from_slice(&[bits, padded as u32, block_len as u32, blocks as u32, (HEADER + values) as u32]);
+        for (i, &v) in q.iter().enumerate() {
+            words[HEADER + i / per_word] |= (v as u32 & mask) << (bits as usize * (i % per_word));
+        }
+        words[HEADER + values..].copy_from_slice(&scales);
+        return Some(Packed { bits, block: block_len, words });
+    }
+    None
+}
+
+/// The weight binding of a kernel: the packed matrix when `pack` finds one (counted in the
+/// stage's weight bytes), else `fallback` (the f32 value). Returns whether it is packed.
+pub(crate) fn bind(
+    b: &mut Build<'_>,
+    rows: usize,
+    cols: usize,
+    at: &dyn Fn(usize, usize) -> f32,
+    fallback: Binding,
+) -> (Binding, bool) {
+    match pack(rows, cols, at) {
+        Some(p) => {
+            log::debug!("{}: weights packed as int{} in blocks of {}", b.node.label(), p.bits, p.block);
+            *b.weight_bytes += (p.words.len() * 4) as u64;
+            (b.upload(&format!("{} packed weights", b.node.name), &p.words), true)
+        }
+        None => (fallback, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `weights_packed.wgsl` computes, on the host.
+    fn unpack(p: &Packed, row: usize, col: usize) -> f32 {
+        let w = &p.words;
+        let (bits, padded, block, blocks, scales) = (w[0], w[1] as usize, w[2] as usize, w[3] as usize, w[4] as usize);
+        let e = row * padded + col;
+        let per_word = (32 / bits) as usize;
+        let word = w[HEADER + e / per_word];
+        let shift = 32 - bits - bits * (e % per_word) as u32;
+        let q = ((word << shift) as i32) >> (32 - bits);
+        q as f32 * f32::from_bits(w[scales + row * blocks + col / block])
+    }
+
+    fn roundtrip(rows: usize, cols: usize, m: &[f32]) -> Packed {
+        let p = pack(rows, cols, &|r, c| m[r * cols + c]).expect("packable");
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(unpack(&p, r, c).to_bits(), m[r * cols + c].to_bits(), "({r}, {c}) of {p:?}");
+            }
+        }
+        p
+    }
+
+    proptest! {
+        /// The converter's w4 / w8 blocks (f16 scales) come back bit for bit, as int4 / int8.
+        #[test]
+        fn weight_only_blocks_pack_exactly(
+            bits in prop_oneof![Just(4u32), Just(8u32)],
+            rows in 1usize..40,
+            cols in 30usize..100,
+            seed in any::<u64>(),
+        ) {
+            let rows = rows.max(1024usize.div_ceil(cols));
+            let mut state = seed | 1;
+            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let qm = qmax(bits) as i64;
+            let mut m = Vec::new();
+            for r in 0..rows {
+                for chunk in 0..cols.div_ceil(32) {
+                    // An f16-precision scale (11 significant bits), as the converter stores them.
+                    let scale = f32::from_bits(((next() % 1000 + 1) as f32 * 1e-4).to_bits() & !0x1fff);
+                    let len = 32.min(cols - chunk * 32);
+                    // Every block reaches ±qmax, as the converter's absmax / qmax scales make it.
+                    for k in 0..len {
+                        let q = if k == (r + chunk) % len { qm } else { (next() % (2 * qm as u64 + 1)) as i64 - qm };
+                        m.push(q as f32 * scale);
+                    }
+                }
+            }
+            let p = roundtrip(rows, cols, &m);
+            prop_assert_eq!(p.bits, bits);
+        }
+
+        /// Per-channel int8 with arbitrary f32 scales (the converter's int8 weights).
+        #[test]
+        fn per_channel_int8_packs_exactly(rows in 8usize..64, cols in 128usize..300, seed in any::<u64>()) {
+            let mut state = seed | 1;
+            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let mut m = Vec::new();
+            for r in 0..rows {
+                let scale = f32::from_bits(0x3a00_0000 + (next() % 0x0100_0000) as u32);
+                for c in 0..cols {
+                    let q = if c == r % cols { 127 } else { (next() % 255) as i64 - 127 };
+                    m.push(q as f32 * scale);
+                }
+            }
+            roundtrip(rows, cols, &m);
+        }
+    }
+
+    #[test]
+    fn float_weights_stay_f32() {
+        let m: Vec<f32> = (0..4096).map(|i| ((i as f32) * 0.37).sin() * 0.1).collect();
+        assert_eq!(pack(64, 64, &|r, c| m[r * 64 + c]), None);
+        // Too small to pack, however exact.
+        assert_eq!(pack(4, 4, &|_, _| 1.0), None);
+        // A NaN never packs.
+        assert_eq!(pack(32, 32, &|r, c| if r == c { f32::NAN } else { 0.0 }), None);
+    }
+
+    #[test]
+    fn zero_blocks_get_scale_one() {
+        let p = roundtrip(32, 64, &vec![0.0; 32 * 64]);
+        assert_eq!(p.bits, 4);
+    }
+}
