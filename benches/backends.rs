@@ -1,6 +1,7 @@
 //! Per-model latency of one stage run on each backend, side by side in one run: the demo
 //! student's four stages and the real models fetched by `bash scripts/fetch-test-data.sh`
-//! (PP-OCR cls, PP-OCRv4 rec and det, MiniLM-L6 int8), all fp32 packages.
+//! (PP-OCR cls, PP-OCRv4 rec and det, MiniLM-L6 int8, Silero VAD's static 16 kHz export), all
+//! packaged as they come.
 //!
 //! `cargo bench -p edgeqa-benches --bench backends` (wgpu uses the adapter wgpu finds: a real GPU,
 //! or lavapipe on the CPU, which is correct but much slower than tract).
@@ -93,6 +94,7 @@ fn backends(c: &mut Criterion) {
             "minilm-l6-int8.onnx",
             vec![("input_ids", vec![1, 16]), ("attention_mask", vec![1, 16]), ("token_type_ids", vec![1, 16])],
         ),
+        ("silero_vad", "silero_vad_openvino_16k.onnx", vec![]),
     ];
     for (name, file, shapes) in models {
         if let Some(pkg) = model_package(file, &shapes) {

@@ -1,8 +1,9 @@
 //! Conv (1-D and 2-D; stride, padding incl. auto_pad, dilation, groups) with a fused bias and
-//! activation: `conv.wgsl`.
+//! activation: `conv.wgsl`, and 1×1 convolutions as tiled products on `matmul.wgsl`.
 
 use tract_onnx::prelude::DatumType;
 
+use super::matmul::{Gemm, dispatch_gemm};
 use super::{Activation, Binding, Build, Kernel, Shader, const_floats, want_f32, weights};
 use crate::graph::{Node, OutputType, Value};
 
@@ -171,8 +172,33 @@ impl Kernel for Conv {
             }
             None => (fallback, false),
         };
+        if g.kernel == [1, 1] && g.strides == [1, 1] && g.pad_begin == [0, 0] && g.group == 1 {
+            return pointwise(b, &g, (weight, packed));
+        }
         dispatch_conv(b, if packed { &PACKED } else { &SHADER }, &g, weight)
     }
+}
+
+/// A 1×1 convolution (stride 1, no padding, one group) as a tiled product per batch item:
+/// `Yᵀ[HW, M] = Xᵀ[HW, C] · Wᵀ[C, M]`, written back in NCHW through Y strides. W is the B operand,
+/// so packed weights serve it as they serve MatMul.
+fn pointwise(b: &mut Build<'_>, g: &ConvGeometry, weight: (Binding, bool)) -> Result<(), String> {
+    let hw = g.output[0] * g.output[1];
+    let gemm = Gemm {
+        m: hw,
+        n: g.m,
+        k: g.c,
+        batch: vec![g.n],
+        a_batch: vec![g.c * hw],
+        b_batch: vec![0],
+        a: [1, hw],
+        b: [1, g.c],
+        bias: b.has_input(2).then(|| (b.input_id(2), [0, 1])),
+        alpha: 1.0,
+        beta: 1.0,
+        y: [g.m * hw, 1, hw],
+    };
+    dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), weight)
 }
 
 /// Dispatches a convolution-shaped kernel (`conv.wgsl`, `conv_transpose.wgsl`: the same

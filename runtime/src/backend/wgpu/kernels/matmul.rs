@@ -6,7 +6,7 @@ use tract_onnx::prelude::DatumType;
 use super::{
     Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, want_f32, weights,
 };
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, OutputType, Value, ValueId};
 
 const SHADER: Shader =
     Shader { name: "matmul", source: concat!(include_str!("weights_f32.wgsl"), include_str!("matmul.wgsl")) };
@@ -128,12 +128,6 @@ impl Kernel for MatMul {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
-        let batch: usize = g.batch.iter().product();
-        let pad = |v: &[usize], fill: usize| -> Vec<u32> {
-            let mut out = vec![fill as u32; BATCH_RANK - v.len()];
-            out.extend(v.iter().map(|&x| x as u32));
-            out
-        };
         let has_bias = b.has_input(2);
         let (bias_sm, bias_sn) = if has_bias {
             let s = broadcast_strides(&b.input(2).shape, &g.out);
@@ -141,29 +135,79 @@ impl Kernel for MatMul {
         } else {
             (0, 0)
         };
-        let (alpha, beta) = (b.node.float("alpha", 1.0), b.node.float("beta", 1.0));
-        let mut p = vec![g.m as u32, g.n as u32, g.k as u32, batch as u32];
-        p.extend(pad(&g.batch, 1));
-        p.extend(pad(&g.a_batch, 0));
-        p.extend(pad(&g.b_batch, 0));
-        p.extend([g.a_sm, g.a_sk, g.b_sk, g.b_sn].map(|x| x as u32));
-        p.extend([has_bias as u32, bias_sm as u32, bias_sn as u32, alpha.to_bits(), beta.to_bits()]);
-        p.extend(Activation::of(b.node).words());
-        let bias = if has_bias { b.input_id(2) } else { b.input_id(0) };
         // A constant 2-D B (a layer's weights) may be packed: row = output column n, col = k.
-        let mut weight = Binding::Value(b.input_id(1));
-        let mut packed = false;
-        if b.input(1).shape.len() == 2
-            && let Some(values) = const_floats(b.input(1))
-        {
-            let (sk, sn) = (g.b_sk, g.b_sn);
-            (weight, packed) = weights::bind(b, g.n, g.k, &|n, k| values[k * sk + n * sn], weight);
-        }
-        let bindings = [Binding::Value(b.input_id(0)), weight, Binding::Value(bias), Binding::Value(b.output_id(0))];
-        let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
-        if groups.iter().any(|&x| x > 65535) {
-            return Err(format!("output {:?} needs more workgroups than one dispatch allows", g.out));
-        }
-        b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups)
+        let weight = match const_floats(b.input(1)) {
+            Some(values) if b.input(1).shape.len() == 2 => {
+                let (sk, sn) = (g.b_sk, g.b_sn);
+                weights::bind(b, g.n, g.k, &|n, k| values[k * sk + n * sn], Binding::Value(b.input_id(1)))
+            }
+            _ => (Binding::Value(b.input_id(1)), false),
+        };
+        let (m, n) = (g.m, g.n);
+        let gemm = Gemm {
+            m,
+            n,
+            k: g.k,
+            batch: g.batch,
+            a_batch: g.a_batch,
+            b_batch: g.b_batch,
+            a: [g.a_sm, g.a_sk],
+            b: [g.b_sk, g.b_sn],
+            bias: has_bias.then(|| (b.input_id(2), [bias_sm, bias_sn])),
+            alpha: b.node.float("alpha", 1.0),
+            beta: b.node.float("beta", 1.0),
+            y: [m * n, n, 1],
+        };
+        dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), weight)
     }
+}
+
+/// One batched product for [`dispatch_gemm`]: `Y = act(alpha · A·B + beta · bias)`.
+pub(crate) struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// Batch shape and A's and B's element strides over it (0 where broadcast).
+    pub batch: Vec<usize>,
+    pub a_batch: Vec<usize>,
+    pub b_batch: Vec<usize>,
+    /// A's row and k strides; B's k and column strides.
+    pub a: [usize; 2],
+    pub b: [usize; 2],
+    /// The bias value and its row and column strides.
+    pub bias: Option<(ValueId, [usize; 2])>,
+    pub alpha: f32,
+    pub beta: f32,
+    /// Y's batch, row and column strides.
+    pub y: [usize; 3],
+}
+
+/// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, packed
+/// (`weights.rs`) when `.1`.
+pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, bool)) -> Result<(), String> {
+    let batch: usize = g.batch.iter().product();
+    let pad = |v: &[usize], fill: usize| -> Vec<u32> {
+        let mut out = vec![fill as u32; BATCH_RANK - v.len()];
+        out.extend(v.iter().map(|&x| x as u32));
+        out
+    };
+    let mut p = vec![g.m as u32, g.n as u32, g.k as u32, batch as u32];
+    p.extend(pad(&g.batch, 1));
+    p.extend(pad(&g.a_batch, 0));
+    p.extend(pad(&g.b_batch, 0));
+    p.extend([g.a[0], g.a[1], g.b[0], g.b[1]].map(|x| x as u32));
+    let (bias, [bias_sm, bias_sn]) = g.bias.unwrap_or((b.output_id(0), [0, 0]));
+    p.extend([g.bias.is_some() as u32, bias_sm as u32, bias_sn as u32, g.alpha.to_bits(), g.beta.to_bits()]);
+    p.extend(Activation::of(b.node).words());
+    p.extend(g.y.map(|x| x as u32));
+    let (weight, packed) = weight;
+    // Without a bias the binding is a placeholder the shader never reads (not the output:
+    // one buffer cannot be bound read-only and writable in one dispatch).
+    let bias = if g.bias.is_some() { Binding::Value(bias) } else { a.clone() };
+    let bindings = [a, weight, bias, Binding::Value(b.output_id(0))];
+    let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
+    if groups.iter().any(|&x| x > 65535) {
+        return Err(format!("a {}×{} product needs more workgroups than one dispatch allows", g.m, g.n));
+    }
+    b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups)
 }

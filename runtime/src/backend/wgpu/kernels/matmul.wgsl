@@ -2,9 +2,11 @@
 // A and B are addressed through strides, so transposed operands (Gemm's transA/transB) and
 // broadcast batches cost nothing. B is binding 2 through weight() (weights_f32.wgsl, or
 // weights_packed.wgsl for a packed constant B: row = output column, col = k).
+// Also runs 1×1 convolutions (conv.rs), whose output is written transposed: hence Y strides.
 // p: 0 M, 1 N, 2 K, 3 batch, 4..8 batch shape (4 dims), 8..12 A batch strides, 12..16 B batch
 // strides, 16 A row stride, 17 A k stride, 18 B k stride, 19 B col stride, 20 has bias,
-// 21 bias row stride, 22 bias col stride, 23 alpha bits, 24 beta bits, 25..28 activation.
+// 21 bias row stride, 22 bias col stride, 23 alpha bits, 24 beta bits, 25..28 activation,
+// 28 Y batch stride, 29 Y row stride, 30 Y col stride.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -62,6 +64,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         if p[20] != 0u {
             v += bitcast<f32>(p[24]) * bias[row * p[21] + col * p[22]];
         }
-        y[wid.z * m * n + row * n + col] = apply_activation(v, p[25], bitcast<f32>(p[26]), bitcast<f32>(p[27]));
+        y[wid.z * p[28] + row * p[29] + col * p[30]] = apply_activation(v, p[25], bitcast<f32>(p[26]), bitcast<f32>(p[27]));
     }
 }
