@@ -1,9 +1,13 @@
 //! Fusion on the graph IR before planning: an activation that is the only reader of a Conv,
-//! ConvTranspose, MatMul or Gemm output runs in that kernel's epilogue, and a MatMul followed by the Add of a
-//! constant bias over its last axis becomes one product with a bias. Fewer dispatches, fewer
-//! intermediate buffers.
+//! ConvTranspose, MatMul or Gemm output runs in that kernel's epilogue, a MatMul followed by the
+//! Add of a constant bias over its last axis becomes one product with a bias, and the
+//! ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div(/Mul/Add) chain that exporters write for a layer
+//! norm before opset 17 becomes one LayerNormalization. Fewer dispatches, fewer intermediate
+//! buffers.
 
-use super::kernels::{FUSED_ACTIVATION, FUSED_ALPHA, FUSED_BETA, activation_of, broadcast_strides};
+use super::kernels::{
+    FUSED_ACTIVATION, FUSED_ALPHA, FUSED_BETA, activation_of, broadcast_strides, const_floats, const_ints,
+};
 use crate::graph::{Graph, ValueId};
 use crate::onnx::pb;
 
@@ -13,6 +17,9 @@ const PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "MatMul", "Gemm"];
 /// Applies every fusion; returns how many nodes were absorbed.
 pub(crate) fn fuse(graph: &mut Graph) -> usize {
     let mut absorbed = 0;
+    while let Some(ln) = layer_norm(graph) {
+        absorbed += ln.replace(graph);
+    }
     loop {
         let readers = reader_counts(graph);
         let Some((producer, consumer)) = candidate(graph, &readers) else { break };
@@ -94,6 +101,155 @@ fn bias_over_last_axis(shape: &[usize], out: &[usize]) -> bool {
     compatible && st[..st.len() - 1].iter().all(|&s| s == 0)
 }
 
+/// A layer-norm chain found in the graph: node indices to remove, and the fused node's inputs.
+struct LayerNormChain {
+    /// The first ReduceMean, replaced by the fused node.
+    first: usize,
+    /// Every other node of the chain.
+    rest: Vec<usize>,
+    x: ValueId,
+    scale: Option<ValueId>,
+    bias: Option<ValueId>,
+    epsilon: f32,
+    output: ValueId,
+}
+
+impl LayerNormChain {
+    /// Puts one LayerNormalization in the chain's place; returns how many nodes went.
+    fn replace(self, graph: &mut Graph) -> usize {
+        let x = &graph.values[self.x];
+        let (len, name) = (*x.shape.last().expect("checked: rank ≥ 1"), x.name.clone());
+        let scale = self.scale.unwrap_or_else(|| {
+            let ones = tract_onnx::prelude::Tensor::from_shape(&[len], &vec![1f32; len]).expect("shape");
+            graph.values.push(crate::graph::Value {
+                name: format!("{name}.ones"),
+                dtype: tract_onnx::prelude::DatumType::F32,
+                shape: vec![len],
+                constant: Some(std::sync::Arc::new(ones)),
+            });
+            graph.values.len() - 1
+        });
+        let first = &mut graph.nodes[self.first];
+        first.op = "LayerNormalization".into();
+        first.inputs = vec![Some(self.x), Some(scale), self.bias];
+        first.outputs = vec![self.output];
+        first.output_slots = vec![0];
+        first.attributes = vec![int_attr("axis", -1), float_attr("epsilon", self.epsilon)];
+        let mut rest = self.rest;
+        rest.sort_unstable();
+        for &i in rest.iter().rev() {
+            graph.nodes.remove(i);
+        }
+        rest.len()
+    }
+}
+
+/// The first layer-norm chain over the last axis:
+/// `d = x − ReduceMean(x)`, `y = d / Sqrt(ReduceMean(d²) + ε)`, then optionally `· γ` and `+ β`
+/// with constant γ, β over the last axis; every intermediate read only inside the chain.
+fn layer_norm(graph: &Graph) -> Option<LayerNormChain> {
+    let readers = reader_counts(graph);
+    let reader_of = |v: ValueId| -> Option<usize> {
+        (readers[v] == 1).then(|| graph.nodes.iter().position(|n| n.inputs.contains(&Some(v))))?
+    };
+    let scalar = |v: ValueId| -> Option<f32> {
+        let f = const_floats(&graph.values[v])?;
+        (f.len() == 1).then(|| f[0])
+    };
+    // A ReduceMean over the last axis only, keeping it.
+    let mean_of_last = |i: usize| -> Option<ValueId> {
+        let n = &graph.nodes[i];
+        let x = (*n.inputs.first()?)?;
+        let rank = graph.values[x].shape.len() as i64;
+        let axes = match n.ints("axes") {
+            Some(a) => a,
+            None => const_ints(&graph.values[n.inputs.get(1).copied().flatten()?])?,
+        };
+        let last = axes.len() == 1 && (axes[0] == -1 || axes[0] == rank - 1);
+        (n.op == "ReduceMean" && rank >= 1 && last && n.int("keepdims", 1) == 1).then_some(x)
+    };
+    let op_is = |i: usize, op: &str| graph.nodes[i].op == op;
+    let one_out = |i: usize| graph.nodes[i].outputs[0];
+    for first in 0..graph.nodes.len() {
+        let Some(x) = mean_of_last(first) else { continue };
+        let mean = one_out(first);
+        // d = x − mean, read by the square and the division only.
+        let Some(sub) = reader_of(mean) else { continue };
+        if !op_is(sub, "Sub") || graph.nodes[sub].inputs != [Some(x), Some(mean)] {
+            continue;
+        }
+        let d = one_out(sub);
+        let d_readers: Vec<usize> =
+            graph.nodes.iter().enumerate().filter(|(_, n)| n.inputs.contains(&Some(d))).map(|(i, _)| i).collect();
+        if graph.outputs.contains(&d) || d_readers.len() != 2 {
+            continue;
+        }
+        let square = |i: usize| {
+            let n = &graph.nodes[i];
+            (n.op == "Pow"
+                && n.inputs.first() == Some(&Some(d))
+                && n.inputs.get(1).copied().flatten().and_then(scalar) == Some(2.0))
+                || (n.op == "Mul" && n.inputs == [Some(d), Some(d)])
+        };
+        let (sq, div) = if square(d_readers[0]) { (d_readers[0], d_readers[1]) } else { (d_readers[1], d_readers[0]) };
+        if !square(sq) || !op_is(div, "Div") || graph.nodes[div].inputs.first() != Some(&Some(d)) {
+            continue;
+        }
+        let Some(var) = reader_of(one_out(sq)) else { continue };
+        if mean_of_last(var) != Some(one_out(sq)) {
+            continue;
+        }
+        let Some(add) = reader_of(one_out(var)) else { continue };
+        let other = |i: usize, v: ValueId| graph.nodes[i].inputs.iter().flatten().copied().find(|&o| o != v);
+        let Some(epsilon) = op_is(add, "Add").then(|| other(add, one_out(var)).and_then(scalar)).flatten() else {
+            continue;
+        };
+        let Some(sqrt) = reader_of(one_out(add)) else { continue };
+        if !op_is(sqrt, "Sqrt")
+            || reader_of(one_out(sqrt)) != Some(div)
+            || graph.nodes[div].inputs.get(1) != Some(&Some(one_out(sqrt)))
+        {
+            continue;
+        }
+        let mut chain = LayerNormChain {
+            first,
+            rest: vec![sub, sq, var, add, sqrt, div],
+            x,
+            scale: None,
+            bias: None,
+            epsilon,
+            output: one_out(div),
+        };
+        // Optional · γ and + β: constants with the last axis' length.
+        let len = *graph.values[x].shape.last()?;
+        let affine = |i: usize, op: &str, v: ValueId| -> Option<ValueId> {
+            let c = other(i, v)?;
+            let ok = op_is(i, op)
+                && graph.nodes[i].inputs.len() == 2
+                && graph.values[c].constant.is_some()
+                && graph.values[c].dtype == graph.values[v].dtype
+                && (graph.values[c].shape == [len]);
+            ok.then_some(c)
+        };
+        if let Some(mul) = reader_of(chain.output)
+            && let Some(gamma) = affine(mul, "Mul", chain.output)
+        {
+            chain.scale = Some(gamma);
+            chain.rest.push(mul);
+            chain.output = one_out(mul);
+            if let Some(plus) = reader_of(chain.output)
+                && let Some(beta) = affine(plus, "Add", chain.output)
+            {
+                chain.bias = Some(beta);
+                chain.rest.push(plus);
+                chain.output = one_out(plus);
+            }
+        }
+        return Some(chain);
+    }
+    None
+}
+
 fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
@@ -115,6 +271,93 @@ fn float_attr(name: &str, v: f32) -> pb::AttributeProto {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::InputSpec;
+    use tract_onnx::prelude::DatumType;
+
+    /// `x [2, 8]` through the layer-norm chain an opset-13 export writes, with γ and β.
+    fn layer_norm_model(square: &str) -> pb::ModelProto {
+        let node = |op: &str, inputs: &[&str], output: &str, attrs: Vec<pb::AttributeProto>| pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute: attrs,
+            ..Default::default()
+        };
+        let axes = || {
+            vec![pb::AttributeProto {
+                name: "axes".into(),
+                ints: vec![-1],
+                r#type: pb::attribute_proto::AttributeType::Ints as i32,
+                ..Default::default()
+            }]
+        };
+        let tensor = |name: &str, dims: Vec<i64>, data: Vec<f32>| pb::TensorProto {
+            name: name.into(),
+            dims,
+            data_type: 1,
+            float_data: data,
+            ..Default::default()
+        };
+        let sq = if square == "Pow" {
+            node("Pow", &["d", "two"], "d2", vec![])
+        } else {
+            node("Mul", &["d", "d"], "d2", vec![])
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            graph: Some(pb::GraphProto {
+                node: vec![
+                    node("ReduceMean", &["x"], "m", axes()),
+                    node("Sub", &["x", "m"], "d", vec![]),
+                    sq,
+                    node("ReduceMean", &["d2"], "v", axes()),
+                    node("Add", &["v", "eps"], "ve", vec![]),
+                    node("Sqrt", &["ve"], "s", vec![]),
+                    node("Div", &["d", "s"], "n", vec![]),
+                    node("Mul", &["n", "gamma"], "g", vec![]),
+                    node("Add", &["g", "beta"], "y", vec![]),
+                ],
+                initializer: vec![
+                    tensor("two", vec![], vec![2.0]),
+                    tensor("eps", vec![], vec![1e-5]),
+                    tensor("gamma", vec![8], vec![0.5; 8]),
+                    tensor("beta", vec![8], vec![0.25; 8]),
+                ],
+                input: vec![pb::ValueInfoProto { name: "x".into(), ..Default::default() }],
+                output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_layer_norm_chain_becomes_one_node() {
+        for square in ["Pow", "Mul"] {
+            let spec = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 8] };
+            let mut g = Graph::load(&layer_norm_model(square), &[spec], &super::super::kernels::Kernels, "ln").unwrap();
+            assert_eq!(g.nodes.len(), 9);
+            assert_eq!(fuse(&mut g), 8);
+            let n = &g.nodes[0];
+            assert_eq!((g.nodes.len(), n.op.as_str()), (1, "LayerNormalization"), "{square}");
+            assert_eq!(n.float("epsilon", 0.0), 1e-5);
+            assert_eq!(g.values[n.outputs[0]].name, "y");
+            assert_eq!(n.inputs.len(), 3);
+        }
+    }
+
+    #[test]
+    fn a_chain_whose_intermediate_is_read_elsewhere_stays() {
+        let mut model = layer_norm_model("Pow");
+        let graph = model.graph.as_mut().unwrap();
+        graph.output.push(pb::ValueInfoProto { name: "s".into(), ..Default::default() });
+        let spec = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 8] };
+        let mut g = Graph::load(&model, &[spec], &super::super::kernels::Kernels, "ln").unwrap();
+        fuse(&mut g);
+        assert!(g.nodes.iter().all(|n| n.op != "LayerNormalization"));
+    }
 
     #[test]
     fn a_bias_must_vary_along_the_last_axis_only() {
