@@ -234,7 +234,9 @@ pub(crate) fn dispatch_conv(
     .map(|&x| x as u32)
     .collect();
     p.extend(Activation::of(b.node).words());
-    let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
+    // Without a bias the binding is a placeholder the shader never reads: the input, which is
+    // on the device anyway (the weight value could be packed and its f32 copy never uploaded).
+    let bias = if has_bias { b.input_id(2) } else { b.input_id(0) };
     let bindings = [Binding::Value(b.input_id(0)), weight, Binding::Value(bias), Binding::Value(b.output_id(0))];
     b.dispatch_1d(shader, "main", &p, &bindings, total)
 }
