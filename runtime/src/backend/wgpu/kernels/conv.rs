@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::matmul::{Gemm, dispatch_gemm};
-use super::{Activation, Binding, Build, Kernel, Shader, const_floats, want_f32, weights};
+use super::{Activation, Binding, Build, Kernel, Shader, want_f32, weights};
 use crate::graph::{Node, OutputType, Value};
 
 const SHADER: Shader =
@@ -164,14 +164,8 @@ impl Kernel for Conv {
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
         // Constant weights [M, C/group, KH, KW] may be packed: row = output channel.
-        let fallback = Binding::Value(b.input_id(1));
-        let (weight, packed) = match const_floats(b.input(1)) {
-            Some(values) => {
-                let cols = values.len() / g.m.max(1);
-                weights::bind(b, g.m, cols, &|r, c| values[r * cols + c], fallback)
-            }
-            None => (fallback, false),
-        };
+        let cols = b.input(1).len() / g.m.max(1);
+        let (weight, packed) = weights::bind(b, b.input_id(1), g.m, cols, &|r, c| r * cols + c);
         if g.kernel == [1, 1] && g.strides == [1, 1] && g.pad_begin == [0, 0] && g.group == 1 {
             return pointwise(b, &g, (weight, packed));
         }

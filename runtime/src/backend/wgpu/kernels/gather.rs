@@ -5,7 +5,7 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints, device_type, weights};
+use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type, weights};
 use crate::graph::{Node, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "gather", source: include_str!("gather.wgsl") };
@@ -54,12 +54,8 @@ impl Kernel for Gather {
         let n = b.output(0).len();
         let p = [n as u32, x[a] as u32, inner as u32, count as u32];
         // A constant f32 table gathered along axis 0 (embeddings) may be packed.
-        if a == 0
-            && b.input(0).dtype == DatumType::F32
-            && let Some(table) = const_floats(b.input(0))
-        {
-            let none = Binding::Value(b.input_id(0));
-            let (packed, is_packed) = weights::bind(b, x[0], inner, &|r, c| table[r * inner + c], none);
+        if a == 0 {
+            let (packed, is_packed) = weights::bind(b, b.input_id(0), x[0], inner, &|r, c| r * inner + c);
             if is_packed {
                 let bindings = [Binding::Value(b.input_id(1)), packed, Binding::Value(b.output_id(0))];
                 return b.dispatch_1d(&PACKED, "main", &p, &bindings, n);

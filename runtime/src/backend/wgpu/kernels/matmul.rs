@@ -3,9 +3,7 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{
-    Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, want_f32, weights,
-};
+use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32, weights};
 use crate::graph::{Node, OutputType, Value, ValueId};
 
 const SHADER: Shader =
@@ -136,12 +134,11 @@ impl Kernel for MatMul {
             (0, 0)
         };
         // A constant 2-D B (a layer's weights) may be packed: row = output column n, col = k.
-        let weight = match const_floats(b.input(1)) {
-            Some(values) if b.input(1).shape.len() == 2 => {
-                let (sk, sn) = (g.b_sk, g.b_sn);
-                weights::bind(b, g.n, g.k, &|n, k| values[k * sk + n * sn], Binding::Value(b.input_id(1)))
-            }
-            _ => (Binding::Value(b.input_id(1)), false),
+        let weight = if b.input(1).shape.len() == 2 {
+            let (sk, sn) = (g.b_sk, g.b_sn);
+            weights::bind(b, b.input_id(1), g.n, g.k, &|n, k| k * sk + n * sn)
+        } else {
+            (Binding::Value(b.input_id(1)), false)
         };
         let (m, n) = (g.m, g.n);
         let gemm = Gemm {

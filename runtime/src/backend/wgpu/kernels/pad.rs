@@ -34,7 +34,7 @@ fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
     let mode = MODES.iter().position(|m| *m == mode_name).ok_or_else(|| format!("mode `{mode_name}`"))? as u32;
     // Opset < 11 carries pads and the fill value as attributes; later opsets as inputs.
     let (pads, fill, axes) = if let Some(p) = node.ints("pads") {
-        (p, words(&tract_onnx::prelude::Tensor::from(node.float("value", 0.0)))?[0], None)
+        (p, node.float("value", 0.0).to_bits(), None)
     } else {
         let p = inputs.get(1).copied().flatten().ok_or("missing pads")?;
         let pads = const_ints(p).ok_or_else(|| format!("pads `{}` must be a constant", p.name))?;

@@ -12,7 +12,10 @@
 //! offset, 0, 0, 0]`, the values row by row (rows padded to whole blocks; 8 int8 or 4 … 8 int4
 //! per word, lowest bits first, two's complement), then the f32 scales, `[rows, blocks]`.
 
+use tract_onnx::prelude::DatumType;
+
 use super::{Binding, Build};
+use crate::graph::ValueId;
 
 /// Header words before the values.
 const HEADER: usize = 8;
@@ -76,7 +79,6 @@ pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -
     if rows * cols < MIN_VALUES || cols == 0 {
         return None;
     }
-    let matrix: Vec<Vec<f32>> = (0..rows).map(|r| (0..cols).map(|c| at(r, c)).collect()).collect();
     'layout: for &(bits, block_len) in LAYOUTS {
         let block_len = if block_len == 0 { cols } else { block_len };
         let blocks = cols.div_ceil(block_len);
@@ -84,7 +86,11 @@ pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -
         let per_word = (32 / bits) as usize;
         let mut q = vec![0i32; rows * padded];
         let mut scales = Vec::with_capacity(rows * blocks);
-        for (r, row) in matrix.iter().enumerate() {
+        let mut row = Vec::with_capacity(cols);
+        for r in 0..rows {
+            // Rows are read as they are checked: f32 weights fail in their first block.
+            row.clear();
+            row.extend((0..cols).map(|c| at(r, c)));
             for (k, chunk) in row.chunks(block_len).enumerate() {
                 let Some((ints, s)) = block(chunk, qmax(bits)) else { continue 'layout };
                 let at = r * padded + k * block_len;
@@ -105,22 +111,29 @@ pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -
     None
 }
 
-/// The weight binding of a kernel: the packed matrix when `pack` finds one (counted in the
-/// stage's weight bytes), else `fallback` (the f32 value). Returns whether it is packed.
+/// The binding of weight value `id` seen as a `rows × cols` matrix whose element (row, col) is
+/// at flat index `index(row, col)`: packed when it is an f32 constant that [`pack`] takes
+/// (counted in the stage's weight bytes), else the value itself. Returns whether it is packed.
 pub(crate) fn bind(
     b: &mut Build<'_>,
+    id: ValueId,
     rows: usize,
     cols: usize,
-    at: &dyn Fn(usize, usize) -> f32,
-    fallback: Binding,
+    index: &dyn Fn(usize, usize) -> usize,
 ) -> (Binding, bool) {
-    match pack(rows, cols, at) {
+    let graph = b.graph;
+    let values = match &graph.values[id].constant {
+        Some(t) if t.datum_type() == DatumType::F32 => t.to_plain_array_view::<f32>().ok(),
+        _ => None,
+    };
+    let Some(values) = values.as_ref().and_then(|v| v.as_slice()) else { return (Binding::Value(id), false) };
+    match pack(rows, cols, &|r, c| values[index(r, c)]) {
         Some(p) => {
             log::debug!("{}: weights packed as int{} in blocks of {}", b.node.label(), p.bits, p.block);
             *b.weight_bytes += (p.words.len() * 4) as u64;
             (b.upload(&format!("{} packed weights", b.node.name), &p.words), true)
         }
-        None => (fallback, false),
+        None => (Binding::Value(id), false),
     }
 }
 
