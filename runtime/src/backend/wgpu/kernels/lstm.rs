@@ -181,3 +181,46 @@ impl Kernel for Lstm {
         b.dispatch(&SHADER, "main", &p, &bindings, [d.batch as u32, n as u32, 1])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tract_onnx::prelude::Tensor;
+
+    use super::*;
+    use crate::onnx::pb;
+
+    fn value(name: &str, shape: &[usize], constant: bool) -> Value {
+        let n = shape.iter().product();
+        let t = constant.then(|| Arc::new(Tensor::from_shape(shape, &vec![0f32; n]).unwrap()));
+        Value { name: name.into(), dtype: DatumType::F32, shape: shape.to_vec(), constant: t }
+    }
+
+    fn lstm(attributes: Vec<pb::AttributeProto>) -> Node {
+        Node {
+            name: "rnn".into(),
+            op: "LSTM".into(),
+            inputs: vec![Some(0), Some(1), Some(2)],
+            outputs: vec![3],
+            output_slots: vec![1],
+            attributes,
+        }
+    }
+
+    #[test]
+    fn what_the_kernel_does_not_run_is_named() {
+        let (x, w, r) = (value("x", &[5, 1, 3], false), value("w", &[1, 8, 3], true), value("r", &[1, 8, 2], true));
+        let ok = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&r)]).unwrap();
+        assert_eq!(ok, [OutputType::new(DatumType::F32, vec![1, 1, 2])], "Y_h only");
+        let clip = pb::AttributeProto { name: "clip".into(), f: 3.0, ..Default::default() };
+        let err = Lstm.infer(&lstm(vec![clip]), &[Some(&x), Some(&w), Some(&r)]).unwrap_err();
+        assert_eq!(err, "attribute `clip` is not supported");
+        let fed = value("r", &[1, 8, 2], false);
+        let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&fed)]).unwrap_err();
+        assert_eq!(err, "R `r` must be a constant");
+        let wrong = value("w", &[1, 8, 4], true);
+        let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&wrong), Some(&r)]).unwrap_err();
+        assert_eq!(err, "W `w` has shape [1, 8, 4], want [1, 8, 3]");
+    }
+}

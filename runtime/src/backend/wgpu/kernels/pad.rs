@@ -120,3 +120,50 @@ impl Kernel for Pad {
         b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tract_onnx::prelude::{DatumType, Tensor};
+
+    use super::*;
+    use crate::onnx::pb;
+
+    fn pad_node(mode: &str) -> Node {
+        Node {
+            name: "pad".into(),
+            op: "Pad".into(),
+            inputs: vec![Some(0), Some(1)],
+            outputs: vec![2],
+            output_slots: vec![0],
+            attributes: vec![pb::AttributeProto {
+                name: "mode".into(),
+                s: mode.as_bytes().to_vec(),
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn values(pads: &[i64]) -> (Value, Value) {
+        let x = Value { name: "x".into(), dtype: DatumType::F32, shape: vec![1, 4], constant: None };
+        let t = Tensor::from_shape(&[pads.len()], pads).unwrap();
+        let p =
+            Value { name: "pads".into(), dtype: DatumType::I64, shape: vec![pads.len()], constant: Some(Arc::new(t)) };
+        (x, p)
+    }
+
+    #[test]
+    fn bad_pads_and_modes_say_why() {
+        let (x, p) = values(&[0, 4, 0, 0]);
+        let err = |mode: &str, p: &Value| plan(&pad_node(mode), &[Some(&x), Some(p)]).err().unwrap();
+        assert_eq!(err("reflect", &p), "reflect pads 4/0 must be shorter than axis 1 (4)");
+        assert_eq!(err("mirror", &p), "mode `mirror`");
+        let (_, short) = values(&[0, 1]);
+        assert_eq!(err("constant", &short), "2 pads for 2 axes (want 2 per axis)");
+        let (_, crop) = values(&[0, -3, 0, -2]);
+        assert!(err("constant", &crop).contains("below zero"));
+        let ok = plan(&pad_node("edge"), &[Some(&x), Some(&p)]).unwrap();
+        assert_eq!(ok.out, [1, 8]);
+    }
+}
