@@ -197,29 +197,36 @@ fn minilm_int8_matches_tract() {
     assert!(weights as f64 <= 1.05 * file as f64, "{weights} weight bytes on the GPU for a {file}-byte int8 model");
 }
 
-/// A graph with ops the kernels do not have: the error names every such node at once, with the
-/// op, the node and why.
-#[test]
-fn unsupported_nodes_are_listed_at_once() {
-    use edgeqa::onnx::pb;
-    use prost::Message;
-    let node = |op: &str, name: &str, inputs: &[&str], output: &str| pb::NodeProto {
+fn onnx_node(op: &str, name: &str, inputs: &[&str], output: &str) -> edgeqa::onnx::pb::NodeProto {
+    edgeqa::onnx::pb::NodeProto {
         op_type: op.into(),
         name: name.into(),
         input: inputs.iter().map(|s| s.to_string()).collect(),
         output: vec![output.into()],
         ..Default::default()
-    };
-    let value = |name: &str| pb::ValueInfoProto {
+    }
+}
+
+/// An opset-17 model of `nodes` over f32 `inputs` (name, shape) with scalar f32 initializers
+/// `scalars`; its stage says the output `output` has `out_shape`.
+fn tiny_model(
+    nodes: Vec<edgeqa::onnx::pb::NodeProto>,
+    inputs: &[(&str, &[usize])],
+    scalars: &[(&str, f32)],
+    output: (&str, &[usize]),
+) -> (StageInfo, Vec<u8>) {
+    use edgeqa::onnx::pb;
+    use prost::Message;
+    let value = |name: &str, shape: &[usize]| pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: 1,
                 shape: Some(pb::TensorShapeProto {
-                    dim: [1i64, 4]
+                    dim: shape
                         .iter()
                         .map(|&d| pb::tensor_shape_proto::Dimension {
-                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d as i64)),
                             ..Default::default()
                         })
                         .collect(),
@@ -234,32 +241,105 @@ fn unsupported_nodes_are_listed_at_once() {
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
         graph: Some(pb::GraphProto {
             name: "g".into(),
-            node: vec![
-                node("Relu", "ok", &["x"], "a"),
-                node("Hardmax", "first", &["a"], "b"),
-                node("Relu", "after", &["b"], "c"),
-                node("Det", "second", &["c"], "y"),
-            ],
-            input: vec![value("x")],
-            output: vec![value("y")],
+            node: nodes,
+            initializer: scalars
+                .iter()
+                .map(|&(name, v)| pb::TensorProto {
+                    name: name.into(),
+                    data_type: 1,
+                    float_data: vec![v],
+                    ..Default::default()
+                })
+                .collect(),
+            input: inputs.iter().map(|&(n, s)| value(n, s)).collect(),
+            output: vec![value(output.0, output.1)],
             ..Default::default()
         }),
         ..Default::default()
     };
-    let info = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
+    let info = |name: &str, shape: &[usize]| TensorInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec() };
     let stage = StageInfo {
         name: "model".into(),
         section: "graph/model".into(),
-        inputs: vec![info("x")],
-        outputs: vec![info("y")],
+        inputs: inputs.iter().map(|&(n, s)| info(n, s)).collect(),
+        outputs: vec![info(output.0, output.1)],
     };
-    let err = match gpu().load_stage(&stage, &model.encode_to_vec(), "tiny.onnx") {
+    (stage, model.encode_to_vec())
+}
+
+/// A graph with ops the kernels do not have: the error names every such node at once, with the
+/// op, the node and why.
+#[test]
+fn unsupported_nodes_are_listed_at_once() {
+    let nodes = vec![
+        onnx_node("Relu", "ok", &["x"], "a"),
+        onnx_node("Hardmax", "first", &["a"], "b"),
+        onnx_node("Relu", "after", &["b"], "c"),
+        onnx_node("Det", "second", &["c"], "y"),
+    ];
+    let (stage, model) = tiny_model(nodes, &[("x", &[1, 4])], &[], ("y", &[1, 4]));
+    let err = match gpu().load_stage(&stage, &model, "tiny.onnx") {
         Err(e) => e,
         Ok(_) => panic!("a graph with Hardmax and Det loaded"),
     };
     let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
     assert_eq!(nodes, &["Hardmax (first): op not supported", "Det (second): op not supported"], "{err}");
     assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
+}
+
+/// Runs of elementwise ops fuse into chain nodes (an exported hard-swish and GELU, swapped and
+/// broadcast operands, `o · o`, a chain cut at 8 steps and one cut at a fifth tensor input),
+/// and the fused graph computes what tract computes.
+#[test]
+fn elementwise_chains_fuse_and_match_tract() {
+    let n = onnx_node;
+    let nodes = vec![
+        // hard-swish: x · clip(x + 3, 0, 6) / 6 (d is read twice below: the chain ends there)
+        n("Add", "a", &["x", "three"], "a"),
+        n("Clip", "b", &["a", "zero", "six"], "b"),
+        n("Mul", "c", &["x", "b"], "c"),
+        n("Div", "d", &["c", "six"], "d"),
+        // GELU of d, then y − v (swapped), m · v (broadcast), max(v, x): 8 steps
+        n("Div", "e", &["d", "sqrt2"], "e"),
+        n("Erf", "f", &["e"], "f"),
+        n("Add", "g", &["f", "one"], "g"),
+        n("Mul", "h", &["d", "g"], "h"),
+        n("Mul", "i", &["h", "half"], "i"),
+        n("Sub", "j", &["y", "i"], "j"),
+        n("Mul", "k", &["m", "j"], "k"),
+        n("Max", "l", &["k", "x"], "l"),
+        // a new chain: l², (l²)², then x, y, m as inputs; z would be a fifth
+        n("Pow", "o", &["l", "two"], "o"),
+        n("Mul", "p", &["o", "o"], "p"),
+        n("Add", "r", &["p", "x"], "r"),
+        n("Add", "s", &["y", "r"], "s"),
+        n("Sub", "t", &["s", "m"], "t"),
+        n("Mul", "u", &["t", "z"], "u"),
+        n("Tanh", "v", &["u"], "out"),
+    ];
+    let scalars = [
+        ("three", 3.0),
+        ("zero", 0.0),
+        ("six", 6.0),
+        ("sqrt2", std::f32::consts::SQRT_2),
+        ("one", 1.0),
+        ("half", 0.5),
+        ("two", 2.0),
+    ];
+    let full: &[usize] = &[2, 3, 8];
+    let shapes: [(&str, &[usize]); 4] = [("x", full), ("y", &[8]), ("m", &[2, 1, 8]), ("z", full)];
+    let (stage, model) = tiny_model(nodes, &shapes, &scalars, ("out", full));
+    let (graph, _) = edgeqa::backend::wgpu::plan_stage(&stage, &model, "chains").unwrap();
+    let ops: Vec<(&str, usize)> = graph.nodes.iter().map(|n| (n.op.as_str(), n.inputs.len())).collect();
+    let chain = "edgeqa.ElementwiseChain";
+    // (hard-swish: x) (8 steps: d, y, m, x) (5 steps: l, x, y, m) (z cut: t, z)
+    assert_eq!(ops, [(chain, 1), (chain, 4), (chain, 4), (chain, 2)], "{:#?}", graph.nodes);
+    let x = inputs(&stage, 3);
+    let got = gpu().load_stage(&stage, &model, "chains").unwrap().run(x.clone()).unwrap();
+    let want = TractBackend::new().load_stage(&stage, &model, "chains").unwrap().run(x).unwrap();
+    let (g, w) = (got[0].as_f32().unwrap(), want[0].as_f32().unwrap());
+    let max_abs = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_abs < 1e-5, "max abs difference {max_abs}\n{g:?}\n{w:?}");
 }
 
 /// `auto` says why it picked what it picked: without a GPU device node (CI) or on a software

@@ -91,6 +91,11 @@ impl Node {
         self.attr(name).map(|a| a.ints.clone())
     }
 
+    /// A float-list attribute (empty when absent).
+    pub fn floats(&self, name: &str) -> Vec<f32> {
+        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
+    }
+
     /// A string attribute, or `default` when absent.
     pub fn string(&self, name: &str, default: &str) -> String {
         self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())

@@ -2,9 +2,12 @@
 //! ConvTranspose, MatMul or Gemm output runs in that kernel's epilogue, a MatMul followed by the
 //! Add of a constant bias over its last axis becomes one product with a bias, and the
 //! ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div(/Mul/Add) chain that exporters write for a layer
-//! norm before opset 17 becomes one LayerNormalization. Fewer dispatches, fewer intermediate
-//! buffers.
+//! norm before opset 17 becomes one LayerNormalization, and what is left of runs of f32
+//! elementwise ops (an exported GELU or hard-swish, a scale and a mask before a softmax) becomes
+//! one chain node (`kernels/chain.rs`). Fewer dispatches, fewer intermediate buffers.
 
+use super::kernels::chain::{CHAIN_OP, MAX_STEPS, OPERAND_SCALAR, OPERAND_SELF, PARAMS, SLOTS, STEPS, SWAPPED};
+use super::kernels::elementwise::chain_step;
 use super::kernels::{
     FUSED_ACTIVATION, FUSED_ALPHA, FUSED_BETA, activation_of, broadcast_strides, const_floats, const_ints,
 };
@@ -40,7 +43,115 @@ pub(crate) fn fuse(graph: &mut Graph) -> usize {
         graph.nodes.remove(consumer);
         absorbed += 1;
     }
+    while let Some(chain) = elementwise_chain(graph) {
+        absorbed += chain.replace(graph);
+    }
     absorbed
+}
+
+/// A run of elementwise nodes to fuse: each reads the previous one's output, which nothing
+/// else reads, and keeps its shape.
+struct ElementwiseChain {
+    /// Node indices, in order.
+    members: Vec<usize>,
+    /// Tensor inputs (slot 0 is where the chain value starts).
+    slots: Vec<ValueId>,
+    /// Per step: code, operand word, alpha, beta.
+    steps: Vec<(u32, u32, f32, f32)>,
+    output: ValueId,
+}
+
+impl ElementwiseChain {
+    /// Puts one chain node where the last member was; returns how many nodes went.
+    fn replace(self, graph: &mut Graph) -> usize {
+        let last = *self.members.last().expect("at least two members");
+        let head = &graph.nodes[self.members[0]];
+        let node = crate::graph::Node {
+            name: format!("{}..{}", head.name, graph.nodes[last].name),
+            op: CHAIN_OP.into(),
+            inputs: self.slots.iter().map(|&v| Some(v)).collect(),
+            outputs: vec![self.output],
+            output_slots: vec![0],
+            attributes: vec![
+                ints_attr(STEPS, self.steps.iter().flat_map(|s| [s.0 as i64, s.1 as i64]).collect()),
+                floats_attr(PARAMS, self.steps.iter().flat_map(|s| [s.2, s.3]).collect()),
+            ],
+        };
+        graph.nodes[last] = node;
+        for &i in self.members[..self.members.len() - 1].iter().rev() {
+            graph.nodes.remove(i);
+        }
+        self.members.len() - 1
+    }
+}
+
+/// The first run of two or more fusable elementwise nodes.
+fn elementwise_chain(graph: &Graph) -> Option<ElementwiseChain> {
+    let readers = reader_counts(graph);
+    'heads: for (hi, head) in graph.nodes.iter().enumerate() {
+        let Some((code, alpha, beta)) = chain_step(head, graph) else { continue };
+        let out = head.outputs[0];
+        let shape = &graph.values[out].shape;
+        let x = head.inputs[0].expect("chain_step checked");
+        let mut chain = ElementwiseChain { members: vec![hi], slots: vec![x], steps: vec![], output: out };
+        // The operand word for `v`, taking a slot when it is a tensor.
+        let operand = |slots: &mut Vec<ValueId>, v: ValueId| -> Option<(u32, f32)> {
+            if let Some(f) = const_floats(&graph.values[v])
+                && f.len() == 1
+            {
+                return Some((OPERAND_SCALAR, f[0]));
+            }
+            if let Some(s) = slots.iter().position(|&s| s == v) {
+                return Some((s as u32, 0.0));
+            }
+            (slots.len() < SLOTS).then(|| {
+                slots.push(v);
+                ((slots.len() - 1) as u32, 0.0)
+            })
+        };
+        if code >= 100 {
+            let Some((word, scalar)) = operand(&mut chain.slots, head.inputs[1].expect("checked")) else { continue };
+            chain.steps.push((code, word, scalar, 0.0));
+        } else {
+            chain.steps.push((code, 0, alpha, beta));
+        }
+        let mut cur = out;
+        while chain.steps.len() < MAX_STEPS {
+            // One reader node (which may read it twice, `v · v`), and not a graph output.
+            let Some(ci) = graph.nodes.iter().position(|n| n.inputs.contains(&Some(cur))) else { break };
+            let c = &graph.nodes[ci];
+            if readers[cur] != c.inputs.iter().filter(|&&i| i == Some(cur)).count() {
+                break;
+            }
+            let Some((code, alpha, beta)) = chain_step(c, graph) else { break };
+            if graph.values[c.outputs[0]].shape != *shape {
+                break;
+            }
+            let step = if code >= 100 {
+                let [Some(l), Some(r)] = c.inputs[..] else { break };
+                if l == cur && r == cur {
+                    (code, OPERAND_SELF, 0.0, 0.0)
+                } else {
+                    let (other, swapped) = if l == cur { (r, 0) } else { (l, SWAPPED) };
+                    let Some((word, scalar)) = operand(&mut chain.slots, other) else { break };
+                    (code, word | swapped, scalar, 0.0)
+                }
+            } else if c.inputs[0] == Some(cur) {
+                (code, 0, alpha, beta)
+            } else {
+                break;
+            };
+            chain.steps.push(step);
+            chain.members.push(ci);
+            cur = c.outputs[0];
+        }
+        if chain.members.len() < 2 {
+            continue 'heads;
+        }
+        chain.output = cur;
+        return Some(chain);
+    }
+    None
 }
 
 fn reader_counts(graph: &Graph) -> Vec<usize> {
@@ -255,6 +366,24 @@ fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
         name: name.into(),
         i: v,
         r#type: pb::attribute_proto::AttributeType::Int as i32,
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, v: Vec<i64>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        ints: v,
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ..Default::default()
+    }
+}
+
+fn floats_attr(name: &str, v: Vec<f32>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        floats: v,
+        r#type: pb::attribute_proto::AttributeType::Floats as i32,
         ..Default::default()
     }
 }

@@ -4,15 +4,18 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, padded, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Graph, Node, OutputType, Value};
 
-const BINARY: Shader = Shader { name: "binary", source: include_str!("binary.wgsl") };
-const UNARY: Shader = Shader { name: "unary", source: include_str!("unary.wgsl") };
+const BINARY: Shader =
+    Shader { name: "binary", source: concat!(include_str!("binary_ops.wgsl"), include_str!("binary.wgsl")) };
+const UNARY: Shader =
+    Shader { name: "unary", source: concat!(include_str!("unary_ops.wgsl"), include_str!("unary.wgsl")) };
 
 /// Add, Sub, Mul, Div, Pow and two-input Max/Min with numpy broadcasting.
 pub(crate) struct Binary;
 
-const BINARY_OPS: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"];
+/// Op types in `apply_binary`'s code order (`binary_ops.wgsl`).
+pub(crate) const BINARY_OPS: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"];
 
 impl Kernel for Binary {
     fn ops(&self) -> &'static [&'static str] {
@@ -48,8 +51,8 @@ impl Kernel for Binary {
 /// Unary activations and math.
 pub(crate) struct Unary;
 
-/// Op types in `apply_unary`'s code order.
-const UNARY_OPS: &[&str] = &[
+/// Op types in `apply_unary`'s code order (`unary_ops.wgsl`).
+pub(crate) const UNARY_OPS: &[&str] = &[
     "Relu",
     "Sigmoid",
     "Tanh",
@@ -122,4 +125,20 @@ impl Kernel for Unary {
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&UNARY, "main", &p, &bindings, n)
     }
+}
+
+/// How an f32 elementwise node runs as one step of a fused chain (`chain.rs`): its code there
+/// (`< 100` unary, `100 +` binary) and parameters, or `None` when it is not such a node.
+pub(crate) fn chain_step(node: &Node, graph: &Graph) -> Option<(u32, f32, f32)> {
+    let inputs: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &graph.values[i])).collect();
+    let f32_in = |i: usize| inputs.get(i).copied().flatten().is_some_and(|v| v.dtype == DatumType::F32);
+    if node.outputs.len() != 1 || graph.values[node.outputs[0]].dtype != DatumType::F32 {
+        return None;
+    }
+    if let Some(code) = BINARY_OPS.iter().position(|o| *o == node.op) {
+        return (inputs.len() == 2 && f32_in(0) && f32_in(1)).then_some((100 + code as u32, 0.0, 0.0));
+    }
+    let code = UNARY_OPS.iter().position(|o| *o == node.op)?;
+    let (alpha, beta) = parameters(node, &inputs).ok()?;
+    f32_in(0).then_some((code as u32, alpha, beta))
 }
