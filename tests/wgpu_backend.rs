@@ -129,6 +129,9 @@ fn quantized_demo_students_match_tract() {
         };
         let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
         let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
+        // The int8 student's Gemm/MatMul layers multiply in integers (w4 keeps float activations).
+        let products = int8_products(&pkg);
+        assert_eq!(products > 0, scheme == Scheme::Int8, "demo-{scheme}: {products} int8×int8 products");
         let weights = compare_package(&pkg, &|s| inputs(s, 9), false);
         let ratio = weights as f64 / fp32_weights as f64;
         eprintln!("demo-{scheme}: {weights} weight bytes on the GPU, {ratio:.3}× fp32's {fp32_weights}");
@@ -160,6 +163,45 @@ fn ppocr_cls_matches_tract() {
     let model = "ch_ppocr_mobile_v2.0_cls_infer";
     let x = reference_input(model);
     let pkg = ocr_package(&format!("{model}.onnx"), &x.shape);
+    compare_package(&pkg, &|_| vec![x.clone()], true);
+}
+
+/// Nodes of `pkg` that run as int8×int8 products on wgpu (fusion gave them the quantized input).
+fn int8_products(pkg: &Package) -> usize {
+    pkg.manifest()
+        .stages
+        .iter()
+        .map(|stage| {
+            let (graph, _) =
+                edgeqa::backend::wgpu::plan_stage(stage, pkg.stage_graph(&stage.name).unwrap(), &stage.name).unwrap();
+            graph.nodes.iter().filter(|n| n.attribute_names().any(|a| a == "edgeqa.a_scale")).count()
+        })
+        .sum()
+}
+
+/// PP-OCR cls quantized to int8 (QDQ, min-max calibration on the fetched text lines): its 1×1
+/// convolutions run as int8×int8 products (dot4I8Packed), and the label and probabilities agree
+/// with tract's float reading of the same graph.
+#[test]
+fn ppocr_cls_int8_matches_tract() {
+    use edgeqa_convert::calibrate::Method;
+    use edgeqa_convert::quantize::Scheme;
+    use edgeqa_convert::quantized::Options;
+    let model = "ch_ppocr_mobile_v2.0_cls_infer";
+    let x = reference_input(model);
+    let opts = Options {
+        scheme: Scheme::Int8,
+        method: Method::MinMax,
+        calibration: Some(testdata().join("ocr/cls/calibration")),
+        ..Default::default()
+    };
+    let shapes: BTreeMap<String, Vec<usize>> = [("x".to_string(), x.shape.clone())].into();
+    let model_path = testdata().join(format!("models/{model}.onnx"));
+    let out = edgeqa_convert::convert_model_with(&model_path, &shapes, &opts).unwrap();
+    let pkg = Package::from_bytes(out.converted.bytes, "cls-int8").unwrap();
+    let products = int8_products(&pkg);
+    eprintln!("cls-int8: {products} int8×int8 products");
+    assert!(products >= 10, "only {products} nodes run as int8×int8 products");
     compare_package(&pkg, &|_| vec![x.clone()], true);
 }
 

@@ -4,13 +4,18 @@
 //! ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div(/Mul/Add) chain that exporters write for a layer
 //! norm before opset 17 becomes one LayerNormalization, and what is left of runs of f32
 //! elementwise ops (an exported GELU or hard-swish, a scale and a mask before a softmax) becomes
-//! one chain node (`kernels/chain.rs`). Fewer dispatches, fewer intermediate buffers.
+//! one chain node (`kernels/chain.rs`). Fewer dispatches, fewer intermediate buffers. First of
+//! all, a MatMul, Gemm or 1×1 Conv of a full-int8 package — per-channel int8 weights, its input
+//! a DequantizeLinear of quantized activations — reads the quantized values itself and
+//! multiplies in integers (`kernels/matmul_int8.wgsl`).
 
 use super::kernels::chain::{CHAIN_OP, MAX_STEPS, OPERAND_SCALAR, OPERAND_SELF, PARAMS, SLOTS, STEPS, SWAPPED};
 use super::kernels::elementwise::chain_step;
+use super::kernels::matmul::{A_SCALE, A_ZERO};
 use super::kernels::{
     FUSED_ACTIVATION, FUSED_ALPHA, FUSED_BETA, activation_of, broadcast_strides, const_floats, const_ints,
 };
+use super::kernels::{conv, matmul};
 use crate::graph::{Graph, ValueId};
 use crate::onnx::pb;
 
@@ -19,7 +24,7 @@ const PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "MatMul", "Gemm"];
 
 /// Applies every fusion; returns how many nodes were absorbed.
 pub(crate) fn fuse(graph: &mut Graph) -> usize {
-    let mut absorbed = 0;
+    let mut absorbed = int8_products(graph);
     while let Some(ln) = layer_norm(graph) {
         absorbed += ln.replace(graph);
     }
@@ -47,6 +52,52 @@ pub(crate) fn fuse(graph: &mut Graph) -> usize {
         absorbed += chain.replace(graph);
     }
     absorbed
+}
+
+/// Points every MatMul, Gemm and 1×1 Conv whose input is `DequantizeLinear(q)` (one scale and
+/// zero point, q uint8 or int8) and whose weights hold per-channel int8 values exactly at `q`,
+/// with the scale and zero point as attributes (the int8×int8 product); then drops the
+/// DequantizeLinear nodes nothing reads any more. Returns how many went.
+fn int8_products(graph: &mut Graph) -> usize {
+    use tract_onnx::prelude::DatumType;
+    for i in 0..graph.nodes.len() {
+        let node = &graph.nodes[i];
+        if !matches!(node.op.as_str(), "MatMul" | "Gemm" | "Conv") {
+            continue;
+        }
+        let Some(Some(x)) = node.inputs.first().copied() else { continue };
+        let Some(dq) = graph.nodes.iter().find(|n| n.op == "DequantizeLinear" && n.outputs == [x]) else { continue };
+        let Some(Some(q)) = dq.inputs.first().copied() else { continue };
+        if !matches!(graph.values[q].dtype, DatumType::U8 | DatumType::I8) {
+            continue;
+        }
+        let scale = dq.inputs.get(1).copied().flatten().and_then(|v| const_floats(&graph.values[v]));
+        let zero = match dq.inputs.get(2).copied().flatten() {
+            None => Some(vec![0]),
+            Some(z) => const_ints(&graph.values[z]),
+        };
+        let (Some([scale]), Some([zero])) = (scale.as_deref(), zero.as_deref()) else { continue };
+        let (scale, zero) = (*scale, *zero);
+        if !(scale.is_finite() && scale > 0.0) {
+            continue;
+        }
+        let int8 = if node.op == "Conv" {
+            conv::int8_weights(node, graph).is_some()
+        } else {
+            matmul::int8_weights(node, graph).is_some()
+        };
+        if !int8 {
+            continue;
+        }
+        let node = &mut graph.nodes[i];
+        node.inputs[0] = Some(q);
+        node.attributes.push(float_attr(A_SCALE, scale));
+        node.attributes.push(int_attr(A_ZERO, zero));
+    }
+    let readers = reader_counts(graph);
+    let before = graph.nodes.len();
+    graph.nodes.retain(|n| n.op != "DequantizeLinear" || n.outputs.iter().any(|&o| readers[o] > 0));
+    before - graph.nodes.len()
 }
 
 /// A run of elementwise nodes to fuse: each reads the previous one's output, which nothing

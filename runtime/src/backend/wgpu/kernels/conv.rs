@@ -3,9 +3,9 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::matmul::{Gemm, dispatch_gemm};
+use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
 use super::{Activation, Binding, Build, Kernel, Shader, want_f32, weights};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Graph, Node, OutputType, Value};
 
 const SHADER: Shader =
     Shader { name: "conv", source: concat!(include_str!("weights_f32.wgsl"), include_str!("conv.wgsl")) };
@@ -163,22 +163,42 @@ impl Kernel for Conv {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        if b.node.attribute_names().any(|a| a == A_SCALE) {
+            let w = int8_weights(b.node, b.graph).ok_or("W is not per-channel int8 (fusion checked it)")?;
+            let gemm = pointwise_gemm(b, &g);
+            return dispatch_gemm_int8(b, &gemm, Binding::Value(b.input_id(0)), &w);
+        }
         // Constant weights [M, C/group, KH, KW] may be packed: row = output channel.
         let cols = b.input(1).len() / g.m.max(1);
         let (weight, packed) = weights::bind(b, b.input_id(1), g.m, cols, &|r, c| r * cols + c);
-        if g.kernel == [1, 1] && g.strides == [1, 1] && g.pad_begin == [0, 0] && g.group == 1 {
-            return pointwise(b, &g, (weight, packed));
+        if is_pointwise(&g) {
+            let gemm = pointwise_gemm(b, &g);
+            return dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), (weight, packed));
         }
         dispatch_conv(b, if packed { &PACKED } else { &SHADER }, &g, weight)
     }
 }
 
-/// A 1×1 convolution (stride 1, no padding, one group) as a tiled product per batch item:
-/// `Yᵀ[HW, M] = Xᵀ[HW, C] · Wᵀ[C, M]`, written back in NCHW through Y strides. W is the B operand,
-/// so packed weights serve it as they serve MatMul.
-fn pointwise(b: &mut Build<'_>, g: &ConvGeometry, weight: (Binding, bool)) -> Result<(), String> {
+/// Whether a convolution is 1×1 with stride 1, no padding and one group: a product.
+fn is_pointwise(g: &ConvGeometry) -> bool {
+    g.kernel == [1, 1] && g.strides == [1, 1] && g.pad_begin == [0, 0] && g.group == 1
+}
+
+/// A pointwise Conv's constant W packed per channel as int8, when its values are exactly that:
+/// the condition for the int8×int8 product.
+pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed> {
+    let (x, w) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
+    let g = conv_geometry(node, &graph.values[x].shape, &graph.values[w].shape).ok()?;
+    let cols = graph.values[w].len() / g.m.max(1);
+    is_pointwise(&g).then(|| weights::int8_matrix(graph, w, g.m, cols, &|r, c| r * cols + c))?
+}
+
+/// A 1×1 convolution as a tiled product per batch item: `Yᵀ[HW, M] = Xᵀ[HW, C] · Wᵀ[C, M]`,
+/// written back in NCHW through Y strides. W is the B operand, so packed weights serve it as
+/// they serve MatMul.
+fn pointwise_gemm(b: &Build<'_>, g: &ConvGeometry) -> Gemm {
     let hw = g.output[0] * g.output[1];
-    let gemm = Gemm {
+    Gemm {
         m: hw,
         n: g.m,
         k: g.c,
@@ -191,8 +211,7 @@ fn pointwise(b: &mut Build<'_>, g: &ConvGeometry, weight: (Binding, bool)) -> Re
         alpha: 1.0,
         beta: 1.0,
         y: [g.m * hw, 1, hw],
-    };
-    dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), weight)
+    }
 }
 
 /// Dispatches a convolution-shaped kernel (`conv.wgsl`, `conv_transpose.wgsl`: the same

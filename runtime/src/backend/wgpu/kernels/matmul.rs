@@ -1,15 +1,22 @@
 //! MatMul (numpy batching and broadcasting) and Gemm (transA/transB, alpha, beta, broadcast C),
-//! with a fused bias and activation: one tiled shader, `matmul.wgsl`.
+//! with a fused bias and activation: one tiled shader, `matmul.wgsl`; and the int8×int8 product
+//! of a full-int8 package (`matmul_int8.wgsl`) when fusion hands the node its quantized A.
 
 use tract_onnx::prelude::DatumType;
 
 use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32, weights};
-use crate::graph::{Node, OutputType, Value, ValueId};
+use crate::graph::{Graph, Node, OutputType, Value, ValueId};
 
 const SHADER: Shader =
     Shader { name: "matmul", source: concat!(include_str!("weights_f32.wgsl"), include_str!("matmul.wgsl")) };
 const PACKED: Shader =
     Shader { name: "matmul_packed", source: concat!(include_str!("weights_packed.wgsl"), include_str!("matmul.wgsl")) };
+const INT8: Shader = Shader { name: "matmul_int8", source: include_str!("matmul_int8.wgsl") };
+
+/// Attributes fusion (`fuse.rs`) sets on a MatMul, Gemm or 1×1 Conv whose input 0 it replaced by
+/// the quantized values a DequantizeLinear read: that node's scale and zero point.
+pub(crate) const A_SCALE: &str = "edgeqa.a_scale";
+pub(crate) const A_ZERO: &str = "edgeqa.a_zero_point";
 
 /// Batch dims the shader walks.
 const BATCH_RANK: usize = 4;
@@ -126,13 +133,10 @@ impl Kernel for MatMul {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
         let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
-        let has_bias = b.has_input(2);
-        let (bias_sm, bias_sn) = if has_bias {
-            let s = broadcast_strides(&b.input(2).shape, &g.out);
-            (s[s.len() - 2], s[s.len() - 1])
-        } else {
-            (0, 0)
-        };
+        if b.node.attribute_names().any(|a| a == A_SCALE) {
+            let w = int8_weights(b.node, b.graph).ok_or("B is not per-channel int8 (fusion checked it)")?;
+            return dispatch_gemm_int8(b, &gemm_of(b, g), Binding::Value(b.input_id(0)), &w);
+        }
         // A constant 2-D B (a layer's weights) may be packed: row = output column n, col = k.
         let weight = if b.input(1).shape.len() == 2 {
             let (sk, sn) = (g.b_sk, g.b_sn);
@@ -140,23 +144,46 @@ impl Kernel for MatMul {
         } else {
             (Binding::Value(b.input_id(1)), false)
         };
-        let (m, n) = (g.m, g.n);
-        let gemm = Gemm {
-            m,
-            n,
-            k: g.k,
-            batch: g.batch,
-            a_batch: g.a_batch,
-            b_batch: g.b_batch,
-            a: [g.a_sm, g.a_sk],
-            b: [g.b_sk, g.b_sn],
-            bias: has_bias.then(|| (b.input_id(2), [bias_sm, bias_sn])),
-            alpha: b.node.float("alpha", 1.0),
-            beta: b.node.float("beta", 1.0),
-            y: [m * n, n, 1],
-        };
-        dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), weight)
+        dispatch_gemm(b, &gemm_of(b, g), Binding::Value(b.input_id(0)), weight)
     }
+}
+
+/// The product a MatMul/Gemm node runs.
+fn gemm_of(b: &Build<'_>, g: Geometry) -> Gemm {
+    let (bias_sm, bias_sn) = if b.has_input(2) {
+        let s = broadcast_strides(&b.input(2).shape, &g.out);
+        (s[s.len() - 2], s[s.len() - 1])
+    } else {
+        (0, 0)
+    };
+    let (m, n) = (g.m, g.n);
+    Gemm {
+        m,
+        n,
+        k: g.k,
+        batch: g.batch,
+        a_batch: g.a_batch,
+        b_batch: g.b_batch,
+        a: [g.a_sm, g.a_sk],
+        b: [g.b_sk, g.b_sn],
+        bias: b.has_input(2).then(|| (b.input_id(2), [bias_sm, bias_sn])),
+        alpha: b.node.float("alpha", 1.0),
+        beta: b.node.float("beta", 1.0),
+        y: [m * n, n, 1],
+    }
+}
+
+/// A MatMul/Gemm's constant 2-D B packed per channel as int8 (row = output column), when its
+/// values are exactly that: the condition for the int8×int8 product.
+pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed> {
+    let (a, w) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
+    let shape = &graph.values[w].shape;
+    if shape.len() != 2 {
+        return None;
+    }
+    let g = geometry(node, &graph.values[a].shape, shape).ok()?;
+    let (sk, sn) = (g.b_sk, g.b_sn);
+    weights::int8_matrix(graph, w, g.n, g.k, &|n, k| k * sk + n * sn)
 }
 
 /// One batched product for [`dispatch_gemm`]: `Y = act(alpha · A·B + beta · bias)`.
@@ -179,9 +206,8 @@ pub(crate) struct Gemm {
     pub y: [usize; 3],
 }
 
-/// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, packed
-/// (`weights.rs`) when `.1`.
-pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, bool)) -> Result<(), String> {
+/// The parameter words `matmul.wgsl` and `matmul_int8.wgsl` share.
+fn params(b: &Build<'_>, g: &Gemm) -> Vec<u32> {
     let batch: usize = g.batch.iter().product();
     let pad = |v: &[usize], fill: usize| -> Vec<u32> {
         let mut out = vec![fill as u32; BATCH_RANK - v.len()];
@@ -193,18 +219,56 @@ pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Bi
     p.extend(pad(&g.a_batch, 0));
     p.extend(pad(&g.b_batch, 0));
     p.extend([g.a[0], g.a[1], g.b[0], g.b[1]].map(|x| x as u32));
-    let (bias, [bias_sm, bias_sn]) = g.bias.unwrap_or((b.output_id(0), [0, 0]));
+    let [bias_sm, bias_sn] = g.bias.map_or([0, 0], |(_, s)| s);
     p.extend([g.bias.is_some() as u32, bias_sm as u32, bias_sn as u32, g.alpha.to_bits(), g.beta.to_bits()]);
     p.extend(Activation::of(b.node).words());
     p.extend(g.y.map(|x| x as u32));
-    let (weight, packed) = weight;
-    // Without a bias the binding is a placeholder the shader never reads (not the output:
-    // one buffer cannot be bound read-only and writable in one dispatch).
-    let bias = if g.bias.is_some() { Binding::Value(bias) } else { a.clone() };
-    let bindings = [a, weight, bias, Binding::Value(b.output_id(0))];
+    p
+}
+
+/// Workgroups of a product: 16×16 output tiles per batch item.
+fn groups(g: &Gemm) -> Result<[u32; 3], String> {
+    let batch: usize = g.batch.iter().product();
     let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
     if groups.iter().any(|&x| x > 65535) {
         return Err(format!("a {}×{} product needs more workgroups than one dispatch allows", g.m, g.n));
     }
-    b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups)
+    Ok(groups)
+}
+
+/// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, packed
+/// (`weights.rs`) when `.1`.
+pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, bool)) -> Result<(), String> {
+    let p = params(b, g);
+    let (weight, packed) = weight;
+    // Without a bias the binding is a placeholder the shader never reads (not the output:
+    // one buffer cannot be bound read-only and writable in one dispatch).
+    let bias = g.bias.map_or_else(|| a.clone(), |(v, _)| Binding::Value(v));
+    let bindings = [a, weight, bias, Binding::Value(b.output_id(0))];
+    b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups(g)?)
+}
+
+/// Dispatches `matmul_int8.wgsl` for `g`: A is the node's quantized input 0 (scale and zero
+/// point in its [`A_SCALE`] / [`A_ZERO`] attributes), `w` its per-channel int8 B. The weights
+/// and their row sums are counted in the stage's weight bytes.
+pub(crate) fn dispatch_gemm_int8(b: &mut Build<'_>, g: &Gemm, a: Binding, w: &weights::Packed) -> Result<(), String> {
+    let offset: i32 = match b.input(0).dtype {
+        DatumType::U8 => 128,
+        DatumType::I8 => 0,
+        dt => return Err(format!("quantized input `{}` is {dt:?} (int8 or uint8 expected)", b.input(0).name)),
+    };
+    if g.b_batch.iter().any(|&s| s != 0) {
+        return Err("the int8 product needs one B for every batch item".into());
+    }
+    let zero = b.node.int(A_ZERO, 0) as i32;
+    let mut p = params(b, g);
+    p.extend([b.node.float(A_SCALE, 1.0).to_bits(), offset as u32, (offset - zero) as u32]);
+    let sums: Vec<u32> = w.row_sums().iter().map(|&s| s as u32).collect();
+    *b.weight_bytes += ((w.words.len() + sums.len()) * 4) as u64;
+    let weight = b.upload(&format!("{} int8 weights", b.node.name), &w.words);
+    let sums = b.upload(&format!("{} weight row sums", b.node.name), &sums);
+    let bias = g.bias.map_or_else(|| a.clone(), |(v, _)| Binding::Value(v));
+    let bindings = [a, weight, sums, bias, Binding::Value(b.output_id(0))];
+    log::debug!("{}: int8×int8 product (dot4I8Packed)", b.node.label());
+    b.dispatch(&INT8, "main", &p, &bindings, groups(g)?)
 }

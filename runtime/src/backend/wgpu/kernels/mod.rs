@@ -8,14 +8,14 @@
 mod batchnorm;
 mod cast;
 pub(crate) mod chain;
-mod conv;
+pub(crate) mod conv;
 mod conv_transpose;
 pub(crate) mod elementwise;
 mod gather;
 mod layout;
 mod logic;
 mod lstm;
-mod matmul;
+pub(crate) mod matmul;
 mod norm;
 mod pad;
 mod pool;

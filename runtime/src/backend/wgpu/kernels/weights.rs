@@ -76,14 +76,25 @@ fn block(values: &[f32], qmax: f32) -> Option<(Vec<i32>, f32)> {
 /// Packs a `rows × cols` matrix read through `at(row, col)`, or `None` when no layout holds its
 /// values exactly (or it is too small to be worth it).
 pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Option<Packed> {
+    pack_as(LAYOUTS, rows, cols, at)
+}
+
+/// [`pack`] with only the per-channel int8 layout, whose rows start on word boundaries: what
+/// the int8×int8 product (`matmul_int8.wgsl`) reads four values at a time.
+pub(crate) fn pack_int8(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Option<Packed> {
+    pack_as(&[(8, 0)], rows, cols, at)
+}
+
+fn pack_as(layouts: &[(u32, usize)], rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -> Option<Packed> {
     if rows * cols < MIN_VALUES || cols == 0 {
         return None;
     }
-    'layout: for &(bits, block_len) in LAYOUTS {
-        let block_len = if block_len == 0 { cols } else { block_len };
+    'layout: for &(bits, block_len) in layouts {
+        let per_word = (32 / bits) as usize;
+        // One block per row is padded to whole words, so every row starts on a word.
+        let block_len = if block_len == 0 { cols.next_multiple_of(per_word) } else { block_len };
         let blocks = cols.div_ceil(block_len);
         let padded = blocks * block_len;
-        let per_word = (32 / bits) as usize;
         let mut q = vec![0i32; rows * padded];
         let mut scales = Vec::with_capacity(rows * blocks);
         let mut row = Vec::with_capacity(cols);
@@ -111,6 +122,28 @@ pub(crate) fn pack(rows: usize, cols: usize, at: &dyn Fn(usize, usize) -> f32) -
     None
 }
 
+impl Packed {
+    /// The sum of each row's integers (per-channel int8: what the int8×int8 product needs to
+    /// move an activation's zero point out of the inner loop).
+    pub fn row_sums(&self) -> Vec<i32> {
+        let w = &self.words;
+        let (bits, padded) = (w[0], w[1] as usize);
+        let per_word = (32 / bits) as usize;
+        let rows = (w[4] as usize - HEADER) * per_word / padded;
+        (0..rows)
+            .map(|r| {
+                (0..padded)
+                    .map(|c| {
+                        let e = r * padded + c;
+                        let shift = 32 - bits - bits * (e % per_word) as u32;
+                        ((w[HEADER + e / per_word] << shift) as i32) >> (32 - bits)
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+}
+
 /// The binding of weight value `id` seen as a `rows × cols` matrix whose element (row, col) is
 /// at flat index `index(row, col)`: packed when it is an f32 constant that [`pack`] takes
 /// (counted in the stage's weight bytes), else the value itself. Returns whether it is packed.
@@ -135,6 +168,22 @@ pub(crate) fn bind(
         }
         None => (Binding::Value(id), false),
     }
+}
+
+/// Weight value `id` as a `rows × cols` matrix (element (row, col) at `index(row, col)`) packed
+/// per channel as int8 for the int8×int8 product, when it is an f32 constant that holds such
+/// values exactly.
+pub(crate) fn int8_matrix(
+    graph: &crate::graph::Graph,
+    id: ValueId,
+    rows: usize,
+    cols: usize,
+    index: &dyn Fn(usize, usize) -> usize,
+) -> Option<Packed> {
+    let t = graph.values[id].constant.as_ref().filter(|t| t.datum_type() == DatumType::F32)?;
+    let view = t.to_plain_array_view::<f32>().ok()?;
+    let values = view.as_slice()?;
+    pack_int8(rows, cols, &|r, c| values[index(r, c)])
 }
 
 #[cfg(test)]
@@ -219,6 +268,25 @@ mod tests {
         assert_eq!(pack(4, 4, &|_, _| 1.0), None);
         // A NaN never packs.
         assert_eq!(pack(32, 32, &|r, c| if r == c { f32::NAN } else { 0.0 }), None);
+    }
+
+    #[test]
+    fn int8_rows_start_on_words_and_sum() {
+        // 37 columns: rows padded to 40 values (10 words) with zeros.
+        let (rows, cols) = (40, 37);
+        let mut m: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 255) as f32 - 127.0) * 0.5).collect();
+        for r in 0..rows {
+            m[r * cols + r % cols] = 63.5; // every row reaches 127 · 0.5
+        }
+        let p = pack_int8(rows, cols, &|r, c| m[r * cols + c]).expect("per-channel int8");
+        assert_eq!((p.bits, p.words[1]), (8, 40));
+        let sums: Vec<i32> = (0..rows).map(|r| (0..cols).map(|c| (m[r * cols + c] / 0.5) as i32).sum()).collect();
+        assert_eq!(p.row_sums(), sums);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(unpack(&p, r, c), m[r * cols + c]);
+            }
+        }
     }
 
     #[test]
