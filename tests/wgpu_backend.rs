@@ -249,12 +249,12 @@ fn onnx_node(op: &str, name: &str, inputs: &[&str], output: &str) -> edgeqa::onn
     }
 }
 
-/// An opset-17 model of `nodes` over f32 `inputs` (name, shape) with scalar f32 initializers
-/// `scalars`; its stage says the output `output` has `out_shape`.
+/// An opset-17 model of `nodes` over f32 `inputs` (name, shape) with f32 initializers
+/// (name, shape, values); its stage says the output `output` has `out_shape`.
 fn tiny_model(
     nodes: Vec<edgeqa::onnx::pb::NodeProto>,
     inputs: &[(&str, &[usize])],
-    scalars: &[(&str, f32)],
+    constants: &[(&str, &[usize], Vec<f32>)],
     output: (&str, &[usize]),
 ) -> (StageInfo, Vec<u8>) {
     use edgeqa::onnx::pb;
@@ -284,12 +284,13 @@ fn tiny_model(
         graph: Some(pb::GraphProto {
             name: "g".into(),
             node: nodes,
-            initializer: scalars
+            initializer: constants
                 .iter()
-                .map(|&(name, v)| pb::TensorProto {
-                    name: name.into(),
+                .map(|(name, dims, v)| pb::TensorProto {
+                    name: name.to_string(),
+                    dims: dims.iter().map(|&d| d as i64).collect(),
                     data_type: 1,
-                    float_data: vec![v],
+                    float_data: v.clone(),
                     ..Default::default()
                 })
                 .collect(),
@@ -329,6 +330,53 @@ fn unsupported_nodes_are_listed_at_once() {
     assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
 }
 
+/// Weights whose every value is an f16 stay f16 on the GPU (half the bytes) and give what tract
+/// gives: read natively with the adapter's `shader-f16`, and widened from words without it.
+#[test]
+fn f16_weights_stay_f16() {
+    // Values in ±[0.001, 1) with 10 mantissa bits: exact f16s.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut f16s = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let v = 0.001 + (state >> 40) as f32 / (1u64 << 24) as f32;
+                let v = f32::from_bits(v.to_bits() & 0xffff_e000);
+                if state & 1 == 0 { v } else { -v }
+            })
+            .collect()
+    };
+    let (w, b) = (f16s(16 * 8 * 9), f16s(64 * 32));
+    let mut conv = onnx_node("Conv", "conv", &["x", "w"], "c");
+    conv.attribute.push(edgeqa::onnx::pb::AttributeProto {
+        name: "pads".into(),
+        ints: vec![1, 1, 1, 1],
+        r#type: edgeqa::onnx::pb::attribute_proto::AttributeType::Ints as i32,
+        ..Default::default()
+    });
+    let nodes = vec![conv, onnx_node("MatMul", "matmul", &["c", "b"], "y")];
+    let consts: [(&str, &[usize], Vec<f32>); 2] = [("w", &[16, 8, 3, 3], w), ("b", &[64, 32], b)];
+    let (stage, model) = tiny_model(nodes, &[("x", &[1, 8, 6, 64])], &consts, ("y", &[1, 16, 6, 32]));
+    let f32_bytes = ((16 * 8 * 9 + 64 * 32) * 4) as u64;
+    let x = inputs(&stage, 5);
+    let want = TractBackend::new().load_stage(&stage, &model, "f16").unwrap().run(x.clone()).unwrap();
+    for gpu in [gpu(), WgpuBackend::without_shader_f16().unwrap()] {
+        let native = gpu.adapter().shader_f16;
+        let session = gpu.load_stage(&stage, &model, "f16").unwrap();
+        let weights = session.memory().weights;
+        let got = session.run(x.clone()).unwrap();
+        let (g, w) = (got[0].as_f32().unwrap(), want[0].as_f32().unwrap());
+        let max_abs = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!(
+            "f16 weights (shader-f16 {native}): {weights} bytes on the GPU for {f32_bytes} f32, max abs {max_abs:.2e}"
+        );
+        assert!(weights * 100 <= f32_bytes * 52, "{weights} weight bytes for {f32_bytes} of f32");
+        assert!(max_abs < 1e-4, "max abs difference {max_abs}");
+    }
+}
+
 /// Runs of elementwise ops fuse into chain nodes (an exported hard-swish and GELU, swapped and
 /// broadcast operands, `o · o`, a chain cut at 8 steps and one cut at a fifth tensor input),
 /// and the fused graph computes what tract computes.
@@ -359,7 +407,7 @@ fn elementwise_chains_fuse_and_match_tract() {
         n("Mul", "u", &["t", "z"], "u"),
         n("Tanh", "v", &["u"], "out"),
     ];
-    let scalars = [
+    let scalars: [(&str, &[usize], Vec<f32>); 7] = [
         ("three", 3.0),
         ("zero", 0.0),
         ("six", 6.0),
@@ -367,7 +415,8 @@ fn elementwise_chains_fuse_and_match_tract() {
         ("one", 1.0),
         ("half", 0.5),
         ("two", 2.0),
-    ];
+    ]
+    .map(|(name, v)| (name, &[][..], vec![v]));
     let full: &[usize] = &[2, 3, 8];
     let shapes: [(&str, &[usize]); 4] = [("x", full), ("y", &[8]), ("m", &[2, 1, 8]), ("z", full)];
     let (stage, model) = tiny_model(nodes, &shapes, &scalars, ("out", full));

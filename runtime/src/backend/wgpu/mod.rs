@@ -56,6 +56,16 @@ impl WgpuBackend {
     /// Opens the first suitable adapter (a real GPU before a software one). `Err` says why no
     /// device is available (no Vulkan loader or driver, or the adapter refused a device).
     pub fn new() -> Result<WgpuBackend, String> {
+        Self::open(true)
+    }
+
+    /// As [`WgpuBackend::new`], but never using the adapter's `shader-f16` (f16 weights are then
+    /// widened with `unpack2x16float`): for drivers whose f16 support misbehaves.
+    pub fn without_shader_f16() -> Result<WgpuBackend, String> {
+        Self::open(false)
+    }
+
+    fn open(allow_f16: bool) -> Result<WgpuBackend, String> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::VULKAN);
         let instance = wgpu::Instance::new(desc);
@@ -69,7 +79,7 @@ impl WgpuBackend {
             format!("no GPU adapter ({e}); install a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1)")
         })?;
         let info = adapter.get_info();
-        let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
+        let shader_f16 = allow_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
         let limits = adapter.limits();
         let features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -208,6 +218,7 @@ impl Backend for WgpuBackend {
                 buffers: &mut buffers,
                 weight_bytes: &mut weights,
                 max_binding: max,
+                shader_f16: gpu.shader_f16,
                 dispatches: &mut dispatches,
             };
             let built = kernel.build(&mut b);

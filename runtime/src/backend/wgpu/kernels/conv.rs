@@ -4,13 +4,11 @@
 use tract_onnx::prelude::DatumType;
 
 use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
-use super::{Activation, Binding, Build, Kernel, Shader, want_f32, weights};
+use super::weights::{self, WeightShaders, weight_shaders};
+use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
 use crate::graph::{Graph, Node, OutputType, Value};
 
-const SHADER: Shader =
-    Shader { name: "conv", source: concat!(include_str!("weights_f32.wgsl"), include_str!("conv.wgsl")) };
-const PACKED: Shader =
-    Shader { name: "conv_packed", source: concat!(include_str!("weights_packed.wgsl"), include_str!("conv.wgsl")) };
+const SHADERS: WeightShaders = weight_shaders!("conv", "conv.wgsl");
 
 /// Conv.
 pub(crate) struct Conv;
@@ -170,12 +168,13 @@ impl Kernel for Conv {
         }
         // Constant weights [M, C/group, KH, KW] may be packed: row = output channel.
         let cols = b.input(1).len() / g.m.max(1);
-        let (weight, packed) = weights::bind(b, b.input_id(1), g.m, cols, &|r, c| r * cols + c);
+        let (weight, form) = weights::bind(b, b.input_id(1), g.m, cols, &|r, c| r * cols + c);
         if is_pointwise(&g) {
             let gemm = pointwise_gemm(b, &g);
-            return dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), (weight, packed));
+            return dispatch_gemm(b, &gemm, Binding::Value(b.input_id(0)), (weight, form));
         }
-        dispatch_conv(b, if packed { &PACKED } else { &SHADER }, &g, weight)
+        let shader = SHADERS.pick(form, b.shader_f16);
+        dispatch_conv(b, shader, &g, weight)
     }
 }
 

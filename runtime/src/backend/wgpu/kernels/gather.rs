@@ -5,14 +5,13 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type, weights};
+use super::weights::{self, Form, WeightShaders, weight_shaders};
+use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
 use crate::graph::{Node, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "gather", source: include_str!("gather.wgsl") };
-const PACKED: Shader = Shader {
-    name: "gather_packed",
-    source: concat!(include_str!("weights_packed.wgsl"), include_str!("gather_packed.wgsl")),
-};
+/// A packed table's builds (its f32 build is unused: an f32 table is read by `gather.wgsl`).
+const PACKED: WeightShaders = weight_shaders!("gather_table", "gather_packed.wgsl");
 const SHADER_ND: Shader = Shader { name: "gather_nd", source: include_str!("gather_nd.wgsl") };
 
 /// Gather.
@@ -55,10 +54,10 @@ impl Kernel for Gather {
         let p = [n as u32, x[a] as u32, inner as u32, count as u32];
         // A constant f32 table gathered along axis 0 (embeddings) may be packed.
         if a == 0 {
-            let (packed, is_packed) = weights::bind(b, b.input_id(0), x[0], inner, &|r, c| r * inner + c);
-            if is_packed {
+            let (packed, form) = weights::bind(b, b.input_id(0), x[0], inner, &|r, c| r * inner + c);
+            if form != Form::F32 {
                 let bindings = [Binding::Value(b.input_id(1)), packed, Binding::Value(b.output_id(0))];
-                return b.dispatch_1d(&PACKED, "main", &p, &bindings, n);
+                return b.dispatch_1d(PACKED.pick(form, b.shader_f16), "main", &p, &bindings, n);
             }
         }
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];

@@ -4,13 +4,11 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32, weights};
+use super::weights::{self, Form, WeightShaders, weight_shaders};
+use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
 use crate::graph::{Graph, Node, OutputType, Value, ValueId};
 
-const SHADER: Shader =
-    Shader { name: "matmul", source: concat!(include_str!("weights_f32.wgsl"), include_str!("matmul.wgsl")) };
-const PACKED: Shader =
-    Shader { name: "matmul_packed", source: concat!(include_str!("weights_packed.wgsl"), include_str!("matmul.wgsl")) };
+const SHADERS: WeightShaders = weight_shaders!("matmul", "matmul.wgsl");
 const INT8: Shader = Shader { name: "matmul_int8", source: include_str!("matmul_int8.wgsl") };
 
 /// Attributes fusion (`fuse.rs`) sets on a MatMul, Gemm or 1×1 Conv whose input 0 it replaced by
@@ -142,7 +140,7 @@ impl Kernel for MatMul {
             let (sk, sn) = (g.b_sk, g.b_sn);
             weights::bind(b, b.input_id(1), g.n, g.k, &|n, k| k * sk + n * sn)
         } else {
-            (Binding::Value(b.input_id(1)), false)
+            (Binding::Value(b.input_id(1)), Form::F32)
         };
         dispatch_gemm(b, &gemm_of(b, g), Binding::Value(b.input_id(0)), weight)
     }
@@ -236,16 +234,16 @@ fn groups(g: &Gemm) -> Result<[u32; 3], String> {
     Ok(groups)
 }
 
-/// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, packed
-/// (`weights.rs`) when `.1`.
-pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, bool)) -> Result<(), String> {
+/// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, stored
+/// as `.1` (`weights.rs`).
+pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, Form)) -> Result<(), String> {
     let p = params(b, g);
-    let (weight, packed) = weight;
+    let (weight, form) = weight;
     // Without a bias the binding is a placeholder the shader never reads (not the output:
     // one buffer cannot be bound read-only and writable in one dispatch).
     let bias = g.bias.map_or_else(|| a.clone(), |(v, _)| Binding::Value(v));
     let bindings = [a, weight, bias, Binding::Value(b.output_id(0))];
-    b.dispatch(if packed { &PACKED } else { &SHADER }, "main", &p, &bindings, groups(g)?)
+    b.dispatch(SHADERS.pick(form, b.shader_f16), "main", &p, &bindings, groups(g)?)
 }
 
 /// Dispatches `matmul_int8.wgsl` for `g`: A is the node's quantized input 0 (scale and zero

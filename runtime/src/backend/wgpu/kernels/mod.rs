@@ -144,6 +144,8 @@ pub(crate) struct Build<'a> {
     pub(crate) weight_bytes: &'a mut u64,
     /// The adapter's largest storage binding.
     pub(crate) max_binding: u64,
+    /// Whether the device has `shader-f16` (f16 weights are read natively).
+    pub(crate) shader_f16: bool,
     pub(crate) dispatches: &'a mut Vec<Dispatch>,
 }
 
@@ -267,7 +269,9 @@ impl Build<'_> {
         if let Some(p) = self.cache.pipelines.get(&key) {
             return Ok(p.clone());
         }
-        let source = format!("{PRELUDE}\n{ACTIVATION_WGSL}\n{}", shader.source);
+        // `enable` directives go before every declaration.
+        let (enables, body): (Vec<&str>, Vec<&str>) = shader.source.lines().partition(|l| l.starts_with("enable "));
+        let source = format!("{}\n{PRELUDE}\n{ACTIVATION_WGSL}\n{}", enables.join("\n"), body.join("\n"));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),

@@ -2,20 +2,79 @@
 //! are exactly `q · scale` with small integers `q` — what the converter's `w4`, `w8` and `int8`
 //! schemes produce once the runtime folds their dequantizing sub-graphs — is stored packed (8 or 4
 //! bits per value, one f32 scale per block of a row) and dequantized in the shader as it is read.
-//! Nothing is approximated: a matrix is packed only when every value is reproduced bit for bit,
-//! otherwise it stays f32.
+//! A matrix that is not such integers but whose every value is an f16 (the float tables a
+//! quantized package stores as f16, or an f16 model) is stored as f16: half the bytes, widened
+//! to f32 as it is read — natively where the adapter has `shader-f16`, with `unpack2x16float`
+//! elsewhere. Nothing is approximated: a matrix is packed only when every value is reproduced
+//! bit for bit, otherwise it stays f32.
 //!
-//! A kernel compiles its WGSL twice, behind `weights_f32.wgsl` and behind `weights_packed.wgsl`
-//! (both define the weight binding 2 and `fn weight(i, row, col)`), and [`bind`] picks one.
+//! A kernel compiles its WGSL behind one of `weights_f32.wgsl`, `weights_packed.wgsl`,
+//! `weights_f16.wgsl` and `weights_f16_words.wgsl` (each defines the weight binding 2 and
+//! `fn weight(i, row, col)`; [`weight_shaders!`] makes the four), and [`bind`] says which.
 //!
 //! Buffer layout (u32 words): a header `[bits, padded cols, block, blocks per row, scale
 //! offset, 0, 0, 0]`, the values row by row (rows padded to whole blocks; 8 int8 or 4 … 8 int4
-//! per word, lowest bits first, two's complement), then the f32 scales, `[rows, blocks]`.
+//! per word, lowest bits first, two's complement; or 2 f16 per word), then the f32 scales,
+//! `[rows, blocks]` (none for f16). For f16, header word 5 repeats the padded column count as two
+//! f16 integers (`weights_f16.wgsl` cannot read a u32 from an f16 array).
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build};
+use super::{Binding, Build, Shader};
 use crate::graph::ValueId;
+
+/// How [`bind`] stored a weight matrix, and so which WGSL header reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The f32 value itself (`weights_f32.wgsl`).
+    F32,
+    /// int4 / int8 with scales (`weights_packed.wgsl`).
+    Packed,
+    /// f16 (`weights_f16.wgsl`, or `weights_f16_words.wgsl` without `shader-f16`).
+    F16,
+}
+
+/// One kernel's WGSL behind each weight header.
+pub(crate) struct WeightShaders {
+    pub f32: Shader,
+    pub packed: Shader,
+    pub f16: Shader,
+    pub f16_words: Shader,
+}
+
+impl WeightShaders {
+    /// The build for weights stored as `form` on a device with or without `shader-f16`.
+    pub fn pick(&self, form: Form, shader_f16: bool) -> &Shader {
+        match form {
+            Form::F32 => &self.f32,
+            Form::Packed => &self.packed,
+            Form::F16 if shader_f16 => &self.f16,
+            Form::F16 => &self.f16_words,
+        }
+    }
+}
+
+/// [`WeightShaders`] of a kernel named `$name` whose WGSL is `$file` (beside this file).
+macro_rules! weight_shaders {
+    ($name:literal, $file:literal) => {
+        $crate::backend::wgpu::kernels::weights::WeightShaders {
+            f32: Shader { name: $name, source: concat!(include_str!("weights_f32.wgsl"), include_str!($file)) },
+            packed: Shader {
+                name: concat!($name, "_packed"),
+                source: concat!(include_str!("weights_packed.wgsl"), include_str!($file)),
+            },
+            f16: Shader {
+                name: concat!($name, "_f16"),
+                source: concat!(include_str!("weights_f16.wgsl"), include_str!($file)),
+            },
+            f16_words: Shader {
+                name: concat!($name, "_f16_words"),
+                source: concat!(include_str!("weights_f16_words.wgsl"), include_str!($file)),
+            },
+        }
+    };
+}
+pub(crate) use weight_shaders;
 
 /// Header words before the values.
 const HEADER: usize = 8;
@@ -24,7 +83,8 @@ const MIN_VALUES: usize = 1024;
 
 /// (bits, block) layouts tried, smallest first; a block of 0 means one block per row
 /// (per-channel int8, the converter's `int8` scheme).
-const LAYOUTS: &[(u32, usize)] = &[(4, 32), (4, 64), (4, 128), (8, 32), (8, 64), (8, 128), (8, 0)];
+/// 16 bits is f16 (no scales), tried last.
+const LAYOUTS: &[(u32, usize)] = &[(4, 32), (4, 64), (4, 128), (8, 32), (8, 64), (8, 128), (8, 0), (16, 0)];
 
 /// A packed weight matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +162,15 @@ fn pack_as(layouts: &[(u32, usize)], rows: usize, cols: usize, at: &dyn Fn(usize
             // Rows are read as they are checked: f32 weights fail in their first block.
             row.clear();
             row.extend((0..cols).map(|c| at(r, c)));
+            if bits == 16 {
+                if !row.iter().all(|&w| w.is_finite() && half::f16::from_f32(w).to_f32().to_bits() == w.to_bits()) {
+                    continue 'layout;
+                }
+                for (c, &w) in row.iter().enumerate() {
+                    q[r * padded + c] = half::f16::from_f32(w).to_bits() as i32;
+                }
+                continue;
+            }
             for (k, chunk) in row.chunks(block_len).enumerate() {
                 let Some((ints, s)) = block(chunk, qmax(bits)) else { continue 'layout };
                 let at = r * padded + k * block_len;
@@ -113,6 +182,15 @@ fn pack_as(layouts: &[(u32, usize)], rows: usize, cols: usize, at: &dyn Fn(usize
         let mask = (1u32 << bits) - 1;
         let mut words = vec![0u32; HEADER + values + scales.len()];
         words[..5].copy_from_slice(&[bits, padded as u32, block_len as u32, blocks as u32, (HEADER + values) as u32]);
+        if bits == 16 {
+            // weights_f16.wgsl reads the column count as two f16 integers.
+            let (lo, hi) = ((padded % 2048) as f32, (padded / 2048) as f32);
+            if hi > 2047.0 {
+                continue 'layout;
+            }
+            let h = |v: f32| half::f16::from_f32(v).to_bits() as u32;
+            words[5] = h(lo) | h(hi) << 16;
+        }
         for (i, &v) in q.iter().enumerate() {
             words[HEADER + i / per_word] |= (v as u32 & mask) << (bits as usize * (i % per_word));
         }
@@ -146,27 +224,28 @@ impl Packed {
 
 /// The binding of weight value `id` seen as a `rows × cols` matrix whose element (row, col) is
 /// at flat index `index(row, col)`: packed when it is an f32 constant that [`pack`] takes
-/// (counted in the stage's weight bytes), else the value itself. Returns whether it is packed.
+/// (counted in the stage's weight bytes), else the value itself; with the form it is in.
 pub(crate) fn bind(
     b: &mut Build<'_>,
     id: ValueId,
     rows: usize,
     cols: usize,
     index: &dyn Fn(usize, usize) -> usize,
-) -> (Binding, bool) {
+) -> (Binding, Form) {
     let graph = b.graph;
     let values = match &graph.values[id].constant {
         Some(t) if t.datum_type() == DatumType::F32 => t.to_plain_array_view::<f32>().ok(),
         _ => None,
     };
-    let Some(values) = values.as_ref().and_then(|v| v.as_slice()) else { return (Binding::Value(id), false) };
+    let Some(values) = values.as_ref().and_then(|v| v.as_slice()) else { return (Binding::Value(id), Form::F32) };
     match pack(rows, cols, &|r, c| values[index(r, c)]) {
         Some(p) => {
-            log::debug!("{}: weights packed as int{} in blocks of {}", b.node.label(), p.bits, p.block);
+            let form = if p.bits == 16 { Form::F16 } else { Form::Packed };
+            log::debug!("{}: weights stored as {form:?} ({} bits, blocks of {})", b.node.label(), p.bits, p.block);
             *b.weight_bytes += (p.words.len() * 4) as u64;
-            (b.upload(&format!("{} packed weights", b.node.name), &p.words), true)
+            (b.upload(&format!("{} packed weights", b.node.name), &p.words), form)
         }
-        None => (Binding::Value(id), false),
+        None => (Binding::Value(id), Form::F32),
     }
 }
 
@@ -198,6 +277,10 @@ mod tests {
         let e = row * padded + col;
         let per_word = (32 / bits) as usize;
         let word = w[HEADER + e / per_word];
+        if bits == 16 {
+            // weights_f16_words.wgsl
+            return half::f16::from_bits((word >> (16 * (e % 2))) as u16).to_f32();
+        }
         let shift = 32 - bits - bits * (e % per_word) as u32;
         let q = ((word << shift) as i32) >> (32 - bits);
         q as f32 * f32::from_bits(w[scales + row * blocks + col / block])
@@ -264,6 +347,11 @@ mod tests {
     fn float_weights_stay_f32() {
         let m: Vec<f32> = (0..4096).map(|i| ((i as f32) * 0.37).sin() * 0.1).collect();
         assert_eq!(pack(64, 64, &|r, c| m[r * 64 + c]), None);
+        // All f16 but one value: f32.
+        let mut h: Vec<f32> = (0..4096).map(|i| half::f16::from_f32(m[i]).to_f32()).collect();
+        assert_eq!(pack(64, 64, &|r, c| h[r * 64 + c]).map(|p| p.bits), Some(16));
+        h[4000] = 0.1;
+        assert_eq!(pack(64, 64, &|r, c| h[r * 64 + c]), None);
         // Too small to pack, however exact.
         assert_eq!(pack(4, 4, &|_, _| 1.0), None);
         // A NaN never packs.
@@ -286,6 +374,21 @@ mod tests {
             for c in 0..cols {
                 assert_eq!(unpack(&p, r, c), m[r * cols + c]);
             }
+        }
+    }
+
+    proptest! {
+        /// Values that are f16 but no small integers times a scale are stored as f16.
+        #[test]
+        fn f16_tables_pack_exactly(rows in 1usize..40, cols in 30usize..100, seed in any::<u64>()) {
+            let rows = rows.max(1024usize.div_ceil(cols));
+            let mut state = seed | 1;
+            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let m: Vec<f32> = (0..rows * cols)
+                .map(|_| half::f16::from_bits((next() % 0x7bff) as u16 | ((next() & 1) << 15) as u16).to_f32())
+                .collect();
+            let p = roundtrip(rows, cols, &m);
+            prop_assert_eq!(p.bits, 16);
         }
     }
 
