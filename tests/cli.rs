@@ -186,6 +186,39 @@ fn run_executes_a_generic_package_on_npy() {
     assert_clean_error(&r, &["`z`", "inputs: x"]);
 }
 
+/// `run --profile` times every node on wgpu (lavapipe in CI) and says plainly that tract cannot.
+#[test]
+fn run_profiles_nodes_on_wgpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_generic_model(dir.path());
+    let pkg = dir.path().join("tiny.eqa");
+    let converted =
+        edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
+    converted.write(&pkg).unwrap();
+    let input = dir.path().join("x.npy");
+    edgeqa::tensor::Tensor::f32(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0]).unwrap().write_npy(&input).unwrap();
+    let x = format!("x={}", input.display());
+    let (ok, out, err) =
+        edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", "2", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outputs"][0]["name"], "y/out", "{out}");
+    let profile = &v["profile"];
+    assert_eq!(profile["runs"], 2);
+    let nodes = profile["nodes"].as_array().unwrap();
+    // MatMul with its bias Add and Relu fused: one node, one dispatch.
+    assert_eq!(nodes.len(), 1, "{out}");
+    assert_eq!(nodes[0]["op"], "MatMul");
+    assert_eq!(nodes[0]["dispatches"], 1);
+    assert!(nodes[0]["median_us"].as_f64().unwrap() > 0.0, "{out}");
+    let (ok, out, err) =
+        edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("slowest nodes:") && out.contains("per op:") && out.contains("MatMul ×1"), "{out}");
+    let r = edgeqa(&["run", "--package", &p(pkg), "--input", &x, "--backend", "tract", "--profile", "1"]);
+    assert_clean_error(&r, &["--profile", "tract", "--backend wgpu"]);
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();

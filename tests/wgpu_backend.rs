@@ -108,6 +108,30 @@ fn demo_student_matches_tract() {
     compare_package(&pkg, &|s| inputs(s, 7), false);
 }
 
+/// `profile` times every node that dispatches, each once, in run order, and leaves the stage
+/// able to run normally; tract does not time single nodes.
+#[test]
+fn profile_times_every_node() {
+    let pkg = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
+    let stage = pkg.manifest().stage("frame_encoder").unwrap();
+    let graph = pkg.stage_graph(&stage.name).unwrap();
+    let session = gpu().load_stage(stage, graph, "profile").unwrap();
+    let x = inputs(stage, 3);
+    let profile = session.profile(x.clone(), 3).unwrap().expect("wgpu times nodes");
+    assert_eq!(profile.runs, 3);
+    assert!(profile.nodes.len() > 5, "{profile:?}");
+    let names: std::collections::BTreeSet<&str> = profile.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names.len(), profile.nodes.len(), "each node once: {profile:?}");
+    assert!(profile.nodes.iter().all(|n| n.dispatches >= 1 && n.median_us.is_finite() && n.median_us >= 0.0));
+    assert!(profile.nodes.iter().map(|n| n.median_us).sum::<f64>() > 0.0);
+    assert!(profile.nodes.iter().any(|n| n.op == "Conv"), "{profile:?}");
+    let got = session.run(x.clone()).unwrap();
+    let cpu = TractBackend::new().load_stage(stage, graph, "profile").unwrap();
+    let want = cpu.run(x.clone()).unwrap();
+    assert!(cosine(got[0].as_f32().unwrap(), want[0].as_f32().unwrap()) > 0.9999);
+    assert!(cpu.profile(x, 1).unwrap().is_none());
+}
+
 /// The demo student quantized (int8 with calibrated activations: Q/DQ pairs run on the GPU; w4:
 /// block weights) runs on wgpu like on tract, its weights packed on the GPU (int8 per channel,
 /// int4 blocks) rather than widened to f32.

@@ -73,6 +73,38 @@ pub trait StageSession: Send + Sync {
     fn memory(&self) -> StageMemory;
     /// Name of the backend the stage runs on (`wgpu`, `tract`).
     fn backend(&self) -> &'static str;
+    /// Times each node of the stage over `runs` runs of `inputs` (after one untimed run), or
+    /// `None` when the backend cannot time single nodes (tract runs the plan as a whole).
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Option<NodeProfile>, BackendError> {
+        let _ = (inputs, runs);
+        Ok(None)
+    }
+}
+
+/// Per-node times of one stage, from [`StageSession::profile`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeProfile {
+    /// How the times were taken: `gpu timestamps` (device time of each dispatch) or
+    /// `wall clock per submission` (each dispatch submitted and waited for alone, so every
+    /// node also pays one submission).
+    pub clock: &'static str,
+    /// Runs timed.
+    pub runs: usize,
+    /// Nodes in run order.
+    pub nodes: Vec<NodeTime>,
+}
+
+/// One node's time in a [`NodeProfile`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeTime {
+    /// The op (`Conv`, or an internal one such as `edgeqa.ElementwiseChain`).
+    pub op: String,
+    /// The node's name in the graph.
+    pub name: String,
+    /// Dispatches the node records per run.
+    pub dispatches: usize,
+    /// Median over the runs of the node's time in one run, in microseconds.
+    pub median_us: f64,
 }
 
 /// Resolves a choice into a backend, with the reason for the pick (logged and shown by `--json`).

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use edgeqa::backend;
+use edgeqa::backend::{self, NodeProfile, NodeTime};
 use edgeqa::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
@@ -23,9 +23,13 @@ pub struct Args {
     /// Folder for the outputs, one `<output name>.npy` each (created if missing).
     #[arg(long)]
     output_dir: Option<PathBuf>,
-    /// Print a JSON summary.
+    /// Print a JSON summary (with `--profile`: `{"outputs": [...], "profile": {...}}`).
     #[arg(long)]
     json: bool,
+    /// Time every node over RUNS runs (after one untimed run) and print them slowest first, with
+    /// totals per op: GPU timestamps where the adapter has them. wgpu only.
+    #[arg(long, value_name = "RUNS")]
+    profile: Option<usize>,
     #[command(flatten)]
     backend: BackendArg,
 }
@@ -103,6 +107,12 @@ pub fn main(args: Args) -> Result<()> {
     log::info!("backend {} ({reason})", backend.name());
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
     let session = backend.load_stage(stage, graph, &format!("{} [{}]", pkg.origin(), stage.name))?;
+    let profile = match args.profile {
+        Some(runs) => Some(session.profile(inputs.clone(), runs)?.with_context(|| {
+            format!("--profile: the {} backend cannot time single nodes (use --backend wgpu)", session.backend())
+        })?),
+        None => None,
+    };
     let outputs = session.run(inputs)?;
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -129,7 +139,10 @@ pub fn main(args: Args) -> Result<()> {
         });
     }
     if args.json {
-        return print_json(&summary);
+        return match &profile {
+            Some(p) => print_json(&serde_json::json!({ "outputs": summary, "profile": p })),
+            None => print_json(&summary),
+        };
     }
     for s in &summary {
         println!(
@@ -143,5 +156,46 @@ pub fn main(args: Args) -> Result<()> {
             s.file.as_ref().map(|f| format!(" -> {f}")).unwrap_or_default()
         );
     }
+    if let Some(p) = &profile {
+        print_profile(p);
+    }
     Ok(())
+}
+
+/// Nodes shown by the text form of `--profile` (the JSON has all).
+const TOP_NODES: usize = 25;
+
+/// The profile as text: totals, the slowest nodes, then time per op.
+fn print_profile(p: &NodeProfile) {
+    let total: f64 = p.nodes.iter().map(|n| n.median_us).sum();
+    let share = |us: f64| if total > 0.0 { 100.0 * us / total } else { 0.0 };
+    println!(
+        "\nprofile: {} nodes, {} dispatches, {:.1} us in nodes ({}, median of {} runs)",
+        p.nodes.len(),
+        p.nodes.iter().map(|n| n.dispatches).sum::<usize>(),
+        total,
+        p.clock,
+        p.runs
+    );
+    let mut slowest: Vec<&NodeTime> = p.nodes.iter().collect();
+    slowest.sort_by(|a, b| b.median_us.total_cmp(&a.median_us));
+    println!("slowest nodes:");
+    for n in slowest.iter().take(TOP_NODES) {
+        println!("  {:>10.1} us {:>5.1}%  {} ({})", n.median_us, share(n.median_us), n.op, n.name);
+    }
+    let mut ops: Vec<(&str, usize, f64)> = Vec::new();
+    for n in &p.nodes {
+        match ops.iter_mut().find(|(op, _, _)| *op == n.op) {
+            Some(o) => {
+                o.1 += 1;
+                o.2 += n.median_us;
+            }
+            None => ops.push((&n.op, 1, n.median_us)),
+        }
+    }
+    ops.sort_by(|a, b| b.2.total_cmp(&a.2));
+    println!("per op:");
+    for (op, count, us) in ops {
+        println!("  {:>10.1} us {:>5.1}%  {op} ×{count}", us, share(us));
+    }
 }

@@ -10,13 +10,14 @@
 
 mod fuse;
 pub mod kernels;
+mod profile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Backend, BackendError, StageMemory, StageSession};
+use super::{Backend, BackendError, NodeProfile, StageMemory, StageSession};
 use crate::graph::plan::MemoryPlan;
 use crate::graph::{Graph, GraphError, InputSpec, ValueId};
 use crate::manifest::{DType, StageInfo};
@@ -32,6 +33,9 @@ struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     shader_f16: bool,
+    /// Whether the device writes timestamps (`edgeqa run --profile` then times each dispatch
+    /// on the device).
+    timestamps: bool,
     lost: Arc<AtomicBool>,
 }
 
@@ -81,7 +85,14 @@ impl WgpuBackend {
         let info = adapter.get_info();
         let shader_f16 = allow_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
         let limits = adapter.limits();
-        let features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut features = wgpu::Features::empty();
+        if shader_f16 {
+            features |= wgpu::Features::SHADER_F16;
+        }
+        if timestamps {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("edgeqa"),
             required_features: features,
@@ -96,7 +107,7 @@ impl WgpuBackend {
             flag.store(true, Ordering::SeqCst);
         });
         log::debug!("wgpu adapter: {} ({:?}, {:?}, {})", info.name, info.backend, info.device_type, info.driver);
-        Ok(WgpuBackend { gpu: Arc::new(Gpu { device, queue, info, limits, shader_f16, lost }) })
+        Ok(WgpuBackend { gpu: Arc::new(Gpu { device, queue, info, limits, shader_f16, timestamps, lost }) })
     }
 
     /// The adapter in use.
@@ -207,12 +218,13 @@ impl Backend for WgpuBackend {
         }
         let mut cache = PipelineCache::default();
         let mut dispatches = Vec::new();
-        for node in &graph.nodes {
+        for (node_index, node) in graph.nodes.iter().enumerate() {
             let kernel = kernels::kernel(&node.op).expect("checked at load");
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let mut b = Build {
                 graph: &graph,
                 node,
+                node_index,
                 device,
                 cache: &mut cache,
                 buffers: &mut buffers,
@@ -314,6 +326,31 @@ fn constant_tensor(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
     from_words(&words, t.shape().to_vec(), t.datum_type())
 }
 
+impl WgpuStage {
+    /// Checks the inputs against the manifest and writes them into their device buffers.
+    fn write_inputs(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
+        if inputs.len() != self.stage.inputs.len() {
+            return Err(BackendError::Run {
+                origin: self.origin.clone(),
+                backend: NAME,
+                reason: format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len()),
+            });
+        }
+        for ((t, info), id) in inputs.iter().zip(&self.stage.inputs).zip(&self.inputs) {
+            let input_err =
+                |reason: String| BackendError::Input { origin: self.origin.clone(), name: info.name.clone(), reason };
+            t.check(info, &info.name).map_err(|e| input_err(e.to_string()))?;
+            let Some(id) = id else { continue };
+            let Some(buf) = &self.buffers[*id] else { continue };
+            let words = to_words(t).map_err(input_err)?;
+            if !words.is_empty() {
+                self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&words));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl StageSession for WgpuStage {
     fn memory(&self) -> StageMemory {
         self.memory
@@ -323,27 +360,18 @@ impl StageSession for WgpuStage {
         NAME
     }
 
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Option<NodeProfile>, BackendError> {
+        profile::profile(self, inputs, runs).map(Some)
+    }
+
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
         let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
         if self.gpu.lost.load(Ordering::SeqCst) {
             return Err(run_err("the GPU device was lost; reload the package (or use --backend tract)".into()));
         }
-        if inputs.len() != self.stage.inputs.len() {
-            return Err(run_err(format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len())));
-        }
         let _guard = self.lock.lock().map_err(|_| run_err("a previous run panicked".into()))?;
         let queue = &self.gpu.queue;
-        for ((t, info), id) in inputs.iter().zip(&self.stage.inputs).zip(&self.inputs) {
-            let input_err =
-                |reason: String| BackendError::Input { origin: self.origin.clone(), name: info.name.clone(), reason };
-            t.check(info, &info.name).map_err(|e| input_err(e.to_string()))?;
-            let Some(id) = id else { continue };
-            let Some(buf) = &self.buffers[*id] else { continue };
-            let words = to_words(t).map_err(input_err)?;
-            if !words.is_empty() {
-                queue.write_buffer(buf, 0, bytemuck::cast_slice(&words));
-            }
-        }
+        self.write_inputs(&inputs)?;
         let device = &self.gpu.device;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.origin) });
         {

@@ -6,10 +6,9 @@
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
 use crate::graph::{Node, OutputType, Value};
 
-const SHADER: Shader = Shader {
-    name: "chain",
-    source: concat!(include_str!("unary_ops.wgsl"), include_str!("binary_ops.wgsl"), include_str!("chain.wgsl")),
-};
+/// The shared part of every chain shader; [`entry_point`] adds the steps.
+const LIBRARY: &str =
+    concat!(include_str!("unary_ops.wgsl"), include_str!("binary_ops.wgsl"), include_str!("chain.wgsl"));
 
 /// The op type of a fused chain node.
 pub(crate) const CHAIN_OP: &str = "edgeqa.ElementwiseChain";
@@ -49,16 +48,17 @@ impl Kernel for Chain {
         }
         let out = b.output(0).shape.clone();
         let n = b.output(0).len();
-        let (shape, _) = padded(&out, &vec![0; out.len()])?;
+        let slot_strides: Vec<Vec<usize>> = (0..slots).map(|s| broadcast_strides(&b.input(s).shape, &out)).collect();
+        let (dims, strides) = collapse(&out, &slot_strides);
+        let rank = dims.len();
+        let (shape, _) = padded(&dims, &vec![0; rank])?;
         let mut p = vec![n as u32, count as u32];
         p.extend(shape);
-        for s in 0..SLOTS {
-            if s < slots {
-                p.extend(padded(&out, &broadcast_strides(&b.input(s).shape, &out))?.1);
-            } else {
-                p.extend([0; MAX_RANK]);
-            }
+        for s in &strides {
+            p.extend(padded(&dims, s)?.1);
         }
+        // Unused slots: zero strides.
+        p.extend(std::iter::repeat_n(0, (SLOTS - slots) * MAX_RANK));
         for (step, ab) in steps.chunks(2).zip(params.chunks(2)) {
             p.extend([step[0] as u32, step[1] as u32, ab[0].to_bits(), ab[1].to_bits()]);
         }
@@ -66,6 +66,108 @@ impl Kernel for Chain {
         let mut bindings: Vec<Binding> =
             (0..SLOTS).map(|s| Binding::Value(b.input_id(if s < slots { s } else { 0 }))).collect();
         bindings.push(Binding::Value(b.output_id(0)));
-        b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
+        let (name, main) = entry_point(&steps, rank)?;
+        let source = format!("{LIBRARY}\n{main}");
+        b.dispatch_1d(&Shader { name: &name, source: &source }, "main", &p, &bindings, n)
+    }
+}
+
+/// Merges the output's dims wherever every slot's strides run on contiguously across them
+/// and drops dims of size 1: the shader then indexes as few dims as the broadcasting needs
+/// (`[1, 240, 12, 80]` with a per-channel slot becomes `[240, 960]`). Returns the dims and each
+/// slot's strides over them.
+fn collapse(out: &[usize], slots: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut dims: Vec<usize> = Vec::new();
+    let mut strides: Vec<Vec<usize>> = vec![Vec::new(); slots.len()];
+    for (d, &size) in out.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let mergeable =
+            !dims.is_empty() && slots.iter().zip(&strides).all(|(s, kept)| kept.last() == Some(&(s[d] * size)));
+        if mergeable {
+            *dims.last_mut().expect("not empty") *= size;
+            for (s, kept) in slots.iter().zip(strides.iter_mut()) {
+                *kept.last_mut().expect("not empty") = s[d];
+            }
+        } else {
+            dims.push(size);
+            for (s, kept) in slots.iter().zip(strides.iter_mut()) {
+                kept.push(s[d]);
+            }
+        }
+    }
+    (dims, strides)
+}
+
+/// The entry point of a chain with `steps` (code, operand word pairs) over `rank` dims as
+/// straight-line WGSL with literal codes and operands, and a shader name that identifies it
+/// (chains with the same steps and rank share one pipeline; shapes and constants stay in the
+/// parameters).
+fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), String> {
+    let mut name = format!("chain_r{rank}");
+    let mut body = String::new();
+    for (s, step) in steps.chunks(2).enumerate() {
+        let (code, operand) = (step[0], step[1]);
+        let (Ok(code), Ok(operand)) = (u32::try_from(code), u32::try_from(operand)) else {
+            return Err(format!("malformed chain step {s}: code {code}, operand {operand}"));
+        };
+        if code < 100 {
+            name.push_str(&format!("_u{code}"));
+            body.push_str(&format!("    v = unary_step({code}u, {s}u, v);\n"));
+        } else {
+            let slot = operand & 255;
+            let swapped = operand & SWAPPED != 0;
+            name.push_str(&format!("_b{}.{slot}{}", code - 100, if swapped { "s" } else { "" }));
+            body.push_str(&format!("    v = binary_step({}u, {slot}u, {swapped}, {s}u, v, off);\n", code - 100));
+        }
+    }
+    let main = format!(
+        "@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let i = linear_index(gid, nwg);
+    if i >= p[0] {{ return; }}
+    let off = slot_offsets(i, {first}i);
+    var v = slot(0u, off);
+{body}    y[i] = v;
+}}
+",
+        first = MAX_RANK - rank
+    );
+    Ok((name, main))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{collapse, entry_point};
+
+    #[test]
+    fn collapse_merges_what_every_slot_walks_contiguously() {
+        // A per-channel operand: the spatial dims merge, the channel dim stays apart.
+        let out = [1, 240, 12, 80];
+        let (dims, strides) = collapse(&out, &[vec![230400, 960, 80, 1], vec![0, 1, 0, 0]]);
+        assert_eq!(dims, [240, 960]);
+        assert_eq!(strides, [vec![960, 1], vec![1, 0]]);
+        // Same-shaped operands: one flat dim.
+        let (dims, strides) = collapse(&[2, 3, 4], &[vec![12, 4, 1], vec![12, 4, 1]]);
+        assert_eq!((dims, strides), (vec![24], vec![vec![1], vec![1]]));
+        // A scalar (all strides 0) merges everywhere; a transposed walk does not.
+        let (dims, _) = collapse(&[2, 3], &[vec![3, 1], vec![0, 0]]);
+        assert_eq!(dims, [6]);
+        let (dims, _) = collapse(&[2, 3], &[vec![3, 1], vec![1, 2]]);
+        assert_eq!(dims, [2, 3]);
+        // All ones: no dims (one element).
+        assert_eq!(collapse(&[1, 1], &[vec![0, 0]]).0, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn entry_points_are_named_by_what_they_run() {
+        let (a, src) = entry_point(&[4, 0, 102, 1 | 256], 2).unwrap();
+        assert_eq!(a, "chain_r2_u4_b2.1s");
+        assert!(src.contains("unary_step(4u, 0u, v)") && src.contains("binary_step(2u, 1u, true, 1u, v, off)"));
+        assert!(src.contains("slot_offsets(i, 4i)"));
+        let (b, _) = entry_point(&[4, 0, 102, 1], 2).unwrap();
+        assert_ne!(a, b);
+        assert!(entry_point(&[-1, 0], 1).is_err());
     }
 }

@@ -1,7 +1,8 @@
 // A fused chain of elementwise ops (fuse.rs): v = s[0] at this element, then each step
 // v = unary(v) or v = binary(v, operand) (operands swapped when the chain value is the right
-// one), y = v. Up to 4 input slots, each broadcast to the output through its strides.
-// p: 0 n, 1 steps, 2..8 out shape[6], 8..32 slot strides[4][6], then 4 words a step:
+// one), y = v. Up to 4 input slots, each broadcast to the output through its strides. The
+// entry point, one straight line of steps, is generated per op sequence by chain.rs.
+// p: 0 n, 1 steps, 2..8 out shape[6] (collapsed, chain.rs), 8..32 slot strides[4][6], then 4 words a step:
 // code (< 100 unary, else 100 + binary), operand (slot 0..3, 254 = v itself, 255 = the scalar
 // in alpha) | swapped << 8, alpha bits, beta bits.
 
@@ -21,39 +22,37 @@ fn slot(k: u32, off: vec4<u32>) -> f32 {
     }
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
+// Step s of the chain (its alpha and beta at p[32 + 4s + 2..]). The generated entry point
+// (chain.rs) calls these with literal codes and operands, so the driver's compiler keeps only
+// the op each step runs.
+fn unary_step(code: u32, s: u32, v: f32) -> f32 {
+    let at = 32u + 4u * s;
+    return apply_unary(code, v, bitcast<f32>(p[at + 2u]), bitcast<f32>(p[at + 3u]));
+}
+
+fn binary_step(code: u32, operand: u32, swapped: bool, s: u32, v: f32, off: vec4<u32>) -> f32 {
+    var o = bitcast<f32>(p[32u + 4u * s + 2u]);
+    if operand == 254u {
+        o = v;
+    } else if operand < 4u {
+        o = slot(operand, off);
+    }
+    if swapped {
+        return apply_binary(code, o, v);
+    }
+    return apply_binary(code, v, o);
+}
+
+// The element's offset into each slot; dims before `first` are 1 (the generated entry point
+// passes a literal, so only the dims that matter are divided out).
+fn slot_offsets(i: u32, first: i32) -> vec4<u32> {
     var rem = i;
     var off = vec4<u32>(0u);
-    for (var d = 5i; d >= 0; d--) {
+    for (var d = 5i; d >= first; d--) {
         let k = u32(d);
         let idx = rem % p[2u + k];
         rem = rem / p[2u + k];
         off += idx * vec4<u32>(p[8u + k], p[14u + k], p[20u + k], p[26u + k]);
     }
-    var v = slot(0u, off);
-    for (var s = 0u; s < p[1]; s++) {
-        let at = 32u + 4u * s;
-        let code = p[at];
-        let alpha = bitcast<f32>(p[at + 2u]);
-        if code < 100u {
-            v = apply_unary(code, v, alpha, bitcast<f32>(p[at + 3u]));
-        } else {
-            let operand = p[at + 1u] & 255u;
-            var o = alpha;
-            if operand == 254u {
-                o = v;
-            } else if operand < 4u {
-                o = slot(operand, off);
-            }
-            if (p[at + 1u] >> 8u) != 0u {
-                v = apply_binary(code - 100u, o, v);
-            } else {
-                v = apply_binary(code - 100u, v, o);
-            }
-        }
-    }
-    y[i] = v;
+    return off;
 }

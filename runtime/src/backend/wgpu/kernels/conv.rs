@@ -217,7 +217,7 @@ fn pointwise_gemm(b: &Build<'_>, g: &ConvGeometry) -> Gemm {
 /// parameter layout) over every output element, with the node's bias and fused activation.
 pub(crate) fn dispatch_conv(
     b: &mut Build<'_>,
-    shader: &Shader,
+    shader: &Shader<'_>,
     g: &ConvGeometry,
     weight: Binding,
 ) -> Result<(), String> {

@@ -224,10 +224,15 @@ fn params(b: &Build<'_>, g: &Gemm) -> Vec<u32> {
     p
 }
 
-/// Workgroups of a product: 16×16 output tiles per batch item.
-fn groups(g: &Gemm) -> Result<[u32; 3], String> {
+/// Output tile of one `matmul.wgsl` workgroup (64×64; each of its 256 threads holds 4×4).
+const TILE: usize = 64;
+/// Output tile of one `matmul_int8.wgsl` workgroup.
+const TILE_INT8: usize = 16;
+
+/// Workgroups of a product: `tile`×`tile` output tiles per batch item.
+fn groups(g: &Gemm, tile: usize) -> Result<[u32; 3], String> {
     let batch: usize = g.batch.iter().product();
-    let groups = [g.n.div_ceil(16) as u32, g.m.div_ceil(16) as u32, batch.max(1) as u32];
+    let groups = [g.n.div_ceil(tile) as u32, g.m.div_ceil(tile) as u32, batch.max(1) as u32];
     if groups.iter().any(|&x| x > 65535) {
         return Err(format!("a {}×{} product needs more workgroups than one dispatch allows", g.m, g.n));
     }
@@ -243,7 +248,7 @@ pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Bi
     // one buffer cannot be bound read-only and writable in one dispatch).
     let bias = g.bias.map_or_else(|| a.clone(), |(v, _)| Binding::Value(v));
     let bindings = [a, weight, bias, Binding::Value(b.output_id(0))];
-    b.dispatch(SHADERS.pick(form, b.shader_f16), "main", &p, &bindings, groups(g)?)
+    b.dispatch(SHADERS.pick(form, b.shader_f16), "main", &p, &bindings, groups(g, TILE)?)
 }
 
 /// Dispatches `matmul_int8.wgsl` for `g`: A is the node's quantized input 0 (scale and zero
@@ -268,5 +273,5 @@ pub(crate) fn dispatch_gemm_int8(b: &mut Build<'_>, g: &Gemm, a: Binding, w: &we
     let bias = g.bias.map_or_else(|| a.clone(), |(v, _)| Binding::Value(v));
     let bindings = [a, weight, sums, bias, Binding::Value(b.output_id(0))];
     log::debug!("{}: int8×int8 product (dot4I8Packed)", b.node.label());
-    b.dispatch(&INT8, "main", &p, &bindings, groups(g)?)
+    b.dispatch(&INT8, "main", &p, &bindings, groups(g, TILE_INT8)?)
 }

@@ -103,10 +103,11 @@ pub fn claimed_ops() -> Vec<&'static str> {
     ops
 }
 
-/// A WGSL module: its name (for messages and the pipeline cache) and source.
-pub(crate) struct Shader {
-    pub name: &'static str,
-    pub source: &'static str,
+/// A WGSL module: its name (for messages and the pipeline cache: one name, one source) and
+/// source. Kernels' modules are `Shader<'static>` constants; a fused chain generates its own.
+pub(crate) struct Shader<'s> {
+    pub name: &'s str,
+    pub source: &'s str,
 }
 
 /// A buffer bound to a dispatch.
@@ -120,6 +121,8 @@ pub(crate) enum Binding {
 
 /// One compute dispatch, fixed at load.
 pub(crate) struct Dispatch {
+    /// Index of the graph node that recorded it.
+    pub node: usize,
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
@@ -128,13 +131,15 @@ pub(crate) struct Dispatch {
 /// Pipelines compiled so far, by shader and entry point.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    pipelines: HashMap<(&'static str, String), Arc<wgpu::ComputePipeline>>,
+    pipelines: HashMap<(String, String), Arc<wgpu::ComputePipeline>>,
 }
 
 /// What a kernel builds its dispatches with.
 pub(crate) struct Build<'a> {
     pub graph: &'a Graph,
     pub node: &'a Node,
+    /// `node`'s index in `graph.nodes`.
+    pub(crate) node_index: usize,
     pub device: &'a wgpu::Device,
     pub(crate) cache: &'a mut PipelineCache,
     /// The device buffer of each value: planned ones from the start, constants uploaded when a
@@ -195,7 +200,7 @@ impl Build<'_> {
     /// u32 words) and `bindings` at 1, 2, …: the last is written, the others read.
     pub fn dispatch(
         &mut self,
-        shader: &Shader,
+        shader: &Shader<'_>,
         entry: &str,
         params: &[u32],
         bindings: &[Binding],
@@ -220,7 +225,7 @@ impl Build<'_> {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.dispatches.push(Dispatch { pipeline, bind_group, workgroups });
+        self.dispatches.push(Dispatch { node: self.node_index, pipeline, bind_group, workgroups });
         Ok(())
     }
 
@@ -228,7 +233,7 @@ impl Build<'_> {
     /// shader recovers the index with the prelude's `linear_index`).
     pub fn dispatch_1d(
         &mut self,
-        shader: &Shader,
+        shader: &Shader<'_>,
         entry: &str,
         params: &[u32],
         bindings: &[Binding],
@@ -264,8 +269,8 @@ impl Build<'_> {
         Ok(b)
     }
 
-    fn pipeline(&mut self, shader: &Shader, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, String> {
-        let key = (shader.name, entry.to_string());
+    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, String> {
+        let key = (shader.name.to_string(), entry.to_string());
         if let Some(p) = self.cache.pipelines.get(&key) {
             return Ok(p.clone());
         }

@@ -36,15 +36,15 @@ pub(crate) enum Form {
 
 /// One kernel's WGSL behind each weight header.
 pub(crate) struct WeightShaders {
-    pub f32: Shader,
-    pub packed: Shader,
-    pub f16: Shader,
-    pub f16_words: Shader,
+    pub f32: Shader<'static>,
+    pub packed: Shader<'static>,
+    pub f16: Shader<'static>,
+    pub f16_words: Shader<'static>,
 }
 
 impl WeightShaders {
     /// The build for weights stored as `form` on a device with or without `shader-f16`.
-    pub fn pick(&self, form: Form, shader_f16: bool) -> &Shader {
+    pub fn pick(&self, form: Form, shader_f16: bool) -> &Shader<'static> {
         match form {
             Form::F32 => &self.f32,
             Form::Packed => &self.packed,
