@@ -151,16 +151,22 @@ fn write_generic_model(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn run_executes_a_generic_package_on_npy() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = write_generic_model(dir.path());
-    let pkg = dir.path().join("tiny.eqa");
+/// The generic model packaged for x [2, 3], and an input for it: (package, x.npy).
+fn write_generic_package(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = write_generic_model(dir);
+    let pkg = dir.join("tiny.eqa");
     let converted =
         edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
     converted.write(&pkg).unwrap();
-    let input = dir.path().join("x.npy");
+    let input = dir.join("x.npy");
     edgeqa::tensor::Tensor::f32(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0]).unwrap().write_npy(&input).unwrap();
+    (pkg, input)
+}
+
+#[test]
+fn run_executes_a_generic_package_on_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pkg, input) = write_generic_package(dir.path());
     let out_dir = dir.path().join("out");
     let (ok, out, err) = edgeqa(&[
         "run",
@@ -190,13 +196,7 @@ fn run_executes_a_generic_package_on_npy() {
 #[test]
 fn run_profiles_nodes_on_wgpu() {
     let dir = tempfile::tempdir().unwrap();
-    let model = write_generic_model(dir.path());
-    let pkg = dir.path().join("tiny.eqa");
-    let converted =
-        edgeqa_convert::convert_model(&model, &edgeqa_convert::parse_shape_args(&["x=2,3".into()]).unwrap()).unwrap();
-    converted.write(&pkg).unwrap();
-    let input = dir.path().join("x.npy");
-    edgeqa::tensor::Tensor::f32(vec![2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.0, 1.0]).unwrap().write_npy(&input).unwrap();
+    let (pkg, input) = write_generic_package(dir.path());
     let x = format!("x={}", input.display());
     let (ok, out, err) =
         edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", "2", "--json"]);
@@ -215,8 +215,19 @@ fn run_profiles_nodes_on_wgpu() {
         edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", "1"]);
     assert!(ok, "{err}");
     assert!(out.contains("slowest nodes:") && out.contains("per op:") && out.contains("MatMul ×1"), "{out}");
-    let r = edgeqa(&["run", "--package", &p(pkg), "--input", &x, "--backend", "tract", "--profile", "1"]);
+    let r = edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "tract", "--profile", "1"]);
     assert_clean_error(&r, &["--profile", "tract", "--backend wgpu"]);
+    // clap's own error: one line naming the flag and the value, then its pointer to --help.
+    for runs in ["0", "two"] {
+        let (ok, _, err) =
+            edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", runs]);
+        assert!(!ok && !err.contains("panicked"), "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: invalid value") && first.contains("--profile") && first.contains(runs),
+            "{err}"
+        );
+    }
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

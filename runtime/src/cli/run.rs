@@ -28,8 +28,8 @@ pub struct Args {
     json: bool,
     /// Time every node over RUNS runs (after one untimed run) and print them slowest first, with
     /// totals per op: GPU timestamps where the adapter has them. wgpu only.
-    #[arg(long, value_name = "RUNS")]
-    profile: Option<usize>,
+    #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(1..))]
+    profile: Option<u32>,
     #[command(flatten)]
     backend: BackendArg,
 }
@@ -108,7 +108,7 @@ pub fn main(args: Args) -> Result<()> {
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
     let session = backend.load_stage(stage, graph, &format!("{} [{}]", pkg.origin(), stage.name))?;
     let profile = match args.profile {
-        Some(runs) => Some(session.profile(inputs.clone(), runs)?.with_context(|| {
+        Some(runs) => Some(session.profile(inputs.clone(), runs as usize)?.with_context(|| {
             format!("--profile: the {} backend cannot time single nodes (use --backend wgpu)", session.backend())
         })?),
         None => None,

@@ -39,6 +39,26 @@ struct Gpu {
     lost: Arc<AtomicBool>,
 }
 
+impl Gpu {
+    /// Blocks until submission `index` has run.
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), String> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map(drop)
+            .map_err(|e| format!("waiting for the GPU: {e}"))
+    }
+
+    /// Maps `buffer` (MAP_READ) once submission `index`, which fills it, has run.
+    fn map_read(&self, buffer: &wgpu::Buffer, index: wgpu::SubmissionIndex) -> Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(index)?;
+        rx.recv().map_err(|_| "the readback was dropped".to_string())?.map_err(|e| format!("reading results back: {e}"))
+    }
+}
+
 /// The wgpu backend: one device, opened at construction.
 pub struct WgpuBackend {
     gpu: Arc<Gpu>,
@@ -378,10 +398,7 @@ impl StageSession for WgpuStage {
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             for d in &self.dispatches {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                let [x, y, z] = d.workgroups;
-                pass.dispatch_workgroups(x, y, z);
+                d.record(&mut pass);
             }
         }
         for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
@@ -393,17 +410,8 @@ impl StageSession for WgpuStage {
             }
         }
         let index = queue.submit(Some(encoder.finish()));
+        self.gpu.map_read(&self.readback, index).map_err(run_err)?;
         let slice = self.readback.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-            .map_err(|e| run_err(format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|_| run_err("the readback was dropped".into()))?
-            .map_err(|e| run_err(format!("reading results back: {e}")))?;
         if self.gpu.lost.load(Ordering::SeqCst) {
             self.readback.unmap();
             return Err(run_err("the GPU device was lost during the run; no result".into()));

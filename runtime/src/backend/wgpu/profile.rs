@@ -110,27 +110,17 @@ fn device_times(stage: &WgpuStage) -> Result<Vec<f64>, BackendError> {
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 }),
             });
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            let [x, y, z] = d.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+            d.record(&mut pass);
         }
         encoder.resolve_query_set(&set, 0..queries, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &read, 0, bytes);
         let index = queue.submit(Some(encoder.finish()));
-        let slice = read.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-            .map_err(|e| run_err(stage, format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|_| run_err(stage, "the timestamp readback was dropped".into()))?
-            .map_err(|e| run_err(stage, format!("reading timestamps back: {e}")))?;
+        stage.gpu.map_read(&read, index).map_err(|e| run_err(stage, e))?;
         {
-            let data = slice.get_mapped_range().map_err(|e| run_err(stage, format!("reading timestamps back: {e}")))?;
+            let data = read
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| run_err(stage, format!("reading timestamps back: {e}")))?;
             let ticks: &[u64] = bytemuck::cast_slice(&data);
             out.extend(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * us_per_tick));
         }
@@ -150,15 +140,10 @@ fn wall_times(stage: &WgpuStage) -> Result<Vec<f64>, BackendError> {
         {
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            let [x, y, z] = d.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+            d.record(&mut pass);
         }
         let index = queue.submit(Some(encoder.finish()));
-        device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-            .map_err(|e| run_err(stage, format!("waiting for the GPU: {e}")))?;
+        stage.gpu.wait(index).map_err(|e| run_err(stage, e))?;
         out.push(start.elapsed().as_secs_f64() * 1e6);
     }
     Ok(out)

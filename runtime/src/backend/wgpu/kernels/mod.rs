@@ -128,6 +128,16 @@ pub(crate) struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
+impl Dispatch {
+    /// Records the dispatch into `pass`.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
 /// Pipelines compiled so far, by shader and entry point.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
