@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release --locked -p edgeqa
+cargo build --release --locked -p edgeqa-cli
 exec ./target/release/edgeqa demo "$@"

@@ -8,5 +8,6 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"   # lavapipe wants one
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+bash scripts/check-layering.sh    # no CLI crates in the libraries, no wgpu in tract-only builds
 cargo test --locked --workspace --all-targets
 bash scripts/cross-test.sh        # edgeqa for aarch64 under qemu: same answers as the host build

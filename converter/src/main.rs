@@ -192,7 +192,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", edgeqa::error_line(&e));
+            eprintln!("error: {}", edgeqa::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -118,6 +118,10 @@ pub struct Microphone {
     pub sample_rate: u32,
 }
 
+/// Cargo features of the `edgeqa` binary (`cli/Cargo.toml`) a board profile may list: the
+/// backends it carries.
+pub const FEATURES: &[&str] = &["tract", "wgpu"];
+
 /// One validated board profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Board {
@@ -131,7 +135,8 @@ pub struct Board {
     pub target_cpu: Option<String>,
     /// Preferred backend.
     pub backend: Backend,
-    /// Cargo features of the `edgeqa` crate enabled for this board.
+    /// Cargo features of the `edgeqa` binary built for this board (one of [`FEATURES`] each;
+    /// the build turns the default features off, so the board carries only these).
     pub features: Vec<String>,
     /// Memory budget for the edgeqa process (RSS), in MiB.
     pub memory_budget_mib: u32,
@@ -157,7 +162,7 @@ struct RawBoard {
     #[serde(default)]
     target_cpu: Option<Spanned<String>>,
     backend: Backend,
-    features: Vec<Spanned<String>>,
+    features: Spanned<Vec<Spanned<String>>>,
     memory_budget_mib: Spanned<u32>,
     camera: RawCamera,
     microphone: RawMicrophone,
@@ -348,17 +353,28 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
             Some(c.clone())
         }
     };
-    let mut features = Vec::with_capacity(raw.features.len());
-    for f in &raw.features {
+    let mut features: Vec<String> = Vec::with_capacity(raw.features.get_ref().len());
+    for f in raw.features.get_ref() {
         let s = f.get_ref();
-        if s.is_empty() || !s.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch)) {
+        if !FEATURES.contains(&s.as_str()) {
             return Err(invalid(
                 "features",
                 f.span(),
-                format!("`{s}` is not a cargo feature name: use letters, digits, `-`, `_` and `/`"),
+                format!("`{s}` is not a feature of the edgeqa binary (known: {})", FEATURES.join(", ")),
             ));
         }
+        if features.contains(s) {
+            return Err(invalid("features", f.span(), format!("`{s}` is listed twice")));
+        }
         features.push(s.clone());
+    }
+    let backend_feature = raw.backend.as_str();
+    if !features.iter().any(|f| f == backend_feature) {
+        return Err(invalid(
+            "features",
+            raw.features.span(),
+            format!("the board prefers the {backend_feature} backend: add \"{backend_feature}\" to its features"),
+        ));
     }
     let memory_budget_mib = in_range("memory_budget_mib", &raw.memory_budget_mib, MEMORY_BUDGET_MIB)?;
     let c = &raw.camera;
@@ -396,7 +412,7 @@ description = "A test board"
 target = "aarch64-unknown-linux-gnu"
 target_cpu = "cortex-a72"
 backend = "tract"
-features = []
+features = ["tract"]
 memory_budget_mib = 96
 
 [camera]
@@ -504,8 +520,10 @@ sample_rate = 16000
         let x86 = find("generic-x86_64").unwrap();
         assert_eq!((x86.target.as_str(), x86.target_cpu), ("x86_64-unknown-linux-gnu", None));
         for b in builtin() {
-            assert!(b.features.is_empty(), "{}: edgeqa has no cargo features yet", b.name);
+            assert!(b.features.iter().any(|f| f == b.backend.as_str()), "{}: {:?}", b.name, b.features);
         }
+        assert_eq!(find("rpi4").unwrap().features, ["tract"]);
+        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu"]);
     }
 
     #[test]
@@ -583,7 +601,22 @@ sample_rate = 16000
             parse(&with("target", &format!("target = \"{t}\"")), "b.toml").unwrap();
         }
         assert_err(&with("target_cpu", "target_cpu = \"a b\""), "b.toml:4: key `target_cpu`: ", "not a CPU");
-        assert_err(&with("features", "features = [\"ok\", \"a,b\"]"), "b.toml:6: key `features`: ", "`a,b`");
+        assert_err(&with("features", "features = [\"tract\", \"a,b\"]"), "b.toml:6: key `features`: ", "`a,b`");
+        assert_err(
+            &with("features", "features = [\"tract\", \"camera\"]"),
+            "b.toml:6: key `features`: ",
+            "`camera` is not a feature of the edgeqa binary (known: tract, wgpu)",
+        );
+        assert_err(
+            &with("features", "features = [\"tract\", \"tract\"]"),
+            "b.toml:6: key `features`: ",
+            "listed twice",
+        );
+        assert_err(
+            &with("features", "features = [\"wgpu\"]"),
+            "b.toml:6: key `features`: ",
+            "prefers the tract backend: add \"tract\" to its features",
+        );
     }
 
     #[test]

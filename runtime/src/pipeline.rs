@@ -11,6 +11,9 @@ use crate::backend::{self, BackendChoice, BackendError, StageSession};
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
 use crate::capture::y4m::{Y4mError, Y4mVideo, map_y4m, read_y4m};
+use crate::contract::{
+    AUDIO_ENCODER, AUDIO_FEATURES, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER, QUESTION_IDS, QUESTION_MASK,
+};
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
 use crate::package::Package;
 use crate::preprocess::image::frames_tensor;
@@ -33,9 +36,9 @@ pub enum PipelineError {
     Contract { origin: String, reason: String },
     #[error(transparent)]
     Budget(Box<BudgetError>),
-    #[error("this student watches video: pass --video CLIP.y4m")]
+    #[error("this student watches video: it needs a video clip (Y4M)")]
     NeedsVideo,
-    #[error("this student listens to audio: pass --audio CLIP.wav")]
+    #[error("this student listens to audio: it needs an audio clip (WAV)")]
     NeedsAudio,
 }
 
@@ -142,48 +145,49 @@ impl Student {
                 .ok_or_else(|| contract(&origin, format!("stage `{name}` has no graph section")))?;
             Ok(Some(backend.load_stage(stage, graph, &format!("{origin} [{name}]"))?))
         };
-        let head_info = m.stage("head").ok_or_else(|| contract(&origin, "no head stage"))?;
+        let head_info = m.stage(HEAD).ok_or_else(|| contract(&origin, "no head stage"))?;
         for input in &head_info.inputs {
-            let producer = match input.name.as_str() {
-                "frame_features" => "frame_encoder",
-                "audio_features" => "audio_encoder",
-                "question_features" => "question_encoder",
-                other => {
-                    return Err(contract(&origin, format!("head input `{other}` is not part of the student contract")));
-                }
+            let Some(producer) = crate::contract::producer_of(&input.name) else {
+                return Err(contract(
+                    &origin,
+                    format!("head input `{}` is not part of the student contract", input.name),
+                ));
             };
-            let Some(p) = m.stage(producer) else {
-                return Err(contract(&origin, format!("head input `{}` needs the {producer} stage", input.name)));
+            let Some(p) = m.stage(producer.name) else {
+                return Err(contract(
+                    &origin,
+                    format!("head input `{}` needs the {} stage", input.name, producer.name),
+                ));
             };
-            let items = match producer {
-                "frame_encoder" => m.video.as_ref().map_or(0, |v| v.frames),
-                "audio_encoder" => m.audio.as_ref().map_or(0, |a| a.segments),
+            let items = match producer.name {
+                FRAME_ENCODER => m.video.as_ref().map_or(0, |v| v.frames),
+                AUDIO_ENCODER => m.audio.as_ref().map_or(0, |a| a.segments),
                 _ => 1,
             };
             check_feeds(&origin, p, items, input)?;
         }
-        if let Some(q) = m.stage("question_encoder")
-            && let Some(other) = q.inputs.iter().find(|i| i.name != "question_ids" && i.name != "question_mask")
+        if let Some(q) = m.stage(QUESTION_ENCODER)
+            && let Some(other) = q.inputs.iter().find(|i| i.name != QUESTION_IDS && i.name != QUESTION_MASK)
         {
             return Err(contract(
                 &origin,
                 format!("question_encoder input `{}` is not part of the student contract", other.name),
             ));
         }
-        let frame = load("frame_encoder")?;
-        let audio = match (load("audio_encoder")?, &m.audio) {
+        let frame = load(FRAME_ENCODER)?;
+        let audio = match (load(AUDIO_ENCODER)?, &m.audio) {
             (Some(s), Some(a)) => Some((s, LogMel::new(a))),
             _ => None,
         };
-        let question = match (load("question_encoder")?, &m.tokenizer) {
+        let question = match (load(QUESTION_ENCODER)?, &m.tokenizer) {
             (Some(s), Some(t)) => Some((s, Tokenizer::new(t)?)),
             _ => None,
         };
-        let head = load("head")?.ok_or_else(|| contract(&origin, "no head stage"))?;
-        let mut sessions: Vec<(&str, &dyn StageSession)> = vec![("head", head.as_ref())];
-        sessions.extend(frame.as_deref().map(|s| ("frame_encoder", s)));
-        sessions.extend(audio.as_ref().map(|(s, _)| ("audio_encoder", s.as_ref())));
-        sessions.extend(question.as_ref().map(|(s, _)| ("question_encoder", s.as_ref())));
+        let head = load(HEAD)?.ok_or_else(|| contract(&origin, "no head stage"))?;
+        let mut sessions: Vec<(&str, &dyn StageSession)> = vec![(HEAD, head.as_ref())];
+        sessions.extend(frame.as_deref().map(|s| (FRAME_ENCODER, s)));
+        sessions.extend(audio.as_ref().map(|(s, _)| (AUDIO_ENCODER, s.as_ref())));
+        sessions.extend(question.as_ref().map(|(s, _)| (QUESTION_ENCODER, s.as_ref())));
         let plan = warm_up_and_plan(&m, resident_at_start, &sessions)?;
         if let Some(b) = &budget {
             plan.check(b.bytes, &b.board)?;
@@ -309,8 +313,8 @@ impl Student {
                 let pixels = frames_tensor(v, p);
                 timings.insert("preprocess_video".into(), ms(t));
                 let t = Instant::now();
-                let out = self.run_batched(enc.as_ref(), "frame_encoder", pixels, p.frames)?;
-                timings.insert("frame_encoder".into(), ms(t));
+                let out = self.run_batched(enc.as_ref(), FRAME_ENCODER, pixels, p.frames)?;
+                timings.insert(FRAME_ENCODER.into(), ms(t));
                 Some(out)
             }
             (Some(_), None) => return Err(PipelineError::NeedsVideo),
@@ -323,8 +327,8 @@ impl Student {
                 let segments = mel.segments(s);
                 timings.insert("preprocess_audio".into(), ms(t));
                 let t = Instant::now();
-                let out = self.run_batched(enc.as_ref(), "audio_encoder", segments, a.segments)?;
-                timings.insert("audio_encoder".into(), ms(t));
+                let out = self.run_batched(enc.as_ref(), AUDIO_ENCODER, segments, a.segments)?;
+                timings.insert(AUDIO_ENCODER.into(), ms(t));
                 Some(out)
             }
             (Some(_), None) => return Err(PipelineError::NeedsAudio),
@@ -375,14 +379,14 @@ impl Student {
                 let len = tokens.ids.len();
                 let ids = Tensor::i64(vec![1, len], tokens.ids).map_err(|e| contract(&self.origin, e.to_string()))?;
                 let mask = Tensor::i64(vec![1, len], tokens.mask).map_err(|e| contract(&self.origin, e.to_string()))?;
-                let info = self.manifest.stage("question_encoder").map(|s| &s.inputs);
+                let info = self.manifest.stage(QUESTION_ENCODER).map(|s| &s.inputs);
                 let inputs = info
                     .into_iter()
                     .flatten()
-                    .map(|i| if i.name == "question_ids" { ids.clone() } else { mask.clone() })
+                    .map(|i| if i.name == QUESTION_IDS { ids.clone() } else { mask.clone() })
                     .collect();
                 let out = enc.run(inputs)?.swap_remove(0);
-                timings.insert("question_encoder".into(), ms(t));
+                timings.insert(QUESTION_ENCODER.into(), ms(t));
                 Some(out)
             }
             None => {
@@ -392,19 +396,19 @@ impl Student {
                 None
             }
         };
-        let head_info = self.manifest.stage("head").ok_or_else(|| contract(&self.origin, "no head stage"))?;
+        let head_info = self.manifest.stage(HEAD).ok_or_else(|| contract(&self.origin, "no head stage"))?;
         let mut inputs = Vec::with_capacity(head_info.inputs.len());
         for input in &head_info.inputs {
             let source = match input.name.as_str() {
-                "frame_features" => clip.frame.as_ref().ok_or(PipelineError::NeedsVideo)?,
-                "audio_features" => clip.audio.as_ref().ok_or(PipelineError::NeedsAudio)?,
+                FRAME_FEATURES => clip.frame.as_ref().ok_or(PipelineError::NeedsVideo)?,
+                AUDIO_FEATURES => clip.audio.as_ref().ok_or(PipelineError::NeedsAudio)?,
                 _ => question_features.as_ref().ok_or_else(|| contract(&self.origin, "no question features"))?,
             };
             inputs.push(Tensor { shape: input.shape.clone(), data: source.data.clone() });
         }
         let t = Instant::now();
         let logits = self.head.run(inputs)?.swap_remove(0);
-        timings.insert("head".into(), ms(t));
+        timings.insert(HEAD.into(), ms(t));
         let logits = logits.as_f32().ok_or_else(|| contract(&self.origin, "answer_logits is not f32"))?;
         let probs = softmax(logits);
         let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -476,7 +480,7 @@ pub fn warm_up_and_plan(
     }
     plan.detail(format!("activations (peak: {peak_stage})"), peak);
     let f32s = |n: usize| (n * 4) as u64;
-    let features: usize = m.stage("head").map_or(0, |h| h.inputs.iter().map(|i| i.len()).sum());
+    let features: usize = m.stage(HEAD).map_or(0, |h| h.inputs.iter().map(|i| i.len()).sum());
     let video = m.video.as_ref().map_or(0, |v| f32s(v.frames * 3 * v.height * v.width));
     let audio = m.audio.as_ref().map_or(0, |a| f32s(a.segments * a.n_mels * a.segment_frames + 3 * a.n_fft));
     plan.add("preprocessing and features", video + audio + f32s(features));

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use edgeqa::backend::tract::framework;
-pub(crate) use edgeqa::graph::fold::to_proto;
 use edgeqa::onnx::pb;
+pub(crate) use edgeqa_format::tract::to_proto;
 use tract_onnx::prelude::*;
 
 /// Runs `nodes` (a constant sub-graph: every input is one of `inits` or an output of an

@@ -280,15 +280,15 @@ fn build(args: &BuildArgs) -> Result<()> {
         "--profile",
         &args.profile,
         "-p",
-        "edgeqa",
+        "edgeqa-cli",
         "--bin",
         "edgeqa",
         "--target",
         target,
+        "--no-default-features",
+        "--features",
+        &board.features.join(","),
     ]);
-    if !board.features.is_empty() {
-        cmd.args(["--features", &board.features.join(",")]);
-    }
     if board.target_cpu.is_some() {
         cmd.arg("--target-dir").arg(&target_dir);
     }

@@ -1,13 +1,16 @@
-//! Backends run one stage graph each: [`wgpu`] on the GPU through our WGSL kernels, [`tract`] on
-//! the CPU. Every backend implements [`Backend`] and passes the same shared test suite;
-//! [`select`] resolves `--backend auto|wgpu|tract`.
+//! Backends run one stage graph each: [`wgpu`] on the GPU through our WGSL kernels (cargo feature
+//! `wgpu`), [`tract`] on the CPU (feature `tract`). Every backend implements [`Backend`]; ONNX's
+//! node tests run against each one (`tests/onnx_conformance.rs`). [`select`] resolves a
+//! [`BackendChoice`] into the backends this build carries.
 
 use thiserror::Error;
 
 use crate::manifest::StageInfo;
 use crate::tensor::Tensor;
 
+#[cfg(feature = "tract")]
 pub mod tract;
+#[cfg(feature = "wgpu")]
 pub mod wgpu;
 
 /// A backend failed to load or run a stage.
@@ -21,6 +24,8 @@ pub enum BackendError {
     Input { origin: String, name: String, reason: String },
     #[error("{origin}: {backend} failed while running: {reason}")]
     Run { origin: String, backend: &'static str, reason: String },
+    #[error("this build of edgeqa has no {backend} backend (it was built without the `{feature}` cargo feature)")]
+    NotBuilt { backend: &'static str, feature: &'static str },
 }
 
 /// Which backend the user asked for.
@@ -109,44 +114,81 @@ pub struct NodeTime {
 
 /// Resolves a choice into a backend, with the reason for the pick (logged and shown by `--json`).
 ///
-/// `auto` takes wgpu when a hardware GPU adapter exists (a GPU device node is checked first, see
+/// `Auto` takes wgpu when a hardware GPU adapter exists (a GPU device node is checked first, see
 /// [`gpu_device_nodes`]), stage by stage (see [`AutoBackend`]): a stage with an unsupported
 /// node, one the device cannot hold or compile, or one whose memory plan would take the GPU
 /// stages past `budget` (bytes) loads on tract instead and the reason is logged. A software
-/// adapter (Mesa's lavapipe or llvmpipe) is not taken by `auto`: it is correct but slower than
-/// tract on the same CPU. `wgpu` fails without an adapter.
+/// adapter (Mesa's lavapipe or llvmpipe) is not taken by `Auto`: it is correct but slower than
+/// tract on the same CPU. `Wgpu` fails without an adapter. A choice of a backend this build does
+/// not carry (its cargo feature is off) is [`BackendError::NotBuilt`].
 pub fn select(choice: BackendChoice, budget: Option<u64>) -> Result<(Box<dyn Backend>, String), BackendError> {
     match choice {
-        BackendChoice::Tract => Ok((Box::new(tract::TractBackend::new()), "requested with --backend tract".into())),
-        BackendChoice::Wgpu => {
-            let gpu = wgpu::WgpuBackend::new().map_err(|reason| BackendError::Load {
-                origin: "--backend wgpu".into(),
-                backend: "wgpu",
-                reason,
-            })?;
-            let a = gpu.adapter();
-            Ok((Box::new(gpu), format!("requested with --backend wgpu; adapter {} ({})", a.name, a.device_type)))
-        }
-        BackendChoice::Auto if gpu_device_nodes().is_empty() => Ok((
-            Box::new(tract::TractBackend::new()),
-            "auto: tract; no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/nvhost-ctrl-gpu)".into(),
-        )),
-        BackendChoice::Auto => Ok(match wgpu::WgpuBackend::new() {
-            Ok(gpu) if gpu.adapter().device_type != "Cpu" => {
-                let a = gpu.adapter();
-                let reason = format!(
-                    "auto: GPU adapter {} ({}); stages wgpu cannot run or hold within the budget fall back to tract",
-                    a.name, a.device_type
-                );
-                (Box::new(AutoBackend::new(gpu, budget)), reason)
-            }
-            Ok(gpu) => (
-                Box::new(tract::TractBackend::new()),
-                format!("auto: tract; the only GPU adapter is software ({}), slower than tract", gpu.adapter().name),
-            ),
-            Err(why) => (Box::new(tract::TractBackend::new()), format!("auto: tract; {why}")),
-        }),
+        BackendChoice::Tract => tract_backend("requested".into()),
+        BackendChoice::Wgpu => wgpu_backend(),
+        BackendChoice::Auto => auto_backend(budget),
     }
+}
+
+#[cfg(feature = "tract")]
+fn tract_backend(reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Ok((Box::new(tract::TractBackend::new()), reason))
+}
+
+#[cfg(not(feature = "tract"))]
+fn tract_backend(_reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Err(BackendError::NotBuilt { backend: "tract", feature: "tract" })
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_backend() -> Result<(Box<dyn Backend>, String), BackendError> {
+    let gpu = wgpu::WgpuBackend::new().map_err(|reason| BackendError::Load {
+        origin: "the wgpu backend".into(),
+        backend: "wgpu",
+        reason,
+    })?;
+    let a = gpu.adapter();
+    let reason = format!("requested; adapter {} ({})", a.name, a.device_type);
+    Ok((Box::new(gpu), reason))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_backend() -> Result<(Box<dyn Backend>, String), BackendError> {
+    Err(BackendError::NotBuilt { backend: "wgpu", feature: "wgpu" })
+}
+
+#[cfg(all(feature = "wgpu", feature = "tract"))]
+fn auto_backend(budget: Option<u64>) -> Result<(Box<dyn Backend>, String), BackendError> {
+    if gpu_device_nodes().is_empty() {
+        return tract_backend(
+            "auto: tract; no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/nvhost-ctrl-gpu)".into(),
+        );
+    }
+    match wgpu::WgpuBackend::new() {
+        Ok(gpu) if gpu.adapter().device_type != "Cpu" => {
+            let a = gpu.adapter();
+            let reason = format!(
+                "auto: GPU adapter {} ({}); stages wgpu cannot run or hold within the budget fall back to tract",
+                a.name, a.device_type
+            );
+            Ok((Box::new(AutoBackend::new(gpu, budget)), reason))
+        }
+        Ok(gpu) => tract_backend(format!(
+            "auto: tract; the only GPU adapter is software ({}), slower than tract",
+            gpu.adapter().name
+        )),
+        Err(why) => tract_backend(format!("auto: tract; {why}")),
+    }
+}
+
+#[cfg(all(feature = "tract", not(feature = "wgpu")))]
+fn auto_backend(_budget: Option<u64>) -> Result<(Box<dyn Backend>, String), BackendError> {
+    tract_backend("auto: tract; this build carries no GPU backend".into())
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "tract")))]
+fn auto_backend(_budget: Option<u64>) -> Result<(Box<dyn Backend>, String), BackendError> {
+    let (backend, reason) = wgpu_backend()?;
+    Ok((backend, format!("auto: wgpu, the only backend of this build; {reason}")))
 }
 
 /// GPU device nodes present on this machine: Mesa and most ARM GPU drivers expose
@@ -170,6 +212,7 @@ pub fn gpu_device_nodes() -> Vec<std::path::PathBuf> {
     found
 }
 
+#[cfg(all(feature = "wgpu", feature = "tract"))]
 /// `auto` with a GPU: each stage on wgpu, or on tract when wgpu cannot load it or its memory
 /// plan (weights and peak activations, known at load) would take the stages loaded on wgpu so
 /// far past the budget.
@@ -181,6 +224,7 @@ pub struct AutoBackend {
     on_gpu: std::sync::Mutex<u64>,
 }
 
+#[cfg(all(feature = "wgpu", feature = "tract"))]
 impl AutoBackend {
     /// `auto` over `gpu` (any adapter, a software one included) with an optional budget in bytes.
     pub fn new(gpu: wgpu::WgpuBackend, budget: Option<u64>) -> AutoBackend {
@@ -206,6 +250,7 @@ pub fn over_budget(used: u64, stage: StageMemory, budget: Option<u64>) -> Option
     })
 }
 
+#[cfg(all(feature = "wgpu", feature = "tract"))]
 impl Backend for AutoBackend {
     fn name(&self) -> &'static str {
         "auto"

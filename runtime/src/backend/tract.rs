@@ -1,24 +1,15 @@
 //! The CPU backend: the stage's ONNX, shapes fixed from the manifest, optimised by tract.
 
-use std::sync::OnceLock;
-
+pub use edgeqa_format::tract::{datum_type, dtype_of, framework};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::tract_data::internal::anyhow;
 
 use super::{Backend, BackendError, StageMemory, StageSession};
-use crate::manifest::{DType, StageInfo};
+use crate::manifest::StageInfo;
 use crate::onnx::{self as onnx_pb, pb};
 use crate::tensor::{Tensor as EqTensor, TensorData};
 
 const NAME: &str = "tract";
-
-/// tract's ONNX front end, built once per process.
-/// tract's ONNX front end as edgeqa configures it: intermediate `value_info` is ignored (shapes
-/// are inferred from the fixed inputs; exporters often leave symbolic dims there that contradict
-/// the fixed ones).
-pub fn framework() -> &'static tract_onnx::Onnx {
-    static ONNX: OnceLock<tract_onnx::Onnx> = OnceLock::new();
-    ONNX.get_or_init(|| tract_onnx::onnx().with_ignore_value_info(true))
-}
 
 /// Every node (including those in subgraphs) whose op tract's ONNX front end does not know,
 /// as `Op (node name)`.
@@ -44,31 +35,6 @@ pub fn unsupported_nodes(model: &pb::ModelProto) -> Vec<String> {
         walk(g, &|op| reg.contains_key(op), &mut out);
     }
     out
-}
-
-/// tract's element type for an edgeqa dtype.
-pub fn datum_type(d: DType) -> DatumType {
-    match d {
-        DType::F32 => f32::datum_type(),
-        DType::I64 => i64::datum_type(),
-        DType::I32 => i32::datum_type(),
-        DType::U8 => u8::datum_type(),
-        DType::I8 => i8::datum_type(),
-        DType::Bool => bool::datum_type(),
-    }
-}
-
-/// edgeqa's dtype for a tract element type, if edgeqa can carry it.
-pub fn dtype_of(d: DatumType) -> Option<DType> {
-    Some(match d {
-        DatumType::F32 => DType::F32,
-        DatumType::I64 => DType::I64,
-        DatumType::I32 => DType::I32,
-        DatumType::U8 => DType::U8,
-        DatumType::I8 => DType::I8,
-        DatumType::Bool => DType::Bool,
-        _ => return None,
-    })
 }
 
 /// The tract CPU backend.
@@ -210,7 +176,7 @@ fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
         DatumType::I8 => TensorData::I8(t.to_plain_array_view::<i8>()?.iter().copied().collect()),
         DatumType::Bool => TensorData::Bool(t.to_plain_array_view::<bool>()?.iter().copied().collect()),
         other => {
-            let f = t.cast_to::<f32>().map_err(|_| anyhow::anyhow!("output type {other:?} is not supported"))?;
+            let f = t.cast_to::<f32>().map_err(|_| anyhow!("output type {other:?} is not supported"))?;
             TensorData::F32(f.to_plain_array_view::<f32>()?.iter().copied().collect())
         }
     };
@@ -248,14 +214,11 @@ impl StageSession for TractStage {
                 reason: format!("{e:#}"),
             })?);
         }
-        let run_err = |e: anyhow::Error| BackendError::Run {
-            origin: self.origin.clone(),
-            backend: NAME,
-            reason: format!("{e:#}"),
-        };
+        let run_err =
+            |e: TractError| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{e:#}") };
         let outputs = self.plan.run(values).map_err(run_err)?;
         if outputs.len() != self.stage.outputs.len() {
-            return Err(run_err(anyhow::anyhow!(
+            return Err(run_err(anyhow!(
                 "graph produced {} outputs, manifest lists {}",
                 outputs.len(),
                 self.stage.outputs.len()

@@ -19,7 +19,7 @@ use crate::manifest::TokenizerSpec;
 pub enum TokenizerError {
     #[error("the question is empty: ask something, e.g. \"what colour is the square?\"")]
     Empty,
-    #[error("unknown word(s) {}: the student only knows its vocabulary (see `edgeqa inspect --vocab`)", .0.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "))]
+    #[error("unknown word(s) {}: the student only knows the words of its package's vocabulary", .0.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "))]
     UnknownWords(Vec<String>),
     #[error("the question has {got} tokens but the student reads at most {max}: ask a shorter question")]
     TooLong { got: usize, max: usize },

@@ -7,13 +7,10 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Version of the student contract this runtime reads.
-pub const CONTRACT_VERSION: u32 = 1;
-
-/// Stage names of the student contract, in the order they run.
-pub const STUDENT_STAGES: [&str; 4] = ["frame_encoder", "audio_encoder", "question_encoder", "head"];
-/// Name of the single stage of a generic (non-student) package.
-pub const MODEL_STAGE: &str = "model";
+use crate::contract::{
+    ANSWER_LOGITS, AUDIO_ENCODER, FRAME_ENCODER, FRAMES, HEAD, LOG_MEL, QUESTION_ENCODER, QUESTION_IDS, QUESTION_MASK,
+};
+pub use crate::contract::{CONTRACT_VERSION, MODEL_STAGE, STUDENT_STAGES};
 
 /// A manifest that is well-formed JSON but breaks the contract.
 #[derive(Debug, Error)]
@@ -249,22 +246,36 @@ impl Manifest {
 
     fn validate_student(&self) -> Result<(), ManifestError> {
         for s in &self.stages {
-            let single_input = s.name == "frame_encoder" || s.name == "audio_encoder";
-            if single_input && s.inputs.len() != 1 {
-                return Err(invalid(format!("stages.{}", s.name), "an encoder takes exactly one input"));
+            let spec = crate::contract::stage(&s.name).ok_or_else(|| {
+                invalid(
+                    "stages",
+                    format!("`{}` is not a student stage (expected one of {})", s.name, STUDENT_STAGES.join(", ")),
+                )
+            })?;
+            if spec.name != HEAD && s.inputs.len() != spec.inputs.len() {
+                let why = match spec.inputs {
+                    [_] => "an encoder takes exactly one input".to_string(),
+                    names => format!("{} takes exactly the inputs {}", s.name, names.join(", ")),
+                };
+                return Err(invalid(format!("stages.{}", s.name), why));
             }
             if s.outputs.len() != 1 {
                 return Err(invalid(format!("stages.{}", s.name), "a student stage has exactly one output"));
             }
-            if !STUDENT_STAGES.contains(&s.name.as_str()) {
-                return Err(invalid(
-                    "stages",
-                    format!("`{}` is not a student stage (expected one of {})", s.name, STUDENT_STAGES.join(", ")),
-                ));
+        }
+        for spec in crate::contract::STAGES.iter().filter(|spec| spec.required) {
+            if self.stage(spec.name).is_none() {
+                return Err(invalid("stages", format!("a student needs a `{}` stage", spec.name)));
             }
         }
-        let head = self.stage("head").ok_or_else(|| invalid("stages", "a student needs a `head` stage"))?;
-        let logits = find(head, "answer_logits", false)?;
+        for spec in crate::contract::STAGES.iter().filter(|spec| spec.feeds_head) {
+            if let (Some(stage), Some(head)) = (self.stage(spec.name), self.stage(HEAD)) {
+                find(stage, spec.output, false)?;
+                find(head, spec.output, true)?;
+            }
+        }
+        let head = self.stage(HEAD).ok_or_else(|| invalid("stages", "a student needs a `head` stage"))?;
+        let logits = find(head, ANSWER_LOGITS, false)?;
         if logits.shape.len() != 2 || logits.shape[0] != 1 {
             return Err(invalid("stages.head.answer_logits", format!("shape must be [1,K], got {:?}", logits.shape)));
         }
@@ -274,9 +285,9 @@ impl Manifest {
                 format!("{} labels for {} answer logits", self.labels.len(), logits.shape[1]),
             ));
         }
-        if let Some(fe) = self.stage("frame_encoder") {
+        if let Some(fe) = self.stage(FRAME_ENCODER) {
             let v = self.video.as_ref().ok_or_else(|| invalid("video", "frame_encoder needs video preprocessing"))?;
-            let frames = find(fe, "frames", true)?;
+            let frames = find(fe, FRAMES, true)?;
             let want = [frames.shape.first().copied().unwrap_or(0), 3, v.height, v.width];
             if frames.shape.as_slice() != want || frames.dtype != DType::F32 {
                 return Err(invalid(
@@ -299,12 +310,10 @@ impl Manifest {
             if v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
                 return Err(invalid("video.std", "every std must be finite and non-zero"));
             }
-            find(fe, "frame_features", false)?;
-            find(head, "frame_features", true)?;
         }
-        if let Some(ae) = self.stage("audio_encoder") {
+        if let Some(ae) = self.stage(AUDIO_ENCODER) {
             let a = self.audio.as_ref().ok_or_else(|| invalid("audio", "audio_encoder needs audio preprocessing"))?;
-            let mel = find(ae, "log_mel", true)?;
+            let mel = find(ae, LOG_MEL, true)?;
             let n = mel.shape.first().copied().unwrap_or(0);
             if mel.shape.as_slice() != [n, 1, a.n_mels, a.segment_frames] || mel.dtype != DType::F32 {
                 return Err(invalid(
@@ -333,13 +342,11 @@ impl Manifest {
             if a.f_max > a.sample_rate as f32 / 2.0 {
                 return Err(invalid("audio.f_max", "must not exceed half the sample rate"));
             }
-            find(ae, "audio_features", false)?;
-            find(head, "audio_features", true)?;
         }
-        if let Some(qe) = self.stage("question_encoder") {
+        if let Some(qe) = self.stage(QUESTION_ENCODER) {
             let t =
                 self.tokenizer.as_ref().ok_or_else(|| invalid("tokenizer", "question_encoder needs a tokenizer"))?;
-            for name in ["question_ids", "question_mask"] {
+            for name in [QUESTION_IDS, QUESTION_MASK] {
                 let ids = find(qe, name, true)?;
                 if ids.shape.as_slice() != [1, t.max_len] || ids.dtype != DType::I64 {
                     return Err(invalid(
@@ -351,8 +358,6 @@ impl Manifest {
             if t.vocab.is_empty() {
                 return Err(invalid("tokenizer.vocab", "is empty"));
             }
-            find(qe, "question_features", false)?;
-            find(head, "question_features", true)?;
         }
         Ok(())
     }

@@ -16,7 +16,11 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", edgeqa::error_line(&e));
+            let mut line = format!("error: {}", edgeqa::error_line(e.as_ref()));
+            if let Some(hint) = cli::advice(&e) {
+                line.push_str(&format!(" ({hint})"));
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

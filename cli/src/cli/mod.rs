@@ -87,6 +87,40 @@ fn parse_backend(s: &str) -> Result<BackendChoice, String> {
     s.parse()
 }
 
+/// What to do about a library error, in this binary's flags: the library says what is wrong, the
+/// binary says which flag or command helps.
+pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
+    use edgeqa::backend::BackendError;
+    use edgeqa::pipeline::PipelineError;
+    use edgeqa::text::TokenizerError;
+    fn backend(b: &BackendError) -> Option<&'static str> {
+        match b {
+            BackendError::NotBuilt { .. } => Some("choose another --backend, or rebuild edgeqa with that feature"),
+            BackendError::Unsupported { backend: "wgpu", .. } | BackendError::Load { backend: "wgpu", .. } => {
+                Some("--backend tract runs it on the CPU")
+            }
+            _ => None,
+        }
+    }
+    e.chain().find_map(|cause| {
+        if let Some(p) = cause.downcast_ref::<PipelineError>() {
+            return match p {
+                PipelineError::NeedsVideo => Some("pass --video CLIP.y4m"),
+                PipelineError::NeedsAudio => Some("pass --audio CLIP.wav"),
+                PipelineError::Question(TokenizerError::UnknownWords(_)) => {
+                    Some("`edgeqa inspect PACKAGE --vocab` lists the words it knows")
+                }
+                PipelineError::Backend(b) => backend(b),
+                _ => None,
+            };
+        }
+        if let Some(TokenizerError::UnknownWords(_)) = cause.downcast_ref::<TokenizerError>() {
+            return Some("`edgeqa inspect PACKAGE --vocab` lists the words it knows");
+        }
+        backend(cause.downcast_ref::<BackendError>()?)
+    })
+}
+
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -1,0 +1,12 @@
+//! edgeqa's shared data layer, below both the device runtime (`edgeqa`) and the host converter
+//! (`edgeqa-convert`): the student [`contract`] spelled once, the package [`manifest`], reading
+//! and writing `.eqa` [`package`]s, the [`tensor`] type that crosses the backend boundary (with
+//! NumPy `.npy` I/O), ONNX protos and helpers ([`onnx`]), and tract as the reference engine's
+//! front end and element-type maps ([`tract`]).
+
+pub mod contract;
+pub mod manifest;
+pub mod onnx;
+pub mod package;
+pub mod tensor;
+pub mod tract;
