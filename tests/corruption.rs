@@ -65,7 +65,12 @@ fn package_with_outputless_constant(dir: &Path) -> (std::path::PathBuf, std::pat
         producer: "crafted".into(),
         kind: PackageKind::Model,
         name: "crafted".into(),
-        stages: vec![StageInfo { name: "model".into(), section: "model".into(), inputs: vec![t("x")], outputs: vec![t("y")] }],
+        stages: vec![StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![t("x")],
+            outputs: vec![t("y")],
+        }],
         video: None,
         audio: None,
         tokenizer: None,

@@ -121,8 +121,8 @@ impl Tensor {
     /// Reads a C-order `.npy` file.
     pub fn read_npy(path: &Path) -> Result<Tensor, TensorError> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| TensorError::NpyRead { origin: origin.clone(), reason: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| TensorError::NpyRead { origin: origin.clone(), reason: e.to_string() })?;
         Tensor::from_npy_bytes(&bytes, &origin)
     }
 

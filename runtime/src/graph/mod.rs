@@ -447,7 +447,10 @@ fn single_output(n: &pb::NodeProto) -> Result<&str, String> {
     match n.output.as_slice() {
         [out] if !out.is_empty() => Ok(out),
         [_] => Err("its output name is empty; the graph is malformed, re-export the model".into()),
-        outs => Err(format!("has {} outputs, the op has exactly one; the graph is malformed, re-export the model", outs.len())),
+        outs => Err(format!(
+            "has {} outputs, the op has exactly one; the graph is malformed, re-export the model",
+            outs.len()
+        )),
     }
 }
 
