@@ -40,3 +40,86 @@ fn flipped_truncated_and_extended_packages_are_rejected() {
     std::fs::write(&bad, &longer).unwrap();
     assert_clean_error(&inspect(&bad), &["bad.eqa"]);
 }
+
+/// A generic package whose graph is `y = x + c` with `c` from a Constant node that names no
+/// output (hand-edited after export): (package, x.npy).
+fn package_with_outputless_constant(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use edgeqa::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
+    use edgeqa_tests::onnx_builder::{Attr, D, GraphBuilder};
+    use prost::Message;
+
+    let mut g = GraphBuilder::new("crafted", 13);
+    let x = g.input_f32("x", &[D::N(1), D::N(4)]);
+    let c = g.node("Constant", &[], vec![("value_float", Attr::Float(1.0))]);
+    let y = g.node("Add", &[&x, &c], vec![]);
+    g.output(&y, "y");
+    let mut model = edgeqa::onnx::pb::ModelProto::decode(&g.build()[..]).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let constant = graph.node.iter_mut().find(|n| n.op_type == "Constant").unwrap();
+    assert_eq!(constant.output, [c]);
+    constant.output.clear();
+
+    let t = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
+    let manifest = Manifest {
+        contract_version: 1,
+        producer: "crafted".into(),
+        kind: PackageKind::Model,
+        name: "crafted".into(),
+        stages: vec![StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![t("x")],
+            outputs: vec![t("y")],
+        }],
+        video: None,
+        audio: None,
+        tokenizer: None,
+        labels: vec![],
+        quantization: Default::default(),
+    };
+    let mut w = edgeqa::package::PackageWriter::new(manifest);
+    w.add_onnx("model", model.encode_to_vec()).unwrap();
+    let pkg = dir.join("crafted.eqa");
+    w.write(&pkg).unwrap();
+    let input = dir.join("x.npy");
+    edgeqa::tensor::Tensor::f32(vec![1, 4], vec![0.0; 4]).unwrap().write_npy(&input).unwrap();
+    (pkg, input)
+}
+
+#[test]
+fn constant_node_without_outputs_is_one_clear_error_on_every_backend() {
+    use edgeqa::backend::Backend;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (pkg, input) = package_with_outputless_constant(dir.path());
+    let why = "Constant (n1_Constant): the node names no output; the graph is malformed, re-export the model";
+
+    // `inspect` plans every stage for wgpu (no device needed), and with `--board` loads it.
+    let r = inspect(&pkg);
+    assert!(r.0, "inspect reports an unplannable stage and succeeds: {}", r.2);
+    assert!(r.1.contains(why), "{}", r.1);
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    for backend in ["tract", "wgpu"] {
+        let args = ["inspect", pkg.to_str().unwrap(), "--board", "generic-x86_64", "--backend", backend];
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let r = run_bin(EDGEQA, &args, &[("XDG_RUNTIME_DIR", &xdg)]);
+        assert_clean_error(&r, &["crafted.eqa [model]", &format!("{backend} cannot load the graph"), why]);
+        let x = format!("x={}", input.display());
+        let args = ["run", "--package", pkg.to_str().unwrap(), "--input", &x, "--backend", backend];
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let r = run_bin(EDGEQA, &args, &[("XDG_RUNTIME_DIR", &xdg)]);
+        assert_clean_error(&r, &["crafted.eqa [model]", &format!("{backend} cannot load the graph"), why]);
+    }
+
+    // The same through the library, for the tract backend and the wgpu planner.
+    let p = edgeqa::package::Package::open(&pkg).unwrap();
+    let stage = &p.manifest().stages[0];
+    let graph = p.stage_graph("model").unwrap();
+    let e = edgeqa::backend::tract::TractBackend::new().load_stage(stage, graph, "crafted").err().unwrap();
+    assert_eq!(e.to_string(), format!("crafted: tract cannot load the graph: {why}"));
+    let e = edgeqa::backend::wgpu::plan_stage(stage, graph, "crafted").unwrap_err();
+    assert_eq!(e.to_string(), format!("crafted: wgpu cannot load the graph: {why}"));
+}

@@ -69,7 +69,7 @@ fn runtime_preprocessing_matches_the_training_recipe() {
         assert!(status.success(), "training/dump_inputs.py failed on {clip}");
         let read = |name: &str| Tensor::read_npy(&out.path().join(name)).unwrap();
 
-        let frames = frames_tensor(&read_y4m(&video).unwrap(), video_spec);
+        let frames = frames_tensor(&read_y4m(&video).unwrap(), video_spec).unwrap();
         let want = read("frames.npy");
         assert_eq!(want.shape, [video_spec.frames, 3, video_spec.height, video_spec.width]);
         let d = max_abs_diff(&frames, want.as_f32().unwrap());

@@ -121,9 +121,16 @@ impl Tensor {
     /// Reads a C-order `.npy` file.
     pub fn read_npy(path: &Path) -> Result<Tensor, TensorError> {
         let origin = path.display().to_string();
+        let bytes =
+            std::fs::read(path).map_err(|e| TensorError::NpyRead { origin: origin.clone(), reason: e.to_string() })?;
+        Tensor::from_npy_bytes(&bytes, &origin)
+    }
+
+    /// Parses the bytes of a C-order `.npy` file; `origin` names it in errors.
+    pub fn from_npy_bytes(bytes: &[u8], origin: &str) -> Result<Tensor, TensorError> {
+        let origin = origin.to_string();
         let err = |reason: String| TensorError::NpyRead { origin: origin.clone(), reason };
-        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| err(e.to_string()))?;
+        let npy = npyz::NpyFile::new(bytes).map_err(|e| err(e.to_string()))?;
         if npy.order() != npyz::Order::C {
             return Err(err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
         }

@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::backend::{self, BackendChoice, BackendError, StageSession};
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
-use crate::capture::y4m::{Y4mError, Y4mVideo, map_y4m, read_y4m};
+use crate::capture::y4m::{Y4mError, Y4mVideo, open_y4m, read_y4m};
 use crate::contract::{
     AUDIO_ENCODER, AUDIO_FEATURES, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER, QUESTION_IDS, QUESTION_MASK,
 };
@@ -229,9 +229,9 @@ impl Student {
 
     /// Opens a clip's video within the budget. Without a budget, or when the whole file fits
     /// beside the plan (file size plus two RGB frames being converted, estimated as 5/4 of the
-    /// file), the file is read. Otherwise it degrades to mapping the file, so that only the pages
-    /// around frame markers and the sampled frames become resident; if even that does not fit,
-    /// the clip is refused before its frames are converted.
+    /// file), the file is read. Otherwise it degrades to reading frames from the open file as
+    /// they are sampled, so that only one raw frame at a time becomes resident besides the frame
+    /// index; if even that does not fit, the clip is refused before its frames are converted.
     fn open_video(&self, path: &Path, audio_bytes: u64) -> Result<Y4mVideo, PipelineError> {
         let Some(b) = &self.budget else { return Ok(read_y4m(path)?) };
         let left = b.bytes.saturating_sub(self.plan.total()).saturating_sub(audio_bytes);
@@ -239,18 +239,16 @@ impl Student {
         if file_len * 5 / 4 <= left {
             return Ok(read_y4m(path)?);
         }
-        let video = map_y4m(path)?;
-        let frames = self.manifest.video.as_ref().map_or(1, |v| v.frames.min(video.frame_count())) as u64;
-        let frame_len = video.frame_raw(0).map_or(0, |f| f.len()) as u64;
+        let video = open_y4m(path)?;
+        let frame_len = video.frame_len() as u64;
         let rgb = (3 * video.width * video.height * 4) as u64;
-        // Each frame marker read faults in up to 64 KiB of cached file pages (the kernel's
-        // fault-around), which count as resident.
-        let needs = frames * frame_len + video.frame_count() as u64 * 65536 + 2 * rgb;
+        // One raw frame read at a time, two RGB frames being converted, 8 bytes per frame of index.
+        let needs = frame_len + video.frame_count() as u64 * 8 + 2 * rgb;
         if needs > left {
             return Err(self.clip_too_large(path, needs, left, b));
         }
         log::info!(
-            "{}: the whole clip ({file_len} bytes) does not fit the {} budget; mapping it and keeping only {frames} sampled frames",
+            "{}: the whole clip ({file_len} bytes) does not fit the {} budget; reading only its sampled frames from the file",
             path.display(),
             b.board
         );
@@ -310,7 +308,7 @@ impl Student {
             (Some(enc), Some(v)) => {
                 let p = self.manifest.video.as_ref().ok_or_else(|| contract(&self.origin, "no video preprocessing"))?;
                 let t = Instant::now();
-                let pixels = frames_tensor(v, p);
+                let pixels = frames_tensor(v, p)?;
                 timings.insert("preprocess_video".into(), ms(t));
                 let t = Instant::now();
                 let out = self.run_batched(enc.as_ref(), FRAME_ENCODER, pixels, p.frames)?;

@@ -2,8 +2,8 @@
 //!
 //! A package is one file: a 64-byte header, a table of 96-byte section entries, then the
 //! sections, each 64-byte aligned. Section 0 is the JSON [`Manifest`](crate::manifest::Manifest);
-//! the others are ONNX graphs, one per stage. [`Package::open`] memory-maps a file and verifies
-//! every byte of it before returning; [`PackageWriter`] builds one deterministically.
+//! the others are ONNX graphs, one per stage. [`Package::open`] reads a file and verifies every
+//! byte of it before returning; [`PackageWriter`] builds one deterministically.
 
 mod error;
 mod format;
@@ -130,9 +130,27 @@ mod tests {
         let p = Package::open(&path).unwrap();
         assert_eq!(p.as_bytes(), &valid()[..]);
         assert_eq!(p.stage_graph("model"), Some(GRAPH));
-        assert!(format!("{p:?}").contains("mapped: true"));
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn file_truncated_or_rewritten_after_open_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.eqa");
+        writer().write(&path).unwrap();
+        let p = Package::open(&path).unwrap();
+        // In place, as a careless copy would: shrink it, then fill it with other bytes.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(HEADER_LEN as u64).unwrap();
+        assert_eq!(p.stage_graph("model"), Some(GRAPH));
+        f.set_len(0).unwrap();
+        std::fs::write(&path, vec![0xa5; valid().len()]).unwrap();
+        assert_eq!(p.stage_graph("model"), Some(GRAPH));
+        assert_eq!(p.section("extra"), Some(&[7u8; 3][..]));
+        assert_eq!(p.as_bytes(), &valid()[..]);
+        // Reopening sees the damage.
+        assert!(matches!(Package::open(&path).unwrap_err(), PackageError::BadMagic { .. }));
     }
 
     #[test]

@@ -2,9 +2,8 @@
 
 use std::fmt;
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
-
-use memmap2::Mmap;
 
 use super::error::PackageError;
 use super::format::{
@@ -18,26 +17,11 @@ use crate::manifest::Manifest;
 /// writer, not the copy, is at fault).
 const REBUILD: &str = "the package is malformed; rebuild it with edgeqa-convert";
 
-/// Where the package bytes live.
-enum Storage {
-    Mapped(Mmap),
-    Owned(Vec<u8>),
-}
-
-impl Storage {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Storage::Mapped(m) => m,
-            Storage::Owned(v) => v,
-        }
-    }
-}
-
-/// A verified package: its manifest, its section table and its bytes (memory-mapped when
-/// opened from a file, so stage graphs are used in place).
+/// A verified package: its manifest, its section table and its bytes, held in memory so that
+/// the bytes used are exactly the bytes verified (stage graphs are used in place).
 pub struct Package {
     origin: String,
-    storage: Storage,
+    bytes: Vec<u8>,
     manifest: Manifest,
     sections: Vec<SectionInfo>,
 }
@@ -46,7 +30,6 @@ impl fmt::Debug for Package {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Package")
             .field("origin", &self.origin)
-            .field("mapped", &matches!(self.storage, Storage::Mapped(_)))
             .field("file_len", &self.file_len())
             .field("manifest", &self.manifest)
             .field("sections", &self.sections)
@@ -55,16 +38,17 @@ impl fmt::Debug for Package {
 }
 
 impl Package {
-    /// Memory-maps the file read-only and verifies all of it: header, section table, every
-    /// section checksum, padding, the manifest JSON and contract, and that each stage's section
-    /// is an ONNX section.
+    /// Reads the file and verifies all of it: header, section table, every section checksum,
+    /// padding, the manifest JSON and contract, and that each stage's section is an ONNX
+    /// section.
     ///
-    /// The file must not be modified while the package is open: the mapping is shared with
-    /// the file, so a later write would change bytes that were already verified.
+    /// The file is read once, not memory-mapped: what is used later is what was verified, and a
+    /// file that is truncated or rewritten while the package is open changes nothing (a mapped
+    /// file that shrinks kills the process with `SIGBUS` on the next access instead).
     pub fn open(path: &Path) -> Result<Package, PackageError> {
         let origin = path.display().to_string();
         let io = |error| PackageError::Io { origin: origin.clone(), error };
-        let file = File::open(path).map_err(io)?;
+        let mut file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(io(std::io::Error::other("not a regular file")));
@@ -72,19 +56,24 @@ impl Package {
         if meta.len() < HEADER_LEN as u64 {
             return Err(PackageError::TooSmall { origin, len: meta.len() });
         }
-        // SAFETY: the map is read-only and private to this `Package`; the documented contract
-        // of `open` is that the file is not modified while it is open (packages are written
-        // to a temporary file and renamed into place, which leaves open mappings intact).
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        let (manifest, sections) = verify(&map, &origin)?;
-        Ok(Package { origin, storage: Storage::Mapped(map), manifest, sections })
+        // The length is the file's, not yet the header's: refuse what cannot be held rather
+        // than abort on the allocation. A file that changes size while it is read gives a
+        // length that its header does not match.
+        let mut bytes = Vec::new();
+        let len = usize::try_from(meta.len()).ok().filter(|&n| bytes.try_reserve_exact(n).is_ok());
+        if len.is_none() {
+            let why = format!("the file is {} bytes, more than this machine can hold in memory", meta.len());
+            return Err(io(std::io::Error::other(why)));
+        }
+        file.read_to_end(&mut bytes).map_err(io)?;
+        Package::from_bytes(bytes, &origin)
     }
 
     /// Verifies a package held in memory, with the same checks as [`Package::open`].
     /// `origin` names it in error messages.
     pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<Package, PackageError> {
         let (manifest, sections) = verify(&bytes, origin)?;
-        Ok(Package { origin: origin.to_owned(), storage: Storage::Owned(bytes), manifest, sections })
+        Ok(Package { origin: origin.to_owned(), bytes, manifest, sections })
     }
 
     /// The parsed and validated manifest.
@@ -128,7 +117,7 @@ impl Package {
     }
 
     fn bytes(&self) -> &[u8] {
-        self.storage.bytes()
+        &self.bytes
     }
 }
 

@@ -66,11 +66,12 @@ impl Backend for TractBackend {
         let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
         let proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
+        crate::graph::check_wiring(&proto).map_err(load_err)?;
         let unsupported = unsupported_nodes(&proto);
         if !unsupported.is_empty() {
             return Err(BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes: unsupported });
         }
-        let mut model = framework().parse(&proto, None).map_err(|e| load_err(format!("{e:#}")))?.model;
+        let mut model = guarded(|| framework().parse(&proto, None)).map_err(load_err)?.model;
         let mut input_order = Vec::new();
         for ix in 0..model.inputs.len() {
             let outlet = model.inputs[ix];
@@ -93,7 +94,7 @@ impl Backend for TractBackend {
                 input_order.len()
             )));
         }
-        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| load_err(format!("{e:#}")))?;
+        let plan = guarded(|| model.into_optimized().and_then(|m| m.into_runnable())).map_err(load_err)?;
         log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
         let mut memory = plan_memory(&plan);
         let (live_after, _) = crate::budget::heap();
@@ -106,6 +107,22 @@ impl Backend for TractBackend {
         };
         log::debug!("{origin}: {memory:?}");
         Ok(Box::new(TractStage { origin: origin.to_string(), memory, plan, input_order, stage: stage.clone() }))
+    }
+}
+
+/// Runs tract's front end or optimiser on a graph from a file: its error as one line, and a panic
+/// inside tract (a malformed graph it does not expect) as an error instead of a crash.
+fn guarded<T>(f: impl FnOnce() -> TractResult<T>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| format!("{e:#}")),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("tract failed on this graph ({what}); the graph is malformed or not one tract handles"))
+        }
     }
 }
 

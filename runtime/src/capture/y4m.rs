@@ -32,10 +32,12 @@
 //!
 //! each clamped to `[0, 1]`. Monochrome frames give `R = G = B = clamp(y)`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -102,6 +104,19 @@ pub enum Y4mError {
     TruncatedFrame { path: String, index: usize, need: usize, have: usize },
     #[error("{path}: the video has no frames")]
     NoFrames { path: String },
+    #[error("{path}: frame {index} does not exist: the clip has {frames} frames")]
+    FrameOutOfRange { path: String, index: usize, frames: usize },
+    #[error(
+        "{path}: cannot read frame {index} ({len} bytes at byte {offset}): {source}; the file shrank or changed after it was opened (do not modify a clip while it is in use)"
+    )]
+    FrameRead {
+        path: String,
+        index: usize,
+        offset: usize,
+        len: usize,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Pixel layout of a clip (the `C` header tag). All are 8 bits per sample.
@@ -177,7 +192,9 @@ pub struct Y4mVideo {
     pub colorspace: Colorspace,
     /// True for `XCOLORRANGE=FULL`, false for limited (studio) range.
     pub full_range: bool,
-    /// The whole file; frames are located by `frame_offsets`.
+    /// The file or name the clip was read from, for messages.
+    origin: String,
+    /// The whole file, or the open file; frames are located by `frame_offsets`.
     data: ClipBytes,
     /// Byte offset in `data` of each frame's first luma sample.
     frame_offsets: Vec<usize>,
@@ -185,22 +202,72 @@ pub struct Y4mVideo {
     frame_len: usize,
 }
 
-/// Where a clip's bytes live: read into memory, or mapped so that only the pages of the frames
-/// actually used become resident.
+/// Where a clip's bytes live: read into memory, or left in the open file and read frame by
+/// frame with positioned reads, so that only the frames actually used are ever in memory.
+///
+/// The file is read, not memory-mapped: a mapped file that shrinks under us (another process
+/// truncating it) kills the process with `SIGBUS`, where a read gives an error to report.
 #[derive(Clone)]
 enum ClipBytes {
     Owned(Vec<u8>),
-    Mapped(std::sync::Arc<memmap2::Mmap>),
+    File(Arc<fs::File>),
 }
 
-impl std::ops::Deref for ClipBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            ClipBytes::Owned(v) => v,
-            ClipBytes::Mapped(m) => m,
+/// Bytes of a clip being parsed, read piecewise.
+trait Bytes {
+    /// Length in bytes.
+    fn size(&self) -> usize;
+    /// The bytes from `pos` up to `n` of them (fewer at the end); `pos <= size()`.
+    fn window(&self, pos: usize, n: usize) -> io::Result<Cow<'_, [u8]>>;
+}
+
+impl Bytes for [u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn window(&self, pos: usize, n: usize) -> io::Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(&self[pos..pos.saturating_add(n).min(self.len())]))
+    }
+}
+
+/// A file of `len` bytes (its length when opened).
+struct FileBytes<'a> {
+    file: &'a fs::File,
+    len: usize,
+}
+
+impl Bytes for FileBytes<'_> {
+    fn size(&self) -> usize {
+        self.len
+    }
+    fn window(&self, pos: usize, n: usize) -> io::Result<Cow<'_, [u8]>> {
+        let mut buf = vec![0; n.min(self.len - pos)];
+        read_exact_at(self.file, &mut buf, pos as u64)?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// Fills `buf` from byte `offset` of `file` without moving its cursor (shared handles read
+/// concurrently); a file shorter than that is an `UnexpectedEof` error.
+#[cfg(unix)]
+fn read_exact_at(file: &fs::File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &fs::File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer")),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 impl fmt::Debug for Y4mVideo {
@@ -227,22 +294,41 @@ impl Y4mVideo {
         self.frame_count() as f64 * f64::from(self.fps.1) / f64::from(self.fps.0)
     }
 
-    /// Raw planes (Y, then Cb and Cr unless mono) of frame `i`, or `None` past the end.
-    pub fn frame_raw(&self, i: usize) -> Option<&[u8]> {
-        let start = *self.frame_offsets.get(i)?;
-        self.data.get(start..start.checked_add(self.frame_len)?)
+    /// Bytes of one frame's planes.
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Raw planes (Y, then Cb and Cr unless mono) of frame `i`: borrowed from memory, or read
+    /// from the file for a clip opened with [`open_y4m`]. Errors past the last frame, and when
+    /// the file no longer holds the frame (it shrank after it was opened).
+    pub fn frame_raw(&self, i: usize) -> Result<Cow<'_, [u8]>, Y4mError> {
+        let start = *self.frame_offsets.get(i).ok_or_else(|| Y4mError::FrameOutOfRange {
+            path: self.origin.clone(),
+            index: i,
+            frames: self.frame_count(),
+        })?;
+        // Parsing checked that every frame lies inside the data.
+        match &self.data {
+            ClipBytes::Owned(v) => Ok(Cow::Borrowed(&v[start..start + self.frame_len])),
+            ClipBytes::File(file) => {
+                let mut buf = vec![0; self.frame_len];
+                read_exact_at(file, &mut buf, start as u64).map_err(|source| Y4mError::FrameRead {
+                    path: self.origin.clone(),
+                    index: i,
+                    offset: start,
+                    len: self.frame_len,
+                    source,
+                })?;
+                Ok(Cow::Owned(buf))
+            }
+        }
     }
 
     /// Frame `i` as planar CHW RGB in `[0, 1]` (length `3 * height * width`), converted as the
-    /// module documentation describes.
-    ///
-    /// # Panics
-    ///
-    /// If `i >= self.frame_count()`.
-    pub fn frame_rgb(&self, i: usize) -> Vec<f32> {
-        let Some(raw) = self.frame_raw(i) else {
-            panic!("frame index {i} out of range: the clip has {} frames", self.frame_count());
-        };
+    /// module documentation describes. Errors as [`Y4mVideo::frame_raw`] does.
+    pub fn frame_rgb(&self, i: usize) -> Result<Vec<f32>, Y4mError> {
+        let raw = self.frame_raw(i)?;
         let (w, h) = (self.width, self.height);
         let n = w * h;
         let mut out = vec![0.0f32; 3 * n];
@@ -260,7 +346,7 @@ impl Y4mVideo {
                 g_plane[i] = v;
                 b_plane[i] = v;
             }
-            return out;
+            return Ok(out);
         };
         let cw = chroma_dim(w, sx);
         let (cb, cr) = chroma.split_at(chroma.len() / 2);
@@ -277,7 +363,7 @@ impl Y4mVideo {
                 b_plane[i] = (y + B_U * u).clamp(0.0, 1.0);
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -289,33 +375,28 @@ fn chroma_dim(n: usize, shift: u32) -> usize {
 pub fn read_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
     let origin = path.display().to_string();
     let data = fs::read(path).map_err(|source| Y4mError::Io { path: origin.clone(), source })?;
-    let layout = parse_layout(&data, &origin)?;
-    Ok(layout.into_video(ClipBytes::Owned(data)))
+    let layout = parse_layout(data.as_slice(), &origin)?;
+    Ok(layout.into_video(origin, ClipBytes::Owned(data)))
 }
 
-/// Like [`read_y4m`], but maps the file instead of reading it: only the frame markers and the
-/// frames later converted become resident. The low-memory way to open a long clip.
-pub fn map_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
+/// Like [`read_y4m`], but keeps the file open instead of reading it: parsing reads only the
+/// header and the frame markers, and each frame is read when it is asked for. The low-memory
+/// way to open a long clip. A file that shrinks afterwards gives [`Y4mError::FrameRead`] for
+/// the frames it lost.
+pub fn open_y4m(path: &Path) -> Result<Y4mVideo, Y4mError> {
     let origin = path.display().to_string();
     let io = |source| Y4mError::Io { path: origin.clone(), source };
     let file = fs::File::open(path).map_err(io)?;
-    // SAFETY: the map is read-only and private to this value; a clip file changed by another
-    // process while mapped can give wrong pixels but not unsoundness in this reader, which
-    // bounds-checks every access against the length checked at parse time.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    // No read-ahead: touching each frame marker must not page in the frames around it.
-    #[cfg(unix)]
-    if let Err(e) = map.advise(memmap2::Advice::Random) {
-        log::debug!("{origin}: madvise(RANDOM) failed: {e}");
-    }
-    let layout = parse_layout(&map, &origin)?;
-    Ok(layout.into_video(ClipBytes::Mapped(std::sync::Arc::new(map))))
+    let len = file.metadata().map_err(io)?.len();
+    let len = usize::try_from(len).map_err(|_| io(io::Error::other("the file is too large for this machine")))?;
+    let layout = parse_layout(&FileBytes { file: &file, len }, &origin)?;
+    Ok(layout.into_video(origin, ClipBytes::File(Arc::new(file))))
 }
 
 /// Parses a Y4M clip held in memory; `origin` names it in error messages.
 pub fn parse_y4m(bytes: &[u8], origin: &str) -> Result<Y4mVideo, Y4mError> {
     let layout = parse_layout(bytes, origin)?;
-    Ok(layout.into_video(ClipBytes::Owned(bytes.to_vec())))
+    Ok(layout.into_video(origin.to_string(), ClipBytes::Owned(bytes.to_vec())))
 }
 
 struct Layout {
@@ -329,13 +410,14 @@ struct Layout {
 }
 
 impl Layout {
-    fn into_video(self, data: ClipBytes) -> Y4mVideo {
+    fn into_video(self, origin: String, data: ClipBytes) -> Y4mVideo {
         Y4mVideo {
             width: self.width,
             height: self.height,
             fps: self.fps,
             colorspace: self.colorspace,
             full_range: self.full_range,
+            origin,
             data,
             frame_offsets: self.frame_offsets,
             frame_len: self.frame_len,
@@ -343,16 +425,19 @@ impl Layout {
     }
 }
 
-fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
+fn parse_layout(src: &(impl Bytes + ?Sized), origin: &str) -> Result<Layout, Y4mError> {
     let path = || origin.to_string();
-    if bytes.is_empty() {
+    let io = |source| Y4mError::Io { path: path(), source };
+    let len = src.size();
+    if len == 0 {
         return Err(Y4mError::Empty { path: path() });
     }
+    let bytes = src.window(0, MAX_HEADER_BYTES).map_err(io)?;
     if !bytes.starts_with(MAGIC) {
         return Err(Y4mError::NotY4m { path: path() });
     }
-    let Some(newline) = bytes.iter().take(MAX_HEADER_BYTES).position(|&b| b == b'\n') else {
-        return Err(if bytes.len() >= MAX_HEADER_BYTES {
+    let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
+        return Err(if len >= MAX_HEADER_BYTES {
             Y4mError::HeaderTooLong { path: path() }
         } else {
             Y4mError::HeaderUnterminated { path: path() }
@@ -430,11 +515,17 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
 
     let mut frame_offsets = Vec::new();
     let mut pos = newline + 1;
-    while let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) {
+    while pos < len {
         let index = frame_offsets.len();
         let bad_header = || Y4mError::BadFrameHeader { path: path(), index, offset: pos };
+        // Most frame lines are `FRAME\n`: look at a few bytes first, at the longest line only
+        // when it has parameters.
+        let mut rest = src.window(pos, 64).map_err(io)?;
+        if rest.starts_with(b"FRAME ") && !rest.contains(&b'\n') {
+            rest = src.window(pos, FRAME_MAGIC.len() + MAX_FRAME_HEADER_BYTES).map_err(io)?;
+        }
         let Some(after) = rest.strip_prefix(FRAME_MAGIC) else {
-            return Err(if FRAME_MAGIC.starts_with(rest) {
+            return Err(if FRAME_MAGIC.starts_with(&rest) {
                 bad_header()
             } else {
                 Y4mError::MissingFrameMarker { path: path(), index, offset: pos }
@@ -448,7 +539,7 @@ fn parse_layout(bytes: &[u8], origin: &str) -> Result<Layout, Y4mError> {
             _ => return Err(bad_header()),
         };
         let start = pos + FRAME_MAGIC.len() + line_len;
-        let have = bytes.len() - start;
+        let have = len - start;
         if have < frame_len {
             return Err(Y4mError::TruncatedFrame { path: path(), index, need: frame_len, have });
         }
@@ -572,7 +663,7 @@ mod tests {
             assert_eq!((v.width, v.height, v.frame_count(), v.fps), (6, 4, 2, (25, 1)));
             assert_eq!(v.colorspace, Colorspace::C420Jpeg);
             assert!(!v.full_range);
-            let f = v.frame_rgb(1);
+            let f = v.frame_rgb(1).unwrap();
             assert_eq!(f.len(), 3 * 24);
             for c in 0..3 {
                 let want = f32::from(rgb[c]) / 255.0;
@@ -589,48 +680,48 @@ mod tests {
         let v = parse_y4m(&bytes, "mem").unwrap();
         assert!((v.duration_s() - 0.2).abs() < 1e-12);
         assert!(format!("{v:?}").contains("frames: 5"));
-        assert!(v.frame_raw(5).is_none());
-        assert_eq!(v.frame_raw(4).map(<[u8]>::len), Some(6));
+        assert_eq!(v.frame_raw(4).unwrap().len(), 6);
+        assert_eq!(v.frame_len(), 6);
     }
 
     #[test]
     fn limited_and_full_range_extremes() {
         // Limited: Y=16 is black, Y=235 white; full: 0 and 255.
         let v = parse_y4m(&header_with("W2 H1 F1:1 C444", &[16, 235, 128, 128, 128, 128]), "m").unwrap();
-        assert_eq!(v.frame_rgb(0), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(v.frame_rgb(0).unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         let v =
             parse_y4m(&header_with("W2 H1 F1:1 C444 XCOLORRANGE=FULL", &[0, 255, 128, 128, 128, 128]), "m").unwrap();
         assert!(v.full_range);
-        assert_eq!(v.frame_rgb(0), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(v.frame_rgb(0).unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         // Out-of-range values are clamped.
         let v = parse_y4m(&header_with("W1 H1 F1:1 C444", &[255, 255, 0]), "m").unwrap();
-        assert!(v.frame_rgb(0).iter().all(|x| (0.0..=1.0).contains(x)));
+        assert!(v.frame_rgb(0).unwrap().iter().all(|x| (0.0..=1.0).contains(x)));
     }
 
     #[test]
     fn bt601_red() {
         // Limited-range BT.601 red is Y=81, Cb=90, Cr=240.
         let v = parse_y4m(&header_with("W1 H1 F1:1 C444", &[81, 90, 240]), "m").unwrap();
-        let f = v.frame_rgb(0);
+        let f = v.frame_rgb(0).unwrap();
         assert!((f[0] - 1.0).abs() < 2.0 / 255.0 && f[1] < 2.0 / 255.0 && f[2] < 2.0 / 255.0, "{f:?}");
     }
 
     #[test]
     fn mono_422_and_odd_sizes() {
         let v = parse_y4m(&header_with("W3 H1 F30000:1001 Cmono", &[16, 126, 235]), "m").unwrap();
-        let f = v.frame_rgb(0);
+        let f = v.frame_rgb(0).unwrap();
         assert_eq!(&f[0..3], &f[3..6]);
         assert_eq!(&f[0..3], &f[6..9]);
         assert!((f[1] - 110.0 / 219.0).abs() < 1e-6);
         // 4:2:2, W=3: chroma planes are 2x1; the third pixel uses chroma sample 1.
         let v = parse_y4m(&header_with("W3 H1 F1:1 C422", &[128, 128, 128, 128, 255, 128, 128]), "m").unwrap();
-        let f = v.frame_rgb(0);
+        let f = v.frame_rgb(0).unwrap();
         assert!(f[8] > f[6] + 0.4, "blue of pixel 2 follows chroma sample 1: {f:?}");
         // 4:2:0, 3x3: chroma planes are 2x2.
         let mut frame = vec![128u8; 9 + 8];
         frame[9 + 3] = 255; // Cb at chroma (1,1) -> pixel (2,2)
         let v = parse_y4m(&header_with("W3 H3 F1:1 C420mpeg2", &frame), "m").unwrap();
-        let f = v.frame_rgb(0);
+        let f = v.frame_rgb(0).unwrap();
         assert!(f[18 + 8] > f[18] + 0.4);
     }
 
@@ -725,17 +816,77 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "out of range")]
-    fn frame_rgb_out_of_range_panics() {
-        let v = parse_y4m(&encode(2, 2, &[solid(2, 2, [0, 0, 0])]), "m").unwrap();
-        let _ = v.frame_rgb(1);
+    fn frame_out_of_range_is_an_error() {
+        let v = parse_y4m(&encode(2, 2, &[solid(2, 2, [0, 0, 0])]), "m.y4m").unwrap();
+        let e = v.frame_rgb(1).unwrap_err();
+        assert!(matches!(e, Y4mError::FrameOutOfRange { index: 1, frames: 1, .. }), "{e}");
+        assert_eq!(e.to_string(), "m.y4m: frame 1 does not exist: the clip has 1 frames");
+        assert!(v.frame_raw(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn opened_file_reads_frames_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("clip.y4m");
+        let frames: Vec<Vec<u8>> = (0..4).map(|k| solid(6, 4, [k * 60, 255 - k * 60, 30])).collect();
+        write_y4m_420_file(&p, 6, 4, (25, 1), &frames).unwrap();
+        let read = read_y4m(&p).unwrap();
+        let opened = open_y4m(&p).unwrap();
+        assert_eq!(opened.frame_count(), 4);
+        for i in 0..4 {
+            assert_eq!(opened.frame_raw(i).unwrap(), read.frame_raw(i).unwrap());
+            assert_eq!(opened.frame_rgb(i).unwrap(), read.frame_rgb(i).unwrap());
+        }
+        // A clone shares the file.
+        assert_eq!(opened.clone().frame_rgb(3).unwrap(), read.frame_rgb(3).unwrap());
+        // Frame lines with parameters, longer than the first look.
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes.windows(6).position(|w| w == b"FRAME\n").unwrap();
+        let params = format!("FRAME X{}\n", "y".repeat(100));
+        bytes.splice(at..at + 6, params.bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(open_y4m(&p).unwrap().frame_rgb(0).unwrap(), read.frame_rgb(0).unwrap());
+        // Every error parsing a file gives is the one parsing the same bytes in memory gives.
+        for cut in [0, 5, 60, at + 3, at + 50, bytes.len() - 1] {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let (a, b) = (open_y4m(&p).unwrap_err().to_string(), err(&bytes[..cut]));
+            assert_eq!(a.replace(&p.display().to_string(), "clip.y4m"), b, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn file_truncated_after_opening_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("shrinks.y4m");
+        let frames: Vec<Vec<u8>> = (0..3).map(|k| solid(4, 2, [k * 80, 20, 200])).collect();
+        write_y4m_420_file(&p, 4, 2, (25, 1), &frames).unwrap();
+        let video = open_y4m(&p).unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        // Cut into the last frame (12 bytes each, `FRAME\n` before each).
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 5).unwrap();
+        video.frame_rgb(0).unwrap();
+        video.frame_rgb(1).unwrap();
+        let e = video.frame_rgb(2).unwrap_err();
+        assert!(matches!(e, Y4mError::FrameRead { index: 2, len: 12, .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}: cannot read frame 2 (12 bytes at byte ", p.display()))
+                && msg.contains("the file shrank or changed after it was opened")
+                && !msg.contains('\n'),
+            "{msg}"
+        );
+        // Emptied: every frame is an error, none a crash.
+        std::fs::File::create(&p).unwrap();
+        for i in 0..3 {
+            assert!(matches!(video.frame_raw(i), Err(Y4mError::FrameRead { .. })));
+        }
     }
 
     fn check(bytes: &[u8]) {
         if let Ok(v) = parse_y4m(bytes, "fuzz") {
             assert!(v.frame_count() >= 1);
             for i in 0..v.frame_count() {
-                let f = v.frame_rgb(i);
+                let f = v.frame_rgb(i).unwrap();
                 assert_eq!(f.len(), 3 * v.width * v.height);
                 assert!(f.iter().all(|x| (0.0..=1.0).contains(x)));
             }

@@ -11,7 +11,7 @@
 pub mod fold;
 pub mod plan;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -193,6 +193,7 @@ impl Graph {
         origin: &str,
     ) -> Result<Graph, GraphError> {
         let invalid = |reason: String| GraphError::Invalid { origin: origin.to_string(), reason };
+        check_wiring(model).map_err(invalid)?;
         let g = model.graph.as_ref().ok_or_else(|| invalid("the model has no graph".into()))?;
         let opset = onnx_pb::opset(model).unwrap_or(13);
         let mut values: Vec<Value> = Vec::new();
@@ -243,8 +244,9 @@ impl Graph {
                 }
             }
             if n.op_type == "Constant" && default_domain {
+                let out = single_output(n).map_err(|e| invalid(format!("{label}: {e}")))?;
                 let tensor = constant_node(n).map_err(|e| invalid(format!("{label}: {e}")))?;
-                add(&mut values, &mut by_name, constant(&n.output[0], tensor));
+                add(&mut values, &mut by_name, constant(out, tensor));
                 folded += 1;
                 continue;
             }
@@ -280,12 +282,13 @@ impl Graph {
             if n.op_type == "Shape"
                 && let Some(Some(v)) = input_values.first()
             {
+                let out = single_output(n).map_err(|e| invalid(format!("{label}: {e}")))?;
                 let rank = v.shape.len() as i64;
                 let clamp = |x: i64| if x < 0 { (x + rank).max(0) } else { x.min(rank) } as usize;
                 let (start, end) = (clamp(node.int("start", 0)), clamp(node.int("end", rank)));
                 let dims: Vec<i64> = v.shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
                 let t = Tensor::from_shape(&[dims.len()], &dims).map_err(|e| invalid(format!("{label}: {e}")))?;
-                add(&mut values, &mut by_name, constant(&n.output[0], t));
+                add(&mut values, &mut by_name, constant(out, t));
                 folded += 1;
                 continue;
             }
@@ -385,6 +388,45 @@ impl Graph {
     }
 }
 
+/// Checks how the main graph's nodes are wired, which every backend relies on: each node names
+/// at least one output (`Constant` and `Shape` exactly one), and every node input and graph output
+/// is a graph input, an initializer or some node's output. The error names the node or tensor
+/// (without the file, which the caller adds).
+pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
+    let invalid = |reason: String| format!("{reason}; the graph is malformed, re-export the model");
+    let g = model.graph.as_ref().ok_or("the model has no graph")?;
+    let label = |ix: usize, n: &pb::NodeProto| {
+        let name = if n.name.is_empty() { format!("node {ix}") } else { n.name.clone() };
+        format!("{} ({name})", onnx_pb::op_key(n))
+    };
+    let mut known: HashSet<&str> = HashSet::new();
+    known.extend(g.input.iter().map(|v| v.name.as_str()));
+    known.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    for (ix, n) in g.node.iter().enumerate() {
+        let outputs = n.output.iter().filter(|o| !o.is_empty()).count();
+        let default_domain = n.domain.is_empty() || n.domain == "ai.onnx";
+        if outputs == 0 {
+            return Err(invalid(format!("{}: the node names no output", label(ix, n))));
+        }
+        if default_domain && matches!(n.op_type.as_str(), "Constant" | "Shape") && n.output.len() != 1 {
+            return Err(invalid(format!("{}: has {} outputs, the op has exactly one", label(ix, n), n.output.len())));
+        }
+        known.extend(n.output.iter().filter(|o| !o.is_empty()).map(String::as_str));
+    }
+    for (ix, n) in g.node.iter().enumerate() {
+        if let Some(missing) = n.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {
+            return Err(invalid(format!(
+                "{}: input `{missing}` is no graph input, initializer or node output",
+                label(ix, n)
+            )));
+        }
+    }
+    if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
+        return Err(invalid(format!("graph output `{}` is no graph input, initializer or node output", o.name)));
+    }
+    Ok(())
+}
+
 fn add(values: &mut Vec<Value>, by_name: &mut HashMap<String, ValueId>, v: Value) -> ValueId {
     by_name.insert(v.name.clone(), values.len());
     values.push(v);
@@ -397,6 +439,18 @@ fn constant(name: &str, tensor: Tensor) -> Value {
         dtype: tensor.datum_type(),
         shape: tensor.shape().to_vec(),
         constant: Some(Arc::new(tensor)),
+    }
+}
+
+/// The one output name of a node whose op has exactly one output (`Constant`, `Shape`).
+fn single_output(n: &pb::NodeProto) -> Result<&str, String> {
+    match n.output.as_slice() {
+        [out] if !out.is_empty() => Ok(out),
+        [_] => Err("its output name is empty; the graph is malformed, re-export the model".into()),
+        outs => Err(format!(
+            "has {} outputs, the op has exactly one; the graph is malformed, re-export the model",
+            outs.len()
+        )),
     }
 }
 
@@ -414,5 +468,111 @@ fn constant_node(n: &pb::NodeProto) -> Result<Tensor, String> {
         "value_int" => Ok(Tensor::from(a.i)),
         "value_ints" => Tensor::from_shape(&[a.ints.len()], &a.ints).map_err(|e| e.to_string()),
         other => Err(format!("attribute `{other}` is not supported (use `value`)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Knows `Relu` only: one output shaped like its input.
+    struct ReluOnly;
+
+    impl OpSet for ReluOnly {
+        fn knows(&self, op: &str) -> bool {
+            op == "Relu"
+        }
+        fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>> {
+            if node.op != "Relu" {
+                return None;
+            }
+            let x = inputs.first().copied().flatten()?;
+            Some(Ok(vec![OutputType::new(x.dtype, x.shape.clone())]))
+        }
+    }
+
+    fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn value_float(v: f32) -> pb::AttributeProto {
+        pb::AttributeProto { name: "value_float".into(), f: v, r#type: 1, ..Default::default() }
+    }
+
+    /// `y = Relu(x)`, `c = Constant(2)`, `s = Shape(x)`; outputs y, c and s.
+    fn model(edit: impl FnOnce(&mut pb::GraphProto)) -> pb::ModelProto {
+        let vi = |name: &str| pb::ValueInfoProto { name: name.into(), ..Default::default() };
+        let mut constant = node("Constant", "c", &[], &["c"]);
+        constant.attribute.push(value_float(2.0));
+        let mut g = pb::GraphProto {
+            node: vec![node("Relu", "relu", &["x"], &["y"]), constant, node("Shape", "shape", &["x"], &["s"])],
+            input: vec![vi("x")],
+            output: vec![vi("y"), vi("c"), vi("s")],
+            ..Default::default()
+        };
+        edit(&mut g);
+        pb::ModelProto {
+            graph: Some(g),
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            ..Default::default()
+        }
+    }
+
+    fn load(m: &pb::ModelProto) -> Result<Graph, GraphError> {
+        let x = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 3] };
+        Graph::load(m, &[x], &ReluOnly, "crafted.onnx")
+    }
+
+    fn invalid(m: &pb::ModelProto, needles: &[&str]) {
+        let e = load(m).unwrap_err();
+        assert!(matches!(e, GraphError::Invalid { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.starts_with("crafted.onnx: ") && !msg.contains('\n'), "{msg}");
+        for n in needles {
+            assert!(msg.contains(n), "`{n}` missing from: {msg}");
+        }
+        assert_eq!(format!("crafted.onnx: {}", check_wiring(m).unwrap_err()), msg);
+    }
+
+    #[test]
+    fn well_wired_model_loads() {
+        let m = model(|_| {});
+        check_wiring(&m).unwrap();
+        let g = load(&m).unwrap();
+        assert_eq!((g.nodes.len(), g.folded, g.outputs.len()), (1, 2, 3));
+        let shape = g.values[g.outputs[2]].constant.as_ref().unwrap();
+        assert_eq!(shape.to_plain_array_view::<i64>().unwrap().iter().copied().collect::<Vec<_>>(), [2, 3]);
+    }
+
+    #[test]
+    fn nodes_without_their_outputs_are_errors_not_panics() {
+        // The crafted package of the review: a Constant node that names no output.
+        invalid(&model(|g| g.node[1].output.clear()), &["Constant (c): the node names no output", "re-export"]);
+        invalid(&model(|g| g.node[1].output = vec![String::new()]), &["Constant (c): the node names no output"]);
+        invalid(&model(|g| g.node[1].output.push("d".into())), &["Constant (c): has 2 outputs"]);
+        invalid(&model(|g| g.node[2].output.clear()), &["Shape (shape): the node names no output"]);
+        invalid(&model(|g| g.node[2].output.push("t".into())), &["Shape (shape): has 2 outputs"]);
+        invalid(&model(|g| g.node[0].output.clear()), &["Relu (relu): the node names no output"]);
+        let mut unnamed = model(|g| g.node[1].output.clear());
+        unnamed.graph.as_mut().unwrap().node[1].name.clear();
+        invalid(&unnamed, &["Constant (node 1)"]);
+    }
+
+    #[test]
+    fn dangling_names_are_errors() {
+        invalid(&model(|g| g.node[0].input[0] = "nowhere".into()), &["Relu (relu): input `nowhere` is no graph input"]);
+        invalid(&model(|g| g.output[0].name = "lost".into()), &["graph output `lost` is no graph input"]);
+        // Produced, but only after it is used: wired, yet not in execution order.
+        let late = model(|g| g.node[0].input[0] = "c".into());
+        check_wiring(&late).unwrap();
+        let e = load(&late).unwrap_err().to_string();
+        assert!(e.contains("input `c` is not produced before it"), "{e}");
+        assert!(load(&pb::ModelProto::default()).unwrap_err().to_string().contains("no graph"));
     }
 }

@@ -4,7 +4,7 @@
 //! frame to RGB in `[0, 1]` ([`Y4mVideo::frame_rgb`]), resize with [`resize_bilinear`], then
 //! [`normalize`].
 
-use crate::capture::y4m::Y4mVideo;
+use crate::capture::y4m::{Y4mError, Y4mVideo};
 use crate::manifest::VideoPreprocess;
 
 /// Source index pair and weight of the second one, for one output position along an axis.
@@ -109,8 +109,8 @@ pub fn sample_indices(n_available: usize, n_wanted: usize) -> Vec<usize> {
 /// `F = p.frames`, `H = p.height`, `W = p.width`.
 ///
 /// Frames are chosen by [`sample_indices`], converted to RGB in `[0, 1]`, resized with
-/// [`resize_bilinear`] and normalised with `p.mean` and `p.std`.
-pub fn frames_tensor(video: &Y4mVideo, p: &VideoPreprocess) -> Vec<f32> {
+/// [`resize_bilinear`] and normalised with `p.mean` and `p.std`. Fails only when a frame cannot be read (see [`Y4mVideo::frame_raw`]).
+pub fn frames_tensor(video: &Y4mVideo, p: &VideoPreprocess) -> Result<Vec<f32>, Y4mError> {
     let frame_len = 3 * p.height * p.width;
     let mut out: Vec<f32> = Vec::with_capacity(p.frames * frame_len);
     let mut previous = None;
@@ -121,13 +121,13 @@ pub fn frames_tensor(video: &Y4mVideo, p: &VideoPreprocess) -> Vec<f32> {
             out.extend_from_within(start..);
             continue;
         }
-        let rgb = video.frame_rgb(index);
+        let rgb = video.frame_rgb(index)?;
         let mut frame = resize_bilinear(&rgb, 3, video.height, video.width, p.height, p.width);
         normalize(&mut frame, p.mean, p.std);
         out.extend_from_slice(&frame);
         previous = Some(index);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -202,7 +202,7 @@ mod tests {
         write_y4m_420(&mut bytes, 8, 6, (10, 1), &frames).unwrap();
         let video = parse_y4m(&bytes, "mem").unwrap();
         let p = VideoPreprocess { width: 4, height: 2, frames: 5, mean: [0.5; 3], std: [0.25; 3] };
-        let t = frames_tensor(&video, &p);
+        let t = frames_tensor(&video, &p).unwrap();
         assert_eq!(t.len(), 5 * 3 * 2 * 4);
         // Frames 0, 1, 1, 2, 2: each plane is constant (±2/255 before normalisation).
         for (f, &k) in [0usize, 1, 1, 2, 2].iter().enumerate() {
