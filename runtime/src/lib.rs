@@ -11,9 +11,11 @@ pub mod eval;
 pub mod graph;
 pub mod manifest;
 pub mod onnx;
+pub mod onnx_builder;
 pub mod package;
 pub mod pipeline;
 pub mod preprocess;
+pub mod synthetic;
 pub mod tensor;
 pub mod text;
 

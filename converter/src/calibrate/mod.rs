@@ -86,7 +86,7 @@ impl Observer {
         let existing: std::collections::HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
         let names: Vec<String> = observe.iter().filter(|n| !existing.contains(*n)).cloned().collect();
         for n in &names {
-            g.output.push(pb::ValueInfoProto { name: n.clone(), ..Default::default() });
+            g.output.push(edgeqa::onnx_builder::value_untyped(n));
         }
         let mut model = edgeqa::backend::tract::framework().parse(&p, None).map_err(|e| fail(format!("{e:#}")))?.model;
         for ix in 0..model.inputs.len() {

@@ -76,7 +76,7 @@ mod tests {
         let mut g = pb::GraphProto::default();
         g.node.push(node("Relu", "outer", &["a"], &["c"], vec![]));
         let mut iff = node("If", "if", &["cond"], &["d"], vec![]);
-        iff.attribute.push(pb::AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() });
+        iff.attribute.push(crate::graph::attr_graph("then_branch", body));
         g.node.push(iff);
         rename_uses(&mut g, "a", "z");
         assert_eq!(g.node[0].input, vec!["z"]);

@@ -23,7 +23,7 @@ pub(crate) fn evaluate(
             name: "constant_subgraph".into(),
             node: nodes,
             initializer: inits,
-            output: wanted.iter().map(|n| pb::ValueInfoProto { name: n.clone(), ..Default::default() }).collect(),
+            output: wanted.iter().map(|n| edgeqa::onnx_builder::value_untyped(n)).collect(),
             ..Default::default()
         }),
         ..Default::default()
