@@ -1,7 +1,8 @@
 //! edgeqa converter: turns a student exported to ONNX (or any ONNX model) into one verified
 //! `.eqa` package.
 //!
-//! Steps: read `student.toml` and the stage graphs → reject what the runtime cannot run
+//! Steps: read `student.toml` and the stage graphs → refuse graphs ONNX's checker would refuse
+//! ([`check`]) → reject what the runtime cannot run
 //! (every unsupported node of every stage listed at once) → fix input shapes from the contract
 //! and infer output shapes → write the manifest and graphs → reopen the package and load every
 //! stage on the CPU backend, so a package that leaves the converter is known to load.
@@ -18,6 +19,7 @@ use edgeqa::package::{Package, PackageWriter};
 use thiserror::Error;
 
 pub mod calibrate;
+pub mod check;
 pub mod clean;
 pub mod data;
 pub mod graph;
@@ -40,6 +42,8 @@ pub enum ConvertError {
     Io { path: String, reason: String },
     #[error(transparent)]
     Onnx(#[from] onnx::OnnxError),
+    #[error(transparent)]
+    Invalid(#[from] check::InvalidOnnx),
     #[error("unsupported ONNX, nothing was written: {}", .0.join("; "))]
     Unsupported(Vec<String>),
     #[error("{origin}: input `{input}`: {reason}")]
@@ -97,12 +101,22 @@ fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConvertError::Io { path: origin.clone(), reason: e.to_string() })?;
     let mut proto = onnx::decode(&bytes, &origin)?;
+    check::check_model(&proto, &origin)?;
     let renamed = unique_node_names(&mut proto);
-    let bytes = if renamed == 0 {
+    // The check allows any node order (every input is defined somewhere); packages get ONNX's.
+    let unsorted = !graph::is_sorted(graph::graph(&proto));
+    if unsorted {
+        graph::topo_sort(graph::graph_mut(&mut proto))
+            .map_err(|reason| ConvertError::Graph { origin: origin.clone(), reason })?;
+        log::info!("{origin}: nodes put in topological order");
+    }
+    let bytes = if renamed == 0 && !unsorted {
         bytes
     } else {
         // Some exporters repeat node names; tract (and other tools) need them unique.
-        log::info!("{origin}: renamed {renamed} node(s) whose names repeat an earlier node's");
+        if renamed > 0 {
+            log::info!("{origin}: renamed {renamed} node(s) whose names repeat an earlier node's");
+        }
         prost::Message::encode_to_vec(&proto)
     };
     Ok(Graph { stage: stage.to_string(), origin, bytes, proto })

@@ -280,8 +280,12 @@ impl GraphBuilder {
         out
     }
 
-    /// Adds a node of another domain (not imported by this call) with one fresh output.
+    /// Adds a node of another domain with one fresh output; the domain is imported at version 1
+    /// unless it already is.
     pub fn custom_node(&mut self, domain: &str, op: &str, inputs: &[&str]) -> String {
+        if !self.opsets.iter().any(|o| o.domain == domain) {
+            self.opsets.push(pb::OperatorSetIdProto { domain: domain.into(), version: 1 });
+        }
         let out = self.node(op, inputs, vec![]);
         self.nodes.last_mut().expect("just added").domain = domain.to_string();
         out
