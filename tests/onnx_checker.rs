@@ -50,9 +50,21 @@ fn crafted_models() -> Vec<(&'static str, pb::ModelProto, bool)> {
     let keep = |_: &mut pb::ModelProto| {};
     vec![
         ("valid_relu", crafted(13, vec![n("Relu", &["x"], &["y"], vec![])], keep), true),
-        ("valid_dq_axis_13", crafted(13, vec![n("DequantizeLinear", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], keep), true),
-        ("dq_axis_at_11", crafted(11, vec![n("DequantizeLinear", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], keep), false),
-        ("unknown_attribute", crafted(13, vec![n("Relu", &["x"], &["y"], vec![attr_float("alpha", 1.0)])], keep), false),
+        (
+            "valid_dq_axis_13",
+            crafted(13, vec![n("DequantizeLinear", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], keep),
+            true,
+        ),
+        (
+            "dq_axis_at_11",
+            crafted(11, vec![n("DequantizeLinear", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], keep),
+            false,
+        ),
+        (
+            "unknown_attribute",
+            crafted(13, vec![n("Relu", &["x"], &["y"], vec![attr_float("alpha", 1.0)])], keep),
+            false,
+        ),
         ("missing_required_attribute", crafted(13, vec![n("Concat", &["x"], &["y"], vec![])], keep), false),
         ("attribute_type", crafted(13, vec![n("Concat", &["x"], &["y"], vec![attr_float("axis", 0.0)])], keep), false),
         ("too_few_inputs", crafted(13, vec![n("Add", &["x"], &["y"], vec![])], keep), false),
@@ -67,7 +79,9 @@ fn crafted_models() -> Vec<(&'static str, pb::ModelProto, bool)> {
         ("deprecated_op", crafted(13, vec![n("Upsample", &["x", "s"], &["y"], vec![])], keep), false),
         (
             "domain_not_imported",
-            crafted(13, vec![n("Relu", &["x"], &["y"], vec![])], |m| m.graph.as_mut().unwrap().node[0].domain = "com.example".into()),
+            crafted(13, vec![n("Relu", &["x"], &["y"], vec![])], |m| {
+                m.graph.as_mut().unwrap().node[0].domain = "com.example".into()
+            }),
             false,
         ),
         ("undefined_graph_output", crafted(13, vec![n("Relu", &["x"], &["r"], vec![])], keep), false),
@@ -128,7 +142,11 @@ fn verdicts_agree_with_onnx_checker_on_crafted_real_and_demo_models() {
     let models = repo_root().join(".cache/testdata/models");
     assert!(models.is_dir(), "{} is missing: run `bash scripts/fetch-test-data.sh`", models.display());
     let real = onnx_files(&models);
-    assert!(real.len() >= 6, "expected the fetched models in {}: run `bash scripts/fetch-test-data.sh`", models.display());
+    assert!(
+        real.len() >= 6,
+        "expected the fetched models in {}: run `bash scripts/fetch-test-data.sh`",
+        models.display()
+    );
     let demo = onnx_files(&repo_root().join("models/demo/student"));
     assert_eq!(demo.len(), 4, "the demo student's four stages");
     paths.extend(real.into_iter().chain(demo));
@@ -140,7 +158,11 @@ fn verdicts_agree_with_onnx_checker_on_crafted_real_and_demo_models() {
         let model = edgeqa::onnx::decode(&bytes, &path.display().to_string()).unwrap();
         let ours = check::problems(&model);
         let name = path.file_name().unwrap().to_string_lossy();
-        eprintln!("{name}: onnx {}, ours {}", theirs.as_deref().unwrap_or("ok"), if ours.is_empty() { "ok".into() } else { ours[0].to_string() });
+        eprintln!(
+            "{name}: onnx {}, ours {}",
+            theirs.as_deref().unwrap_or("ok"),
+            if ours.is_empty() { "ok".into() } else { ours[0].to_string() }
+        );
         if ours.is_empty() != theirs.is_none() {
             disagree.push(format!("{name}: onnx says {theirs:?}, we say {ours:?}"));
         }
@@ -151,7 +173,8 @@ fn verdicts_agree_with_onnx_checker_on_crafted_real_and_demo_models() {
 #[test]
 fn converting_an_invalid_graph_gives_one_clear_error_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = crafted(11, vec![node("DequantizeLinear", "dq", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], |_| {});
+    let model =
+        crafted(11, vec![node("DequantizeLinear", "dq", &["x", "s"], &["y"], vec![attr_int("axis", 1)])], |_| {});
     let (path, out) = (tmp.path().join("dq.onnx"), tmp.path().join("dq.eqa"));
     std::fs::write(&path, model.encode_to_vec()).unwrap();
     let args = [OsStr::new("--model"), path.as_os_str(), OsStr::new("--output"), out.as_os_str()];

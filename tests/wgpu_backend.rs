@@ -312,7 +312,8 @@ fn f16_weights_stay_f16() {
             .collect()
     };
     let (w, b) = (f16s(16 * 8 * 9), f16s(64 * 32));
-    let conv = onnx_builder::node("Conv", "conv", &["x", "w"], &["c"], vec![onnx_builder::attr_ints("pads", &[1, 1, 1, 1])]);
+    let conv =
+        onnx_builder::node("Conv", "conv", &["x", "w"], &["c"], vec![onnx_builder::attr_ints("pads", &[1, 1, 1, 1])]);
     let nodes = vec![conv, onnx_node("MatMul", "matmul", &["c", "b"], "y")];
     let consts: [(&str, &[usize], Vec<f32>); 2] = [("w", &[16, 8, 3, 3], w), ("b", &[64, 32], b)];
     let (stage, model) = tiny_model(nodes, &[("x", &[1, 8, 6, 64])], &consts, ("y", &[1, 16, 6, 32]));

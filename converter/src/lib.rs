@@ -404,4 +404,21 @@ mod tests {
         let names: Vec<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["a", "a.2", "", "a.1", "a.3", "b"]);
     }
+
+    #[test]
+    fn unsorted_graphs_are_sorted_and_cycles_refused() {
+        use edgeqa::onnx_builder::{model, node};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.onnx");
+        let relu = |i: &str, o: &str| node("Relu", o, &[i], &[o], vec![]);
+        let unsorted = model(13, vec![relu("h", "y"), relu("x", "h")], vec![], &[("x", &[1])], &["y"]);
+        std::fs::write(&path, prost::Message::encode_to_vec(&unsorted)).unwrap();
+        let g = read_graph(MODEL_STAGE, &path).unwrap();
+        assert!(graph::is_sorted(graph::graph(&g.proto)));
+        assert_eq!(onnx::decode(&g.bytes, "bytes").unwrap(), g.proto, "the package gets the sorted graph");
+        let cycle = model(13, vec![relu("y", "h"), relu("h", "y")], vec![], &[("x", &[1])], &["y"]);
+        std::fs::write(&path, prost::Message::encode_to_vec(&cycle)).unwrap();
+        let err = read_graph(MODEL_STAGE, &path).err().unwrap();
+        assert!(matches!(err, ConvertError::Graph { .. }) && err.to_string().contains("cycle"), "{err}");
+    }
 }

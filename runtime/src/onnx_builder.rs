@@ -118,7 +118,10 @@ pub fn value_info(name: &str, elem_type: T, dims: Option<&[Dim]>) -> pb::ValueIn
     pb::ValueInfoProto {
         name: name.to_string(),
         r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type: elem_type as i32, shape })),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem_type as i32,
+                shape,
+            })),
             ..Default::default()
         }),
         ..Default::default()

@@ -115,7 +115,9 @@ pub enum Problem {
     DuplicateGraphInput { scope: String, name: String },
     #[error("{scope}initializer `{name}` appears more than once: keep one")]
     DuplicateInitializer { scope: String, name: String },
-    #[error("{scope}initializer `{name}` is not a graph input, which IR version {ir} requires: list it as an input or save with IR ≥ 4")]
+    #[error(
+        "{scope}initializer `{name}` is not a graph input, which IR version {ir} requires: list it as an input or save with IR ≥ 4"
+    )]
     InitializerNotInput { scope: String, name: String, ir: i64 },
     #[error("{scope}initializer `{name}` has no element type: re-export the model")]
     UntypedInitializer { scope: String, name: String },
@@ -195,17 +197,26 @@ impl Checker<'_> {
             }
         }
         // Names defined before any node: outer scope, graph inputs, initializers.
-        let mut defined: HashMap<String, String> = outer.iter().map(|n| (n.clone(), "an outer-scope value".into())).collect();
+        let mut defined: HashMap<String, String> =
+            outer.iter().map(|n| (n.clone(), "an outer-scope value".into())).collect();
         for i in &inputs {
             defined.insert(i.clone(), "a graph input".into());
         }
         let mut inits = HashSet::new();
-        let init_names = g.initializer.iter().map(|t| &t.name).chain(g.sparse_initializer.iter().filter_map(|s| s.values.as_ref().map(|v| &v.name)));
+        let init_names = g
+            .initializer
+            .iter()
+            .map(|t| &t.name)
+            .chain(g.sparse_initializer.iter().filter_map(|s| s.values.as_ref().map(|v| &v.name)));
         for name in init_names {
             if !inits.insert(name.clone()) {
                 self.problems.push(Problem::DuplicateInitializer { scope: scope_s.clone(), name: name.clone() });
             } else if self.ir <= 3 && !inputs.contains(name) {
-                self.problems.push(Problem::InitializerNotInput { scope: scope_s.clone(), name: name.clone(), ir: self.ir });
+                self.problems.push(Problem::InitializerNotInput {
+                    scope: scope_s.clone(),
+                    name: name.clone(),
+                    ir: self.ir,
+                });
             }
             defined.entry(name.clone()).or_insert_with(|| "an initializer".into());
         }
@@ -224,7 +235,11 @@ impl Checker<'_> {
         for (n, node) in g.node.iter().zip(&refs) {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 if let Some(first) = defined.get(o) {
-                    self.problems.push(Problem::DuplicateOutput { node: node.clone(), name: o.clone(), first: first.clone() });
+                    self.problems.push(Problem::DuplicateOutput {
+                        node: node.clone(),
+                        name: o.clone(),
+                        first: first.clone(),
+                    });
                 } else {
                     defined.insert(o.clone(), format!("an output of {node}"));
                 }
@@ -315,7 +330,12 @@ impl Checker<'_> {
         for a in n.attribute.iter().filter(|a| !a.name.is_empty()) {
             match schema.attribute(&a.name) {
                 None => {
-                    let from = self.schemas.versions(domain, op).iter().find(|s| s.attribute(&a.name).is_some()).map(|s| s.since);
+                    let from = self
+                        .schemas
+                        .versions(domain, op)
+                        .iter()
+                        .find(|s| s.attribute(&a.name).is_some())
+                        .map(|s| s.since);
                     self.problems.push(Problem::UnknownAttribute {
                         node: node.clone(),
                         op: op.into(),
@@ -377,9 +397,9 @@ fn malformed(a: &pb::AttributeProto, ir: i64) -> Option<String> {
         (!a.sparse_tensors.is_empty(), AttributeType::SparseTensors),
         (!a.type_protos.is_empty(), AttributeType::TypeProtos),
     ];
-    used.iter().find(|(set, ty)| *set && *ty as i32 != a.r#type).map(|(_, ty)| {
-        format!("is declared {} but holds a {} value", type_name(a.r#type), ty.as_str_name())
-    })
+    used.iter()
+        .find(|(set, ty)| *set && *ty as i32 != a.r#type)
+        .map(|(_, ty)| format!("is declared {} but holds a {} value", type_name(a.r#type), ty.as_str_name()))
 }
 
 #[cfg(test)]

@@ -41,7 +41,10 @@ fn dequantize_linear_with_axis_at_opset_11_names_node_attribute_and_fix() {
 #[test]
 fn schema_violations_each_give_one_problem() {
     let relu = |attrs| node("Relu", "r", &["x"], &["y"], attrs);
-    assert!(matches!(only(&one_node(13, relu(vec![attr_float("alpha", 1.0)]))), Problem::UnknownAttribute { from: None, .. }));
+    assert!(matches!(
+        only(&one_node(13, relu(vec![attr_float("alpha", 1.0)]))),
+        Problem::UnknownAttribute { from: None, .. }
+    ));
     let concat = node("Concat", "c", &["x", "x"], &["y"], vec![]);
     assert!(matches!(only(&one_node(13, concat)), Problem::MissingAttribute { ref attr, .. } if attr == "axis"));
     let concat = node("Concat", "c", &["x", "x"], &["y"], vec![attr_float("axis", 1.0)]);
@@ -117,7 +120,10 @@ fn subgraphs_see_outer_names_and_are_checked() {
             "if",
             &["c"],
             &["y"],
-            vec![attr_graph("then_branch", then), attr_graph("else_branch", branch(node("Relu", "e", &["x"], &["e"], vec![]), "e"))],
+            vec![
+                attr_graph("then_branch", then),
+                attr_graph("else_branch", branch(node("Relu", "e", &["x"], &["e"], vec![]), "e")),
+            ],
         ));
         b.declare_output("y", pb::tensor_proto::DataType::Float, Some(&fixed(&[1])));
         b.into_model()

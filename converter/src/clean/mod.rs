@@ -161,7 +161,9 @@ mod tests {
 
     use super::testutil::{assert_same_function, model, ops, random_f32, run, to_tract};
     use super::*;
-    use crate::graph::{attr_float, attr_int, attr_ints, attr_tensor, initializer, make_f32, make_i64, node, producers};
+    use crate::graph::{
+        attr_float, attr_int, attr_ints, attr_tensor, initializer, make_f32, make_i64, node, producers,
+    };
 
     fn constant(name: &str, t: pb::TensorProto) -> pb::NodeProto {
         node("Constant", name, &[], &[name], vec![attr_tensor("value", t)])
@@ -178,8 +180,13 @@ mod tests {
     /// constant shape computation, Squeeze with attribute axes, Softmax on axis 1, an Identity
     /// at the end.
     fn paddle_like() -> pb::ModelProto {
-        let bn =
-            node("BatchNormalization", "bn", &["conv", "g", "b", "m", "v"], &["bn_out"], vec![attr_float("epsilon", 1e-5)]);
+        let bn = node(
+            "BatchNormalization",
+            "bn",
+            &["conv", "g", "b", "m", "v"],
+            &["bn_out"],
+            vec![attr_float("epsilon", 1e-5)],
+        );
         model(
             11,
             vec![
@@ -341,7 +348,13 @@ mod tests {
             .map(|d| edgeqa::manifest::TensorInfo {
                 name: d.name.clone(),
                 dtype: d.dtype.expect("demo inputs have edgeqa dtypes"),
-                shape: d.dims.as_ref().unwrap().iter().map(|x| if let onnx::Dim::Fixed(v) = x { *v } else { 1 }).collect(),
+                shape: d
+                    .dims
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|x| if let onnx::Dim::Fixed(v) = x { *v } else { 1 })
+                    .collect(),
             })
             .collect();
         edgeqa::synthetic::inputs(&infos, 100).iter().map(to_tract).collect()

@@ -424,7 +424,8 @@ mod tests {
         use crate::onnx_builder::{attr_ints, make_f32, model, node};
         let n = |op: &str, inputs: &[&str], output: &str, attrs| node(op, output, inputs, &[output], attrs);
         let axes = || vec![attr_ints("axes", &[-1])];
-        let sq = if square == "Pow" { n("Pow", &["d", "two"], "d2", vec![]) } else { n("Mul", &["d", "d"], "d2", vec![]) };
+        let sq =
+            if square == "Pow" { n("Pow", &["d", "two"], "d2", vec![]) } else { n("Mul", &["d", "d"], "d2", vec![]) };
         let mut m = model(
             13,
             vec![
