@@ -128,7 +128,6 @@ mod tests {
     use tract_onnx::prelude::{DatumType, Tensor};
 
     use super::*;
-    use crate::onnx::pb;
 
     fn pad_node(mode: &str) -> Node {
         Node {
