@@ -13,40 +13,17 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edgeqa::backend::Backend;
 use edgeqa::backend::tract::TractBackend;
 use edgeqa::backend::wgpu::WgpuBackend;
-use edgeqa::manifest::{DType, StageInfo};
 use edgeqa::package::Package;
-use edgeqa::tensor::{Tensor, TensorData};
 use edgeqa_benches::demo_dir;
 
 fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/testdata")
 }
 
-/// Fixed inputs: f32 in a small range, ids 1, masks 1, token types 0.
-fn inputs(stage: &StageInfo) -> Vec<Tensor> {
-    stage
-        .inputs
-        .iter()
-        .map(|t| {
-            let n: usize = t.shape.iter().product();
-            let data = match t.dtype {
-                DType::F32 => TensorData::F32((0..n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect()),
-                DType::I64 if t.name.contains("type") => TensorData::I64(vec![0; n]),
-                DType::I64 => TensorData::I64(vec![1; n]),
-                DType::I32 => TensorData::I32(vec![1; n]),
-                DType::Bool => TensorData::Bool(vec![true; n]),
-                DType::U8 => TensorData::U8(vec![1; n]),
-                DType::I8 => TensorData::I8(vec![1; n]),
-            };
-            Tensor::new(t.shape.clone(), data).expect("input")
-        })
-        .collect()
-}
-
 fn bench_package(c: &mut Criterion, name: &str, pkg: &Package, backends: &[(&str, &dyn Backend)]) {
     for stage in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&stage.name).expect("graph");
-        let x = inputs(stage);
+        let x = edgeqa::synthetic::inputs(&stage.inputs, 1);
         let id = if pkg.manifest().stages.len() > 1 { format!("{name}/{}", stage.name) } else { name.to_string() };
         let mut group = c.benchmark_group(format!("backend/{id}"));
         for (bname, backend) in backends {
@@ -61,15 +38,12 @@ fn bench_package(c: &mut Criterion, name: &str, pkg: &Package, backends: &[(&str
     }
 }
 
-fn model_package(file: &str, shapes: &[(&str, Vec<usize>)]) -> Option<Package> {
+fn model_package(file: &str, shapes: &[(&str, Vec<usize>)]) -> Package {
     let path = testdata().join("models").join(file);
-    if !path.is_file() {
-        eprintln!("{file}: skipped, run `bash scripts/fetch-test-data.sh` first");
-        return None;
-    }
+    assert!(path.is_file(), "{} is missing: run `bash scripts/fetch-test-data.sh`", path.display());
     let shapes: BTreeMap<String, Vec<usize>> = shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
     let converted = edgeqa_convert::convert_model(&path, &shapes).expect("convert");
-    Some(Package::from_bytes(converted.bytes, file).expect("package"))
+    Package::from_bytes(converted.bytes, file).expect("package")
 }
 
 fn backends(c: &mut Criterion) {
@@ -97,9 +71,7 @@ fn backends(c: &mut Criterion) {
         ("silero_vad", "silero_vad_openvino_16k.onnx", vec![]),
     ];
     for (name, file, shapes) in models {
-        if let Some(pkg) = model_package(file, &shapes) {
-            bench_package(c, name, &pkg, &list);
-        }
+        bench_package(c, name, &model_package(file, &shapes), &list);
     }
 }
 

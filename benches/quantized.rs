@@ -31,9 +31,8 @@ fn testdata() -> PathBuf {
 fn bench_model(c: &mut Criterion, name: &str, file: &str, set: &str, shape: Vec<usize>) {
     let model = testdata().join("models").join(file);
     let calibration = testdata().join("ocr").join(set).join("calibration");
-    if !model.is_file() || !calibration.is_dir() {
-        eprintln!("{name}: skipped, run `bash scripts/fetch-test-data.sh` first");
-        return;
+    for (path, present) in [(&model, model.is_file()), (&calibration, calibration.is_dir())] {
+        assert!(present, "{name}: {} is missing: run `bash scripts/fetch-test-data.sh`", path.display());
     }
     let shapes = [("x".to_string(), shape)].into();
     let mut group = c.benchmark_group(format!("quantized/{name}"));

@@ -4,7 +4,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use edgeqa_tests::onnx_builder::{Attr, D, GraphBuilder};
+use edgeqa::onnx::Dim;
+use edgeqa::onnx_builder::{Attr, GraphBuilder};
 use edgeqa_tests::{assert_clean_error, run_bin, write_probe_bundle};
 
 const EDGEQA: &str = env!("CARGO_BIN_EXE_edgeqa");
@@ -139,7 +140,7 @@ fn demo_runs_on_the_committed_bundle() {
 /// A generic model: y = relu(x · W + b) with x [1,3].
 fn write_generic_model(dir: &Path) -> PathBuf {
     let mut g = GraphBuilder::new("tiny", 13);
-    let x = g.input_f32("x", &[D::S("batch"), D::N(3)]);
+    let x = g.input_f32("x", &[Dim::Symbolic("batch".into()), Dim::Fixed(3)]);
     let w = g.const_f32("w", &[3, 2], vec![1.0, -1.0, 2.0, 0.5, -3.0, 1.0]);
     let b = g.const_f32("b", &[2], vec![0.25, -0.5]);
     let mm = g.node("MatMul", &[&x, &w], vec![]);
@@ -285,7 +286,7 @@ fn bad_question_sets_name_the_line() {
 fn a_package_with_an_op_tract_lacks_lists_it_at_load() {
     // Built with the package writer directly, as a converter of another version might.
     let mut g = GraphBuilder::new("custom", 13);
-    let x = g.input_f32("x", &[D::N(1), D::N(2)]);
+    let x = g.input_f32("x", &[Dim::Fixed(1), Dim::Fixed(2)]);
     let a = g.custom_node("com.example", "FancyOp", &[&x]);
     let b = g.node("Relu", &[&a], vec![("alpha", Attr::Float(0.1))]);
     let c = g.custom_node("com.example", "OtherOp", &[&b]);

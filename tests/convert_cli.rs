@@ -3,7 +3,8 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use edgeqa_tests::onnx_builder::{D, GraphBuilder};
+use edgeqa::onnx::Dim;
+use edgeqa::onnx_builder::GraphBuilder;
 use edgeqa_tests::probe_student::write_student_dir;
 use edgeqa_tests::{assert_clean_error, run_bin};
 
@@ -73,7 +74,7 @@ fn unsupported_ops_are_all_listed_before_anything_is_written() {
     write_student_dir(&dir).unwrap();
     for (stage, op) in [("question_encoder", "Tokenize"), ("head", "Fuse")] {
         let mut g = GraphBuilder::new(stage, 13);
-        let x = g.input_f32("x", &[D::N(1), D::N(2)]);
+        let x = g.input_f32("x", &[Dim::Fixed(1), Dim::Fixed(2)]);
         let y = g.custom_node("com.example", op, &[&x]);
         let z = g.custom_node("com.example", "Second", &[&y]);
         g.output(&z, "y");
@@ -92,7 +93,7 @@ fn unsupported_ops_are_all_listed_before_anything_is_written() {
 fn generic_models_need_fixed_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut g = GraphBuilder::new("m", 13);
-    let x = g.input_f32("x", &[D::S("batch"), D::N(4)]);
+    let x = g.input_f32("x", &[Dim::Symbolic("batch".into()), Dim::Fixed(4)]);
     let y = g.node("Relu", &[&x], vec![]);
     g.output(&y, "y");
     let model = tmp.path().join("m.onnx");

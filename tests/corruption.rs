@@ -45,11 +45,12 @@ fn flipped_truncated_and_extended_packages_are_rejected() {
 /// output (hand-edited after export): (package, x.npy).
 fn package_with_outputless_constant(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     use edgeqa::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
-    use edgeqa_tests::onnx_builder::{Attr, D, GraphBuilder};
+    use edgeqa::onnx::Dim;
+    use edgeqa::onnx_builder::{Attr, GraphBuilder};
     use prost::Message;
 
     let mut g = GraphBuilder::new("crafted", 13);
-    let x = g.input_f32("x", &[D::N(1), D::N(4)]);
+    let x = g.input_f32("x", &[Dim::Fixed(1), Dim::Fixed(4)]);
     let c = g.node("Constant", &[], vec![("value_float", Attr::Float(1.0))]);
     let y = g.node("Add", &[&x, &c], vec![]);
     g.output(&y, "y");

@@ -272,13 +272,8 @@ fn cli_writes_report_and_rejects_bad_calibration_data() {
 /// Writes `n` tokenized "sentences" for MiniLM-L6 (`[CLS] ids… [SEP]` then padding, seeded):
 /// `DIR/<id>/{input_ids,attention_mask,token_type_ids}.npy`, each int64 `[1, MINILM_SEQ]`.
 fn minilm_samples(dir: &Path, n: usize, seed: u64) {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut random = edgeqa::synthetic::Synthetic::new(seed);
+    let mut next = move || random.next_u64();
     for i in 0..n {
         let len = 4 + (next() % (MINILM_SEQ as u64 - 4)) as usize;
         let mut ids = vec![0i64; MINILM_SEQ];

@@ -10,6 +10,7 @@ use edgeqa::backend::tract::TractBackend;
 use edgeqa::backend::wgpu::WgpuBackend;
 use edgeqa::backend::{Backend, BackendError};
 use edgeqa::manifest::{DType, StageInfo, TensorInfo};
+use edgeqa::onnx_builder;
 use edgeqa::package::Package;
 use edgeqa::tensor::{Tensor, TensorData};
 
@@ -30,31 +31,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Deterministic inputs for a stage: f32 in [-1, 1), integer ids in [0, 16), masks of ones.
+/// Synthetic inputs for a stage (`edgeqa::synthetic`: f32 in [-1, 1), ids in [0, 16), masks of ones).
 fn inputs(stage: &StageInfo, seed: u64) -> Vec<Tensor> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as u32
-    };
-    stage
-        .inputs
-        .iter()
-        .map(|t| {
-            let n: usize = t.shape.iter().product();
-            let data = match t.dtype {
-                DType::F32 => TensorData::F32((0..n).map(|_| next() as f32 / 2f32.powi(31) * 2.0 - 1.0).collect()),
-                DType::I64 if t.name.contains("mask") => TensorData::I64(vec![1; n]),
-                DType::I64 if t.name.contains("type") => TensorData::I64(vec![0; n]),
-                DType::I64 => TensorData::I64((0..n).map(|_| (next() % 16) as i64).collect()),
-                DType::I32 => TensorData::I32((0..n).map(|_| (next() % 16) as i32).collect()),
-                DType::Bool => TensorData::Bool(vec![true; n]),
-                DType::U8 => TensorData::U8((0..n).map(|_| next() as u8).collect()),
-                DType::I8 => TensorData::I8((0..n).map(|_| next() as i8).collect()),
-            };
-            Tensor::new(t.shape.clone(), data).unwrap()
-        })
-        .collect()
+    edgeqa::synthetic::inputs(&stage.inputs, seed)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -264,13 +243,7 @@ fn minilm_int8_matches_tract() {
 }
 
 fn onnx_node(op: &str, name: &str, inputs: &[&str], output: &str) -> edgeqa::onnx::pb::NodeProto {
-    edgeqa::onnx::pb::NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    }
+    onnx_builder::node(op, name, inputs, &[output], vec![])
 }
 
 /// An opset-17 model of `nodes` over f32 `inputs` (name, shape) with f32 initializers
@@ -281,49 +254,17 @@ fn tiny_model(
     constants: &[(&str, &[usize], Vec<f32>)],
     output: (&str, &[usize]),
 ) -> (StageInfo, Vec<u8>) {
-    use edgeqa::onnx::pb;
-    use prost::Message;
-    let value = |name: &str, shape: &[usize]| pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: shape
-                        .iter()
-                        .map(|&d| pb::tensor_shape_proto::Dimension {
-                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d as i64)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
-        graph: Some(pb::GraphProto {
-            name: "g".into(),
-            node: nodes,
-            initializer: constants
-                .iter()
-                .map(|(name, dims, v)| pb::TensorProto {
-                    name: name.to_string(),
-                    dims: dims.iter().map(|&d| d as i64).collect(),
-                    data_type: 1,
-                    float_data: v.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-            input: inputs.iter().map(|&(n, s)| value(n, s)).collect(),
-            output: vec![value(output.0, output.1)],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let mut b = onnx_builder::GraphBuilder::new("g", 17);
+    for &(name, shape) in inputs {
+        b.input_f32(name, &onnx_builder::fixed(shape));
+    }
+    for (name, dims, v) in constants {
+        b.initializer(onnx_builder::make_f32(name, dims, v));
+    }
+    for n in nodes {
+        b.push(n);
+    }
+    b.declare_output(output.0, edgeqa::onnx::pb::tensor_proto::DataType::Float, Some(&onnx_builder::fixed(output.1)));
     let info = |name: &str, shape: &[usize]| TensorInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec() };
     let stage = StageInfo {
         name: "model".into(),
@@ -331,7 +272,7 @@ fn tiny_model(
         inputs: inputs.iter().map(|&(n, s)| info(n, s)).collect(),
         outputs: vec![info(output.0, output.1)],
     };
-    (stage, model.encode_to_vec())
+    (stage, b.build())
 }
 
 /// A graph with ops the kernels do not have: the error names every such node at once, with the
@@ -359,13 +300,11 @@ fn unsupported_nodes_are_listed_at_once() {
 #[test]
 fn f16_weights_stay_f16() {
     // Values in ±[0.001, 1) with 10 mantissa bits: exact f16s.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = edgeqa::synthetic::Synthetic::new(0x2545_f491_4f6c_dd1d);
     let mut f16s = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = random.next_u64();
                 let v = 0.001 + (state >> 40) as f32 / (1u64 << 24) as f32;
                 let v = f32::from_bits(v.to_bits() & 0xffff_e000);
                 if state & 1 == 0 { v } else { -v }
@@ -373,13 +312,8 @@ fn f16_weights_stay_f16() {
             .collect()
     };
     let (w, b) = (f16s(16 * 8 * 9), f16s(64 * 32));
-    let mut conv = onnx_node("Conv", "conv", &["x", "w"], "c");
-    conv.attribute.push(edgeqa::onnx::pb::AttributeProto {
-        name: "pads".into(),
-        ints: vec![1, 1, 1, 1],
-        r#type: edgeqa::onnx::pb::attribute_proto::AttributeType::Ints as i32,
-        ..Default::default()
-    });
+    let conv =
+        onnx_builder::node("Conv", "conv", &["x", "w"], &["c"], vec![onnx_builder::attr_ints("pads", &[1, 1, 1, 1])]);
     let nodes = vec![conv, onnx_node("MatMul", "matmul", &["c", "b"], "y")];
     let consts: [(&str, &[usize], Vec<f32>); 2] = [("w", &[16, 8, 3, 3], w), ("b", &[64, 32], b)];
     let (stage, model) = tiny_model(nodes, &[("x", &[1, 8, 6, 64])], &consts, ("y", &[1, 16, 6, 32]));

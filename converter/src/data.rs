@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use edgeqa::backend::{Backend, BackendError, StageMemory, StageSession, tract::TractBackend};
-use edgeqa::manifest::{DType, StageInfo};
-use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
-use edgeqa::tensor::{Tensor, TensorData};
+use edgeqa_format::manifest::{DType, StageInfo};
+use edgeqa_format::package::Package;
+use edgeqa_format::tensor::{Tensor, TensorData};
 use thiserror::Error;
 
 /// A calibration or verification set that cannot be used.
@@ -277,7 +277,7 @@ pub fn describe(dtype: DType, shape: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgeqa::manifest::TensorInfo;
+    use edgeqa_format::manifest::TensorInfo;
 
     fn stage() -> StageInfo {
         StageInfo {

@@ -4,9 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 use pb::tensor_proto::DataType as T;
 use prost::Message;
+
+pub use edgeqa_format::onnx_builder::{
+    attr_float, attr_floats, attr_graph, attr_int, attr_ints, attr_str, attr_tensor, make_f16_bits, make_f32, make_i8,
+    make_i32, make_i64, make_u8, node,
+};
 
 /// A dense f32 tensor read from (or written to) an initializer.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,88 +82,6 @@ pub fn tensor_i64(t: &pb::TensorProto) -> Option<Vec<i64>> {
         _ => return None,
     };
     (v.len() == n).then_some(v)
-}
-
-fn tensor(name: &str, shape: &[usize], data_type: T, raw_data: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.to_string(),
-        dims: shape.iter().map(|&d| d as i64).collect(),
-        data_type: data_type as i32,
-        raw_data,
-        ..Default::default()
-    }
-}
-
-/// An f32 initializer.
-pub fn make_f32(name: &str, shape: &[usize], data: &[f32]) -> pb::TensorProto {
-    tensor(name, shape, T::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect())
-}
-
-/// An f16 initializer from raw f16 bits.
-pub fn make_f16_bits(name: &str, shape: &[usize], bits: &[u16]) -> pb::TensorProto {
-    tensor(name, shape, T::Float16, bits.iter().flat_map(|v| v.to_le_bytes()).collect())
-}
-
-/// An i8 initializer.
-pub fn make_i8(name: &str, shape: &[usize], data: &[i8]) -> pb::TensorProto {
-    tensor(name, shape, T::Int8, data.iter().map(|&v| v as u8).collect())
-}
-
-/// A u8 initializer.
-pub fn make_u8(name: &str, shape: &[usize], data: &[u8]) -> pb::TensorProto {
-    tensor(name, shape, T::Uint8, data.to_vec())
-}
-
-/// An i32 initializer.
-pub fn make_i32(name: &str, shape: &[usize], data: &[i32]) -> pb::TensorProto {
-    tensor(name, shape, T::Int32, data.iter().flat_map(|v| v.to_le_bytes()).collect())
-}
-
-/// An i64 initializer.
-pub fn make_i64(name: &str, shape: &[usize], data: &[i64]) -> pb::TensorProto {
-    tensor(name, shape, T::Int64, data.iter().flat_map(|v| v.to_le_bytes()).collect())
-}
-
-/// A node of the default domain.
-pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.to_string(),
-        name: name.to_string(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute: attrs,
-        ..Default::default()
-    }
-}
-
-/// An integer attribute.
-pub fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
-}
-
-/// An integer-list attribute.
-pub fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-/// A string attribute.
-pub fn attr_str(name: &str, v: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::String as i32,
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
 }
 
 /// The attribute `name` of a node.
@@ -283,6 +206,20 @@ impl Names {
     }
 }
 
+/// True when every node comes after the producers of its inputs (outer-scope names of subgraphs
+/// aside).
+pub fn is_sorted(g: &pb::GraphProto) -> bool {
+    let produced: HashSet<&str> = g.node.iter().flat_map(|n| &n.output).map(|s| s.as_str()).collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for n in &g.node {
+        if n.input.iter().any(|i| produced.contains(i.as_str()) && !seen.contains(i.as_str())) {
+            return false;
+        }
+        seen.extend(n.output.iter().map(|s| s.as_str()));
+    }
+    true
+}
+
 /// Sorts nodes so every node comes after the producers of its inputs (stable for graphs that are
 /// already sorted). Errors with the nodes left when the graph has a cycle or reads an unknown
 /// tensor.
@@ -395,7 +332,7 @@ mod tests {
     #[test]
     fn topo_sort_orders_and_reports_cycles() {
         let mut g = pb::GraphProto::default();
-        g.input.push(pb::ValueInfoProto { name: "x".into(), ..Default::default() });
+        g.input.push(edgeqa_format::onnx_builder::value_untyped("x"));
         g.node.push(node("Relu", "b", &["a"], &["b"], vec![]));
         g.node.push(node("Relu", "a", &["x"], &["a"], vec![]));
         topo_sort(&mut g).unwrap();
@@ -409,8 +346,8 @@ mod tests {
     #[test]
     fn dead_nodes_and_unused_initializers_go() {
         let mut g = pb::GraphProto::default();
-        g.input.push(pb::ValueInfoProto { name: "x".into(), ..Default::default() });
-        g.output.push(pb::ValueInfoProto { name: "y".into(), ..Default::default() });
+        g.input.push(edgeqa_format::onnx_builder::value_untyped("x"));
+        g.output.push(edgeqa_format::onnx_builder::value_untyped("y"));
         g.initializer.push(make_f32("unused", &[1], &[1.0]));
         g.initializer.push(make_f32("k", &[1], &[1.0]));
         g.node.push(node("Add", "keep", &["x", "k"], &["y"], vec![]));

@@ -1,23 +1,29 @@
 //! edgeqa converter: turns a student exported to ONNX (or any ONNX model) into one verified
 //! `.eqa` package.
 //!
-//! Steps: read `student.toml` and the stage graphs → reject what the runtime cannot run
+//! Steps: read `student.toml` and the stage graphs → refuse graphs ONNX's checker would refuse
+//! ([`check`]) → reject what the runtime cannot run
 //! (every unsupported node of every stage listed at once) → fix input shapes from the contract
 //! and infer output shapes → write the manifest and graphs → reopen the package and load every
 //! stage on the CPU backend, so a package that leaves the converter is known to load.
 
+use edgeqa_format::contract::{
+    AUDIO_ENCODER, AUDIO_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAMES, HEAD, LOG_MEL, QUESTION_ENCODER,
+    QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edgeqa::backend::{Backend, tract::TractBackend, tract::unsupported_nodes};
-use edgeqa::manifest::{
+use edgeqa_format::manifest::{
     CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo,
 };
-use edgeqa::onnx::{self, pb};
-use edgeqa::package::{Package, PackageWriter};
+use edgeqa_format::onnx::{self, pb};
+use edgeqa_format::package::{Package, PackageWriter};
 use thiserror::Error;
 
 pub mod calibrate;
+pub mod check;
 pub mod clean;
 pub mod data;
 pub mod graph;
@@ -40,6 +46,8 @@ pub enum ConvertError {
     Io { path: String, reason: String },
     #[error(transparent)]
     Onnx(#[from] onnx::OnnxError),
+    #[error(transparent)]
+    Invalid(#[from] check::InvalidOnnx),
     #[error("unsupported ONNX, nothing was written: {}", .0.join("; "))]
     Unsupported(Vec<String>),
     #[error("{origin}: input `{input}`: {reason}")]
@@ -51,7 +59,7 @@ pub enum ConvertError {
     #[error("--input-shape `{0}`: expected NAME=D0,D1,... with positive integers")]
     BadShapeArg(String),
     #[error(transparent)]
-    Package(#[from] edgeqa::package::PackageError),
+    Package(#[from] edgeqa_format::package::PackageError),
     #[error("the written package does not load: {0}")]
     Verify(String),
     #[error(transparent)]
@@ -97,12 +105,22 @@ fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConvertError::Io { path: origin.clone(), reason: e.to_string() })?;
     let mut proto = onnx::decode(&bytes, &origin)?;
+    check::check_model(&proto, &origin)?;
     let renamed = unique_node_names(&mut proto);
-    let bytes = if renamed == 0 {
+    // The check allows any node order (every input is defined somewhere); packages get ONNX's.
+    let unsorted = !graph::is_sorted(graph::graph(&proto));
+    if unsorted {
+        graph::topo_sort(graph::graph_mut(&mut proto))
+            .map_err(|reason| ConvertError::Graph { origin: origin.clone(), reason })?;
+        log::info!("{origin}: nodes put in topological order");
+    }
+    let bytes = if renamed == 0 && !unsorted {
         bytes
     } else {
         // Some exporters repeat node names; tract (and other tools) need them unique.
-        log::info!("{origin}: renamed {renamed} node(s) whose names repeat an earlier node's");
+        if renamed > 0 {
+            log::info!("{origin}: renamed {renamed} node(s) whose names repeat an earlier node's");
+        }
         prost::Message::encode_to_vec(&proto)
     };
     Ok(Graph { stage: stage.to_string(), origin, bytes, proto })
@@ -257,7 +275,7 @@ fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>), ConvertError> {
             graphs.push(read_graph(stage, &path)?);
         }
     }
-    if !graphs.iter().any(|g| g.stage == "head") {
+    if !graphs.iter().any(|g| g.stage == HEAD) {
         return Err(layout("missing head.onnx: every student needs a head".into()));
     }
     check_supported(&graphs)?;
@@ -276,41 +294,41 @@ fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>), ConvertError> {
                 .unwrap_or(all)
         };
         match g.stage.as_str() {
-            "frame_encoder" => {
+            FRAME_ENCODER => {
                 let v = spec
                     .video
                     .as_ref()
                     .ok_or_else(|| layout("frame_encoder.onnx needs a [video] table in student.toml".into()))?;
-                wanted.insert("frames".to_string(), vec![batch("frames", v.frames), 3, v.height, v.width]);
+                wanted.insert(FRAMES.to_string(), vec![batch(FRAMES, v.frames), 3, v.height, v.width]);
             }
-            "audio_encoder" => {
+            AUDIO_ENCODER => {
                 let a = spec
                     .audio
                     .as_ref()
                     .ok_or_else(|| layout("audio_encoder.onnx needs an [audio] table in student.toml".into()))?;
-                wanted.insert("log_mel".to_string(), vec![batch("log_mel", a.segments), 1, a.n_mels, a.segment_frames]);
+                wanted.insert(LOG_MEL.to_string(), vec![batch(LOG_MEL, a.segments), 1, a.n_mels, a.segment_frames]);
             }
-            "question_encoder" => {
+            QUESTION_ENCODER => {
                 let t = spec
                     .tokenizer
                     .as_ref()
                     .ok_or_else(|| layout("question_encoder.onnx needs a [tokenizer] table in student.toml".into()))?;
-                wanted.insert("question_ids".to_string(), vec![1, t.max_len]);
-                wanted.insert("question_mask".to_string(), vec![1, t.max_len]);
+                wanted.insert(QUESTION_IDS.to_string(), vec![1, t.max_len]);
+                wanted.insert(QUESTION_MASK.to_string(), vec![1, t.max_len]);
             }
             _ => {
                 let feature = |enc: &str, items: usize| -> Option<Vec<usize>> {
                     let out = &stages.iter().find(|s| s.name == enc)?.outputs.first()?.shape;
                     Some([1, items].into_iter().chain(out.iter().skip(1).copied()).collect())
                 };
-                if let Some(s) = feature("frame_encoder", spec.video.as_ref().map_or(0, |v| v.frames)) {
-                    wanted.insert("frame_features".to_string(), s);
+                if let Some(s) = feature(FRAME_ENCODER, spec.video.as_ref().map_or(0, |v| v.frames)) {
+                    wanted.insert(FRAME_FEATURES.to_string(), s);
                 }
-                if let Some(s) = feature("audio_encoder", spec.audio.as_ref().map_or(0, |a| a.segments)) {
-                    wanted.insert("audio_features".to_string(), s);
+                if let Some(s) = feature(AUDIO_ENCODER, spec.audio.as_ref().map_or(0, |a| a.segments)) {
+                    wanted.insert(AUDIO_FEATURES.to_string(), s);
                 }
-                if let Some(q) = stages.iter().find(|s| s.name == "question_encoder").and_then(|s| s.outputs.first()) {
-                    wanted.insert("question_features".to_string(), q.shape.clone());
+                if let Some(q) = stages.iter().find(|s| s.name == QUESTION_ENCODER).and_then(|s| s.outputs.first()) {
+                    wanted.insert(QUESTION_FEATURES.to_string(), q.shape.clone());
                 }
                 wanted.retain(|k, _| declared.iter().any(|d| &d.name == k));
             }
@@ -389,5 +407,22 @@ mod tests {
         assert_eq!(unique_node_names(&mut proto), 2);
         let names: Vec<&str> = proto.graph.as_ref().unwrap().node.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["a", "a.2", "", "a.1", "a.3", "b"]);
+    }
+
+    #[test]
+    fn unsorted_graphs_are_sorted_and_cycles_refused() {
+        use edgeqa_format::onnx_builder::{model, node};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.onnx");
+        let relu = |i: &str, o: &str| node("Relu", o, &[i], &[o], vec![]);
+        let unsorted = model(13, vec![relu("h", "y"), relu("x", "h")], vec![], &[("x", &[1])], &["y"]);
+        std::fs::write(&path, prost::Message::encode_to_vec(&unsorted)).unwrap();
+        let g = read_graph(MODEL_STAGE, &path).unwrap();
+        assert!(graph::is_sorted(graph::graph(&g.proto)));
+        assert_eq!(onnx::decode(&g.bytes, "bytes").unwrap(), g.proto, "the package gets the sorted graph");
+        let cycle = model(13, vec![relu("y", "h"), relu("h", "y")], vec![], &[("x", &[1])], &["y"]);
+        std::fs::write(&path, prost::Message::encode_to_vec(&cycle)).unwrap();
+        let err = read_graph(MODEL_STAGE, &path).err().unwrap();
+        assert!(matches!(err, ConvertError::Graph { .. }) && err.to_string().contains("cycle"), "{err}");
     }
 }

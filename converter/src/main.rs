@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use edgeqa::package::Package;
 use edgeqa_convert::calibrate::Method;
 use edgeqa_convert::quantize::{Int8Form, Scheme};
 use edgeqa_convert::quantized::{self, Budget, Options};
 use edgeqa_convert::report::Report;
 use edgeqa_convert::{convert_model_with, convert_student_with, parse_shape_args};
+use edgeqa_format::package::Package;
 
 /// Converts a student directory (stage ONNX files + student.toml) or one ONNX model into a
 /// single verified .eqa package, optionally quantized. The same input always gives a

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use edgeqa::manifest::{Manifest, QuantizationInfo, QuantizedTensor, StageInfo};
-use edgeqa::onnx::{self, pb};
-use edgeqa::package::Package;
+use edgeqa_format::manifest::{Manifest, QuantizationInfo, QuantizedTensor, StageInfo};
+use edgeqa_format::onnx::{self, pb};
+use edgeqa_format::package::Package;
 
 use crate::calibrate::{self, Method, TensorRange};
 use crate::clean::{self, CleanOptions};
@@ -102,7 +102,7 @@ fn opt_err(s: impl Into<String>) -> ConvertError {
 
 /// Samples for every stage from a set path.
 fn load_samples(path: &Path, fp32: &Converted, manifest: &Manifest) -> Result<StageSamples, ConvertError> {
-    let student = manifest.kind == edgeqa::manifest::PackageKind::Student;
+    let student = manifest.kind == edgeqa_format::manifest::PackageKind::Student;
     if data::is_question_set(path) {
         if !student {
             return Err(opt_err(format!(
@@ -399,13 +399,14 @@ pub(crate) fn run(manifest: Manifest, graphs: Vec<Graph>, opts: &Options) -> Res
             quantization: Some(summary.clone()),
         });
     }
-    let answers = if manifest.kind == edgeqa::manifest::PackageKind::Student && data::is_question_set(&verify_path) {
-        let r = Package::from_bytes(fp32.bytes.clone(), "fp32 package")?;
-        let c = Package::from_bytes(converted.bytes.clone(), "quantized package")?;
-        Some(verify::compare_answers(&r, &c, &verify_path)?)
-    } else {
-        None
-    };
+    let answers =
+        if manifest.kind == edgeqa_format::manifest::PackageKind::Student && data::is_question_set(&verify_path) {
+            let r = Package::from_bytes(fp32.bytes.clone(), "fp32 package")?;
+            let c = Package::from_bytes(converted.bytes.clone(), "quantized package")?;
+            Some(verify::compare_answers(&r, &c, &verify_path)?)
+        } else {
+            None
+        };
     let report = Report {
         scheme: opts.scheme.to_string(),
         method: opts.scheme.needs_calibration().then(|| opts.method.to_string()),
@@ -458,7 +459,7 @@ pub fn compare_packages(reference: &Package, candidate: &Package, set: &Path) ->
             quantization: None,
         });
     }
-    let answers = if rm.kind == edgeqa::manifest::PackageKind::Student && data::is_question_set(set) {
+    let answers = if rm.kind == edgeqa_format::manifest::PackageKind::Student && data::is_question_set(set) {
         Some(verify::compare_answers(reference, candidate, set)?)
     } else {
         None

@@ -1,8 +1,8 @@
 //! Fixing a stage's input shapes and inferring its output shapes with tract.
 
-use edgeqa::backend::tract::{datum_type, dtype_of};
-use edgeqa::manifest::TensorInfo;
-use edgeqa::onnx::{self, DeclaredTensor, Dim, pb};
+use edgeqa_format::manifest::TensorInfo;
+use edgeqa_format::onnx::{self, DeclaredTensor, Dim, pb};
+use edgeqa_format::tract::{datum_type, dtype_of};
 use tract_onnx::prelude::*;
 
 use crate::ConvertError;
@@ -71,7 +71,7 @@ pub fn infer_outputs(
     inputs: &[TensorInfo],
 ) -> Result<Vec<TensorInfo>, ConvertError> {
     let fail = |reason: String| ConvertError::Graph { origin: origin.to_string(), reason };
-    let mut model = edgeqa::backend::tract::framework().parse(proto, None).map_err(|e| fail(format!("{e:#}")))?.model;
+    let mut model = edgeqa_format::tract::framework().parse(proto, None).map_err(|e| fail(format!("{e:#}")))?.model;
     for ix in 0..model.inputs.len() {
         let name = model.node(model.inputs[ix].node).name.clone();
         let info =

@@ -30,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
-use edgeqa::manifest::{AudioPreprocess, TokenizerSpec, VideoPreprocess};
+use edgeqa_format::manifest::{AudioPreprocess, TokenizerSpec, VideoPreprocess};
 use serde::Deserialize;
 
 use crate::ConvertError;

@@ -8,9 +8,9 @@ use std::path::Path;
 use edgeqa::backend::BackendChoice;
 use edgeqa::backend::{Backend, tract::TractBackend};
 use edgeqa::eval::{evaluate, load_set};
-use edgeqa::manifest::StageInfo;
-use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
+use edgeqa_format::manifest::StageInfo;
+use edgeqa_format::package::Package;
 use serde::Serialize;
 use thiserror::Error;
 

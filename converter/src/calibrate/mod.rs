@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use edgeqa::backend::tract::datum_type;
-use edgeqa::manifest::StageInfo;
-use edgeqa::onnx::pb;
-use edgeqa::tensor::{Tensor, TensorData};
+use edgeqa_format::manifest::StageInfo;
+use edgeqa_format::onnx::pb;
+use edgeqa_format::tensor::{Tensor, TensorData};
+use edgeqa_format::tract::datum_type;
 use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
 use tract_onnx::prelude::*;
@@ -86,9 +86,9 @@ impl Observer {
         let existing: std::collections::HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
         let names: Vec<String> = observe.iter().filter(|n| !existing.contains(*n)).cloned().collect();
         for n in &names {
-            g.output.push(pb::ValueInfoProto { name: n.clone(), ..Default::default() });
+            g.output.push(edgeqa_format::onnx_builder::value_untyped(n));
         }
-        let mut model = edgeqa::backend::tract::framework().parse(&p, None).map_err(|e| fail(format!("{e:#}")))?.model;
+        let mut model = edgeqa_format::tract::framework().parse(&p, None).map_err(|e| fail(format!("{e:#}")))?.model;
         for ix in 0..model.inputs.len() {
             let name = model.node(model.inputs[ix].node).name.clone();
             let info = stage

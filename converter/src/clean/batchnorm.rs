@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::edit::{is_default_domain, remove_nodes};
 use crate::graph::{

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::edit::{is_default_domain, remove_nodes};
 use crate::graph::{attr, make_f32, make_i64, output_names};
@@ -62,24 +62,13 @@ fn constant_value(n: &pb::NodeProto, name: &str) -> Option<pb::TensorProto> {
 mod tests {
     use super::*;
     use crate::clean::testutil::{assert_same_function, model, ops, random_f32};
-    use crate::graph::{graph, graph_mut, initializer, node, tensor_f32, tensor_i64};
+    use crate::graph::{
+        attr_float, attr_floats, attr_int, attr_ints, attr_tensor, graph, graph_mut, initializer, node, tensor_f32,
+        tensor_i64,
+    };
 
     fn value_attr(t: pb::TensorProto) -> pb::AttributeProto {
-        pb::AttributeProto {
-            name: "value".into(),
-            r#type: pb::attribute_proto::AttributeType::Tensor as i32,
-            t: Some(t),
-            ..Default::default()
-        }
-    }
-
-    fn floats_attr(name: &str, v: &[f32]) -> pb::AttributeProto {
-        pb::AttributeProto {
-            name: name.into(),
-            r#type: pb::attribute_proto::AttributeType::Floats as i32,
-            floats: v.to_vec(),
-            ..Default::default()
-        }
+        attr_tensor("value", t)
     }
 
     #[test]
@@ -106,11 +95,10 @@ mod tests {
     #[test]
     fn scalar_and_list_attributes_keep_their_type() {
         let mut g = pb::GraphProto::default();
-        let mut f = node("Constant", "f", &[], &["f"], vec![]);
-        f.attribute.push(crate::clean::testutil::attr_float("value_float", 2.5));
-        let fs = node("Constant", "fs", &[], &["fs"], vec![floats_attr("value_floats", &[1.0, 2.0])]);
-        let i = node("Constant", "i", &[], &["i"], vec![crate::graph::attr_int("value_int", 7)]);
-        let is = node("Constant", "is", &[], &["is"], vec![crate::graph::attr_ints("value_ints", &[1, -1])]);
+        let f = node("Constant", "f", &[], &["f"], vec![attr_float("value_float", 2.5)]);
+        let fs = node("Constant", "fs", &[], &["fs"], vec![attr_floats("value_floats", &[1.0, 2.0])]);
+        let i = node("Constant", "i", &[], &["i"], vec![attr_int("value_int", 7)]);
+        let is = node("Constant", "is", &[], &["is"], vec![attr_ints("value_ints", &[1, -1])]);
         g.node = vec![f, fs, i, is];
         assert_eq!(constants_to_initializers(&mut g), 4);
         assert!(g.node.is_empty());
@@ -132,8 +120,8 @@ mod tests {
             ..Default::default()
         };
         g.node.push(node("Constant", "s", &[], &["s"], vec![value_attr(s)]));
-        g.node.push(node("Constant", "o", &[], &["o"], vec![crate::graph::attr_int("value_int", 1)]));
-        g.output.push(pb::ValueInfoProto { name: "o".into(), ..Default::default() });
+        g.node.push(node("Constant", "o", &[], &["o"], vec![attr_int("value_int", 1)]));
+        g.output.push(edgeqa_format::onnx_builder::value_untyped("o"));
         assert_eq!(constants_to_initializers(&mut g), 0);
         assert_eq!(g.node.len(), 2);
     }

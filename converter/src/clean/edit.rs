@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 use pb::tensor_proto::DataType as T;
 
 /// True for nodes of the default (`ai.onnx`) domain.
@@ -76,7 +76,7 @@ mod tests {
         let mut g = pb::GraphProto::default();
         g.node.push(node("Relu", "outer", &["a"], &["c"], vec![]));
         let mut iff = node("If", "if", &["cond"], &["d"], vec![]);
-        iff.attribute.push(pb::AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() });
+        iff.attribute.push(crate::graph::attr_graph("then_branch", body));
         g.node.push(iff);
         rename_uses(&mut g, "a", "z");
         assert_eq!(g.node[0].input, vec!["z"]);

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use edgeqa::backend::tract::framework;
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
+use edgeqa_format::onnx_builder::{GraphBuilder, value_untyped};
+use edgeqa_format::tract::framework;
 pub(crate) use edgeqa_format::tract::to_proto;
 use tract_onnx::prelude::*;
 
@@ -16,18 +17,18 @@ pub(crate) fn evaluate(
     nodes: Vec<pb::NodeProto>,
     wanted: &[String],
 ) -> TractResult<HashMap<String, pb::TensorProto>> {
-    let proto = pb::ModelProto {
-        ir_version: like.ir_version,
-        opset_import: like.opset_import.clone(),
-        graph: Some(pb::GraphProto {
-            name: "constant_subgraph".into(),
-            node: nodes,
-            initializer: inits,
-            output: wanted.iter().map(|n| pb::ValueInfoProto { name: n.clone(), ..Default::default() }).collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let mut b = GraphBuilder::new("constant_subgraph", 0).ir_version(like.ir_version);
+    for n in nodes {
+        b.push(n);
+    }
+    for t in inits {
+        b.initializer(t);
+    }
+    let mut proto = b.into_model();
+    proto.opset_import = like.opset_import.clone();
+    if let Some(g) = proto.graph.as_mut() {
+        g.output = wanted.iter().map(|n| value_untyped(n)).collect();
+    }
     let model = framework().model_for_proto_model(&proto)?;
     let plan = model.into_optimized()?.into_runnable()?;
     let values = plan.run(tvec![])?;
@@ -63,11 +64,7 @@ mod tests {
 
     #[test]
     fn a_constant_subgraph_runs_in_one_go() {
-        let like = pb::ModelProto {
-            ir_version: 7,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-            ..Default::default()
-        };
+        let like = crate::clean::testutil::model(13, vec![], vec![], &[], &[]);
         let inits = vec![make_f32("a", &[2], &[1.0, 2.0]), make_i64("s", &[2], &[2, 1])];
         let nodes = vec![
             node("Add", "add", &["a", "a"], &["b"], vec![]),

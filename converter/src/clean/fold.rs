@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use edgeqa::onnx::{self, Dim, pb};
+use edgeqa_format::onnx::{self, Dim, pb};
 
 use super::edit::{has_subgraph, is_default_domain, remove_nodes, tensor_bytes};
 use super::eval::evaluate;

@@ -1,6 +1,6 @@
 //! Identity and inference-mode Dropout removal: their readers read the input directly.
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::edit::{is_default_domain, real_inputs, rename_uses};
 use crate::graph::{consumers, initializer, output_names, producers, tensor_i64};

@@ -19,7 +19,7 @@ pub(crate) mod testutil;
 
 use std::fmt;
 
-use edgeqa::onnx::{self, pb};
+use edgeqa_format::onnx::{self, pb};
 
 use crate::graph::{graph, graph_mut, remove_dead, topo_sort};
 pub use fold::GROWTH_LIMIT_BYTES;
@@ -159,19 +159,14 @@ mod tests {
 
     use tract_onnx::prelude::*;
 
-    use super::testutil::{assert_same_function, attr_float, model, ops, random_f32, run};
+    use super::testutil::{assert_same_function, model, ops, random_f32, run, to_tract};
     use super::*;
-    use crate::graph::{attr_int, attr_ints, initializer, make_f32, make_i64, node, producers};
+    use crate::graph::{
+        attr_float, attr_int, attr_ints, attr_tensor, initializer, make_f32, make_i64, node, producers,
+    };
 
     fn constant(name: &str, t: pb::TensorProto) -> pb::NodeProto {
-        let mut n = node("Constant", name, &[], &[name], vec![]);
-        n.attribute.push(pb::AttributeProto {
-            name: "value".into(),
-            r#type: pb::attribute_proto::AttributeType::Tensor as i32,
-            t: Some(t),
-            ..Default::default()
-        });
-        n
+        node("Constant", name, &[], &[name], vec![attr_tensor("value", t)])
     }
 
     fn data(shape: &[usize], seed: u64, lo: f32) -> pb::TensorProto {
@@ -185,8 +180,13 @@ mod tests {
     /// constant shape computation, Squeeze with attribute axes, Softmax on axis 1, an Identity
     /// at the end.
     fn paddle_like() -> pb::ModelProto {
-        let mut bn = node("BatchNormalization", "bn", &["conv", "g", "b", "m", "v"], &["bn_out"], vec![]);
-        bn.attribute.push(attr_float("epsilon", 1e-5));
+        let bn = node(
+            "BatchNormalization",
+            "bn",
+            &["conv", "g", "b", "m", "v"],
+            &["bn_out"],
+            vec![attr_float("epsilon", 1e-5)],
+        );
         model(
             11,
             vec![
@@ -272,14 +272,11 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
-    /// The first of these paths that exists, or a printed note.
-    fn find(name: &str) -> Option<PathBuf> {
-        let candidates = [workspace().join(".cache/testdata/models").join(name), Path::new("/tmp/ocr").join(name)];
-        let found = candidates.iter().find(|p| p.exists()).cloned();
-        if found.is_none() {
-            println!("skipped: {name} not found (run scripts/fetch-test-data.sh)");
-        }
-        found
+    /// A fetched test model; missing data fails the test.
+    fn find(name: &str) -> PathBuf {
+        let path = workspace().join(".cache/testdata/models").join(name);
+        assert!(path.is_file(), "{} is missing: run `bash scripts/fetch-test-data.sh`", path.display());
+        path
     }
 
     fn load(path: &Path) -> pb::ModelProto {
@@ -289,7 +286,7 @@ mod tests {
 
     /// Cleans a PP-OCR model for quantization and checks structure and numerics.
     fn check_ppocr(name: &str, shape: &[usize]) {
-        let Some(path) = find(name) else { return };
+        let path = find(name);
         let before = load(&path);
         let mut after = before.clone();
         let r = clean(&mut after, name, &CleanOptions { target_opset: Some(13) }).unwrap();
@@ -344,37 +341,32 @@ mod tests {
         check_ppocr("ch_PP-OCRv4_det_infer.onnx", &[1, 3, 320, 320]);
     }
 
-    /// Inputs for a demo stage from its declared fixed shapes: f32 random, ids small, masks 1.
+    /// Synthetic inputs for a demo stage from its declared shapes (symbolic dims as 1).
     fn stage_inputs(m: &pb::ModelProto) -> Vec<Tensor> {
-        onnx::graph_inputs(m)
+        let infos: Vec<edgeqa_format::manifest::TensorInfo> = onnx::graph_inputs(m)
             .iter()
-            .enumerate()
-            .map(|(k, d)| {
-                let shape: Vec<usize> =
-                    d.dims.as_ref().unwrap().iter().map(|x| if let onnx::Dim::Fixed(v) = x { *v } else { 1 }).collect();
-                match d.dtype {
-                    Some(edgeqa::manifest::DType::I64) => {
-                        let n: usize = shape.iter().product();
-                        let v: Vec<i64> =
-                            (0..n).map(|i| if d.name.contains("mask") { 1 } else { (i * 7 % 10) as i64 }).collect();
-                        tract_ndarray::ArrayD::from_shape_vec(shape, v).unwrap().into_tensor()
-                    }
-                    _ => random_f32(&shape, 100 + k as u64),
-                }
+            .map(|d| edgeqa_format::manifest::TensorInfo {
+                name: d.name.clone(),
+                dtype: d.dtype.expect("demo inputs have edgeqa dtypes"),
+                shape: d
+                    .dims
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|x| if let onnx::Dim::Fixed(v) = x { *v } else { 1 })
+                    .collect(),
             })
-            .collect()
+            .collect();
+        edgeqa_format::synthetic::inputs(&infos, 100).iter().map(to_tract).collect()
     }
 
     #[test]
     fn demo_student_stages_clean_and_agree() {
         let dir = workspace().join("models/demo/student");
-        let mut seen = 0;
-        for stage in edgeqa::manifest::STUDENT_STAGES {
+        for stage in edgeqa_format::manifest::STUDENT_STAGES {
+            // The committed demo student has every stage.
             let path = dir.join(format!("{stage}.onnx"));
-            if !path.exists() {
-                continue;
-            }
-            seen += 1;
+            assert!(path.is_file(), "{} is missing from the repository", path.display());
             let before = load(&path);
             let mut after = before.clone();
             let r = clean(&mut after, stage, &CleanOptions { target_opset: Some(13) }).unwrap();
@@ -382,9 +374,6 @@ mod tests {
             assert_eq!(r.opset_from, r.opset_to, "opset 17 needs no upgrade");
             assert!(!ops(&after).contains(&"Constant".to_string()));
             assert_same_function(&before, &after, &stage_inputs(&before), 1e-5);
-        }
-        if seen == 0 {
-            println!("skipped: no demo student in {}", dir.display());
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use edgeqa::onnx::{self, pb};
+use edgeqa_format::onnx::{self, pb};
 
 use super::CleanError;
 use super::edit::is_default_domain;
@@ -498,7 +498,7 @@ mod tests {
         let mut body = pb::GraphProto::default();
         body.node.push(node("Squeeze", "inner", &["x"], &["z"], vec![attr_ints("axes", &[0])]));
         let mut iff = node("If", "branch", &["cond"], &["y"], vec![]);
-        iff.attribute.push(pb::AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() });
+        iff.attribute.push(crate::graph::attr_graph("then_branch", body));
         let mut m = model(11, vec![iff], vec![], &[("x", &[1])], &["y"]);
         let err = upgrade(&mut m, "m.onnx", 13).unwrap_err();
         assert!(err.to_string().contains("Squeeze (inner)"), "{err}");

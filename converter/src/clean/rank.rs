@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 use tract_onnx::prelude::{InferenceFact, InferenceModel, InferenceModelExt, OutletId, tvec};
 use tract_onnx::tract_hir::infer::{DimFact, Factoid, ShapeFactoid};
 
@@ -101,7 +101,7 @@ const MAX_ROUNDS: usize = 8;
 pub(crate) fn ranks(model: &pb::ModelProto) -> HashMap<String, usize> {
     let g = graph(model);
     let mut ranks = HashMap::new();
-    let Ok(parsed) = edgeqa::backend::tract::framework().parse(&with_symbolic_inputs(model), None) else {
+    let Ok(parsed) = edgeqa_format::tract::framework().parse(&with_symbolic_inputs(model), None) else {
         return ranks;
     };
     let (mut m, outlets) = (parsed.model, parsed.outlets_by_name);
@@ -220,7 +220,7 @@ fn with_symbolic_inputs(model: &pb::ModelProto) -> pb::ModelProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clean::testutil::{model, value};
+    use crate::clean::testutil::{model, value_f32};
     use crate::graph::{attr_int, attr_ints, make_f32, make_i64, node};
 
     #[test]
@@ -256,7 +256,7 @@ mod tests {
             &["m"],
         );
         // x: [?, 3, ?, 4] with unknown dims.
-        let mut x = value("x", pb::tensor_proto::DataType::Float as i32, Some(&[1, 3, 1, 4]));
+        let mut x = value_f32("x", &[1, 3, 1, 4]);
         if let Some(pb::type_proto::Value::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut()) {
             let dims = &mut t.shape.as_mut().unwrap().dim;
             dims[0].value = Some(pb::tensor_shape_proto::dimension::Value::DimValue(-1));

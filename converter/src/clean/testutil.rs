@@ -1,58 +1,15 @@
-//! Test helpers for the clean passes: building small models, running a model through tract,
-//! random inputs and comparing two models' outputs.
+//! Test helpers for the clean passes: running a model through tract, seeded inputs and comparing
+//! two models' outputs. Models are built with [`edgeqa_format::onnx_builder`] (re-exported here).
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 use tract_onnx::prelude::*;
 
-/// A graph input or output declared as f32 with a fixed shape.
-pub(crate) fn value_f32(name: &str, shape: &[usize]) -> pb::ValueInfoProto {
-    value(name, pb::tensor_proto::DataType::Float as i32, Some(shape))
-}
-
-/// A graph input or output with an element type and an optional fixed shape.
-pub(crate) fn value(name: &str, elem_type: i32, shape: Option<&[usize]>) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value as D};
-    let shape = shape.map(|s| pb::TensorShapeProto {
-        dim: s.iter().map(|&d| Dimension { value: Some(D::DimValue(d as i64)), ..Default::default() }).collect(),
-    });
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type, shape })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// A model of the default domain at `opset` with these nodes, initializers, f32 inputs (name,
-/// shape) and outputs (names, no declared type).
-pub(crate) fn model(
-    opset: i64,
-    nodes: Vec<pb::NodeProto>,
-    inits: Vec<pb::TensorProto>,
-    inputs: &[(&str, &[usize])],
-    outputs: &[&str],
-) -> pb::ModelProto {
-    pb::ModelProto {
-        ir_version: 7,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: opset }],
-        graph: Some(pb::GraphProto {
-            name: "test".into(),
-            node: nodes,
-            initializer: inits,
-            input: inputs.iter().map(|(n, s)| value_f32(n, s)).collect(),
-            output: outputs.iter().map(|n| pb::ValueInfoProto { name: n.to_string(), ..Default::default() }).collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+pub(crate) use edgeqa_format::onnx_builder::{attr_float, model, value_f32};
 
 /// Runs a model through tract with these inputs (graph input order); shapes come from the
 /// inputs, so symbolic dims need no other fixing.
 pub(crate) fn run(model: &pb::ModelProto, inputs: &[Tensor]) -> TractResult<Vec<Tensor>> {
-    let mut m = edgeqa::backend::tract::framework().model_for_proto_model(model)?;
+    let mut m = edgeqa_format::tract::framework().model_for_proto_model(model)?;
     for (ix, t) in inputs.iter().enumerate() {
         m.set_input_fact(ix, InferenceFact::dt_shape(t.datum_type(), t.shape()))?;
     }
@@ -61,19 +18,24 @@ pub(crate) fn run(model: &pb::ModelProto, inputs: &[Tensor]) -> TractResult<Vec<
     Ok(out.into_iter().map(|t| t.into_tensor()).collect())
 }
 
-/// A deterministic pseudo-random f32 tensor in [-1, 1) (xorshift, seeded).
+/// A deterministic pseudo-random f32 tensor in [-1, 1) ([`edgeqa_format::synthetic`], seeded).
 pub(crate) fn random_f32(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
+    let data = edgeqa_format::synthetic::f32s(shape.iter().product(), seed);
     tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap().into_tensor()
+}
+
+/// A tract tensor with the data of an edgeqa one.
+pub(crate) fn to_tract(t: &edgeqa_format::tensor::Tensor) -> Tensor {
+    use edgeqa_format::tensor::TensorData as D;
+    let s = t.shape.clone();
+    match &t.data {
+        D::F32(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+        D::I64(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+        D::I32(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+        D::U8(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+        D::I8(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+        D::Bool(v) => tract_ndarray::ArrayD::from_shape_vec(s, v.clone()).unwrap().into_tensor(),
+    }
 }
 
 /// Largest absolute difference between two tensors of the same shape (compared as f32).
@@ -100,14 +62,4 @@ pub(crate) fn assert_same_function(before: &pb::ModelProto, after: &pb::ModelPro
 /// The op types of a graph's nodes, in order.
 pub(crate) fn ops(m: &pb::ModelProto) -> Vec<String> {
     crate::graph::graph(m).node.iter().map(|n| n.op_type.clone()).collect()
-}
-
-/// A float attribute.
-pub(crate) fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::Float as i32,
-        f: v,
-        ..Default::default()
-    }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::math::{self, ActType};
 use super::{QuantError, QuantSummary, QuantizedActivation, QuantizedWeight, Target};

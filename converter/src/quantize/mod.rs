@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 use serde::Serialize;
 use thiserror::Error;
 

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::math::{self, ActParams, ActType};
 use super::{QuantError, QuantSummary, QuantizedActivation, QuantizedWeight, Target};

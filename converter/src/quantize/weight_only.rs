@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use edgeqa::onnx::pb;
+use edgeqa_format::onnx::pb;
 
 use super::math::{self, Bits};
 use super::{QuantError, QuantSummary, QuantizedWeight, Target};
@@ -134,7 +134,7 @@ pub fn apply(
     block: usize,
     summary: &mut QuantSummary,
 ) -> Result<(), QuantError> {
-    let opset = edgeqa::onnx::opset(model).unwrap_or(13);
+    let opset = edgeqa_format::onnx::opset(model).unwrap_or(13);
     let g = graph::graph_mut(model);
     let mut names = Names::of(g);
     let mut done: HashMap<String, String> = HashMap::new();

@@ -7,6 +7,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_data::internal::{anyhow, ensure};
 
 use crate::onnx::pb;
+use crate::onnx_builder::{GraphBuilder, value_untyped};
 use edgeqa_format::tract::framework;
 pub use edgeqa_format::tract::to_proto;
 
@@ -18,18 +19,15 @@ pub fn evaluate_node(opset: i64, node: &pb::NodeProto, inputs: &[(String, Arc<Te
         inits.push(to_proto(name, t).ok_or_else(|| anyhow!("input `{name}` of type {:?}", t.datum_type()))?);
     }
     let outputs: Vec<String> = node.output.iter().filter(|o| !o.is_empty()).cloned().collect();
-    let proto = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: opset }],
-        graph: Some(pb::GraphProto {
-            name: "constant_node".into(),
-            node: vec![node.clone()],
-            initializer: inits,
-            output: outputs.iter().map(|n| pb::ValueInfoProto { name: n.clone(), ..Default::default() }).collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let mut b = GraphBuilder::new("constant_node", opset);
+    b.push(node.clone());
+    for t in inits {
+        b.initializer(t);
+    }
+    let mut proto = b.into_model();
+    if let Some(g) = proto.graph.as_mut() {
+        g.output = outputs.iter().map(|n| value_untyped(n)).collect();
+    }
     let plan = framework().model_for_proto_model(&proto)?.into_optimized()?.into_runnable()?;
     let values = plan.run(tvec![])?;
     ensure!(values.len() == outputs.len(), "tract returned {} tensors for {} outputs", values.len(), outputs.len());
@@ -41,13 +39,7 @@ mod tests {
     use super::*;
 
     fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: op.to_lowercase(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+        crate::onnx_builder::node(op, &op.to_lowercase(), inputs, outputs, vec![])
     }
 
     #[test]

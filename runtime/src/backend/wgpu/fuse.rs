@@ -17,7 +17,7 @@ use super::kernels::{
 };
 use super::kernels::{conv, matmul};
 use crate::graph::{Graph, ValueId};
-use crate::onnx::pb;
+use crate::onnx_builder::{attr_float, attr_floats, attr_int, attr_ints};
 
 /// Ops whose kernels apply a fused activation.
 const PRODUCERS: &[&str] = &["Conv", "ConvTranspose", "MatMul", "Gemm"];
@@ -40,9 +40,9 @@ pub(crate) fn fuse(graph: &mut Graph) -> usize {
             p.inputs.push(Some(bias));
         } else {
             let act = act.expect("checked");
-            p.attributes.push(int_attr(FUSED_ACTIVATION, act.code as i64));
-            p.attributes.push(float_attr(FUSED_ALPHA, act.alpha));
-            p.attributes.push(float_attr(FUSED_BETA, act.beta));
+            p.attributes.push(attr_int(FUSED_ACTIVATION, act.code as i64));
+            p.attributes.push(attr_float(FUSED_ALPHA, act.alpha));
+            p.attributes.push(attr_float(FUSED_BETA, act.beta));
         }
         p.outputs = c.outputs.clone();
         graph.nodes.remove(consumer);
@@ -91,8 +91,8 @@ fn int8_products(graph: &mut Graph) -> usize {
         }
         let node = &mut graph.nodes[i];
         node.inputs[0] = Some(q);
-        node.attributes.push(float_attr(A_SCALE, scale));
-        node.attributes.push(int_attr(A_ZERO, zero));
+        node.attributes.push(attr_float(A_SCALE, scale));
+        node.attributes.push(attr_int(A_ZERO, zero));
     }
     let readers = reader_counts(graph);
     let before = graph.nodes.len();
@@ -124,8 +124,8 @@ impl ElementwiseChain {
             outputs: vec![self.output],
             output_slots: vec![0],
             attributes: vec![
-                ints_attr(STEPS, self.steps.iter().flat_map(|s| [s.0 as i64, s.1 as i64]).collect()),
-                floats_attr(PARAMS, self.steps.iter().flat_map(|s| [s.2, s.3]).collect()),
+                attr_ints(STEPS, &self.steps.iter().flat_map(|s| [s.0 as i64, s.1 as i64]).collect::<Vec<_>>()),
+                attr_floats(PARAMS, &self.steps.iter().flat_map(|s| [s.2, s.3]).collect::<Vec<_>>()),
             ],
         };
         graph.nodes[last] = node;
@@ -296,7 +296,7 @@ impl LayerNormChain {
         first.inputs = vec![Some(self.x), Some(scale), self.bias];
         first.outputs = vec![self.output];
         first.output_slots = vec![0];
-        first.attributes = vec![int_attr("axis", -1), float_attr("epsilon", self.epsilon)];
+        first.attributes = vec![attr_int("axis", -1), attr_float("epsilon", self.epsilon)];
         let mut rest = self.rest;
         rest.sort_unstable();
         for &i in rest.iter().rev() {
@@ -412,105 +412,44 @@ fn layer_norm(graph: &Graph) -> Option<LayerNormChain> {
     None
 }
 
-fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        i: v,
-        r#type: pb::attribute_proto::AttributeType::Int as i32,
-        ..Default::default()
-    }
-}
-
-fn ints_attr(name: &str, v: Vec<i64>) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        ints: v,
-        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-        ..Default::default()
-    }
-}
-
-fn floats_attr(name: &str, v: Vec<f32>) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        floats: v,
-        r#type: pb::attribute_proto::AttributeType::Floats as i32,
-        ..Default::default()
-    }
-}
-
-fn float_attr(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        f: v,
-        r#type: pb::attribute_proto::AttributeType::Float as i32,
-        ..Default::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::InputSpec;
+    use crate::onnx::pb;
     use tract_onnx::prelude::DatumType;
 
     /// `x [2, 8]` through the layer-norm chain an opset-13 export writes, with γ and β.
     fn layer_norm_model(square: &str) -> pb::ModelProto {
-        let node = |op: &str, inputs: &[&str], output: &str, attrs: Vec<pb::AttributeProto>| pb::NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            attribute: attrs,
-            ..Default::default()
-        };
-        let axes = || {
-            vec![pb::AttributeProto {
-                name: "axes".into(),
-                ints: vec![-1],
-                r#type: pb::attribute_proto::AttributeType::Ints as i32,
-                ..Default::default()
-            }]
-        };
-        let tensor = |name: &str, dims: Vec<i64>, data: Vec<f32>| pb::TensorProto {
-            name: name.into(),
-            dims,
-            data_type: 1,
-            float_data: data,
-            ..Default::default()
-        };
-        let sq = if square == "Pow" {
-            node("Pow", &["d", "two"], "d2", vec![])
-        } else {
-            node("Mul", &["d", "d"], "d2", vec![])
-        };
-        pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-            graph: Some(pb::GraphProto {
-                node: vec![
-                    node("ReduceMean", &["x"], "m", axes()),
-                    node("Sub", &["x", "m"], "d", vec![]),
-                    sq,
-                    node("ReduceMean", &["d2"], "v", axes()),
-                    node("Add", &["v", "eps"], "ve", vec![]),
-                    node("Sqrt", &["ve"], "s", vec![]),
-                    node("Div", &["d", "s"], "n", vec![]),
-                    node("Mul", &["n", "gamma"], "g", vec![]),
-                    node("Add", &["g", "beta"], "y", vec![]),
-                ],
-                initializer: vec![
-                    tensor("two", vec![], vec![2.0]),
-                    tensor("eps", vec![], vec![1e-5]),
-                    tensor("gamma", vec![8], vec![0.5; 8]),
-                    tensor("beta", vec![8], vec![0.25; 8]),
-                ],
-                input: vec![pb::ValueInfoProto { name: "x".into(), ..Default::default() }],
-                output: vec![pb::ValueInfoProto { name: "y".into(), ..Default::default() }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        use crate::onnx_builder::{attr_ints, make_f32, model, node};
+        let n = |op: &str, inputs: &[&str], output: &str, attrs| node(op, output, inputs, &[output], attrs);
+        let axes = || vec![attr_ints("axes", &[-1])];
+        let sq =
+            if square == "Pow" { n("Pow", &["d", "two"], "d2", vec![]) } else { n("Mul", &["d", "d"], "d2", vec![]) };
+        let mut m = model(
+            13,
+            vec![
+                n("ReduceMean", &["x"], "m", axes()),
+                n("Sub", &["x", "m"], "d", vec![]),
+                sq,
+                n("ReduceMean", &["d2"], "v", axes()),
+                n("Add", &["v", "eps"], "ve", vec![]),
+                n("Sqrt", &["ve"], "s", vec![]),
+                n("Div", &["d", "s"], "n", vec![]),
+                n("Mul", &["n", "gamma"], "g", vec![]),
+                n("Add", &["g", "beta"], "y", vec![]),
+            ],
+            vec![
+                make_f32("two", &[], &[2.0]),
+                make_f32("eps", &[], &[1e-5]),
+                make_f32("gamma", &[8], &[0.5; 8]),
+                make_f32("beta", &[8], &[0.25; 8]),
+            ],
+            &[],
+            &["y"],
+        );
+        m.graph.as_mut().unwrap().input.push(crate::onnx_builder::value_untyped("x"));
+        m
     }
 
     #[test]
@@ -532,7 +471,7 @@ mod tests {
     fn a_chain_whose_intermediate_is_read_elsewhere_stays() {
         let mut model = layer_norm_model("Pow");
         let graph = model.graph.as_mut().unwrap();
-        graph.output.push(pb::ValueInfoProto { name: "s".into(), ..Default::default() });
+        graph.output.push(crate::onnx_builder::value_untyped("s"));
         let spec = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 8] };
         let mut g = Graph::load(&model, &[spec], &super::super::kernels::Kernels, "ln").unwrap();
         fuse(&mut g);

@@ -213,7 +213,7 @@ mod tests {
         let (x, w, r) = (value("x", &[5, 1, 3], false), value("w", &[1, 8, 3], true), value("r", &[1, 8, 2], true));
         let ok = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&r)]).unwrap();
         assert_eq!(ok, [OutputType::new(DatumType::F32, vec![1, 1, 2])], "Y_h only");
-        let clip = pb::AttributeProto { name: "clip".into(), f: 3.0, ..Default::default() };
+        let clip = crate::onnx_builder::attr_float("clip", 3.0);
         let err = Lstm.infer(&lstm(vec![clip]), &[Some(&x), Some(&w), Some(&r)]).unwrap_err();
         assert_eq!(err, "attribute `clip` is not supported");
         let fed = value("r", &[1, 8, 2], false);

@@ -128,7 +128,6 @@ mod tests {
     use tract_onnx::prelude::{DatumType, Tensor};
 
     use super::*;
-    use crate::onnx::pb;
 
     fn pad_node(mode: &str) -> Node {
         Node {
@@ -137,11 +136,7 @@ mod tests {
             inputs: vec![Some(0), Some(1)],
             outputs: vec![2],
             output_slots: vec![0],
-            attributes: vec![pb::AttributeProto {
-                name: "mode".into(),
-                s: mode.as_bytes().to_vec(),
-                ..Default::default()
-            }],
+            attributes: vec![crate::onnx_builder::attr_str("mode", mode)],
         }
     }
 

@@ -306,8 +306,8 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let rows = rows.max(1024usize.div_ceil(cols));
-            let mut state = seed | 1;
-            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let mut state = crate::synthetic::Synthetic::new(seed);
+            let mut next = move || state.next_u64();
             let qm = qmax(bits) as i64;
             let mut m = Vec::new();
             for r in 0..rows {
@@ -329,8 +329,8 @@ mod tests {
         /// Per-channel int8 with arbitrary f32 scales (the converter's int8 weights).
         #[test]
         fn per_channel_int8_packs_exactly(rows in 8usize..64, cols in 128usize..300, seed in any::<u64>()) {
-            let mut state = seed | 1;
-            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let mut state = crate::synthetic::Synthetic::new(seed);
+            let mut next = move || state.next_u64();
             let mut m = Vec::new();
             for r in 0..rows {
                 let scale = f32::from_bits(0x3a00_0000 + (next() % 0x0100_0000) as u32);
@@ -382,8 +382,8 @@ mod tests {
         #[test]
         fn f16_tables_pack_exactly(rows in 1usize..40, cols in 30usize..100, seed in any::<u64>()) {
             let rows = rows.max(1024usize.div_ceil(cols));
-            let mut state = seed | 1;
-            let mut next = move || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state };
+            let mut state = crate::synthetic::Synthetic::new(seed);
+            let mut next = move || state.next_u64();
             let m: Vec<f32> = (0..rows * cols)
                 .map(|_| half::f16::from_bits((next() % 0x7bff) as u16 | ((next() & 1) << 15) as u16).to_f32())
                 .collect();
