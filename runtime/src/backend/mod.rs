@@ -7,7 +7,9 @@ use thiserror::Error;
 use crate::manifest::StageInfo;
 use crate::tensor::Tensor;
 
+pub mod checked;
 pub mod tract;
+pub mod tract_fixes;
 pub mod wgpu;
 
 /// A backend failed to load or run a stage.
