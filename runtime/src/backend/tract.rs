@@ -55,7 +55,27 @@ pub fn claimed_ops() -> &'static [&'static str] {
     CLAIMED_OPS
 }
 
-const CLAIMED_OPS: &[&str] = &[];
+#[rustfmt::skip]
+const CLAIMED_OPS: &[&str] = &[
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "ArrayFeatureExtractor", "Asin", "Asinh",
+    "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "BitShift", "BitwiseAnd",
+    "BitwiseNot", "BitwiseOr", "BitwiseXor", "Cast", "CastLike", "Ceil", "Celu", "Clip", "Concat",
+    "Constant", "ConstantOfShape", "Conv", "ConvInteger", "ConvTranspose", "Cos", "Cosh", "CumSum", "DFT",
+    "DepthToSpace", "DequantizeLinear", "Div", "Dropout", "DynamicQuantizeLinear", "Elu", "Equal", "Erf",
+    "Exp", "Expand", "EyeLike", "Flatten", "Floor", "GRU", "Gather", "GatherElements", "GatherND", "Gelu",
+    "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "GridSample",
+    "GroupNormalization", "HardSigmoid", "HardSwish", "Hardmax", "Identity", "If", "InstanceNormalization",
+    "IsInf", "IsNaN", "LRN", "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
+    "LogSoftmax", "LpNormalization", "MatMul", "MatMulInteger", "Max", "MaxPool", "Mean",
+    "MeanVarianceNormalization", "Min", "Mish", "Mod", "Mul", "Neg", "NonMaxSuppression", "NonZero", "Not",
+    "OneHot", "Or", "PRelu", "Pad", "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear",
+    "RMSNormalization", "RNN", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum",
+    "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare",
+    "Relu", "Reshape", "Resize", "RotaryEmbedding", "Round", "STFT", "Scan", "Scatter", "ScatterElements",
+    "ScatterND", "Selu", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax",
+    "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Swish", "Tan", "Tanh",
+    "ThresholdedRelu", "Tile", "TopK", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
+];
 
 /// tract's element type for an edgeqa dtype.
 pub fn datum_type(d: DType) -> DatumType {
@@ -131,7 +151,7 @@ impl Backend for TractBackend {
         }
         for (outlet, info) in model.outputs.iter().zip(&stage.outputs) {
             let dt = model.outlet_fact(*outlet).map_err(|e| load_err(format!("{e:#}")))?.datum_type;
-            checked::check_output_type(origin, NAME, info, &format!("{dt:?}"), dtype_of(dt))?;
+            checked::check_output_type(origin, NAME, info, &format!("{dt:?}"), output_dtype(dt))?;
         }
         let mut memory = plan_memory(&plan);
         let (live_after, _) = crate::budget::heap();
@@ -238,6 +258,12 @@ fn to_tract(t: &EqTensor) -> TractResult<TValue> {
     Ok(tensor.into_tvalue())
 }
 
+/// edgeqa's dtype for what tract computes for a graph output: [`dtype_of`], plus ONNX int64
+/// dimensions (`Shape`, `Size`), which tract keeps as `TDim`.
+fn output_dtype(d: DatumType) -> Option<DType> {
+    if d == DatumType::TDim { Some(DType::I64) } else { dtype_of(d) }
+}
+
 fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
     let shape = t.shape().to_vec();
     let data = match t.datum_type() {
@@ -247,6 +273,7 @@ fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
         DatumType::U8 => TensorData::U8(t.to_plain_array_view::<u8>()?.iter().copied().collect()),
         DatumType::I8 => TensorData::I8(t.to_plain_array_view::<i8>()?.iter().copied().collect()),
         DatumType::Bool => TensorData::Bool(t.to_plain_array_view::<bool>()?.iter().copied().collect()),
+        DatumType::TDim => TensorData::I64(t.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().copied().collect()),
         // Refused at load (checked::check_output_type); never converted.
         other => anyhow::bail!("element type {other:?} is not carried by edgeqa tensors"),
     };
