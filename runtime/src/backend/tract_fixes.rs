@@ -470,3 +470,85 @@ pub fn apply(model: &mut pb::ModelProto, origin: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        node(op, format!("{op}_{output}"), inputs, output, vec![])
+    }
+
+    fn model(opset: i64, nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>) -> pb::ModelProto {
+        pb::ModelProto {
+            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: opset }],
+            graph: Some(pb::GraphProto { node: nodes, initializer: inits, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn qdq_around(op: &str, scale_is_constant: bool, opset: i64) -> pb::ModelProto {
+        let mut inits = vec![scalar_f32("s".into(), 0.1)];
+        if scale_is_constant {
+            inits.push(scalar_f32("so".into(), 1.0 / 255.0));
+        }
+        let nodes = vec![
+            n("DequantizeLinear", &["x", "s"], "xd"),
+            n(op, &["xd"], "p"),
+            n("QuantizeLinear", &["p", "so"], "pq"),
+            n("DequantizeLinear", &["pq", "so"], "y"),
+        ];
+        model(opset, nodes, inits)
+    }
+
+    fn ops(m: &pb::ModelProto) -> Vec<String> {
+        m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect()
+    }
+
+    #[test]
+    fn a_quantize_after_softmax_becomes_float_arithmetic_keeping_its_output() {
+        let mut m = qdq_around("Softmax", true, 13);
+        assert_eq!(requantize_exactly(&mut m).unwrap(), vec!["QuantizeLinear_pq".to_string()]);
+        assert_eq!(ops(&m), ["DequantizeLinear", "Softmax", "Div", "Round", "Clip", "Cast", "DequantizeLinear"]);
+        let cast = &m.graph.as_ref().unwrap().node[5];
+        assert_eq!(cast.output, ["pq"]);
+        assert_eq!(cast.attribute[0].i, pb::tensor_proto::DataType::Uint8 as i64);
+    }
+
+    #[test]
+    fn element_wise_chains_keep_their_quantize_linear() {
+        let mut m = qdq_around("Relu", true, 13);
+        assert!(requantize_exactly(&mut m).unwrap().is_empty());
+        assert_eq!(ops(&m), ["DequantizeLinear", "Relu", "QuantizeLinear", "DequantizeLinear"]);
+    }
+
+    #[test]
+    fn what_cannot_be_rewritten_is_refused_naming_the_node() {
+        let e = requantize_exactly(&mut qdq_around("Softmax", false, 13)).unwrap_err();
+        assert!(e.contains("QuantizeLinear `QuantizeLinear_pq` after Softmax `Softmax_p`"), "{e}");
+        assert!(e.contains("scale is not a constant scalar"), "{e}");
+        let e = requantize_exactly(&mut qdq_around("LogSoftmax", true, 10)).unwrap_err();
+        assert!(e.contains("opset 10 has no Round"), "{e}");
+    }
+
+    #[test]
+    fn only_negative_pads_are_split() {
+        let pad = |pads: &[i64]| model(13, vec![n("Pad", &["x", "pads"], "y")], vec![ints_i64("pads".into(), pads)]);
+        let mut m = pad(&[0, 1, 0, 2]);
+        assert!(split_negative_pads(&mut m).unwrap().is_empty());
+        let mut m = pad(&[0, -1, 0, 2]);
+        assert_eq!(split_negative_pads(&mut m).unwrap(), ["Pad_y"]);
+        assert_eq!(ops(&m), ["Slice", "Pad"]);
+        assert_eq!(m.graph.as_ref().unwrap().node[1].output, ["y"]);
+        let mut m = pad(&[0, -1, 0, -2]);
+        split_negative_pads(&mut m).unwrap();
+        assert_eq!(ops(&m), ["Slice"]);
+    }
+
+    #[test]
+    fn a_panic_becomes_its_message() {
+        assert_eq!(catch_panic(|| 7), Ok(7));
+        let e = catch_panic(|| -> i32 { panic!("index {} out of range", 5) }).unwrap_err();
+        assert_eq!(e, "index 5 out of range");
+    }
+}
