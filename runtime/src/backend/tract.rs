@@ -131,14 +131,15 @@ impl Backend for TractBackend {
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
         let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
-        let proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
+        let mut proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
         let unsupported = unsupported_nodes(&proto);
         if !unsupported.is_empty() {
             return Err(BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes: unsupported });
         }
-        let mut fixed = proto.clone();
-        tract_fixes::apply(&mut fixed, origin).map_err(load_err)?;
-        let (plan, input_order) = tract_fixes::catch_panic(|| plan(&fixed, stage, origin))
+        // The rewrites keep the graph's inputs, outputs and Gathers: `proto` still describes the
+        // stage for the checked session.
+        tract_fixes::apply(&mut proto, origin).map_err(load_err)?;
+        let (plan, input_order) = tract_fixes::catch_panic(|| plan(&proto, stage, origin))
             .map_err(|panic| load_err(format!("tract panicked while loading the graph: {panic}")))??;
         log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
         let model = plan.model();
