@@ -2,7 +2,7 @@
 //!
 //! Shared by `edgeqa inspect`, the backends' load-time checks and the converter.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use prost::Message;
 use thiserror::Error;
@@ -164,4 +164,42 @@ pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
         })
         .map(|t| t.name.clone())
         .collect()
+}
+/// Checks how the main graph's nodes are wired, which every backend relies on: each node names
+/// at least one output (`Constant` and `Shape` exactly one), and every node input and graph output
+/// is a graph input, an initializer or some node's output. The error names the node or tensor
+/// (without the file, which the caller adds).
+pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
+    let invalid = |reason: String| format!("{reason}; the graph is malformed, re-export the model");
+    let g = model.graph.as_ref().ok_or("the model has no graph")?;
+    let label = |ix: usize, n: &pb::NodeProto| {
+        let name = if n.name.is_empty() { format!("node {ix}") } else { n.name.clone() };
+        format!("{} ({name})", op_key(n))
+    };
+    let mut known: HashSet<&str> = HashSet::new();
+    known.extend(g.input.iter().map(|v| v.name.as_str()));
+    known.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    for (ix, n) in g.node.iter().enumerate() {
+        let outputs = n.output.iter().filter(|o| !o.is_empty()).count();
+        let default_domain = n.domain.is_empty() || n.domain == "ai.onnx";
+        if outputs == 0 {
+            return Err(invalid(format!("{}: the node names no output", label(ix, n))));
+        }
+        if default_domain && matches!(n.op_type.as_str(), "Constant" | "Shape") && n.output.len() != 1 {
+            return Err(invalid(format!("{}: has {} outputs, the op has exactly one", label(ix, n), n.output.len())));
+        }
+        known.extend(n.output.iter().filter(|o| !o.is_empty()).map(String::as_str));
+    }
+    for (ix, n) in g.node.iter().enumerate() {
+        if let Some(missing) = n.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {
+            return Err(invalid(format!(
+                "{}: input `{missing}` is no graph input, initializer or node output",
+                label(ix, n)
+            )));
+        }
+    }
+    if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
+        return Err(invalid(format!("graph output `{}` is no graph input, initializer or node output", o.name)));
+    }
+    Ok(())
 }

@@ -8,8 +8,11 @@ use thiserror::Error;
 use crate::manifest::StageInfo;
 use crate::tensor::Tensor;
 
+pub mod checked;
 #[cfg(feature = "tract")]
 pub mod tract;
+#[cfg(feature = "tract")]
+pub mod tract_fixes;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 

@@ -2,10 +2,10 @@
 
 pub use edgeqa_format::tract::{datum_type, dtype_of, framework};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::tract_data::internal::anyhow;
+use tract_onnx::tract_core::tract_data::internal::bail;
 
-use super::{Backend, BackendError, StageMemory, StageSession};
-use crate::manifest::StageInfo;
+use super::{Backend, BackendError, StageMemory, StageSession, checked, tract_fixes};
+use crate::manifest::{DType, StageInfo};
 use crate::onnx::{self as onnx_pb, pb};
 use crate::tensor::{Tensor as EqTensor, TensorData};
 
@@ -37,6 +37,37 @@ pub fn unsupported_nodes(model: &pb::ModelProto) -> Vec<String> {
     out
 }
 
+/// The ONNX ops edgeqa vouches for on tract: exactly the ops of the node tests listed in
+/// `tests/onnx-conformance/tract/claimed.txt`, each of which passes on this backend (the
+/// conformance test checks both). Derived from a discovery run (`cargo test -p edgeqa --test
+/// onnx_conformance -- --ignored --nocapture discover_tract`, which prints the ops of the
+/// passing tests). tract's front end knows more ops; those run but edgeqa does not vouch for them.
+pub fn claimed_ops() -> &'static [&'static str] {
+    CLAIMED_OPS
+}
+
+#[rustfmt::skip]
+const CLAIMED_OPS: &[&str] = &[
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "ArrayFeatureExtractor", "Asin", "Asinh",
+    "Atan", "Atanh", "Attention", "AveragePool", "BatchNormalization", "BitShift", "BitwiseAnd",
+    "BitwiseNot", "BitwiseOr", "BitwiseXor", "Cast", "CastLike", "Ceil", "Celu", "Clip", "Concat",
+    "Constant", "ConstantOfShape", "Conv", "ConvInteger", "ConvTranspose", "Cos", "Cosh", "CumSum", "DFT",
+    "DepthToSpace", "DequantizeLinear", "Div", "Dropout", "DynamicQuantizeLinear", "Elu", "Equal", "Erf",
+    "Exp", "Expand", "EyeLike", "Flatten", "Floor", "GRU", "Gather", "GatherElements", "GatherND", "Gelu",
+    "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "GridSample",
+    "GroupNormalization", "HardSigmoid", "HardSwish", "Hardmax", "Identity", "If", "InstanceNormalization",
+    "IsInf", "IsNaN", "LRN", "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log",
+    "LogSoftmax", "LpNormalization", "MatMul", "MatMulInteger", "Max", "MaxPool", "Mean",
+    "MeanVarianceNormalization", "Min", "Mish", "Mod", "Mul", "Neg", "NonMaxSuppression", "NonZero", "Not",
+    "OneHot", "Or", "PRelu", "Pad", "Pow", "QLinearConv", "QLinearMatMul", "QuantizeLinear",
+    "RMSNormalization", "RNN", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum",
+    "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare",
+    "Relu", "Reshape", "Resize", "RotaryEmbedding", "Round", "STFT", "Scan", "Scatter", "ScatterElements",
+    "ScatterND", "Selu", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax",
+    "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Swish", "Tan", "Tanh",
+    "ThresholdedRelu", "Tile", "TopK", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
+];
+
 /// The tract CPU backend.
 #[derive(Debug, Default)]
 pub struct TractBackend;
@@ -48,13 +79,14 @@ impl TractBackend {
     }
 }
 
+/// A stage on tract; always handed out inside a [`checked::CheckedSession`], which checks the
+/// inputs and outputs against the manifest.
 struct TractStage {
     origin: String,
     memory: StageMemory,
     plan: std::sync::Arc<TypedRunnableModel>,
     /// For each model input (tract order), the index into the manifest's inputs.
     input_order: Vec<usize>,
-    stage: StageInfo,
 }
 
 impl Backend for TractBackend {
@@ -65,37 +97,30 @@ impl Backend for TractBackend {
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
         let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
-        let proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
-        crate::graph::check_wiring(&proto).map_err(load_err)?;
+        let mut proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
+        onnx_pb::check_wiring(&proto).map_err(load_err)?;
         let unsupported = unsupported_nodes(&proto);
         if !unsupported.is_empty() {
             return Err(BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes: unsupported });
         }
-        let mut model = guarded(|| framework().parse(&proto, None)).map_err(load_err)?.model;
-        let mut input_order = Vec::new();
-        for ix in 0..model.inputs.len() {
-            let outlet = model.inputs[ix];
-            let name = model.node(outlet.node).name.clone();
-            let pos = stage.inputs.iter().position(|t| t.name == name).ok_or_else(|| {
-                load_err(format!(
-                    "graph input `{name}` is not in the manifest (was the package built from this graph?)"
-                ))
-            })?;
-            let info = &stage.inputs[pos];
-            model
-                .set_input_fact(ix, InferenceFact::dt_shape(datum_type(info.dtype), &info.shape))
-                .map_err(|e| load_err(format!("{e:#}")))?;
-            input_order.push(pos);
-        }
-        if input_order.len() != stage.inputs.len() {
+        // The rewrites keep the graph's inputs, outputs and Gathers: `proto` still describes the
+        // stage for the checked session.
+        tract_fixes::apply(&mut proto, origin).map_err(load_err)?;
+        let (plan, input_order) = tract_fixes::catch_panic(|| plan(&proto, stage, origin))
+            .map_err(|panic| load_err(format!("tract panicked while loading the graph: {panic}")))??;
+        log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
+        let model = plan.model();
+        if model.outputs.len() != stage.outputs.len() {
             return Err(load_err(format!(
-                "the manifest lists {} inputs but the graph has {}",
-                stage.inputs.len(),
-                input_order.len()
+                "the graph has {} outputs, the manifest lists {}",
+                model.outputs.len(),
+                stage.outputs.len()
             )));
         }
-        let plan = guarded(|| model.into_optimized().and_then(|m| m.into_runnable())).map_err(load_err)?;
-        log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());
+        for (outlet, info) in model.outputs.iter().zip(&stage.outputs) {
+            let dt = model.outlet_fact(*outlet).map_err(|e| load_err(format!("{e:#}")))?.datum_type;
+            checked::check_output_type(origin, NAME, info, &format!("{dt:?}"), output_dtype(dt))?;
+        }
         let mut memory = plan_memory(&plan);
         let (live_after, _) = crate::budget::heap();
         // Weights kept: what the load retained on the heap when allocations are counted (packed
@@ -106,24 +131,42 @@ impl Backend for TractBackend {
             memory.weights.max(onnx_pb::initializer_bytes(&proto))
         };
         log::debug!("{origin}: {memory:?}");
-        Ok(Box::new(TractStage { origin: origin.to_string(), memory, plan, input_order, stage: stage.clone() }))
+        let session = TractStage { origin: origin.to_string(), memory, plan, input_order };
+        checked::wrap(stage, &proto, origin, Box::new(session))
     }
 }
 
-/// Runs tract's front end or optimiser on a graph from a file: its error as one line, and a panic
-/// inside tract (a malformed graph it does not expect) as an error instead of a crash.
-fn guarded<T>(f: impl FnOnce() -> TractResult<T>) -> Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(|e| format!("{e:#}")),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(format!("tract failed on this graph ({what}); the graph is malformed or not one tract handles"))
-        }
+/// Parses, types and optimises a stage graph with its inputs fixed from the manifest; also
+/// returns, for each model input (tract order), its index in the manifest's inputs.
+fn plan(
+    proto: &pb::ModelProto,
+    stage: &StageInfo,
+    origin: &str,
+) -> Result<(std::sync::Arc<TypedRunnableModel>, Vec<usize>), BackendError> {
+    let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
+    let mut model = framework().parse(proto, None).map_err(|e| load_err(format!("{e:#}")))?.model;
+    let mut input_order = Vec::new();
+    for ix in 0..model.inputs.len() {
+        let outlet = model.inputs[ix];
+        let name = model.node(outlet.node).name.clone();
+        let pos = stage.inputs.iter().position(|t| t.name == name).ok_or_else(|| {
+            load_err(format!("graph input `{name}` is not in the manifest (was the package built from this graph?)"))
+        })?;
+        let info = &stage.inputs[pos];
+        model
+            .set_input_fact(ix, InferenceFact::dt_shape(datum_type(info.dtype), &info.shape))
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        input_order.push(pos);
     }
+    if input_order.len() != stage.inputs.len() {
+        return Err(load_err(format!(
+            "the manifest lists {} inputs but the graph has {}",
+            stage.inputs.len(),
+            input_order.len()
+        )));
+    }
+    let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| load_err(format!("{e:#}")))?;
+    Ok((plan, input_order))
 }
 
 /// Bytes of a tensor held by tract (exotic layouts are estimated from element count and type).
@@ -183,6 +226,12 @@ fn to_tract(t: &EqTensor) -> TractResult<TValue> {
     Ok(tensor.into_tvalue())
 }
 
+/// edgeqa's dtype for what tract computes for a graph output: [`dtype_of`], plus ONNX int64
+/// dimensions (`Shape`, `Size`), which tract keeps as `TDim`.
+fn output_dtype(d: DatumType) -> Option<DType> {
+    if d == DatumType::TDim { Some(DType::I64) } else { dtype_of(d) }
+}
+
 fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
     let shape = t.shape().to_vec();
     let data = match t.datum_type() {
@@ -192,10 +241,9 @@ fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
         DatumType::U8 => TensorData::U8(t.to_plain_array_view::<u8>()?.iter().copied().collect()),
         DatumType::I8 => TensorData::I8(t.to_plain_array_view::<i8>()?.iter().copied().collect()),
         DatumType::Bool => TensorData::Bool(t.to_plain_array_view::<bool>()?.iter().copied().collect()),
-        other => {
-            let f = t.cast_to::<f32>().map_err(|_| anyhow!("output type {other:?} is not supported"))?;
-            TensorData::F32(f.to_plain_array_view::<f32>()?.iter().copied().collect())
-        }
+        DatumType::TDim => TensorData::I64(t.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().copied().collect()),
+        // Refused at load (checked::check_output_type); never converted.
+        other => bail!("element type {other:?} is not carried by edgeqa tensors"),
     };
     Ok(EqTensor { shape, data })
 }
@@ -210,37 +258,15 @@ impl StageSession for TractStage {
     }
 
     fn run(&self, inputs: Vec<EqTensor>) -> Result<Vec<EqTensor>, BackendError> {
-        if inputs.len() != self.stage.inputs.len() {
-            return Err(BackendError::Run {
-                origin: self.origin.clone(),
-                backend: NAME,
-                reason: format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len()),
-            });
-        }
+        let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
         let mut values = TVec::new();
         for &pos in &self.input_order {
-            let info = &self.stage.inputs[pos];
-            inputs[pos].check(info, &info.name).map_err(|e| BackendError::Input {
-                origin: self.origin.clone(),
-                name: info.name.clone(),
-                reason: e.to_string(),
-            })?;
-            values.push(to_tract(&inputs[pos]).map_err(|e| BackendError::Input {
-                origin: self.origin.clone(),
-                name: info.name.clone(),
-                reason: format!("{e:#}"),
-            })?);
+            let t = inputs.get(pos).ok_or_else(|| run_err(format!("{} inputs given", inputs.len())))?;
+            values.push(to_tract(t).map_err(|e| run_err(format!("input {pos}: {e:#}")))?);
         }
-        let run_err =
-            |e: TractError| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{e:#}") };
-        let outputs = self.plan.run(values).map_err(run_err)?;
-        if outputs.len() != self.stage.outputs.len() {
-            return Err(run_err(anyhow!(
-                "graph produced {} outputs, manifest lists {}",
-                outputs.len(),
-                self.stage.outputs.len()
-            )));
-        }
-        outputs.iter().map(|t| from_tract(t).map_err(run_err)).collect()
+        let outputs = tract_fixes::catch_panic(|| self.plan.run(values))
+            .map_err(|panic| run_err(format!("tract panicked: {panic}")))?
+            .map_err(|e| run_err(format!("{e:#}")))?;
+        outputs.iter().map(|t| from_tract(t).map_err(|e| run_err(format!("{e:#}")))).collect()
     }
 }

@@ -292,7 +292,7 @@ impl Backend for WgpuBackend {
             plan.total_bytes(),
             plan.unshared_bytes
         );
-        Ok(Box::new(WgpuStage {
+        let session = Box::new(WgpuStage {
             origin: origin.to_string(),
             gpu,
             stage: stage.clone(),
@@ -304,7 +304,8 @@ impl Backend for WgpuBackend {
             offsets,
             memory,
             lock: Mutex::new(()),
-        }))
+        });
+        super::checked::wrap_onnx(stage, onnx, origin, session)
     }
 }
 
