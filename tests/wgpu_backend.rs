@@ -281,13 +281,32 @@ fn tiny_model(
     constants: &[(&str, &[usize], Vec<f32>)],
     output: (&str, &[usize]),
 ) -> (StageInfo, Vec<u8>) {
+    let inputs: Vec<(&str, DType, &[usize])> = inputs.iter().map(|&(n, s)| (n, DType::F32, s)).collect();
+    typed_model(nodes, &inputs, constants, (output.0, DType::F32, output.1))
+}
+
+/// [`tiny_model`] with the element type of each input and of the output.
+fn typed_model(
+    nodes: Vec<edgeqa::onnx::pb::NodeProto>,
+    inputs: &[(&str, DType, &[usize])],
+    constants: &[(&str, &[usize], Vec<f32>)],
+    output: (&str, DType, &[usize]),
+) -> (StageInfo, Vec<u8>) {
     use edgeqa::onnx::pb;
     use prost::Message;
-    let value = |name: &str, shape: &[usize]| pb::ValueInfoProto {
+    let elem_type = |d: DType| match d {
+        DType::F32 => 1,
+        DType::U8 => 2,
+        DType::I8 => 3,
+        DType::I32 => 6,
+        DType::I64 => 7,
+        DType::Bool => 9,
+    };
+    let value = |name: &str, dtype: DType, shape: &[usize]| pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
+                elem_type: elem_type(dtype),
                 shape: Some(pb::TensorShapeProto {
                     dim: shape
                         .iter()
@@ -318,20 +337,89 @@ fn tiny_model(
                     ..Default::default()
                 })
                 .collect(),
-            input: inputs.iter().map(|&(n, s)| value(n, s)).collect(),
-            output: vec![value(output.0, output.1)],
+            input: inputs.iter().map(|&(n, d, s)| value(n, d, s)).collect(),
+            output: vec![value(output.0, output.1, output.2)],
             ..Default::default()
         }),
         ..Default::default()
     };
-    let info = |name: &str, shape: &[usize]| TensorInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec() };
+    let info =
+        |name: &str, dtype: DType, shape: &[usize]| TensorInfo { name: name.into(), dtype, shape: shape.to_vec() };
     let stage = StageInfo {
         name: "model".into(),
         section: "graph/model".into(),
-        inputs: inputs.iter().map(|&(n, s)| info(n, s)).collect(),
-        outputs: vec![info(output.0, output.1)],
+        inputs: inputs.iter().map(|&(n, d, s)| info(n, d, s)).collect(),
+        outputs: vec![info(output.0, output.1, output.2)],
     };
     (stage, model.encode_to_vec())
+}
+
+fn ids(shape: &[usize], v: &[i64]) -> Tensor {
+    Tensor::new(shape.to_vec(), TensorData::I64(v.to_vec())).unwrap()
+}
+
+/// An embedding lookup (Gather of a constant table by fed ids) on wgpu: in-range and negative
+/// ids pick the right rows, from an f32 table and from a table packed to int8 on the GPU; an id
+/// outside [-rows, rows - 1] fails the run with an error naming the node, the index and the
+/// axis (not a clamped row), and the next good run works.
+#[test]
+fn gather_checks_fed_indices() {
+    // rows × cols: 5 × 4 stays f32; 64 × 32 of small integers × 0.25 is packed.
+    for (rows, cols) in [(5usize, 4usize), (64, 32)] {
+        let table: Vec<f32> = (0..rows * cols).map(|i| ((i * 7) % 255) as f32 * 0.25 - 31.75).collect();
+        let node = onnx_node("Gather", "embed", &["table", "ids"], "y");
+        let (stage, model) = typed_model(
+            vec![node],
+            &[("ids", DType::I64, &[1, 4])],
+            &[("table", &[rows, cols], table.clone())],
+            ("y", DType::F32, &[1, 4, cols]),
+        );
+        let session = gpu().load_stage(&stage, &model, "embedding").unwrap_or_else(|e| panic!("{e}"));
+        let r = rows as i64;
+        let good = [0, r - 1, -1, -r];
+        let got = session.run(vec![ids(&[1, 4], &good)]).unwrap_or_else(|e| panic!("{e}"));
+        let want: Vec<f32> = good
+            .iter()
+            .flat_map(|&k| {
+                let row = if k < 0 { k + r } else { k } as usize;
+                table[row * cols..(row + 1) * cols].to_vec()
+            })
+            .collect();
+        assert_eq!(got[0].as_f32().unwrap(), &want[..], "{rows}×{cols}");
+        for bad in [r, -r - 1, 1 << 20] {
+            let err = match session.run(vec![ids(&[1, 4], &[0, bad, 1, 2])]) {
+                Err(e) => e,
+                Ok(out) => panic!("{rows}×{cols}: index {bad} ran and gave {:?}", out[0].data),
+            };
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, edgeqa::backend::BackendError::IndexOutOfRange { index, axis: 0, len, .. }
+                    if *index == bad && *len == rows),
+                "{msg}"
+            );
+            assert!(
+                msg.starts_with("embedding: Gather (embed): index ")
+                    && msg.contains(&format!("index {bad} is out of range for axis 0 of length {rows}")),
+                "{msg}"
+            );
+        }
+        let again = session.run(vec![ids(&[1, 4], &good)]).unwrap();
+        assert_eq!(again[0].as_f32().unwrap(), &want[..], "{rows}×{cols} after an error");
+    }
+}
+
+/// GatherND checks every component of an index tuple against its own axis.
+#[test]
+fn gather_nd_checks_fed_indices() {
+    let data: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let node = onnx_node("GatherND", "pick", &["data", "idx"], "y");
+    let (stage, model) =
+        typed_model(vec![node], &[("idx", DType::I64, &[2, 2])], &[("data", &[3, 4], data)], ("y", DType::F32, &[2]));
+    let session = gpu().load_stage(&stage, &model, "nd").unwrap_or_else(|e| panic!("{e}"));
+    let got = session.run(vec![ids(&[2, 2], &[2, -1, -3, 1])]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got[0].as_f32().unwrap(), &[11.0, 1.0]);
+    let err = session.run(vec![ids(&[2, 2], &[0, 0, 1, 4])]).map(drop).unwrap_err();
+    assert!(err.to_string().contains("GatherND (pick): index 4 is out of range for axis 1 of length 4"), "{err}");
 }
 
 /// A graph with ops the kernels do not have: the error names every such node at once, with the

@@ -21,6 +21,13 @@ pub enum BackendError {
     Input { origin: String, name: String, reason: String },
     #[error("{origin}: {backend} failed while running: {reason}")]
     Run { origin: String, backend: &'static str, reason: String },
+    /// An index tensor (Gather's, GatherND's) held an index outside its axis: the input that led
+    /// to it is bad; the stage can run other inputs.
+    #[error(
+        "{origin}: {node}: index {index} is out of range for axis {axis} of length {len} (valid: -{len} to {})",
+        *.len as i64 - 1
+    )]
+    IndexOutOfRange { origin: String, node: String, index: i64, axis: usize, len: usize },
 }
 
 /// Which backend the user asked for.

@@ -22,7 +22,7 @@ use crate::graph::plan::MemoryPlan;
 use crate::graph::{Graph, GraphError, InputSpec, ValueId};
 use crate::manifest::{DType, StageInfo};
 use crate::tensor::{Tensor, TensorData};
-use kernels::{Build, Dispatch, Kernels, PipelineCache};
+use kernels::{Build, Dispatch, IndexChecks, Kernels, PipelineCache, SITE_WORDS};
 
 const NAME: &str = "wgpu";
 
@@ -194,6 +194,9 @@ struct WgpuStage {
     /// Readback buffer and each output's byte offset in it.
     readback: wgpu::Buffer,
     offsets: Vec<u64>,
+    /// Out-of-range index reports (cleared before each run) and their byte offset in `readback`.
+    index_checks: IndexChecks,
+    checks_at: u64,
     memory: StageMemory,
     /// One run at a time (the readback buffer is shared).
     lock: Mutex<()>,
@@ -238,6 +241,8 @@ impl Backend for WgpuBackend {
         }
         let mut cache = PipelineCache::default();
         let mut dispatches = Vec::new();
+        let sites = graph.nodes.iter().map(|n| kernels::kernel(&n.op).map_or(0, |k| k.index_sites(n))).sum::<usize>();
+        let mut index_checks = IndexChecks::new(device, sites);
         for (node_index, node) in graph.nodes.iter().enumerate() {
             let kernel = kernels::kernel(&node.op).expect("checked at load");
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -252,6 +257,7 @@ impl Backend for WgpuBackend {
                 max_binding: max,
                 shader_f16: gpu.shader_f16,
                 dispatches: &mut dispatches,
+                index_checks: &mut index_checks,
             };
             let built = kernel.build(&mut b);
             let error = pollster::block_on(scope.pop());
@@ -278,6 +284,8 @@ impl Backend for WgpuBackend {
             offsets.push(total);
             total += device_bytes(&graph, o);
         }
+        let checks_at = total;
+        total += index_checks.bytes();
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: total.max(4),
@@ -302,6 +310,8 @@ impl Backend for WgpuBackend {
             inputs,
             readback,
             offsets,
+            index_checks,
+            checks_at,
             memory,
             lock: Mutex::new(()),
         }))
@@ -371,6 +381,26 @@ impl WgpuStage {
     }
 }
 
+impl WgpuStage {
+    /// The first out-of-range index the sites recorded (`words`: [`SITE_WORDS`] per site), in
+    /// run order.
+    fn index_error(&self, words: &[u32]) -> Result<(), BackendError> {
+        for (site, w) in words.chunks_exact(SITE_WORDS).enumerate() {
+            if w[0] != 0 {
+                let node = &self.graph.nodes[self.index_checks.sites[site]];
+                return Err(BackendError::IndexOutOfRange {
+                    origin: self.origin.clone(),
+                    node: node.label(),
+                    index: i64::from(w[1] as i32),
+                    axis: w[2] as usize,
+                    len: w[3] as usize,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl StageSession for WgpuStage {
     fn memory(&self) -> StageMemory {
         self.memory
@@ -394,12 +424,18 @@ impl StageSession for WgpuStage {
         self.write_inputs(&inputs)?;
         let device = &self.gpu.device;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.origin) });
+        if let Some(checks) = &self.index_checks.buffer {
+            encoder.clear_buffer(checks, 0, None);
+        }
         {
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             for d in &self.dispatches {
                 d.record(&mut pass);
             }
+        }
+        if let Some(checks) = &self.index_checks.buffer {
+            encoder.copy_buffer_to_buffer(checks, 0, &self.readback, self.checks_at, self.index_checks.bytes());
         }
         for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
             if self.graph.values[o].constant.is_some() {
@@ -420,6 +456,12 @@ impl StageSession for WgpuStage {
         {
             let data = slice.get_mapped_range().map_err(|e| run_err(format!("reading results back: {e}")))?;
             let words: &[u32] = bytemuck::cast_slice(&data);
+            let start = (self.checks_at / 4) as usize;
+            if let Err(e) = self.index_error(&words[start..start + self.index_checks.sites.len() * SITE_WORDS]) {
+                drop(data);
+                self.readback.unmap();
+                return Err(e);
+            }
             for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
                 let v = &self.graph.values[o];
                 let t = if let Some(c) = &v.constant {

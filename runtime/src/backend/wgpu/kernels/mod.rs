@@ -44,6 +44,10 @@ pub(crate) trait Kernel: Sync {
     }
     /// Records the node's dispatches.
     fn build(&self, b: &mut Build<'_>) -> Result<(), String>;
+    /// Index-checking dispatches (sites, see [`Build::index_check`]) the node records at most.
+    fn index_sites(&self, _node: &Node) -> usize {
+        0
+    }
 }
 
 /// Every kernel family this build runs.
@@ -162,6 +166,41 @@ pub(crate) struct Build<'a> {
     /// Whether the device has `shader-f16` (f16 weights are read natively).
     pub(crate) shader_f16: bool,
     pub(crate) dispatches: &'a mut Vec<Dispatch>,
+    /// Where index-taking kernels report out-of-range indices.
+    pub(crate) index_checks: &'a mut IndexChecks,
+}
+
+/// The stage's buffer of index-check sites (`index_check.wgsl`): 4 words per site, cleared
+/// before every run and read back with the outputs.
+pub(crate) struct IndexChecks {
+    /// `None` when no node checks indices.
+    pub buffer: Option<Arc<wgpu::Buffer>>,
+    /// The node (index in the graph) of each site handed out so far.
+    pub sites: Vec<usize>,
+    capacity: usize,
+}
+
+/// Words per index-check site: flag, index, axis, axis length.
+pub(crate) const SITE_WORDS: usize = 4;
+
+impl IndexChecks {
+    /// Room for `capacity` sites (no buffer when 0).
+    pub fn new(device: &wgpu::Device, capacity: usize) -> IndexChecks {
+        let buffer = (capacity > 0).then(|| {
+            Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("index checks"),
+                size: (capacity * SITE_WORDS * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        });
+        IndexChecks { buffer, sites: Vec::new(), capacity }
+    }
+
+    /// Bytes of the buffer (0 without one).
+    pub fn bytes(&self) -> u64 {
+        (self.capacity * SITE_WORDS * 4) as u64
+    }
 }
 
 /// Workgroup size of the one-thread-per-element kernels.
@@ -204,6 +243,18 @@ impl Build<'_> {
             contents,
             usage: wgpu::BufferUsages::STORAGE,
         })))
+    }
+
+    /// A new index-check site for the node: the error buffer to bind at 4 (after three others,
+    /// as `index_check.wgsl` declares it) and the site number for the params.
+    pub fn index_check(&mut self) -> Result<(Binding, u32), String> {
+        let checks = &mut *self.index_checks;
+        let buffer = checks.buffer.clone().filter(|_| checks.sites.len() < checks.capacity);
+        let Some(buffer) = buffer else {
+            return Err(format!("more index checks than the {} counted at load", checks.capacity));
+        };
+        checks.sites.push(self.node_index);
+        Ok((Binding::Buffer(buffer), (checks.sites.len() - 1) as u32))
     }
 
     /// Records a dispatch of `shader`'s `entry` with `params` (binding 0, read-only storage of
