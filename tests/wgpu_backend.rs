@@ -364,6 +364,7 @@ fn ids(shape: &[usize], v: &[i64]) -> Tensor {
 /// axis (not a clamped row), and the next good run works.
 #[test]
 fn gather_checks_fed_indices() {
+    use edgeqa::backend::ErrorKind;
     // rows × cols: 5 × 4 stays f32; 64 × 32 of small integers × 0.25 is packed.
     for (rows, cols) in [(5usize, 4usize), (64, 32)] {
         let table: Vec<f32> = (0..rows * cols).map(|i| ((i * 7) % 255) as f32 * 0.25 - 31.75).collect();
@@ -397,6 +398,7 @@ fn gather_checks_fed_indices() {
                     if *index == bad && *len == rows),
                 "{msg}"
             );
+            assert_eq!(err.kind(), ErrorKind::Input, "{msg}");
             assert!(
                 msg.starts_with("embedding: Gather (embed): index ")
                     && msg.contains(&format!("index {bad} is out of range for axis 0 of length {rows}")),
@@ -406,6 +408,23 @@ fn gather_checks_fed_indices() {
         let again = session.run(vec![ids(&[1, 4], &good)]).unwrap();
         assert_eq!(again[0].as_f32().unwrap(), &want[..], "{rows}×{cols} after an error");
     }
+}
+
+/// Inputs that do not match the manifest are the caller's to drop ([`ErrorKind::Input`]); the
+/// stage still runs good ones.
+#[test]
+fn bad_inputs_are_input_errors() {
+    use edgeqa::backend::ErrorKind;
+    let (stage, model) = tiny_model(vec![onnx_node("Relu", "r", &["x"], "y")], &[("x", &[2, 3])], &[], ("y", &[2, 3]));
+    let session = gpu().load_stage(&stage, &model, "relu").unwrap();
+    let wrong_shape = Tensor::new(vec![3, 2], TensorData::F32(vec![0.0; 6])).unwrap();
+    let wrong_type = ids(&[2, 3], &[0; 6]);
+    for bad in [vec![], vec![wrong_shape], vec![wrong_type]] {
+        let err = session.run(bad).map(drop).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Input, "{err}");
+    }
+    let x = Tensor::new(vec![2, 3], TensorData::F32(vec![-1.0, 2.0, -3.0, 4.0, -5.0, 6.0])).unwrap();
+    assert_eq!(session.run(vec![x]).unwrap()[0].as_f32().unwrap(), &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
 }
 
 /// GatherND checks every component of an index tuple against its own axis.
@@ -439,6 +458,7 @@ fn unsupported_nodes_are_listed_at_once() {
     };
     let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
     assert_eq!(nodes, &["Hardmax (first): op not supported", "Det (second): op not supported"], "{err}");
+    assert_eq!(err.kind(), edgeqa::backend::ErrorKind::Unsupported);
     assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
 }
 

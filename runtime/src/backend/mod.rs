@@ -10,15 +10,33 @@ use crate::tensor::Tensor;
 pub mod tract;
 pub mod wgpu;
 
-/// A backend failed to load or run a stage.
+/// A backend failed to load or run a stage. [`BackendError::kind`] says what a caller can do
+/// about it.
 #[derive(Debug, Error)]
 pub enum BackendError {
+    /// Nodes the backend has no kernel for, or cannot run with their attributes, types or shapes.
     #[error("{origin}: unsupported ONNX node(s) for the {backend} backend: {}", .nodes.join("; "))]
     Unsupported { origin: String, backend: &'static str, nodes: Vec<String> },
+    /// The graph as a whole cannot be loaded (invalid, or beyond the device's limits).
     #[error("{origin}: {backend} cannot load the graph: {reason}")]
     Load { origin: String, backend: &'static str, reason: String },
+    /// Building one node failed (a limit of the device, a shader it does not compile, or a bug).
+    #[error("{origin}: {backend} cannot load the graph: {node}: {error}")]
+    Node {
+        origin: String,
+        backend: &'static str,
+        /// The node's label, `Op (name)`.
+        node: String,
+        #[source]
+        error: crate::graph::NodeError,
+    },
+    /// An input that does not match the manifest (count, shape, type) or the device.
     #[error("{origin}: input `{name}`: {reason}")]
     Input { origin: String, name: String, reason: String },
+    /// A run given more or fewer inputs than the manifest lists.
+    #[error("{origin}: {given} inputs given, {expected} expected")]
+    InputCount { origin: String, given: usize, expected: usize },
+    /// The run failed (a backend without finer errors, such as tract).
     #[error("{origin}: {backend} failed while running: {reason}")]
     Run { origin: String, backend: &'static str, reason: String },
     /// An index tensor (Gather's, GatherND's) held an index outside its axis: the input that led
@@ -28,6 +46,48 @@ pub enum BackendError {
         *.len as i64 - 1
     )]
     IndexOutOfRange { origin: String, node: String, index: i64, axis: usize, len: usize },
+    /// The GPU device is missing, refused, failed or was lost.
+    #[error("{origin}: {backend}: {error}")]
+    Device {
+        origin: String,
+        backend: &'static str,
+        #[source]
+        error: wgpu::DeviceError,
+    },
+    /// A broken invariant of the backend: a bug.
+    #[error("{origin}: {backend}: internal error: {reason}")]
+    Internal { origin: String, backend: &'static str, reason: String },
+}
+
+/// What a caller can do about a [`BackendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The device failed or was lost: reload the stage (or the package) and continue, or load
+    /// it on another backend.
+    Device,
+    /// This input is bad (count, shape, type, an out-of-range index): drop it; the stage still
+    /// runs other inputs.
+    Input,
+    /// The backend cannot run this model: load it on another backend.
+    Unsupported,
+    /// A bug of the backend.
+    Internal,
+}
+
+impl BackendError {
+    /// What a caller can do about the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BackendError::Unsupported { .. } | BackendError::Load { .. } => ErrorKind::Unsupported,
+            BackendError::Node { error, .. } if error.is_internal() => ErrorKind::Internal,
+            BackendError::Node { .. } => ErrorKind::Unsupported,
+            BackendError::Input { .. } | BackendError::InputCount { .. } | BackendError::IndexOutOfRange { .. } => {
+                ErrorKind::Input
+            }
+            BackendError::Device { .. } => ErrorKind::Device,
+            BackendError::Run { .. } | BackendError::Internal { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Which backend the user asked for.
@@ -126,10 +186,10 @@ pub fn select(choice: BackendChoice, budget: Option<u64>) -> Result<(Box<dyn Bac
     match choice {
         BackendChoice::Tract => Ok((Box::new(tract::TractBackend::new()), "requested with --backend tract".into())),
         BackendChoice::Wgpu => {
-            let gpu = wgpu::WgpuBackend::new().map_err(|reason| BackendError::Load {
+            let gpu = wgpu::WgpuBackend::new().map_err(|error| BackendError::Device {
                 origin: "--backend wgpu".into(),
                 backend: "wgpu",
-                reason,
+                error,
             })?;
             let a = gpu.adapter();
             Ok((Box::new(gpu), format!("requested with --backend wgpu; adapter {} ({})", a.name, a.device_type)))

@@ -8,8 +8,11 @@
 //! engine that ships in every build: a node whose inputs are all constants is evaluated once at
 //! load, whatever its op, and `Shape` of a tensor whose shape is known becomes a constant.
 
+mod error;
 pub mod fold;
 pub mod plan;
+
+pub use error::NodeError;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,7 +136,7 @@ pub trait OpSet {
     fn knows(&self, op: &str) -> bool;
     /// `None` when the op type is unknown to the backend; otherwise the node's output types, or
     /// why this node (attributes, element types, shapes) cannot run.
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>>;
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>>;
 }
 
 /// A stage graph that cannot be loaded into the IR.

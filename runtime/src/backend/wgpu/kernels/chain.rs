@@ -4,7 +4,7 @@
 //! no intermediate buffers, one dispatch instead of one per op. Never read from ONNX.
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 /// The shared part of every chain shader; [`entry_point`] adds the steps.
 const LIBRARY: &str =
@@ -34,17 +34,17 @@ impl Kernel for Chain {
         &[CHAIN_OP]
     }
 
-    fn infer(&self, _node: &Node, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, _node: &Node, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         Err("an internal node of the wgpu backend, not an ONNX op".into())
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let steps = b.node.ints(STEPS).unwrap_or_default();
         let params = b.node.floats(PARAMS);
         let count = steps.len() / 2;
         let slots = b.node.inputs.len();
         if count == 0 || count > MAX_STEPS || params.len() != 2 * count || slots == 0 || slots > SLOTS {
-            return Err(format!("malformed chain: {count} steps, {slots} inputs"));
+            return Err(format!("malformed chain: {count} steps, {slots} inputs").into());
         }
         let out = b.output(0).shape.clone();
         let n = b.output(0).len();
@@ -104,13 +104,13 @@ fn collapse(out: &[usize], slots: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>
 /// straight-line WGSL with literal codes and operands, and a shader name that identifies it
 /// (chains with the same steps and rank share one pipeline; shapes and constants stay in the
 /// parameters).
-fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), String> {
+fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), NodeError> {
     let mut name = format!("chain_r{rank}");
     let mut body = String::new();
     for (s, step) in steps.chunks(2).enumerate() {
         let (code, operand) = (step[0], step[1]);
         let (Ok(code), Ok(operand)) = (u32::try_from(code), u32::try_from(operand)) else {
-            return Err(format!("malformed chain step {s}: code {code}, operand {operand}"));
+            return Err(format!("malformed chain step {s}: code {code}, operand {operand}").into());
         };
         if code < 100 {
             name.push_str(&format!("_u{code}"));

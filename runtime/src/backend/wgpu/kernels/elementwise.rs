@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, padded, want_f32};
-use crate::graph::{Graph, Node, OutputType, Value};
+use crate::graph::{Graph, Node, NodeError, OutputType, Value};
 
 const BINARY: Shader =
     Shader { name: "binary", source: concat!(include_str!("binary_ops.wgsl"), include_str!("binary.wgsl")) };
@@ -22,9 +22,9 @@ impl Kernel for Binary {
         BINARY_OPS
     }
 
-    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let [Some(a), Some(b)] = inputs else {
-            return Err(format!("{} inputs (exactly 2 supported)", inputs.len()));
+            return Err(format!("{} inputs (exactly 2 supported)", inputs.len()).into());
         };
         want_f32(a, "input")?;
         want_f32(b, "input")?;
@@ -33,7 +33,7 @@ impl Kernel for Binary {
         Ok(vec![OutputType::new(DatumType::F32, shape)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let op = BINARY_OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
         let out = b.output(0).shape.clone();
         let (shape, sa) = padded(&out, &broadcast_strides(&b.input(0).shape, &out))?;
@@ -78,17 +78,17 @@ pub(crate) const UNARY_OPS: &[&str] = &[
 ];
 
 /// `alpha`, `beta` of a unary node (Clip's bounds from attributes or constant inputs).
-fn parameters(node: &Node, inputs: &[Option<&Value>]) -> Result<(f32, f32), String> {
+fn parameters(node: &Node, inputs: &[Option<&Value>]) -> Result<(f32, f32), NodeError> {
     Ok(match node.op.as_str() {
         "HardSigmoid" => (node.float("alpha", 0.2), node.float("beta", 0.5)),
         "LeakyRelu" => (node.float("alpha", 0.01), 0.0),
         "Elu" => (node.float("alpha", 1.0), 0.0),
         "Clip" => {
-            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, String> {
+            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, NodeError> {
                 match inputs.get(i).copied().flatten() {
                     Some(v) => const_floats(v)
                         .and_then(|f| f.first().copied())
-                        .ok_or_else(|| format!("bound `{}` must be a constant", v.name)),
+                        .ok_or_else(|| NodeError::NotConstant { what: "bound", name: v.name.clone() }),
                     None => Ok(node.float(attr, default)),
                 }
             };
@@ -109,14 +109,14 @@ impl Kernel for Unary {
         UNARY_OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         parameters(node, inputs)?;
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let op = UNARY_OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let (alpha, beta) = parameters(b.node, &inputs)?;

@@ -8,7 +8,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 const SHADER: Shader =
     Shader { name: "gather", source: concat!(include_str!("index_check.wgsl"), include_str!("gather.wgsl")) };
@@ -25,21 +25,21 @@ impl Kernel for Gather {
         &["Gather"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs data and indices".into());
         };
         if !device_type(x.dtype) {
-            return Err(format!("data `{}` is {:?}", x.name, x.dtype));
+            return Err(format!("data `{}` is {:?}", x.name, x.dtype).into());
         }
         if !matches!(i.dtype, DatumType::I64 | DatumType::I32) {
-            return Err(format!("indices `{}` are {:?} (int64 or int32 expected)", i.name, i.dtype));
+            return Err(format!("indices `{}` are {:?} (int64 or int32 expected)", i.name, i.dtype).into());
         }
         let a = axis(node.int("axis", 0), x.shape.len())?;
         if let Some(idx) = const_ints(i) {
             let len = x.shape[a] as i64;
             if let Some(bad) = idx.iter().find(|&&k| k < -len || k >= len) {
-                return Err(format!("index {bad} is out of range for axis {a} of length {len}"));
+                return Err(format!("index {bad} is out of range for axis {a} of length {len}").into());
             }
         }
         let mut shape = x.shape[..a].to_vec();
@@ -52,7 +52,7 @@ impl Kernel for Gather {
         1
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
         let a = axis(b.node.int("axis", 0), x.len())?;
         let inner: usize = x[a + 1..].iter().product();
@@ -82,26 +82,26 @@ impl Kernel for GatherNd {
         &["GatherND"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs data and indices".into());
         };
         if !device_type(x.dtype) || !matches!(i.dtype, DatumType::I64 | DatumType::I32) {
-            return Err(format!("data {:?} / indices {:?} not supported", x.dtype, i.dtype));
+            return Err(format!("data {:?} / indices {:?} not supported", x.dtype, i.dtype).into());
         }
         if node.int("batch_dims", 0) != 0 {
             return Err("batch_dims other than 0 is not supported".into());
         }
         let k = *i.shape.last().ok_or("indices must have at least one axis")?;
         if k == 0 || k > x.shape.len() || k > 6 {
-            return Err(format!("index tuples of {k} for data of rank {}", x.shape.len()));
+            return Err(format!("index tuples of {k} for data of rank {}", x.shape.len()).into());
         }
         if let Some(idx) = const_ints(i) {
             for t in idx.chunks(k) {
                 for (d, &v) in t.iter().enumerate() {
                     let len = x.shape[d] as i64;
                     if v < -len || v >= len {
-                        return Err(format!("index {v} is out of range for axis {d} of length {len}"));
+                        return Err(format!("index {v} is out of range for axis {d} of length {len}").into());
                     }
                 }
             }
@@ -115,7 +115,7 @@ impl Kernel for GatherNd {
         1
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
         let k = *b.input(1).shape.last().expect("checked");
         let inner: usize = x[k..].iter().product();

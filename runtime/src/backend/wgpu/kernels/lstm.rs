@@ -9,7 +9,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "lstm", source: include_str!("lstm.wgsl") };
 
@@ -29,7 +29,7 @@ struct Dims {
     layout: usize,
 }
 
-fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
+fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, NodeError> {
     let get = |i: usize, what: &str| inputs.get(i).copied().flatten().ok_or_else(|| format!("missing {what}"));
     let (x, w, r) = (get(0, "X")?, get(1, "W")?, get(2, "R")?);
     for (v, what) in [(x, "X"), (w, "W"), (r, "R")] {
@@ -39,31 +39,31 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
         if let Some(v) = inputs.get(i).copied().flatten() {
             want_f32(v, what)?;
             if v.constant.is_none() {
-                return Err(format!("{what} `{}` must be a constant", v.name));
+                return Err(NodeError::NotConstant { what, name: v.name.clone() });
             }
         }
     }
     for (v, what) in [(w, "W"), (r, "R")] {
         if v.constant.is_none() {
-            return Err(format!("{what} `{}` must be a constant", v.name));
+            return Err(NodeError::NotConstant { what, name: v.name.clone() });
         }
     }
     let directions = match node.string("direction", "forward").as_str() {
         "forward" | "reverse" => 1,
         "bidirectional" => 2,
-        other => return Err(format!("direction `{other}`")),
+        other => return Err(format!("direction `{other}`").into()),
     };
     let activations = node.attribute_names().any(|a| a == "activations");
     if activations {
         let defaults = ["Sigmoid", "Tanh", "Tanh"];
         let got = node.strings("activations");
         if got.len() != 3 * directions || got.iter().enumerate().any(|(i, a)| a != defaults[i % 3]) {
-            return Err(format!("activations {got:?} (only Sigmoid, Tanh, Tanh)"));
+            return Err(format!("activations {got:?} (only Sigmoid, Tanh, Tanh)").into());
         }
     }
     for unsupported in ["clip", "activation_alpha", "activation_beta"] {
         if node.attribute_names().any(|a| a == unsupported) {
-            return Err(format!("attribute `{unsupported}` is not supported"));
+            return Err(format!("attribute `{unsupported}` is not supported").into());
         }
     }
     if node.int("input_forget", 0) != 0 {
@@ -71,10 +71,10 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
     }
     let layout = node.int("layout", 0);
     if !(0..=1).contains(&layout) {
-        return Err(format!("layout {layout}"));
+        return Err(format!("layout {layout}").into());
     }
     if x.shape.len() != 3 {
-        return Err(format!("X has shape {:?} (want rank 3)", x.shape));
+        return Err(format!("X has shape {:?} (want rank 3)", x.shape).into());
     }
     let (seq, batch) = if layout == 0 { (x.shape[0], x.shape[1]) } else { (x.shape[1], x.shape[0]) };
     let input = x.shape[2];
@@ -83,11 +83,11 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
         h => h as usize,
     };
     if hidden == 0 || hidden > MAX_HIDDEN {
-        return Err(format!("hidden size {hidden} (1 to {MAX_HIDDEN} supported)"));
+        return Err(format!("hidden size {hidden} (1 to {MAX_HIDDEN} supported)").into());
     }
-    let want = |v: &Value, shape: &[usize], what: &str| {
+    let want = |v: &Value, shape: &[usize], what: &str| -> Result<(), NodeError> {
         if v.shape != shape {
-            return Err(format!("{what} `{}` has shape {:?}, want {shape:?}", v.name, v.shape));
+            return Err(format!("{what} `{}` has shape {:?}, want {shape:?}", v.name, v.shape).into());
         }
         Ok(())
     };
@@ -98,9 +98,10 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
     }
     if let Some(s) = inputs.get(4).copied().flatten() {
         // Only sequence lengths that are the whole sequence for every batch item.
-        let lens = const_ints(s).ok_or_else(|| format!("sequence_lens `{}` must be a constant", s.name))?;
+        let lens =
+            const_ints(s).ok_or_else(|| NodeError::NotConstant { what: "sequence_lens", name: s.name.clone() })?;
         if lens.len() != batch || lens.iter().any(|&l| l != seq as i64) {
-            return Err(format!("sequence_lens {lens:?} (only the full length {seq} is supported)"));
+            return Err(format!("sequence_lens {lens:?} (only the full length {seq} is supported)").into());
         }
     }
     let state = if layout == 0 { [directions, batch, hidden] } else { [batch, directions, hidden] };
@@ -131,7 +132,7 @@ impl Kernel for Lstm {
         &["LSTM"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let d = dims(node, inputs)?;
         let shapes = output_shapes(&d);
         node.output_slots
@@ -145,7 +146,7 @@ impl Kernel for Lstm {
             .collect()
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let d = dims(b.node, &inputs)?;
         // W | R | B (zeros when absent) | P (zeros when absent), as f32 bits.
@@ -215,12 +216,12 @@ mod tests {
         assert_eq!(ok, [OutputType::new(DatumType::F32, vec![1, 1, 2])], "Y_h only");
         let clip = pb::AttributeProto { name: "clip".into(), f: 3.0, ..Default::default() };
         let err = Lstm.infer(&lstm(vec![clip]), &[Some(&x), Some(&w), Some(&r)]).unwrap_err();
-        assert_eq!(err, "attribute `clip` is not supported");
+        assert_eq!(err.to_string(), "attribute `clip` is not supported");
         let fed = value("r", &[1, 8, 2], false);
         let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&fed)]).unwrap_err();
-        assert_eq!(err, "R `r` must be a constant");
+        assert_eq!(err, NodeError::NotConstant { what: "R", name: "r".into() });
         let wrong = value("w", &[1, 8, 4], true);
         let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&wrong), Some(&r)]).unwrap_err();
-        assert_eq!(err, "W `w` has shape [1, 8, 4], want [1, 8, 3]");
+        assert_eq!(err.to_string(), "W `w` has shape [1, 8, 4], want [1, 8, 3]");
     }
 }

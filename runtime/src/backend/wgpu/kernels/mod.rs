@@ -30,20 +30,20 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::{DatumType, Tensor};
 
-use crate::graph::{Graph, Node, OpSet, OutputType, Value, ValueId};
+use crate::graph::{Graph, Node, NodeError, OpSet, OutputType, Value, ValueId};
 
 /// One op family.
 pub(crate) trait Kernel: Sync {
     /// ONNX op types it runs.
     fn ops(&self) -> &'static [&'static str];
     /// Output types, or why this node cannot run (unsupported attribute, type or shape).
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String>;
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError>;
     /// `Some(i)` when the output is input `i`'s buffer under a new shape: no dispatch.
     fn alias(&self, _node: &Node) -> Option<usize> {
         None
     }
     /// Records the node's dispatches.
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String>;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError>;
     /// Index-checking dispatches (sites, see [`Build::index_check`]) the node records at most.
     fn index_sites(&self, _node: &Node) -> usize {
         0
@@ -94,7 +94,7 @@ impl OpSet for Kernels {
         kernel(op).is_some()
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>> {
         Some(kernel(&node.op)?.infer(node, inputs))
     }
 }
@@ -247,11 +247,11 @@ impl Build<'_> {
 
     /// A new index-check site for the node: the error buffer to bind at 4 (after three others,
     /// as `index_check.wgsl` declares it) and the site number for the params.
-    pub fn index_check(&mut self) -> Result<(Binding, u32), String> {
+    pub fn index_check(&mut self) -> Result<(Binding, u32), NodeError> {
         let checks = &mut *self.index_checks;
         let buffer = checks.buffer.clone().filter(|_| checks.sites.len() < checks.capacity);
         let Some(buffer) = buffer else {
-            return Err(format!("more index checks than the {} counted at load", checks.capacity));
+            return Err(NodeError::Internal(format!("more index checks than the {} counted at load", checks.capacity)));
         };
         checks.sites.push(self.node_index);
         Ok((Binding::Buffer(buffer), (checks.sites.len() - 1) as u32))
@@ -266,7 +266,7 @@ impl Build<'_> {
         params: &[u32],
         bindings: &[Binding],
         workgroups: [u32; 3],
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let pipeline = self.pipeline(shader, entry)?;
         let params = self.upload(&format!("{} params", self.node.name), params);
         let mut buffers: Vec<Arc<wgpu::Buffer>> = Vec::with_capacity(bindings.len() + 1);
@@ -299,30 +299,33 @@ impl Build<'_> {
         params: &[u32],
         bindings: &[Binding],
         n: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let groups = (n as u64).div_ceil(WG as u64).max(1);
         let x = groups.min(MAX_GROUPS as u64) as u32;
         let y = groups.div_ceil(x as u64);
         if y > MAX_GROUPS as u64 {
-            return Err(format!("{n} elements is more than one dispatch can cover"));
+            return Err(NodeError::TooLarge(format!("{n} elements is more than one dispatch can cover")));
         }
         self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
     }
 
     /// The buffer of value `v`, uploading a constant on first use.
-    fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, String> {
+    fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, NodeError> {
         if let Some(b) = &self.buffers[v] {
             return Ok(b.clone());
         }
         let value = &self.graph.values[v];
-        let t = value.constant.as_ref().ok_or_else(|| format!("value `{}` has no device buffer", value.name))?;
-        let words = words(t).map_err(|e| format!("constant `{}`: {e}", value.name))?;
+        let t = value
+            .constant
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal(format!("value `{}` has no device buffer", value.name)))?;
+        let words = words(t).map_err(|e| NodeError::Unsupported(format!("constant `{}`: {e}", value.name)))?;
         let bytes = (words.len().max(1) * 4) as u64;
         if bytes > self.max_binding {
-            return Err(format!(
+            return Err(NodeError::TooLarge(format!(
                 "constant `{}` ({bytes} bytes) exceeds the adapter's storage binding limit",
                 value.name
-            ));
+            )));
         }
         let Binding::Buffer(b) = self.upload(&value.name, &words) else { unreachable!("upload makes a buffer") };
         *self.weight_bytes += bytes;
@@ -330,7 +333,7 @@ impl Build<'_> {
         Ok(b)
     }
 
-    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, String> {
+    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, NodeError> {
         let key = (shader.name.to_string(), entry.to_string());
         if let Some(p) = self.cache.pipelines.get(&key) {
             return Ok(p.clone());
@@ -352,7 +355,11 @@ impl Build<'_> {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(format!("shader `{}` entry `{entry}` does not compile: {e}", shader.name));
+            return Err(NodeError::Shader {
+                shader: shader.name.to_string(),
+                entry: entry.to_string(),
+                message: e.to_string(),
+            });
         }
         let p = Arc::new(pipeline);
         self.cache.pipelines.insert(key, p.clone());
@@ -383,16 +390,16 @@ pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// `shape` and `strides` left-padded to [`MAX_RANK`] (size 1, stride 0) as u32 words, or an error
 /// past that rank.
-pub(crate) fn padded(shape: &[usize], strides: &[usize]) -> Result<([u32; MAX_RANK], [u32; MAX_RANK]), String> {
+pub(crate) fn padded(shape: &[usize], strides: &[usize]) -> Result<([u32; MAX_RANK], [u32; MAX_RANK]), NodeError> {
     if shape.len() > MAX_RANK {
-        return Err(format!("rank {} (at most {MAX_RANK} supported)", shape.len()));
+        return Err(NodeError::Rank { rank: shape.len(), max: MAX_RANK });
     }
     let mut s = [1u32; MAX_RANK];
     let mut t = [0u32; MAX_RANK];
     let off = MAX_RANK - shape.len();
     for i in 0..shape.len() {
-        s[off + i] = u32::try_from(shape[i]).map_err(|_| "dimension too large".to_string())?;
-        t[off + i] = u32::try_from(strides[i]).map_err(|_| "stride too large".to_string())?;
+        s[off + i] = u32::try_from(shape[i]).map_err(|_| NodeError::TooLarge("dimension too large".into()))?;
+        t[off + i] = u32::try_from(strides[i]).map_err(|_| NodeError::TooLarge("stride too large".into()))?;
     }
     Ok((s, t))
 }
@@ -405,7 +412,7 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 }
 
 /// Numpy broadcast of two shapes.
-pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, NodeError> {
     let rank = a.len().max(b.len());
     let dim = |s: &[usize], i: usize| if i + s.len() < rank { 1 } else { s[i + s.len() - rank] };
     (0..rank)
@@ -413,16 +420,16 @@ pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> 
             (x, y) if x == y => Ok(x),
             (1, y) => Ok(y),
             (x, 1) => Ok(x),
-            (x, y) => Err(format!("shapes {a:?} and {b:?} do not broadcast ({x} vs {y})")),
+            (x, y) => Err(NodeError::Broadcast { a: a.to_vec(), b: b.to_vec(), x, y }),
         })
         .collect()
 }
 
 /// Normalises a possibly negative axis for `rank`.
-pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
+pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, NodeError> {
     let r = rank as i64;
     if a < -r || a >= r.max(1) {
-        return Err(format!("axis {a} out of range for rank {rank}"));
+        return Err(NodeError::Axis { axis: a, rank });
     }
     Ok(if a < 0 { (a + r) as usize } else { a as usize })
 }
@@ -447,37 +454,42 @@ pub(crate) fn device_type(dt: DatumType) -> bool {
 }
 
 /// Requires the input to be f32.
-pub(crate) fn want_f32(v: &Value, what: &str) -> Result<(), String> {
+pub(crate) fn want_f32(v: &Value, what: &'static str) -> Result<(), NodeError> {
     if v.dtype != DatumType::F32 {
-        return Err(format!("{what} `{}` is {:?} (only f32 supported)", v.name, v.dtype));
+        return Err(NodeError::NotF32 { what, name: v.name.clone(), dtype: v.dtype });
     }
     Ok(())
 }
 
 /// The device words of a constant: f32 bits, integers narrowed to i32, booleans 0/1.
-pub(crate) fn words(t: &Tensor) -> Result<Vec<u32>, String> {
+pub(crate) fn words(t: &Tensor) -> Result<Vec<u32>, NodeError> {
     Ok(match t.datum_type() {
-        DatumType::F32 => {
-            t.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
-        }
-        DatumType::Bool => {
-            t.to_plain_array_view::<bool>().map_err(|e| e.to_string())?.iter().map(|&b| b as u32).collect()
-        }
+        DatumType::F32 => t.to_plain_array_view::<f32>().map_err(internal)?.iter().map(|x| x.to_bits()).collect(),
+        DatumType::Bool => t.to_plain_array_view::<bool>().map_err(internal)?.iter().map(|&b| b as u32).collect(),
         dt if dt.is_integer() => {
-            let v = t.cast_to::<i64>().map_err(|e| e.to_string())?;
-            let v = v.to_plain_array_view::<i64>().map_err(|e| e.to_string())?;
+            let v = t.cast_to::<i64>().map_err(internal)?;
+            let v = v.to_plain_array_view::<i64>().map_err(internal)?;
             let mut out = Vec::with_capacity(v.len());
             for &x in v.iter() {
-                out.push(i32::try_from(x).map_err(|_| format!("integer {x} does not fit the device's i32"))? as u32);
+                out.push(
+                    i32::try_from(x)
+                        .map_err(|_| NodeError::Unsupported(format!("integer {x} does not fit the device's i32")))?
+                        as u32,
+                );
             }
             out
         }
         dt if dt.is_float() => {
-            let v = t.cast_to::<f32>().map_err(|e| e.to_string())?;
-            v.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
+            let v = t.cast_to::<f32>().map_err(internal)?;
+            v.to_plain_array_view::<f32>().map_err(internal)?.iter().map(|x| x.to_bits()).collect()
         }
-        dt => return Err(format!("element type {dt:?} is not carried on the device")),
+        dt => return Err(NodeError::Unsupported(format!("element type {dt:?} is not carried on the device"))),
     })
+}
+
+/// A tract error where none can happen (a view of a tensor of the type just checked).
+fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
 }
 
 /// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters. The

@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };
 const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("layernorm.wgsl") };
@@ -14,7 +14,7 @@ const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("laye
 pub(crate) struct Softmax;
 
 /// (rows, len, inner) of a softmax over `shape`.
-fn softmax_rows(node: &Node, shape: &[usize], opset: i64) -> Result<(usize, usize, usize), String> {
+fn softmax_rows(node: &Node, shape: &[usize], opset: i64) -> Result<(usize, usize, usize), NodeError> {
     let rank = shape.len().max(1);
     if opset < 13 {
         let a = axis(node.int("axis", 1), rank)?;
@@ -34,14 +34,14 @@ impl Kernel for Softmax {
         &["Softmax", "LogSoftmax"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         axis(node.int("axis", -1), x.shape.len().max(1))?;
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let (rows, len, inner) = softmax_rows(b.node, &b.input(0).shape, b.graph.opset)?;
         let p = [rows as u32, len as u32, inner.max(1) as u32, (b.node.op == "LogSoftmax") as u32];
         b.dispatch_1d(&SOFTMAX, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], rows)
@@ -56,7 +56,7 @@ impl Kernel for LayerNorm {
         &["LayerNormalization"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(scale))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a scale".into());
         };
@@ -70,13 +70,13 @@ impl Kernel for LayerNorm {
         let len: usize = normalized.iter().product();
         for v in inputs[1..].iter().flatten() {
             if v.len() != len || !(v.shape == normalized || v.shape == [len]) {
-                return Err(format!("`{}` {:?} must have the normalised shape {normalized:?}", v.name, v.shape));
+                return Err(format!("`{}` {:?} must have the normalised shape {normalized:?}", v.name, v.shape).into());
             }
         }
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
         let a = axis(b.node.int("axis", -1), x.len())?;
         let len: usize = x[a..].iter().product();

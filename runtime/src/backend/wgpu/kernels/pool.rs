@@ -5,7 +5,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::axis_geometry;
 use super::{Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "pool", source: include_str!("pool.wgsl") };
 
@@ -24,9 +24,9 @@ struct Window {
     dilations: [usize; 2],
 }
 
-fn window(node: &Node, x: &[usize]) -> Result<Window, String> {
+fn window(node: &Node, x: &[usize]) -> Result<Window, NodeError> {
     if !(3..=4).contains(&x.len()) {
-        return Err(format!("input {x:?}: only 1-D and 2-D pooling is supported"));
+        return Err(format!("input {x:?}: only 1-D and 2-D pooling is supported").into());
     }
     let spatial = x.len() - 2;
     let off = 2 - spatial;
@@ -45,21 +45,21 @@ fn window(node: &Node, x: &[usize]) -> Result<Window, String> {
         return Ok(w);
     }
     let kernel = node.ints("kernel_shape").ok_or("`kernel_shape` is required")?;
-    let list = |name: &str, default: i64| -> Result<Vec<usize>, String> {
+    let list = |name: &str, default: i64| -> Result<Vec<usize>, NodeError> {
         let v = node.ints(name).unwrap_or_else(|| vec![default; spatial]);
         if v.len() != spatial || v.iter().any(|&x| x < 1) {
-            return Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims"));
+            return Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims").into());
         }
         Ok(v.iter().map(|&x| x as usize).collect())
     };
     if kernel.len() != spatial || kernel.iter().any(|&k| k < 1) {
-        return Err(format!("`kernel_shape` {kernel:?} is not valid"));
+        return Err(format!("`kernel_shape` {kernel:?} is not valid").into());
     }
     let strides = list("strides", 1)?;
     let dilations = list("dilations", 1)?;
     let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * spatial]);
     if pads.len() != 2 * spatial || pads.iter().any(|&p| p < 0) {
-        return Err(format!("`pads` {pads:?} is not valid"));
+        return Err(format!("`pads` {pads:?} is not valid").into());
     }
     let ceil = node.int("ceil_mode", 0) != 0;
     let auto_pad = node.string("auto_pad", "NOTSET");
@@ -89,7 +89,7 @@ impl Kernel for Pool {
         &["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if node.int("storage_order", 0) != 0 {
@@ -101,7 +101,7 @@ impl Kernel for Pool {
         Ok(vec![OutputType::new(DatumType::F32, shape)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let w = window(b.node, &b.input(0).shape)?;
         let total = b.output(0).len();
         let max = b.node.op.contains("Max");

@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Node, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "reduce", source: include_str!("reduce.wgsl") };
 
@@ -25,9 +25,9 @@ const OPS: &[&str] = &[
 ];
 
 /// The reduced axes (sorted, unique) of a node on input `x`.
-fn reduced_axes(node: &Node, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, String> {
+fn reduced_axes(node: &Node, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, NodeError> {
     let listed = match inputs.get(1).copied().flatten() {
-        Some(v) => Some(const_ints(v).ok_or_else(|| format!("axes `{}` must be a constant", v.name))?),
+        Some(v) => Some(const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() })?),
         None => node.ints("axes"),
     };
     let mut axes = match listed {
@@ -49,17 +49,17 @@ impl Kernel for Reduce {
         OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if x.shape.len() > MAX_RANK {
-            return Err(format!("rank {} (at most {MAX_RANK})", x.shape.len()));
+            return Err(format!("rank {} (at most {MAX_RANK})", x.shape.len()).into());
         }
         let axes = reduced_axes(node, inputs, x.shape.len())?;
         Ok(vec![OutputType::new(DatumType::F32, output_shape(&x.shape, &axes, node.int("keepdims", 1) != 0))])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
         let axes = reduced_axes(b.node, &inputs, x.len())?;
