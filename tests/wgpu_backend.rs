@@ -462,6 +462,38 @@ fn unsupported_nodes_are_listed_at_once() {
     assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
 }
 
+/// An attribute the kernel never reads is refused at load, naming the node and the attribute,
+/// so `auto` loads the stage on tract instead of running it without the attribute; the same
+/// node without it runs on wgpu.
+#[test]
+fn unread_attributes_are_refused() {
+    use edgeqa::backend::{AutoBackend, ErrorKind};
+    use edgeqa::onnx::pb;
+    let float = |name: &str, f: f32| pb::AttributeProto {
+        name: name.into(),
+        f,
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        ..Default::default()
+    };
+    let mut leaky = onnx_node("LeakyRelu", "leaky", &["x"], "y");
+    leaky.attribute.push(float("alpha", 0.5));
+    let (stage, model) = tiny_model(vec![leaky.clone()], &[("x", &[1, 4])], &[], ("y", &[1, 4]));
+    let x = Tensor::new(vec![1, 4], TensorData::F32(vec![-2.0, -1.0, 1.0, 2.0])).unwrap();
+    let got = gpu().load_stage(&stage, &model, "leaky").unwrap().run(vec![x.clone()]).unwrap();
+    assert_eq!(got[0].as_f32().unwrap(), &[-1.0, -0.5, 1.0, 2.0]);
+    leaky.attribute.push(float("gamma", 2.0));
+    let (stage, model) = tiny_model(vec![leaky], &[("x", &[1, 4])], &[], ("y", &[1, 4]));
+    let err = match gpu().load_stage(&stage, &model, "leaky") {
+        Err(e) => e,
+        Ok(_) => panic!("a LeakyRelu with an unknown attribute loaded on wgpu"),
+    };
+    let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
+    assert_eq!(nodes, &["LeakyRelu (leaky): attribute `gamma` is not supported"], "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let on_auto = AutoBackend::new(gpu(), None).load_stage(&stage, &model, "leaky").unwrap();
+    assert_eq!(on_auto.backend(), "tract");
+}
+
 /// Weights whose every value is an f16 stay f16 on the GPU (half the bytes) and give what tract
 /// gives: read natively with the adapter's `shader-f16`, and widened from words without it.
 #[test]

@@ -8,10 +8,12 @@
 //! engine that ships in every build: a node whose inputs are all constants is evaluated once at
 //! load, whatever its op, and `Shape` of a tensor whose shape is known becomes a constant.
 
+mod attrs;
 mod error;
 pub mod fold;
 pub mod plan;
 
+pub use attrs::Attrs;
 pub use error::NodeError;
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, want_f32};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgsl") };
 
@@ -12,7 +12,7 @@ const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgs
 pub(crate) struct BatchNorm;
 
 /// Per channel (multiplier, offset) from the constant inputs.
-fn coefficients(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<(f32, f32)>, NodeError> {
+fn coefficients(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<(f32, f32)>, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     if x.shape.len() < 2 {
         return Err(format!("input {:?} has no channel axis", x.shape).into());
@@ -28,6 +28,12 @@ fn coefficients(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<(f32, f32)
         params.push(f);
     }
     let eps = node.float("epsilon", 1e-5);
+    // Opset < 9: `spatial` 0 would normalise per element; `is_test` and `momentum` (and opset 6's
+    // `consumed_inputs`) only concern training.
+    if node.int("spatial", 1) != 1 {
+        return Err("spatial=0 is not supported".into());
+    }
+    let _ = (node.int("is_test", 1), node.float("momentum", 0.9), node.ints("consumed_inputs"));
     Ok((0..c)
         .map(|k| {
             let a = params[0][k] / (params[3][k] + eps).sqrt();
@@ -41,7 +47,7 @@ impl Kernel for BatchNorm {
         &["BatchNormalization"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if node.int("training_mode", 0) != 0 {
@@ -54,7 +60,7 @@ impl Kernel for BatchNorm {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let ab: Vec<u32> =
-            coefficients(b.node, &inputs)?.iter().flat_map(|(a, c)| [a.to_bits(), c.to_bits()]).collect();
+            coefficients(&b.attrs(), &inputs)?.iter().flat_map(|(a, c)| [a.to_bits(), c.to_bits()]).collect();
         let x = b.input(0).shape.clone();
         let inner: usize = x[2..].iter().product();
         let n = b.output(0).len();

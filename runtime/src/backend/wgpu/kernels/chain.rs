@@ -3,12 +3,9 @@
 //! exported hard-swish), it reads each input once per element and writes only the last value:
 //! no intermediate buffers, one dispatch instead of one per op. Never read from ONNX.
 
+use super::elementwise::{BINARY_WGSL, UNARY_WGSL};
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
-use crate::graph::{Node, NodeError, OutputType, Value};
-
-/// The shared part of every chain shader; [`entry_point`] adds the steps.
-const LIBRARY: &str =
-    concat!(include_str!("unary_ops.wgsl"), include_str!("binary_ops.wgsl"), include_str!("chain.wgsl"));
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 /// The op type of a fused chain node.
 pub(crate) const CHAIN_OP: &str = "edgeqa.ElementwiseChain";
@@ -34,7 +31,7 @@ impl Kernel for Chain {
         &[CHAIN_OP]
     }
 
-    fn infer(&self, _node: &Node, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, _node: &Attrs<'_>, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         Err("an internal node of the wgpu backend, not an ONNX op".into())
     }
 
@@ -67,7 +64,8 @@ impl Kernel for Chain {
             (0..SLOTS).map(|s| Binding::Value(b.input_id(if s < slots { s } else { 0 }))).collect();
         bindings.push(Binding::Value(b.output_id(0)));
         let (name, main) = entry_point(&steps, rank)?;
-        let source = format!("{LIBRARY}\n{main}");
+        // The shared part of every chain shader, then the steps.
+        let source = format!("{}\n{}\n{}\n{main}", *UNARY_WGSL, *BINARY_WGSL, include_str!("chain.wgsl"));
         b.dispatch_1d(&Shader { name: &name, source: &source }, "main", &p, &bindings, n)
     }
 }

@@ -6,7 +6,7 @@ use tract_onnx::prelude::DatumType;
 use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
 use super::weights::{self, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Graph, Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value};
 
 const SHADERS: WeightShaders = weight_shaders!("conv", "conv.wgsl");
 
@@ -66,7 +66,7 @@ pub(crate) fn axis_geometry(
 }
 
 /// Geometry from the node's attributes for input `x` and weight `w`.
-pub(crate) fn conv_geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
+pub(crate) fn conv_geometry(node: &Attrs<'_>, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
     if x.len() != w.len() || !(3..=4).contains(&x.len()) {
         return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D convolutions are supported").into());
     }
@@ -143,7 +143,7 @@ impl Kernel for Conv {
         &["Conv"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(w))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a weight".into());
         };
@@ -160,7 +160,7 @@ impl Kernel for Conv {
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
-        let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        let g = conv_geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         if b.node.attribute_names().any(|a| a == A_SCALE) {
             let w = int8_weights(b.node, b.graph).ok_or("W is not per-channel int8 (fusion checked it)")?;
             let gemm = pointwise_gemm(b, &g);
@@ -187,7 +187,7 @@ fn is_pointwise(g: &ConvGeometry) -> bool {
 /// the condition for the int8×int8 product.
 pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed> {
     let (x, w) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
-    let g = conv_geometry(node, &graph.values[x].shape, &graph.values[w].shape).ok()?;
+    let g = conv_geometry(&Attrs::new(node), &graph.values[x].shape, &graph.values[w].shape).ok()?;
     let cols = graph.values[w].len() / g.m.max(1);
     is_pointwise(&g).then(|| weights::int8_matrix(graph, w, g.m, cols, &|r, c| r * cols + c))?
 }

@@ -6,14 +6,14 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::{ConvGeometry, dispatch_conv};
 use super::{Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "conv_transpose", source: include_str!("conv_transpose.wgsl") };
 
 /// ConvTranspose.
 pub(crate) struct ConvTranspose;
 
-fn geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
+fn geometry(node: &Attrs<'_>, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
     if x.len() != w.len() || !(3..=4).contains(&x.len()) {
         return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D are supported").into());
     }
@@ -24,6 +24,11 @@ fn geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeE
         return Err("auto_pad other than NOTSET is not supported".into());
     }
     let spatial = x.len() - 2;
+    if let Some(k) = node.ints("kernel_shape")
+        && k.iter().map(|&x| x as usize).collect::<Vec<_>>() != w[2..]
+    {
+        return Err(format!("kernel_shape {k:?} disagrees with the weight {w:?}").into());
+    }
     let group = node.int("group", 1).max(1) as usize;
     if x[1] != w[0] || !x[1].is_multiple_of(group) {
         return Err(format!("input channels {} do not match weight {w:?} with group {group}", x[1]).into());
@@ -73,7 +78,7 @@ impl Kernel for ConvTranspose {
         &["ConvTranspose"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(w))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a weight".into());
         };
@@ -89,7 +94,7 @@ impl Kernel for ConvTranspose {
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
-        let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        let g = geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         dispatch_conv(b, &SHADER, &g, Binding::Value(b.input_id(1)))
     }
 }

@@ -8,7 +8,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
 const SHADER: Shader =
     Shader { name: "gather", source: concat!(include_str!("index_check.wgsl"), include_str!("gather.wgsl")) };
@@ -25,7 +25,7 @@ impl Kernel for Gather {
         &["Gather"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs data and indices".into());
         };
@@ -82,7 +82,7 @@ impl Kernel for GatherNd {
         &["GatherND"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(i))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs data and indices".into());
         };

@@ -5,7 +5,7 @@
 use super::{
     Binding, Build, Kernel, Shader, axis, broadcast, broadcast_strides, const_ints, device_type, padded, strides,
 };
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "copy", source: include_str!("copy.wgsl") };
 
@@ -48,7 +48,7 @@ fn check_word(v: &Value) -> Result<(), NodeError> {
 /// Transpose.
 pub(crate) struct Transpose;
 
-fn permutation(node: &Node, rank: usize) -> Result<Vec<usize>, NodeError> {
+fn permutation(node: &Attrs<'_>, rank: usize) -> Result<Vec<usize>, NodeError> {
     let perm: Vec<usize> = match node.ints("perm") {
         Some(p) => p.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
         None => (0..rank).rev().collect(),
@@ -66,7 +66,7 @@ impl Kernel for Transpose {
         &["Transpose"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         let perm = permutation(node, x.shape.len())?;
@@ -75,7 +75,7 @@ impl Kernel for Transpose {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
-        let perm = permutation(b.node, x.len())?;
+        let perm = permutation(&b.attrs(), x.len())?;
         let st = strides(&x);
         let out: Vec<usize> = perm.iter().map(|&p| x[p]).collect();
         let src: Vec<i64> = perm.iter().map(|&p| st[p] as i64).collect();
@@ -93,7 +93,7 @@ impl Kernel for Transpose {
 pub(crate) struct Slice;
 
 /// Per axis of `x`: (start, output length, step).
-fn slice_plan(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<(i64, usize, i64)>, NodeError> {
+fn slice_plan(node: &Attrs<'_>, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<(i64, usize, i64)>, NodeError> {
     let constant = |i: usize| -> Result<Option<Vec<i64>>, NodeError> {
         match inputs.get(i).copied().flatten() {
             None => Ok(None),
@@ -149,7 +149,7 @@ impl Kernel for Slice {
         &["Slice"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         let plan = slice_plan(node, inputs, &x.shape)?;
@@ -159,7 +159,7 @@ impl Kernel for Slice {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let plan = slice_plan(b.node, &inputs, &x)?;
+        let plan = slice_plan(&b.attrs(), &inputs, &x)?;
         let st = strides(&x);
         let offset: i64 = plan.iter().zip(&st).map(|(p, &s)| p.0 * s as i64).sum();
         let src: Vec<i64> = plan.iter().zip(&st).map(|(p, &s)| p.2 * s as i64).collect();
@@ -182,7 +182,7 @@ impl Kernel for Concat {
         &["Concat"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let first = inputs.iter().flatten().next().ok_or("no inputs")?;
         let rank = first.shape.len();
         let a = axis(node.int("axis", 0), rank)?;
@@ -231,7 +231,7 @@ impl Kernel for Concat {
 pub(crate) struct Split;
 
 fn split_sizes(
-    node: &Node,
+    node: &Attrs<'_>,
     inputs: &[Option<&Value>],
     x: &[usize],
     outputs: usize,
@@ -260,7 +260,7 @@ impl Kernel for Split {
         &["Split"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         // The number of outputs is known only from the node itself.
@@ -311,7 +311,7 @@ impl Kernel for Expand {
         &["Expand"]
     }
 
-    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, _node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(s))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a shape".into());
         };

@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const COMPARE: Shader = Shader { name: "compare", source: include_str!("compare.wgsl") };
 const TEST_BITS: Shader = Shader { name: "test_bits", source: include_str!("test_bits.wgsl") };
@@ -32,7 +32,7 @@ impl Kernel for Compare {
         COMPARE_OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let [Some(a), Some(b)] = inputs else { return Err("needs two inputs".into()) };
         let (ka, kb) = (kind(a)?, kind(b)?);
         if ka != kb {
@@ -63,27 +63,48 @@ impl Kernel for Compare {
 /// Not, IsNaN, IsInf.
 pub(crate) struct TestBits;
 
+/// Op types in `test_bits.wgsl`'s code order.
+const TEST_BITS_OPS: &[&str] = &["Not", "IsNaN", "IsInf"];
+
+/// What a TestBits node runs: its code and IsInf's signs.
+struct TestBitsParams {
+    op: u32,
+    negative: bool,
+    positive: bool,
+}
+
+impl TestBitsParams {
+    fn new(node: &Attrs<'_>) -> Result<TestBitsParams, NodeError> {
+        let op = TEST_BITS_OPS.iter().position(|o| *o == node.op).ok_or_else(|| NodeError::Internal(node.label()))?;
+        let (negative, positive) = if node.op == "IsInf" {
+            (node.int("detect_negative", 1) != 0, node.int("detect_positive", 1) != 0)
+        } else {
+            (false, false)
+        };
+        Ok(TestBitsParams { op: op as u32, negative, positive })
+    }
+}
+
 impl Kernel for TestBits {
     fn ops(&self) -> &'static [&'static str] {
-        &["Not", "IsNaN", "IsInf"]
+        TEST_BITS_OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         let want = if node.op == "Not" { DatumType::Bool } else { DatumType::F32 };
         if x.dtype != want {
             return Err(format!("`{}` is {:?} ({want:?} expected)", x.name, x.dtype).into());
         }
+        TestBitsParams::new(node)?;
         Ok(vec![OutputType::new(DatumType::Bool, x.shape.clone())])
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
-        let op = ["Not", "IsNaN", "IsInf"].iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
+        let TestBitsParams { op, negative, positive } = TestBitsParams::new(&b.attrs())?;
         let n = b.output(0).len();
-        let neg = b.node.int("detect_negative", 1) as u32;
-        let pos = b.node.int("detect_positive", 1) as u32;
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&TEST_BITS, "main", &[n as u32, op, neg, pos], &bindings, n)
+        b.dispatch_1d(&TEST_BITS, "main", &[n as u32, op, negative as u32, positive as u32], &bindings, n)
     }
 }
 
@@ -95,7 +116,7 @@ impl Kernel for Where {
         &["Where"]
     }
 
-    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, _node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let [Some(c), Some(x), Some(y)] = inputs else { return Err("needs three inputs".into()) };
         if c.dtype != DatumType::Bool {
             return Err(format!("condition `{}` is {:?}", c.name, c.dtype).into());

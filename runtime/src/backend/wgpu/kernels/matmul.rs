@@ -6,7 +6,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
-use crate::graph::{Graph, Node, NodeError, OutputType, Value, ValueId};
+use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value, ValueId};
 
 const SHADERS: WeightShaders = weight_shaders!("matmul", "matmul.wgsl");
 const INT8: Shader = Shader { name: "matmul_int8", source: include_str!("matmul_int8.wgsl") };
@@ -22,8 +22,11 @@ const BATCH_RANK: usize = 4;
 /// MatMul and Gemm.
 pub(crate) struct MatMul;
 
-/// The product's geometry: output shape, M, N, K, and the operands' strides.
+/// A MatMul/Gemm node's params, parsed once from its attributes and input shapes: output shape,
+/// M, N, K, the operands' strides, and Gemm's alpha and beta.
 struct Geometry {
+    alpha: f32,
+    beta: f32,
     out: Vec<usize>,
     m: usize,
     n: usize,
@@ -38,7 +41,7 @@ struct Geometry {
     b_sn: usize,
 }
 
-fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, NodeError> {
+fn geometry(node: &Attrs<'_>, a: &[usize], b: &[usize]) -> Result<Geometry, NodeError> {
     if node.op == "Gemm" {
         if a.len() != 2 || b.len() != 2 {
             return Err(format!("Gemm needs 2-D A and B, got {a:?} and {b:?}").into());
@@ -52,6 +55,8 @@ fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, NodeError
         let (a_sm, a_sk) = if ta { (1, a[1]) } else { (a[1], 1) };
         let (b_sk, b_sn) = if tb { (1, b[1]) } else { (b[1], 1) };
         return Ok(Geometry {
+            alpha: node.float("alpha", 1.0),
+            beta: node.float("beta", 1.0),
             out: vec![m, n],
             m,
             n,
@@ -93,6 +98,8 @@ fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, NodeError
         out.push(n);
     }
     Ok(Geometry {
+        alpha: 1.0,
+        beta: 1.0,
         a_batch: bstride(ab, &a2),
         b_batch: bstride(bb, &b2),
         out,
@@ -112,7 +119,7 @@ impl Kernel for MatMul {
         &["MatMul", "Gemm"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(a)), Some(Some(b))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs two inputs".into());
         };
@@ -130,7 +137,7 @@ impl Kernel for MatMul {
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
-        let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+        let g = geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         if b.node.attribute_names().any(|a| a == A_SCALE) {
             let w = int8_weights(b.node, b.graph).ok_or("B is not per-channel int8 (fusion checked it)")?;
             return dispatch_gemm_int8(b, &gemm_of(b, g), Binding::Value(b.input_id(0)), &w);
@@ -165,8 +172,8 @@ fn gemm_of(b: &Build<'_>, g: Geometry) -> Gemm {
         a: [g.a_sm, g.a_sk],
         b: [g.b_sk, g.b_sn],
         bias: b.has_input(2).then(|| (b.input_id(2), [bias_sm, bias_sn])),
-        alpha: b.node.float("alpha", 1.0),
-        beta: b.node.float("beta", 1.0),
+        alpha: g.alpha,
+        beta: g.beta,
         y: [m * n, n, 1],
     }
 }
@@ -179,7 +186,7 @@ pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed
     if shape.len() != 2 {
         return None;
     }
-    let g = geometry(node, &graph.values[a].shape, shape).ok()?;
+    let g = geometry(&Attrs::new(node), &graph.values[a].shape, shape).ok()?;
     let (sk, sn) = (g.b_sk, g.b_sn);
     weights::int8_matrix(graph, w, g.n, g.k, &|n, k| k * sk + n * sn)
 }

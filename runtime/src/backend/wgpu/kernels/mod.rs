@@ -30,14 +30,17 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::{DatumType, Tensor};
 
-use crate::graph::{Graph, Node, NodeError, OpSet, OutputType, Value, ValueId};
+use crate::graph::{Attrs, Graph, Node, NodeError, OpSet, OutputType, Value, ValueId};
 
 /// One op family.
 pub(crate) trait Kernel: Sync {
     /// ONNX op types it runs.
     fn ops(&self) -> &'static [&'static str];
-    /// Output types, or why this node cannot run (unsupported attribute, type or shape).
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError>;
+    /// Output types, or why this node cannot run (unsupported attribute value, type or shape).
+    /// Attributes are read through `node` (an [`Attrs`]): any attribute it never reads is refused
+    /// after it returns (see [`Kernels`]), so parse every attribute the kernel honours here,
+    /// through the same params constructor `build` uses.
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError>;
     /// `Some(i)` when the output is input `i`'s buffer under a new shape: no dispatch.
     fn alias(&self, _node: &Node) -> Option<usize> {
         None
@@ -94,8 +97,12 @@ impl OpSet for Kernels {
         kernel(op).is_some()
     }
 
+    /// The kernel's `infer`, then the generic refusal of every attribute it did not read: a
+    /// node is never run with an attribute silently ignored.
     fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>> {
-        Some(kernel(&node.op)?.infer(node, inputs))
+        let kernel = kernel(&node.op)?;
+        let attrs = Attrs::new(node);
+        Some(kernel.infer(&attrs, inputs).and_then(|types| attrs.refuse_unread().map(|()| types)))
     }
 }
 
@@ -208,7 +215,12 @@ pub(crate) const WG: u32 = 256;
 /// The most workgroups along one dispatch dimension.
 const MAX_GROUPS: u32 = 65535;
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    /// The node's attributes, for the kernel's params constructor.
+    pub fn attrs(&self) -> Attrs<'a> {
+        Attrs::new(self.node)
+    }
+
     /// Input `i`'s value (the loader checked it is present).
     pub fn input(&self, i: usize) -> &Value {
         &self.graph.values[self.node.inputs[i].expect("present input")]
@@ -340,7 +352,8 @@ impl Build<'_> {
         }
         // `enable` directives go before every declaration.
         let (enables, body): (Vec<&str>, Vec<&str>) = shader.source.lines().partition(|l| l.starts_with("enable "));
-        let source = format!("{}\n{PRELUDE}\n{ACTIVATION_WGSL}\n{}", enables.join("\n"), body.join("\n"));
+        let activation = &*elementwise::ACTIVATION_WGSL;
+        let source = format!("{}\n{PRELUDE}\n{activation}\n{}", enables.join("\n"), body.join("\n"));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
@@ -492,8 +505,8 @@ fn internal(e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(e.to_string())
 }
 
-/// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters. The
-/// codes match `apply_activation` in the WGSL of those kernels.
+/// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters: the
+/// code of `apply_activation` (generated from [`elementwise::UNARY`]: its index + 1, 0 none).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Activation {
     pub code: u32,
@@ -522,45 +535,11 @@ pub(crate) const FUSED_ACTIVATION: &str = "edgeqa.activation";
 pub(crate) const FUSED_ALPHA: &str = "edgeqa.alpha";
 pub(crate) const FUSED_BETA: &str = "edgeqa.beta";
 
-/// WGSL of the fused activations (appended to Conv/MatMul shaders).
-pub(crate) const ACTIVATION_WGSL: &str = r#"
-fn apply_activation(x: f32, code: u32, alpha: f32, beta: f32) -> f32 {
-    switch code {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, alpha, beta); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        case 4u: { return clamp(alpha * x + beta, 0.0, 1.0); }
-        case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
-        case 6u: { return select(alpha * x, x, x >= 0.0); }
-        case 7u: { return tanh(x); }
-        default: { return x; }
-    }
-}
-"#;
-
-/// Fusable activation code of a unary node, with its parameters (`None` if not fusable).
+/// The activation a unary node runs in a producer's epilogue, with its parameters (`None` when
+/// the op is not fusable or its parameters are not constants).
 pub(crate) fn activation_of(node: &Node, graph: &Graph) -> Option<Activation> {
-    let (code, alpha, beta) = match node.op.as_str() {
-        "Relu" => (1, 0.0, 0.0),
-        "Clip" => {
-            let bound = |i: usize, default: f32| -> Option<f32> {
-                match node.inputs.get(i).copied().flatten() {
-                    None => Some(default),
-                    Some(v) => const_floats(&graph.values[v]).and_then(|f| f.first().copied()),
-                }
-            };
-            if node.inputs.len() > 1 {
-                (2, bound(1, f32::MIN)?, bound(2, f32::MAX)?)
-            } else {
-                (2, node.float("min", f32::MIN), node.float("max", f32::MAX))
-            }
-        }
-        "Sigmoid" => (3, 0.0, 0.0),
-        "HardSigmoid" => (4, node.float("alpha", 0.2), node.float("beta", 0.5)),
-        "HardSwish" => (5, 0.0, 0.0),
-        "LeakyRelu" => (6, node.float("alpha", 0.01), 0.0),
-        "Tanh" => (7, 0.0, 0.0),
-        _ => return None,
-    };
-    Some(Activation { code, alpha, beta })
+    let code = elementwise::UNARY.iter().position(|u| u.fusable && u.op == node.op)?;
+    let inputs: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &graph.values[i])).collect();
+    let (alpha, beta) = elementwise::parameters(&Attrs::new(node), &inputs).ok()?;
+    Some(Activation { code: code as u32 + 1, alpha, beta })
 }

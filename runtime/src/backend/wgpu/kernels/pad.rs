@@ -2,7 +2,7 @@
 //! the opset 18 `axes` input, on 32-bit words of any element type: `pad.wgsl`.
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, words};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "pad", source: include_str!("pad.wgsl") };
 
@@ -21,7 +21,7 @@ struct Plan {
     fill: u32,
 }
 
-fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, NodeError> {
+fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Plan, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     if !device_type(x.dtype) {
         return Err(format!("input `{}` is {:?}", x.name, x.dtype).into());
@@ -95,14 +95,14 @@ impl Kernel for Pad {
         &["Pad"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let p = plan(node, inputs)?;
         Ok(vec![OutputType::new(inputs[0].expect("checked").dtype, p.out)])
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
-        let Plan { before, out, mode, fill } = plan(b.node, &inputs)?;
+        let Plan { before, out, mode, fill } = plan(&b.attrs(), &inputs)?;
         let x = b.input(0).shape.clone();
         let n: usize = out.iter().product();
         if n == 0 {
@@ -133,6 +133,7 @@ mod tests {
     use tract_onnx::prelude::{DatumType, Tensor};
 
     use super::*;
+    use crate::graph::Node;
     use crate::onnx::pb;
 
     fn pad_node(mode: &str) -> Node {
@@ -161,14 +162,15 @@ mod tests {
     #[test]
     fn bad_pads_and_modes_say_why() {
         let (x, p) = values(&[0, 4, 0, 0]);
-        let err = |mode: &str, p: &Value| plan(&pad_node(mode), &[Some(&x), Some(p)]).err().unwrap().to_string();
+        let err =
+            |mode: &str, p: &Value| plan(&Attrs::new(&pad_node(mode)), &[Some(&x), Some(p)]).err().unwrap().to_string();
         assert_eq!(err("reflect", &p), "reflect pads 4/0 must be shorter than axis 1 (4)");
         assert_eq!(err("mirror", &p), "mode `mirror`");
         let (_, short) = values(&[0, 1]);
         assert_eq!(err("constant", &short), "2 pads for 2 axes (want 2 per axis)");
         let (_, crop) = values(&[0, -3, 0, -2]);
         assert!(err("constant", &crop).contains("below zero"));
-        let ok = plan(&pad_node("edge"), &[Some(&x), Some(&p)]).unwrap();
+        let ok = plan(&Attrs::new(&pad_node("edge")), &[Some(&x), Some(&p)]).unwrap();
         assert_eq!(ok.out, [1, 8]);
     }
 }

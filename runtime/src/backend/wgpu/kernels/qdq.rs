@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "qdq", source: include_str!("qdq.wgsl") };
 
@@ -14,7 +14,7 @@ pub(crate) struct Qdq;
 
 /// (axis length, inner, scales, zero points) of a node on input `x`.
 fn parameters(
-    node: &Node,
+    node: &Attrs<'_>,
     inputs: &[Option<&Value>],
     x: &[usize],
 ) -> Result<(usize, usize, Vec<f32>, Vec<i64>), NodeError> {
@@ -24,6 +24,8 @@ fn parameters(
         Some(z) => const_ints(z).ok_or_else(|| NodeError::NotConstant { what: "zero point", name: z.name.clone() })?,
         None => vec![0; scales.len()],
     };
+    // Opset 19's `saturate` concerns float8 types only, which are refused.
+    let _ = node.int("saturate", 1);
     if node.int("block_size", 0) != 0 {
         return Err("blocked quantization is not supported".into());
     }
@@ -47,7 +49,7 @@ impl Kernel for Qdq {
         &["QuantizeLinear", "DequantizeLinear"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         parameters(node, inputs, &x.shape)?;
         let q = if node.op == "QuantizeLinear" { quantized_type(inputs) } else { x.dtype };
@@ -67,7 +69,7 @@ impl Kernel for Qdq {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let (len, inner, scales, zeros) = parameters(b.node, &inputs, &x)?;
+        let (len, inner, scales, zeros) = parameters(&b.attrs(), &inputs, &x)?;
         let quantize = b.node.op == "QuantizeLinear";
         let q = if quantize { quantized_type(&inputs) } else { b.input(0).dtype };
         let (lo, hi) = if q == DatumType::I8 { (-128i32, 127i32) } else { (0, 255) };

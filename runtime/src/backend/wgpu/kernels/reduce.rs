@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "reduce", source: include_str!("reduce.wgsl") };
 
@@ -25,14 +25,15 @@ const OPS: &[&str] = &[
 ];
 
 /// The reduced axes (sorted, unique) of a node on input `x`.
-fn reduced_axes(node: &Node, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, NodeError> {
+fn reduced_axes(node: &Attrs<'_>, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, NodeError> {
     let listed = match inputs.get(1).copied().flatten() {
         Some(v) => Some(const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() })?),
         None => node.ints("axes"),
     };
+    let noop = node.int("noop_with_empty_axes", 0) != 0;
     let mut axes = match listed {
         Some(a) if !a.is_empty() => a.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
-        _ if node.int("noop_with_empty_axes", 0) != 0 => vec![],
+        _ if noop => vec![],
         _ => (0..rank).collect(),
     };
     axes.sort_unstable();
@@ -49,7 +50,7 @@ impl Kernel for Reduce {
         OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if x.shape.len() > MAX_RANK {
@@ -62,7 +63,7 @@ impl Kernel for Reduce {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let axes = reduced_axes(b.node, &inputs, x.len())?;
+        let axes = reduced_axes(&b.attrs(), &inputs, x.len())?;
         let st = strides(&x);
         let kept: Vec<usize> = (0..x.len()).filter(|d| !axes.contains(d)).collect();
         let pick = |dims: &[usize]| -> (Vec<usize>, Vec<usize>) {

@@ -6,7 +6,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "resize", source: include_str!("resize.wgsl") };
 
@@ -23,7 +23,7 @@ struct Plan {
     rounding: u32,
 }
 
-fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, NodeError> {
+fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     let rank = x.shape.len();
     if rank < 2 {
@@ -33,6 +33,13 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Node
         if node.int(a, 0) != 0 {
             return Err(format!("`{a}` is not supported").into());
         }
+    }
+    // Only `cubic` reads `cubic_coeff_a` and only `tf_crop_and_resize` `extrapolation_value`:
+    // both modes are refused below.
+    let _ = (node.float("cubic_coeff_a", -0.75), node.float("extrapolation_value", 0.0));
+    let policy = node.string("keep_aspect_ratio_policy", "stretch");
+    if policy != "stretch" {
+        return Err(format!("keep_aspect_ratio_policy `{policy}` is not supported").into());
     }
     if node.ints("axes").is_some() {
         return Err("`axes` is not supported".into());
@@ -99,7 +106,7 @@ impl Kernel for Resize {
         &["Resize", "Upsample"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         // Shapes only: the opset-dependent defaults matter at build time, not for the shape.
@@ -109,7 +116,7 @@ impl Kernel for Resize {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
-        let p = plan(b.node, &inputs, b.graph.opset)?;
+        let p = plan(&b.attrs(), &inputs, b.graph.opset)?;
         let x = &b.input(0).shape;
         let r = x.len();
         let (h, w) = (x[r - 2], x[r - 1]);

@@ -2,20 +2,20 @@
 //! Their output is the input's buffer (no dispatch); new shapes must come from constants.
 
 use super::{Build, Kernel, axis, const_ints, device_type};
-use crate::graph::{Node, NodeError, OutputType, Value};
+use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
 /// Reshape, Flatten, Squeeze, Unsqueeze, Identity.
 pub(crate) struct Reshape;
 
 /// Axes from the input at `index` (opset 13+) or the `axes` attribute.
-fn axes_of(node: &Node, inputs: &[Option<&Value>], index: usize) -> Result<Option<Vec<i64>>, NodeError> {
+fn axes_of(node: &Attrs<'_>, inputs: &[Option<&Value>], index: usize) -> Result<Option<Vec<i64>>, NodeError> {
     match inputs.get(index).copied().flatten() {
         Some(v) => const_ints(v).map(Some).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() }),
         None => Ok(node.ints("axes")),
     }
 }
 
-fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<usize>, NodeError> {
+fn new_shape(node: &Attrs<'_>, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<usize>, NodeError> {
     let total: usize = x.iter().product();
     match node.op.as_str() {
         "Identity" => Ok(x.to_vec()),
@@ -93,7 +93,7 @@ impl Kernel for Reshape {
         &["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         if !device_type(x.dtype) {
             return Err(format!("`{}` is {:?}", x.name, x.dtype).into());
