@@ -125,7 +125,7 @@ fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), NodeError
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
     let i = linear_index(gid, nwg);
     if i >= p[0] {{ return; }}
-    let off = slot_offsets(i, {first}i);
+    let off = broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), {first}i);
     var v = slot(0u, off);
 {body}    y[i] = v;
 }}
@@ -163,7 +163,7 @@ mod tests {
         let (a, src) = entry_point(&[4, 0, 102, 1 | 256], 2).unwrap();
         assert_eq!(a, "chain_r2_u4_b2.1s");
         assert!(src.contains("unary_step(4u, 0u, v)") && src.contains("binary_step(2u, 1u, true, 1u, v, off)"));
-        assert!(src.contains("slot_offsets(i, 4i)"));
+        assert!(src.contains("broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), 4i)"));
         let (b, _) = entry_point(&[4, 0, 102, 1], 2).unwrap();
         assert_ne!(a, b);
         assert!(entry_point(&[-1, 0], 1).is_err());

@@ -28,18 +28,9 @@ fn order(x: u32, z: u32) -> i32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        let idx = rem % p[3u + k];
-        rem = rem / p[3u + k];
-        ia += idx * p[9u + k];
-        ib += idx * p[15u + k];
-    }
-    let x = a[ia];
-    let z = b[ib];
+    let o = broadcast_offsets(i, 3u, vec4<u32>(9u, 15u, 15u, 15u), 0);
+    let x = a[o.x];
+    let z = b[o.y];
     var r = false;
     switch p[1] {
         case 0u: { r = order(x, z) == 0; }

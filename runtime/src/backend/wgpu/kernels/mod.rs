@@ -380,10 +380,28 @@ impl<'a> Build<'a> {
     }
 }
 
-/// WGSL shared by every shader: the flat thread index of a [`Build::dispatch_1d`] dispatch.
+/// WGSL shared by every shader (each declares its params `p: array<u32>` at binding 0): the
+/// flat thread index of a [`Build::dispatch_1d`] dispatch, and the index math of the strided
+/// and broadcasting kernels (binary, compare, where, copy, reduce, chains).
 const PRELUDE: &str = r#"
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
+}
+
+// Offsets of element `i` of a row-major rank-6 shape (at p[shape .. shape + 6], dims left-padded
+// with 1; see `padded`) in up to four tensors walked with the element strides at p[strides.x ..],
+// p[strides.y ..], p[strides.z ..], p[strides.w ..] (0 where broadcast; see `broadcast_strides`).
+// Dims before `first` are 1 and skipped. Negative strides (i32 bits) work: u32 arithmetic wraps.
+fn broadcast_offsets(i: u32, shape: u32, strides: vec4<u32>, first: i32) -> vec4<u32> {
+    var rem = i;
+    var off = vec4<u32>(0u);
+    for (var d = 5i; d >= first; d--) {
+        let k = u32(d);
+        let idx = rem % p[shape + k];
+        rem = rem / p[shape + k];
+        off += idx * vec4<u32>(p[strides.x + k], p[strides.y + k], p[strides.z + k], p[strides.w + k]);
+    }
+    return off;
 }
 "#;
 

@@ -11,13 +11,7 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var base = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        base += (rem % p[3u + k]) * p[9u + k];
-        rem = rem / p[3u + k];
-    }
+    let base = broadcast_offsets(i, 3u, vec4<u32>(9u), 0).x;
     let op = p[1];
     let count = p[2];
     var acc = 0.0;
@@ -27,25 +21,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var peak = -3.4028235e38;
     if op == 8u {
         for (var j = 0u; j < count; j++) {
-            var r = j;
-            var off = base;
-            for (var d = 5i; d >= 0; d--) {
-                let k = u32(d);
-                off += (r % p[15u + k]) * p[21u + k];
-                r = r / p[15u + k];
-            }
-            peak = max(peak, x[off]);
+            peak = max(peak, x[base + broadcast_offsets(j, 15u, vec4<u32>(21u), 0).x]);
         }
     }
     for (var j = 0u; j < count; j++) {
-        var r = j;
-        var off = base;
-        for (var d = 5i; d >= 0; d--) {
-            let k = u32(d);
-            off += (r % p[15u + k]) * p[21u + k];
-            r = r / p[15u + k];
-        }
-        let v = x[off];
+        let v = x[base + broadcast_offsets(j, 15u, vec4<u32>(21u), 0).x];
         switch op {
             case 2u: { acc = max(acc, v); }
             case 3u: { acc = min(acc, v); }
