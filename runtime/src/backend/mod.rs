@@ -28,7 +28,7 @@ pub enum BackendError {
         /// The node's label, `Op (name)`.
         node: String,
         #[source]
-        error: crate::graph::NodeError,
+        error: Box<crate::graph::NodeError>,
     },
     /// An input that does not match the manifest (count, shape, type) or the device.
     #[error("{origin}: input `{name}`: {reason}")]

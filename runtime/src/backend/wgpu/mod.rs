@@ -291,7 +291,7 @@ impl Backend for WgpuBackend {
                 origin: origin.to_string(),
                 backend: NAME,
                 node: node.label(),
-                error,
+                error: Box::new(error),
             };
             built.map_err(node_err)?;
             if let Some(e) = error {
@@ -526,8 +526,12 @@ mod tests {
     #[test]
     fn errors_say_what_a_caller_can_do() {
         let origin = || "x.eqa [head]".to_string();
-        let node =
-            |error: NodeError| BackendError::Node { origin: origin(), backend: NAME, node: "Conv (c)".into(), error };
+        let node = |error: NodeError| BackendError::Node {
+            origin: origin(),
+            backend: NAME,
+            node: "Conv (c)".into(),
+            error: Box::new(error),
+        };
         let device = BackendError::Device { origin: origin(), backend: NAME, error: DeviceError::Lost };
         assert_eq!(device.kind(), ErrorKind::Device);
         assert_eq!(

@@ -2,17 +2,20 @@
 //! Equal/Less/Greater/LessOrEqual/GreaterOrEqual and And/Or/Xor (`compare.wgsl`), Not, IsNaN and
 //! IsInf (`test_bits.wgsl`), Where (`where.wgsl`).
 
+use std::sync::LazyLock;
+
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded};
+use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded, with_codes};
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const COMPARE: Shader = Shader { name: "compare", source: include_str!("compare.wgsl") };
-const TEST_BITS: Shader = Shader { name: "test_bits", source: include_str!("test_bits.wgsl") };
+static COMPARE: LazyLock<String> = LazyLock::new(|| with_codes("OP_", COMPARE_OPS, include_str!("compare.wgsl")));
+static TEST_BITS: LazyLock<String> = LazyLock::new(|| with_codes("OP_", TEST_BITS_OPS, include_str!("test_bits.wgsl")));
 const WHERE: Shader = Shader { name: "where", source: include_str!("where.wgsl") };
 
-/// Ops in `compare.wgsl`'s code order.
-const COMPARE_OPS: &[&str] = &["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"];
+/// Ops in code order (`compare.wgsl` switches on their `OP_` names).
+pub(crate) const COMPARE_OPS: &[&str] =
+    &["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"];
 
 /// Element kind code: 0 f32, 1 integer, 2 bool.
 fn kind(v: &Value) -> Result<u32, NodeError> {
@@ -56,15 +59,15 @@ impl Kernel for Compare {
         p.extend(sa);
         p.extend(sb);
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&COMPARE, "main", &p, &bindings, n)
+        b.dispatch_1d(&Shader { name: "compare", source: &COMPARE }, "main", &p, &bindings, n)
     }
 }
 
 /// Not, IsNaN, IsInf.
 pub(crate) struct TestBits;
 
-/// Op types in `test_bits.wgsl`'s code order.
-const TEST_BITS_OPS: &[&str] = &["Not", "IsNaN", "IsInf"];
+/// Op types in code order (`test_bits.wgsl` switches on their `OP_` names).
+pub(crate) const TEST_BITS_OPS: &[&str] = &["Not", "IsNaN", "IsInf"];
 
 /// What a TestBits node runs: its code and IsInf's signs.
 struct TestBitsParams {
@@ -104,7 +107,13 @@ impl Kernel for TestBits {
         let TestBitsParams { op, negative, positive } = TestBitsParams::new(&b.attrs())?;
         let n = b.output(0).len();
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&TEST_BITS, "main", &[n as u32, op, negative as u32, positive as u32], &bindings, n)
+        b.dispatch_1d(
+            &Shader { name: "test_bits", source: &TEST_BITS },
+            "main",
+            &[n as u32, op, negative as u32, positive as u32],
+            &bindings,
+            n,
+        )
     }
 }
 

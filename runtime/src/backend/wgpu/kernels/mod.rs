@@ -407,6 +407,20 @@ fn broadcast_offsets(i: u32, shape: u32, strides: vec4<u32>, first: i32) -> vec4
 
 // ---- helpers shared by kernel families ----
 
+/// WGSL `const` declarations naming each entry of an op table by its position,
+/// `const {prefix}{name}: u32 = {k}u;`. A shader that switches on codes a kernel hands out by
+/// position in a Rust table uses these names (the declarations prepended to its source), so
+/// the table is the one source of the numbering: a case for an entry that is not in the table
+/// does not compile, and `every_entry_has_a_case` tests catch an entry without one.
+pub(crate) fn code_constants(prefix: &str, names: &[&str]) -> String {
+    names.iter().enumerate().map(|(k, n)| format!("const {prefix}{n}: u32 = {k}u;\n")).collect()
+}
+
+/// A shader whose source is [`code_constants`] of `names` followed by `wgsl`.
+pub(crate) fn with_codes(prefix: &str, names: &[&str], wgsl: &str) -> String {
+    format!("{}{wgsl}", code_constants(prefix, names))
+}
+
 /// Most dims the strided kernels iterate over.
 pub(crate) const MAX_RANK: usize = 6;
 
@@ -560,4 +574,27 @@ pub(crate) fn activation_of(node: &Node, graph: &Graph) -> Option<Activation> {
     let inputs: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &graph.values[i])).collect();
     let (alpha, beta) = elementwise::parameters(&Attrs::new(node), &inputs).ok()?;
     Some(Activation { code: code as u32 + 1, alpha, beta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every entry of a table whose codes a shader switches on has its case there (a case
+    /// without an entry does not compile: the name is undeclared).
+    #[test]
+    fn every_entry_has_a_case() {
+        let tables: [(&str, &[&str], &str); 4] = [
+            ("OP_", logic::COMPARE_OPS, include_str!("compare.wgsl")),
+            ("OP_", logic::TEST_BITS_OPS, include_str!("test_bits.wgsl")),
+            ("OP_", reduce::OPS, include_str!("reduce.wgsl")),
+            ("MODE_", pad::MODES, include_str!("pad.wgsl")),
+        ];
+        for (prefix, names, wgsl) in tables {
+            for name in names {
+                assert!(wgsl.contains(&format!("{prefix}{name}")), "no case for {prefix}{name}");
+            }
+        }
+        assert_eq!(code_constants("OP_", &["A", "B"]), "const OP_A: u32 = 0u;\nconst OP_B: u32 = 1u;\n");
+    }
 }

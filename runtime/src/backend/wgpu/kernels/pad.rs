@@ -1,16 +1,18 @@
 //! Pad (opset 2–23): `constant`, `reflect`, `edge` and `wrap` modes, negative pads (cropping),
 //! the opset 18 `axes` input, on 32-bit words of any element type: `pad.wgsl`.
 
-use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, words};
+use std::sync::LazyLock;
+
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, with_codes, words};
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const SHADER: Shader = Shader { name: "pad", source: include_str!("pad.wgsl") };
+static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("MODE_", MODES, include_str!("pad.wgsl")));
 
 /// Pad.
 pub(crate) struct Pad;
 
-/// Mode codes of `pad.wgsl`.
-const MODES: &[&str] = &["constant", "reflect", "edge", "wrap"];
+/// Modes in code order (`pad.wgsl` switches on their `MODE_` names).
+pub(crate) const MODES: &[&str] = &["constant", "reflect", "edge", "wrap"];
 
 /// What a Pad node does: pads before each axis (negative crops), the output shape, the mode code
 /// and the fill word.
@@ -78,11 +80,11 @@ fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Plan, NodeError> 
             return Err(format!("pads {}/{} crop axis {a} of length {d} below zero", before[a], after[a]).into());
         }
         let padded = before[a].max(0) + after[a].max(0) > 0;
-        if padded && d == 0 && mode != 0 {
+        if padded && d == 0 && mode_name != "constant" {
             return Err(format!("mode `{mode_name}` cannot pad the empty axis {a}").into());
         }
         // One reflection only, as NumPy's `reflect` does for pads shorter than the axis.
-        if mode == 1 && padded && (before[a] >= d || after[a] >= d) {
+        if mode_name == "reflect" && padded && (before[a] >= d || after[a] >= d) {
             return Err(format!("reflect pads {}/{} must be shorter than axis {a} ({d})", before[a], after[a]).into());
         }
         out.push(o as usize);
@@ -122,7 +124,7 @@ impl Kernel for Pad {
             p.extend(arr);
         }
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
+        b.dispatch_1d(&Shader { name: "pad", source: &SHADER }, "main", &p, &bindings, n)
     }
 }
 

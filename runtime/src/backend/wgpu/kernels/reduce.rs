@@ -1,18 +1,20 @@
 //! ReduceSum/Mean/Max/Min/Prod/SumSquare/L1/L2/LogSumExp over any axes (attribute or constant
 //! input), `keepdims` and `noop_with_empty_axes`: `reduce.wgsl`.
 
+use std::sync::LazyLock;
+
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32};
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32, with_codes};
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const SHADER: Shader = Shader { name: "reduce", source: include_str!("reduce.wgsl") };
+static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("OP_", OPS, include_str!("reduce.wgsl")));
 
 /// Reductions.
 pub(crate) struct Reduce;
 
-/// Op types in the shader's code order.
-const OPS: &[&str] = &[
+/// Op types in code order (`reduce.wgsl` switches on their `OP_` names).
+pub(crate) const OPS: &[&str] = &[
     "ReduceSum",
     "ReduceMean",
     "ReduceMax",
@@ -81,6 +83,12 @@ impl Kernel for Reduce {
         p.extend(kt);
         p.extend(rs);
         p.extend(rt);
-        b.dispatch_1d(&SHADER, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], n)
+        b.dispatch_1d(
+            &Shader { name: "reduce", source: &SHADER },
+            "main",
+            &p,
+            &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))],
+            n,
+        )
     }
 }
