@@ -254,9 +254,29 @@ fn tiny_model(
     constants: &[(&str, &[usize], Vec<f32>)],
     output: (&str, &[usize]),
 ) -> (StageInfo, Vec<u8>) {
+    let inputs: Vec<(&str, DType, &[usize])> = inputs.iter().map(|&(n, s)| (n, DType::F32, s)).collect();
+    typed_model(nodes, &inputs, constants, (output.0, DType::F32, output.1))
+}
+
+/// [`tiny_model`] with the element type of each input and of the output.
+fn typed_model(
+    nodes: Vec<edgeqa::onnx::pb::NodeProto>,
+    inputs: &[(&str, DType, &[usize])],
+    constants: &[(&str, &[usize], Vec<f32>)],
+    output: (&str, DType, &[usize]),
+) -> (StageInfo, Vec<u8>) {
+    use edgeqa::onnx::pb::tensor_proto::DataType as T;
+    let elem_type = |d: DType| match d {
+        DType::F32 => T::Float,
+        DType::U8 => T::Uint8,
+        DType::I8 => T::Int8,
+        DType::I32 => T::Int32,
+        DType::I64 => T::Int64,
+        DType::Bool => T::Bool,
+    };
     let mut b = onnx_builder::GraphBuilder::new("g", 17);
-    for &(name, shape) in inputs {
-        b.input_f32(name, &onnx_builder::fixed(shape));
+    for &(name, dtype, shape) in inputs {
+        b.input(name, elem_type(dtype), &onnx_builder::fixed(shape));
     }
     for (name, dims, v) in constants {
         b.initializer(onnx_builder::make_f32(name, dims, v));
@@ -264,15 +284,103 @@ fn tiny_model(
     for n in nodes {
         b.push(n);
     }
-    b.declare_output(output.0, edgeqa::onnx::pb::tensor_proto::DataType::Float, Some(&onnx_builder::fixed(output.1)));
-    let info = |name: &str, shape: &[usize]| TensorInfo { name: name.into(), dtype: DType::F32, shape: shape.to_vec() };
+    b.declare_output(output.0, elem_type(output.1), Some(&onnx_builder::fixed(output.2)));
+    let info =
+        |name: &str, dtype: DType, shape: &[usize]| TensorInfo { name: name.into(), dtype, shape: shape.to_vec() };
     let stage = StageInfo {
         name: "model".into(),
         section: "graph/model".into(),
-        inputs: inputs.iter().map(|&(n, s)| info(n, s)).collect(),
-        outputs: vec![info(output.0, output.1)],
+        inputs: inputs.iter().map(|&(n, d, s)| info(n, d, s)).collect(),
+        outputs: vec![info(output.0, output.1, output.2)],
     };
     (stage, b.build())
+}
+
+fn ids(shape: &[usize], v: &[i64]) -> Tensor {
+    Tensor::new(shape.to_vec(), TensorData::I64(v.to_vec())).unwrap()
+}
+
+/// An embedding lookup (Gather of a constant table by fed ids) on wgpu: in-range and negative
+/// ids pick the right rows, from an f32 table and from a table packed to int8 on the GPU; an id
+/// outside [-rows, rows - 1] fails the run with an error naming the node, the index and the
+/// axis (not a clamped row), and the next good run works.
+#[test]
+fn gather_checks_fed_indices() {
+    use edgeqa::backend::ErrorKind;
+    // rows × cols: 5 × 4 stays f32; 64 × 32 of small integers × 0.25 is packed.
+    for (rows, cols) in [(5usize, 4usize), (64, 32)] {
+        let table: Vec<f32> = (0..rows * cols).map(|i| ((i * 7) % 255) as f32 * 0.25 - 31.75).collect();
+        let node = onnx_node("Gather", "embed", &["table", "ids"], "y");
+        let (stage, model) = typed_model(
+            vec![node],
+            &[("ids", DType::I64, &[1, 4])],
+            &[("table", &[rows, cols], table.clone())],
+            ("y", DType::F32, &[1, 4, cols]),
+        );
+        let session = gpu().load_stage(&stage, &model, "embedding").unwrap_or_else(|e| panic!("{e}"));
+        let r = rows as i64;
+        let good = [0, r - 1, -1, -r];
+        let got = session.run(vec![ids(&[1, 4], &good)]).unwrap_or_else(|e| panic!("{e}"));
+        let want: Vec<f32> = good
+            .iter()
+            .flat_map(|&k| {
+                let row = if k < 0 { k + r } else { k } as usize;
+                table[row * cols..(row + 1) * cols].to_vec()
+            })
+            .collect();
+        assert_eq!(got[0].as_f32().unwrap(), &want[..], "{rows}×{cols}");
+        for bad in [r, -r - 1, 1 << 20] {
+            let err = match session.run(vec![ids(&[1, 4], &[0, bad, 1, 2])]) {
+                Err(e) => e,
+                Ok(out) => panic!("{rows}×{cols}: index {bad} ran and gave {:?}", out[0].data),
+            };
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, edgeqa::backend::BackendError::IndexOutOfRange { index, axis: 0, len, .. }
+                    if *index == bad && *len == rows),
+                "{msg}"
+            );
+            assert_eq!(err.kind(), ErrorKind::Input, "{msg}");
+            assert!(
+                msg.starts_with("embedding: Gather (embed): index ")
+                    && msg.contains(&format!("index {bad} is out of range for axis 0 of length {rows}")),
+                "{msg}"
+            );
+        }
+        let again = session.run(vec![ids(&[1, 4], &good)]).unwrap();
+        assert_eq!(again[0].as_f32().unwrap(), &want[..], "{rows}×{cols} after an error");
+    }
+}
+
+/// Inputs that do not match the manifest are the caller's to drop ([`ErrorKind::Input`]); the
+/// stage still runs good ones.
+#[test]
+fn bad_inputs_are_input_errors() {
+    use edgeqa::backend::ErrorKind;
+    let (stage, model) = tiny_model(vec![onnx_node("Relu", "r", &["x"], "y")], &[("x", &[2, 3])], &[], ("y", &[2, 3]));
+    let session = gpu().load_stage(&stage, &model, "relu").unwrap();
+    let wrong_shape = Tensor::new(vec![3, 2], TensorData::F32(vec![0.0; 6])).unwrap();
+    let wrong_type = ids(&[2, 3], &[0; 6]);
+    for bad in [vec![], vec![wrong_shape], vec![wrong_type]] {
+        let err = session.run(bad).map(drop).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Input, "{err}");
+    }
+    let x = Tensor::new(vec![2, 3], TensorData::F32(vec![-1.0, 2.0, -3.0, 4.0, -5.0, 6.0])).unwrap();
+    assert_eq!(session.run(vec![x]).unwrap()[0].as_f32().unwrap(), &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
+}
+
+/// GatherND checks every component of an index tuple against its own axis.
+#[test]
+fn gather_nd_checks_fed_indices() {
+    let data: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let node = onnx_node("GatherND", "pick", &["data", "idx"], "y");
+    let (stage, model) =
+        typed_model(vec![node], &[("idx", DType::I64, &[2, 2])], &[("data", &[3, 4], data)], ("y", DType::F32, &[2]));
+    let session = gpu().load_stage(&stage, &model, "nd").unwrap_or_else(|e| panic!("{e}"));
+    let got = session.run(vec![ids(&[2, 2], &[2, -1, -3, 1])]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got[0].as_f32().unwrap(), &[11.0, 1.0]);
+    let err = session.run(vec![ids(&[2, 2], &[0, 0, 1, 4])]).map(drop).unwrap_err();
+    assert!(err.to_string().contains("GatherND (pick): index 4 is out of range for axis 1 of length 4"), "{err}");
 }
 
 /// A graph with ops the kernels do not have: the error names every such node at once, with the
@@ -292,7 +400,40 @@ fn unsupported_nodes_are_listed_at_once() {
     };
     let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
     assert_eq!(nodes, &["Hardmax (first): op not supported", "Det (second): op not supported"], "{err}");
+    assert_eq!(err.kind(), edgeqa::backend::ErrorKind::Unsupported);
     assert!(err.to_string().starts_with("tiny.onnx: unsupported ONNX node(s) for the wgpu backend"), "{err}");
+}
+
+/// An attribute the kernel never reads is refused at load, naming the node and the attribute,
+/// so `auto` loads the stage on tract instead of running it without the attribute; the same
+/// node without it runs on wgpu.
+#[test]
+fn unread_attributes_are_refused() {
+    use edgeqa::backend::{AutoBackend, ErrorKind};
+    use edgeqa::onnx::pb;
+    let float = |name: &str, f: f32| pb::AttributeProto {
+        name: name.into(),
+        f,
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        ..Default::default()
+    };
+    let mut leaky = onnx_node("LeakyRelu", "leaky", &["x"], "y");
+    leaky.attribute.push(float("alpha", 0.5));
+    let (stage, model) = tiny_model(vec![leaky.clone()], &[("x", &[1, 4])], &[], ("y", &[1, 4]));
+    let x = Tensor::new(vec![1, 4], TensorData::F32(vec![-2.0, -1.0, 1.0, 2.0])).unwrap();
+    let got = gpu().load_stage(&stage, &model, "leaky").unwrap().run(vec![x.clone()]).unwrap();
+    assert_eq!(got[0].as_f32().unwrap(), &[-1.0, -0.5, 1.0, 2.0]);
+    leaky.attribute.push(float("gamma", 2.0));
+    let (stage, model) = tiny_model(vec![leaky], &[("x", &[1, 4])], &[], ("y", &[1, 4]));
+    let err = match gpu().load_stage(&stage, &model, "leaky") {
+        Err(e) => e,
+        Ok(_) => panic!("a LeakyRelu with an unknown attribute loaded on wgpu"),
+    };
+    let BackendError::Unsupported { nodes, .. } = &err else { panic!("unexpected error: {err}") };
+    assert_eq!(nodes, &["LeakyRelu (leaky): attribute `gamma` is not supported"], "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let on_auto = AutoBackend::new(gpu(), None).load_stage(&stage, &model, "leaky").unwrap();
+    assert_eq!(on_auto.backend(), "tract");
 }
 
 /// Weights whose every value is an f16 stay f16 on the GPU (half the bytes) and give what tract

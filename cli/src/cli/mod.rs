@@ -99,6 +99,8 @@ pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
             BackendError::Unsupported { backend: "wgpu", .. } | BackendError::Load { backend: "wgpu", .. } => {
                 Some("--backend tract runs it on the CPU")
             }
+            #[cfg(feature = "wgpu")]
+            BackendError::Device { .. } => Some("--backend tract runs it on the CPU"),
             _ => None,
         }
     }

@@ -187,10 +187,11 @@ impl CheckedSession {
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
         if inputs.len() != self.stage.inputs.len() {
             let names: Vec<&str> = self.stage.inputs.iter().map(|t| t.name.as_str()).collect();
-            return Err(BackendError::Run {
+            return Err(BackendError::InputCount {
                 origin: self.origin.clone(),
-                backend: self.inner.backend(),
-                reason: format!("{} inputs given, {} expected ({names:?})", inputs.len(), self.stage.inputs.len()),
+                given: inputs.len(),
+                expected: self.stage.inputs.len(),
+                names: names.iter().map(|n| n.to_string()).collect(),
             });
         }
         for (t, info) in inputs.iter().zip(&self.stage.inputs) {
@@ -205,16 +206,13 @@ impl CheckedSession {
             let Some(values) = integers(t) else { continue };
             let n = b.size as i64;
             if let Some((at, v)) = values.enumerate().find(|&(_, v)| v < -n || v >= n) {
-                return Err(BackendError::Input {
+                return Err(BackendError::IndexOutOfRange {
                     origin: self.origin.clone(),
-                    name: self.stage.inputs[b.input].name.clone(),
-                    reason: format!(
-                        "value {v} at flat position {at} is an index of Gather `{}` out of its range [-{n}, {}] \
-                         (axis {} has {n} entries; a token id past the vocabulary?): check what produced this input",
-                        b.node,
-                        n - 1,
-                        b.axis
-                    ),
+                    node: format!("Gather ({})", b.node),
+                    index: v,
+                    axis: b.axis,
+                    len: b.size,
+                    input: Some((self.stage.inputs[b.input].name.clone(), at)),
                 });
             }
         }
@@ -363,10 +361,10 @@ mod tests {
         let ids = |v: Vec<i64>| vec![Tensor::i64(vec![1, 4], v).unwrap()];
         assert!(s.run(ids(vec![0, 9, -1, -10])).is_ok());
         let e = s.run(ids(vec![0, 1, 10, 2])).unwrap_err().to_string();
-        assert!(e.contains("m.onnx") && e.contains("`ids`") && e.contains("value 10 at flat position 2"), "{e}");
-        assert!(e.contains("Gather `embed`") && e.contains("[-10, 9]"), "{e}");
+        assert!(e.contains("m.onnx") && e.contains("input `ids` at flat position 2"), "{e}");
+        assert!(e.contains("Gather (embed): index 10 is out of range") && e.contains("valid: -10 to 9"), "{e}");
         let e = s.run(ids(vec![-11, 0, 0, 0])).unwrap_err().to_string();
-        assert!(e.contains("value -11"), "{e}");
+        assert!(e.contains("index -11"), "{e}");
     }
 
     #[test]

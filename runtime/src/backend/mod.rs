@@ -16,19 +16,103 @@ pub mod tract_fixes;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
-/// A backend failed to load or run a stage.
+/// A backend failed to load or run a stage. [`BackendError::kind`] says what a caller can do
+/// about it.
 #[derive(Debug, Error)]
 pub enum BackendError {
+    /// Nodes the backend has no kernel for, or cannot run with their attributes, types or shapes.
     #[error("{origin}: unsupported ONNX node(s) for the {backend} backend: {}", .nodes.join("; "))]
     Unsupported { origin: String, backend: &'static str, nodes: Vec<String> },
+    /// The graph as a whole cannot be loaded (invalid, or beyond the device's limits).
     #[error("{origin}: {backend} cannot load the graph: {reason}")]
     Load { origin: String, backend: &'static str, reason: String },
+    /// Building one node failed (a limit of the device, a shader it does not compile, or a bug).
+    #[cfg(feature = "wgpu")]
+    #[error("{origin}: {backend} cannot load the graph: {node}: {error}")]
+    Node {
+        origin: String,
+        backend: &'static str,
+        /// The node's label, `Op (name)`.
+        node: String,
+        #[source]
+        error: Box<crate::graph::NodeError>,
+    },
+    /// An input that does not match the manifest (count, shape, type) or the device.
     #[error("{origin}: input `{name}`: {reason}")]
     Input { origin: String, name: String, reason: String },
+    /// A run given more or fewer inputs than the manifest lists.
+    #[error("{origin}: {given} inputs given, {expected} expected{}", if .names.is_empty() { String::new() } else { format!(" ({})", .names.join(", ")) })]
+    InputCount { origin: String, given: usize, expected: usize, names: Vec<String> },
+    /// The run failed (a backend without finer errors, such as tract).
     #[error("{origin}: {backend} failed while running: {reason}")]
     Run { origin: String, backend: &'static str, reason: String },
+    /// A backend this build does not carry (its cargo feature is off).
     #[error("this build of edgeqa has no {backend} backend (it was built without the `{feature}` cargo feature)")]
     NotBuilt { backend: &'static str, feature: &'static str },
+    /// An index tensor (Gather's, GatherND's) held an index outside its axis: the input that led
+    /// to it is bad; the stage can run other inputs. `input` names the stage input and the flat
+    /// position of the index when it was checked there, before running.
+    #[error(
+        "{origin}: {node}: index {index} is out of range for axis {axis} of length {len} (valid: -{len} to {}){}",
+        *.len as i64 - 1,
+        .input.as_ref().map_or(String::new(), |(name, at)| format!("; it is input `{name}` at flat position {at}"))
+    )]
+    IndexOutOfRange {
+        origin: String,
+        node: String,
+        index: i64,
+        axis: usize,
+        len: usize,
+        input: Option<(String, usize)>,
+    },
+    /// The GPU device is missing, refused, failed or was lost.
+    #[cfg(feature = "wgpu")]
+    #[error("{origin}: {backend}: {error}")]
+    Device {
+        origin: String,
+        backend: &'static str,
+        #[source]
+        error: wgpu::DeviceError,
+    },
+    /// A broken invariant of the backend: a bug.
+    #[error("{origin}: {backend}: internal error: {reason}")]
+    Internal { origin: String, backend: &'static str, reason: String },
+}
+
+/// What a caller can do about a [`BackendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The device failed or was lost: reload the stage (or the package) and continue, or load
+    /// it on another backend.
+    Device,
+    /// This input is bad (count, shape, type, an out-of-range index): drop it; the stage still
+    /// runs other inputs.
+    Input,
+    /// The backend cannot run this model: load it on another backend.
+    Unsupported,
+    /// A bug of the backend.
+    Internal,
+}
+
+impl BackendError {
+    /// What a caller can do about the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BackendError::Unsupported { .. } | BackendError::Load { .. } | BackendError::NotBuilt { .. } => {
+                ErrorKind::Unsupported
+            }
+            #[cfg(feature = "wgpu")]
+            BackendError::Node { error, .. } if error.is_internal() => ErrorKind::Internal,
+            #[cfg(feature = "wgpu")]
+            BackendError::Node { .. } => ErrorKind::Unsupported,
+            BackendError::Input { .. } | BackendError::InputCount { .. } | BackendError::IndexOutOfRange { .. } => {
+                ErrorKind::Input
+            }
+            #[cfg(feature = "wgpu")]
+            BackendError::Device { .. } => ErrorKind::Device,
+            BackendError::Run { .. } | BackendError::Internal { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Which backend the user asked for.
@@ -144,10 +228,10 @@ fn tract_backend(_reason: String) -> Result<(Box<dyn Backend>, String), BackendE
 
 #[cfg(feature = "wgpu")]
 fn wgpu_backend() -> Result<(Box<dyn Backend>, String), BackendError> {
-    let gpu = wgpu::WgpuBackend::new().map_err(|reason| BackendError::Load {
+    let gpu = wgpu::WgpuBackend::new().map_err(|error| BackendError::Device {
         origin: "the wgpu backend".into(),
         backend: "wgpu",
-        reason,
+        error,
     })?;
     let a = gpu.adapter();
     let reason = format!("requested; adapter {} ({})", a.name, a.device_type);

@@ -8,8 +8,13 @@
 //! engine that ships in every build: a node whose inputs are all constants is evaluated once at
 //! load, whatever its op, and `Shape` of a tensor whose shape is known becomes a constant.
 
+mod attrs;
+mod error;
 pub mod fold;
 pub mod plan;
+
+pub use attrs::Attrs;
+pub use error::NodeError;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,7 +138,7 @@ pub trait OpSet {
     fn knows(&self, op: &str) -> bool;
     /// `None` when the op type is unknown to the backend; otherwise the node's output types, or
     /// why this node (attributes, element types, shapes) cannot run.
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>>;
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>>;
 }
 
 /// A stage graph that cannot be loaded into the IR.
@@ -445,7 +450,7 @@ mod tests {
         fn knows(&self, op: &str) -> bool {
             op == "Relu"
         }
-        fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>> {
+        fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>> {
             if node.op != "Relu" {
                 return None;
             }
@@ -455,13 +460,7 @@ mod tests {
     }
 
     fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: name.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+        crate::onnx_builder::node(op, name, inputs, outputs, vec![])
     }
 
     fn value_float(v: f32) -> pb::AttributeProto {

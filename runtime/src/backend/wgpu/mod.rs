@@ -19,12 +19,32 @@ use tract_onnx::prelude::DatumType;
 
 use super::{Backend, BackendError, NodeProfile, StageMemory, StageSession};
 use crate::graph::plan::MemoryPlan;
-use crate::graph::{Graph, GraphError, InputSpec, ValueId};
+use crate::graph::{Graph, GraphError, InputSpec, NodeError, ValueId};
 use crate::manifest::{DType, StageInfo};
 use crate::tensor::{Tensor, TensorData};
-use kernels::{Build, Dispatch, Kernels, PipelineCache};
+use kernels::{Build, Dispatch, IndexChecks, Kernels, PipelineCache, SITE_WORDS};
 
 const NAME: &str = "wgpu";
+
+/// The GPU device is missing, refused, failed or was lost. A lost device needs the stages
+/// reloaded (on a new [`WgpuBackend`]) or run on another backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no GPU adapter ({0}); install a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1)")]
+    NoAdapter(String),
+    #[error("adapter `{adapter}` refused a device: {message}")]
+    Refused { adapter: String, message: String },
+    #[error("the GPU device was lost; reload the package (or load it on the tract backend)")]
+    Lost,
+    #[error("the GPU device was lost during the run; no result")]
+    LostDuringRun,
+    #[error("the GPU device was lost while profiling")]
+    LostWhileProfiling,
+    #[error("waiting for the GPU: {0}")]
+    Wait(String),
+    #[error("reading results back: {0}")]
+    Readback(String),
+}
 
 /// An adapter and device shared by every stage the backend loads.
 struct Gpu {
@@ -41,21 +61,23 @@ struct Gpu {
 
 impl Gpu {
     /// Blocks until submission `index` has run.
-    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), String> {
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), DeviceError> {
         self.device
             .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
             .map(drop)
-            .map_err(|e| format!("waiting for the GPU: {e}"))
+            .map_err(|e| DeviceError::Wait(e.to_string()))
     }
 
     /// Maps `buffer` (MAP_READ) once submission `index`, which fills it, has run.
-    fn map_read(&self, buffer: &wgpu::Buffer, index: wgpu::SubmissionIndex) -> Result<(), String> {
+    fn map_read(&self, buffer: &wgpu::Buffer, index: wgpu::SubmissionIndex) -> Result<(), DeviceError> {
         let (tx, rx) = std::sync::mpsc::channel();
         buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.wait(index)?;
-        rx.recv().map_err(|_| "the readback was dropped".to_string())?.map_err(|e| format!("reading results back: {e}"))
+        rx.recv()
+            .map_err(|_| DeviceError::Readback("the mapping callback was dropped".into()))?
+            .map_err(|e| DeviceError::Readback(e.to_string()))
     }
 }
 
@@ -79,17 +101,17 @@ pub struct AdapterSummary {
 impl WgpuBackend {
     /// Opens the first suitable adapter (a real GPU before a software one). `Err` says why no
     /// device is available (no Vulkan loader or driver, or the adapter refused a device).
-    pub fn new() -> Result<WgpuBackend, String> {
+    pub fn new() -> Result<WgpuBackend, DeviceError> {
         Self::open(true)
     }
 
     /// As [`WgpuBackend::new`], but never using the adapter's `shader-f16` (f16 weights are then
     /// widened with `unpack2x16float`): for drivers whose f16 support misbehaves.
-    pub fn without_shader_f16() -> Result<WgpuBackend, String> {
+    pub fn without_shader_f16() -> Result<WgpuBackend, DeviceError> {
         Self::open(false)
     }
 
-    fn open(allow_f16: bool) -> Result<WgpuBackend, String> {
+    fn open(allow_f16: bool) -> Result<WgpuBackend, DeviceError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::VULKAN);
         let instance = wgpu::Instance::new(desc);
@@ -99,9 +121,7 @@ impl WgpuBackend {
             compatible_surface: None,
             apply_limit_buckets: false,
         }))
-        .map_err(|e| {
-            format!("no GPU adapter ({e}); install a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1)")
-        })?;
+        .map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let shader_f16 = allow_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
         let limits = adapter.limits();
@@ -119,7 +139,7 @@ impl WgpuBackend {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| format!("adapter `{}` refused a device: {e}", info.name))?;
+        .map_err(|e| DeviceError::Refused { adapter: info.name.clone(), message: e.to_string() })?;
         let lost = Arc::new(AtomicBool::new(false));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -194,6 +214,9 @@ struct WgpuStage {
     /// Readback buffer and each output's byte offset in it.
     readback: wgpu::Buffer,
     offsets: Vec<u64>,
+    /// Out-of-range index reports (cleared before each run) and their byte offset in `readback`.
+    index_checks: IndexChecks,
+    checks_at: u64,
     memory: StageMemory,
     /// One run at a time (the readback buffer is shared).
     lock: Mutex<()>,
@@ -238,8 +261,16 @@ impl Backend for WgpuBackend {
         }
         let mut cache = PipelineCache::default();
         let mut dispatches = Vec::new();
+        let sites = graph.nodes.iter().map(|n| kernels::kernel(&n.op).map_or(0, |k| k.index_sites(n))).sum::<usize>();
+        let mut index_checks = IndexChecks::new(device, sites);
         for (node_index, node) in graph.nodes.iter().enumerate() {
-            let kernel = kernels::kernel(&node.op).expect("checked at load");
+            let Some(kernel) = kernels::kernel(&node.op) else {
+                return Err(BackendError::Internal {
+                    origin: origin.to_string(),
+                    backend: NAME,
+                    reason: format!("{}: no kernel, yet the graph loaded", node.label()),
+                });
+            };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let mut b = Build {
                 graph: &graph,
@@ -252,12 +283,19 @@ impl Backend for WgpuBackend {
                 max_binding: max,
                 shader_f16: gpu.shader_f16,
                 dispatches: &mut dispatches,
+                index_checks: &mut index_checks,
             };
             let built = kernel.build(&mut b);
             let error = pollster::block_on(scope.pop());
-            built.map_err(|e| load_err(format!("{}: {e}", node.label())))?;
+            let node_err = |error: NodeError| BackendError::Node {
+                origin: origin.to_string(),
+                backend: NAME,
+                node: node.label(),
+                error: Box::new(error),
+            };
+            built.map_err(node_err)?;
             if let Some(e) = error {
-                return Err(load_err(format!("{}: {e}", node.label())));
+                return Err(node_err(NodeError::Validation(e.to_string())));
             }
         }
         let inputs: Vec<Option<ValueId>> = stage
@@ -278,6 +316,8 @@ impl Backend for WgpuBackend {
             offsets.push(total);
             total += device_bytes(&graph, o);
         }
+        let checks_at = total;
+        total += index_checks.bytes();
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: total.max(4),
@@ -302,6 +342,8 @@ impl Backend for WgpuBackend {
             inputs,
             readback,
             offsets,
+            index_checks,
+            checks_at,
             memory,
             lock: Mutex::new(()),
         });
@@ -309,14 +351,14 @@ impl Backend for WgpuBackend {
     }
 }
 
-/// A host tensor as device words.
-fn to_words(t: &Tensor) -> Result<Vec<u32>, String> {
+/// A host tensor as device words; `Err` holds the first integer the device's i32 cannot hold.
+fn to_words(t: &Tensor) -> Result<Vec<u32>, i64> {
     Ok(match &t.data {
         TensorData::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
         TensorData::I64(v) => {
             let mut out = Vec::with_capacity(v.len());
             for &x in v {
-                out.push(i32::try_from(x).map_err(|_| format!("value {x} does not fit the device's i32"))? as u32);
+                out.push(i32::try_from(x).map_err(|_| x)? as u32);
             }
             out
         }
@@ -327,8 +369,9 @@ fn to_words(t: &Tensor) -> Result<Vec<u32>, String> {
     })
 }
 
-/// Device words back into a host tensor of `dt`.
-fn from_words(words: &[u32], shape: Vec<usize>, dt: DatumType) -> Result<Tensor, String> {
+/// Device words back into a host tensor of `dt` (an `Err` is a bug: the loader types every
+/// output it accepts).
+fn from_words(words: &[u32], shape: Vec<usize>, dt: DatumType) -> Result<Tensor, NodeError> {
     let data = match dt {
         DatumType::F32 => TensorData::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
         DatumType::I64 => TensorData::I64(words.iter().map(|&w| w as i32 as i64).collect()),
@@ -336,13 +379,13 @@ fn from_words(words: &[u32], shape: Vec<usize>, dt: DatumType) -> Result<Tensor,
         DatumType::Bool => TensorData::Bool(words.iter().map(|&w| w != 0).collect()),
         DatumType::U8 => TensorData::U8(words.iter().map(|&w| w as u8).collect()),
         DatumType::I8 => TensorData::I8(words.iter().map(|&w| w as i32 as i8).collect()),
-        other => return Err(format!("output type {other:?} is not supported")),
+        other => return Err(NodeError::Internal(format!("output type {other:?} is not supported"))),
     };
-    Tensor::new(shape, data).map_err(|e| e.to_string())
+    Tensor::new(shape, data).map_err(|e| NodeError::Internal(e.to_string()))
 }
 
 /// A constant graph output as a host tensor.
-fn constant_tensor(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, String> {
+fn constant_tensor(t: &tract_onnx::prelude::Tensor) -> Result<Tensor, NodeError> {
     let words = kernels::words(t)?;
     from_words(&words, t.shape().to_vec(), t.datum_type())
 }
@@ -351,10 +394,11 @@ impl WgpuStage {
     /// Checks the inputs against the manifest and writes them into their device buffers.
     fn write_inputs(&self, inputs: &[Tensor]) -> Result<(), BackendError> {
         if inputs.len() != self.stage.inputs.len() {
-            return Err(BackendError::Run {
+            return Err(BackendError::InputCount {
                 origin: self.origin.clone(),
-                backend: NAME,
-                reason: format!("{} inputs given, {} expected", inputs.len(), self.stage.inputs.len()),
+                given: inputs.len(),
+                expected: self.stage.inputs.len(),
+                names: self.stage.inputs.iter().map(|t| t.name.clone()).collect(),
             });
         }
         for ((t, info), id) in inputs.iter().zip(&self.stage.inputs).zip(&self.inputs) {
@@ -363,9 +407,38 @@ impl WgpuStage {
             t.check(info, &info.name).map_err(|e| input_err(e.to_string()))?;
             let Some(id) = id else { continue };
             let Some(buf) = &self.buffers[*id] else { continue };
-            let words = to_words(t).map_err(input_err)?;
+            let words = to_words(t).map_err(|x| input_err(format!("value {x} does not fit the device's i32")))?;
             if !words.is_empty() {
                 self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&words));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WgpuStage {
+    fn device_err(&self, error: DeviceError) -> BackendError {
+        BackendError::Device { origin: self.origin.clone(), backend: NAME, error }
+    }
+
+    fn internal(&self, reason: String) -> BackendError {
+        BackendError::Internal { origin: self.origin.clone(), backend: NAME, reason }
+    }
+
+    /// The first out-of-range index the sites recorded (`words`: [`SITE_WORDS`] per site), in
+    /// run order.
+    fn index_error(&self, words: &[u32]) -> Result<(), BackendError> {
+        for (site, w) in words.chunks_exact(SITE_WORDS).enumerate() {
+            if w[0] != 0 {
+                let node = &self.graph.nodes[self.index_checks.sites[site]];
+                return Err(BackendError::IndexOutOfRange {
+                    origin: self.origin.clone(),
+                    node: node.label(),
+                    index: i64::from(w[1] as i32),
+                    axis: w[2] as usize,
+                    len: w[3] as usize,
+                    input: None,
+                });
             }
         }
         Ok(())
@@ -386,21 +459,26 @@ impl StageSession for WgpuStage {
     }
 
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
-        let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
         if self.gpu.lost.load(Ordering::SeqCst) {
-            return Err(run_err("the GPU device was lost; reload the package (or use --backend tract)".into()));
+            return Err(self.device_err(DeviceError::Lost));
         }
-        let _guard = self.lock.lock().map_err(|_| run_err("a previous run panicked".into()))?;
+        let _guard = self.lock.lock().map_err(|_| self.internal("a previous run panicked".into()))?;
         let queue = &self.gpu.queue;
         self.write_inputs(&inputs)?;
         let device = &self.gpu.device;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.origin) });
+        if let Some(checks) = &self.index_checks.buffer {
+            encoder.clear_buffer(checks, 0, None);
+        }
         {
             let mut pass =
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             for d in &self.dispatches {
                 d.record(&mut pass);
             }
+        }
+        if let Some(checks) = &self.index_checks.buffer {
+            encoder.copy_buffer_to_buffer(checks, 0, &self.readback, self.checks_at, self.index_checks.bytes());
         }
         for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
             if self.graph.values[o].constant.is_some() {
@@ -411,16 +489,22 @@ impl StageSession for WgpuStage {
             }
         }
         let index = queue.submit(Some(encoder.finish()));
-        self.gpu.map_read(&self.readback, index).map_err(run_err)?;
+        self.gpu.map_read(&self.readback, index).map_err(|e| self.device_err(e))?;
         let slice = self.readback.slice(..);
         if self.gpu.lost.load(Ordering::SeqCst) {
             self.readback.unmap();
-            return Err(run_err("the GPU device was lost during the run; no result".into()));
+            return Err(self.device_err(DeviceError::LostDuringRun));
         }
         let mut outputs = Vec::with_capacity(self.graph.outputs.len());
         {
-            let data = slice.get_mapped_range().map_err(|e| run_err(format!("reading results back: {e}")))?;
+            let data = slice.get_mapped_range().map_err(|e| self.device_err(DeviceError::Readback(e.to_string())))?;
             let words: &[u32] = bytemuck::cast_slice(&data);
+            let start = (self.checks_at / 4) as usize;
+            if let Err(e) = self.index_error(&words[start..start + self.index_checks.sites.len() * SITE_WORDS]) {
+                drop(data);
+                self.readback.unmap();
+                return Err(e);
+            }
             for (&o, &off) in self.graph.outputs.iter().zip(&self.offsets) {
                 let v = &self.graph.values[o];
                 let t = if let Some(c) = &v.constant {
@@ -429,10 +513,58 @@ impl StageSession for WgpuStage {
                     let start = (off / 4) as usize;
                     from_words(&words[start..start + v.len()], v.shape.clone(), v.dtype)
                 };
-                outputs.push(t.map_err(|e| run_err(format!("output `{}`: {e}", v.name)))?);
+                outputs.push(t.map_err(|e| self.internal(format!("output `{}`: {e}", v.name)))?);
             }
         }
         self.readback.unmap();
         Ok(outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ErrorKind;
+
+    #[test]
+    fn errors_say_what_a_caller_can_do() {
+        let origin = || "x.eqa [head]".to_string();
+        let node = |error: NodeError| BackendError::Node {
+            origin: origin(),
+            backend: NAME,
+            node: "Conv (c)".into(),
+            error: Box::new(error),
+        };
+        let device = BackendError::Device { origin: origin(), backend: NAME, error: DeviceError::Lost };
+        assert_eq!(device.kind(), ErrorKind::Device);
+        assert_eq!(
+            device.to_string(),
+            "x.eqa [head]: wgpu: the GPU device was lost; reload the package (or load it on the tract backend)"
+        );
+        assert!(!device.to_string().contains("--"), "no CLI flags in library errors: {device}");
+        let index = BackendError::IndexOutOfRange {
+            origin: origin(),
+            node: "Gather (g)".into(),
+            index: -4,
+            axis: 0,
+            len: 3,
+            input: None,
+        };
+        assert_eq!(index.kind(), ErrorKind::Input);
+        assert_eq!(
+            index.to_string(),
+            "x.eqa [head]: Gather (g): index -4 is out of range for axis 0 of length 3 (valid: -3 to 2)"
+        );
+        assert_eq!(
+            BackendError::InputCount { origin: origin(), given: 1, expected: 2, names: vec![] }.kind(),
+            ErrorKind::Input
+        );
+        assert_eq!(node(NodeError::Rank { rank: 7, max: 6 }).kind(), ErrorKind::Unsupported);
+        assert_eq!(node(NodeError::TooLarge("big".into())).kind(), ErrorKind::Unsupported);
+        let bug = node(NodeError::Internal("no buffer".into()));
+        assert_eq!(bug.kind(), ErrorKind::Internal);
+        assert_eq!(bug.to_string(), "x.eqa [head]: wgpu cannot load the graph: Conv (c): internal error: no buffer");
+        let source = std::error::Error::source(&bug).map(|e| e.to_string());
+        assert_eq!(source.as_deref(), Some("internal error: no buffer"));
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{NAME, WgpuStage};
+use super::{DeviceError, WgpuStage};
 use crate::backend::{BackendError, NodeProfile, NodeTime, StageSession};
 use crate::tensor::Tensor;
 
@@ -18,7 +18,7 @@ const CHUNK: usize = 1024;
 pub(super) fn profile(stage: &WgpuStage, inputs: Vec<Tensor>, runs: usize) -> Result<NodeProfile, BackendError> {
     let runs = runs.max(1);
     stage.run(inputs.clone())?;
-    let _guard = stage.lock.lock().map_err(|_| run_err(stage, "a previous run panicked".into()))?;
+    let _guard = stage.lock.lock().map_err(|_| stage.internal("a previous run panicked".into()))?;
     let nodes = stage.graph.nodes.len();
     let mut per_node: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); nodes];
     for _ in 0..runs {
@@ -32,7 +32,7 @@ pub(super) fn profile(stage: &WgpuStage, inputs: Vec<Tensor>, runs: usize) -> Re
             per_node[n].push(s);
         }
         if stage.gpu.lost.load(Ordering::SeqCst) {
-            return Err(run_err(stage, "the GPU device was lost while profiling".into()));
+            return Err(stage.device_err(DeviceError::LostWhileProfiling));
         }
     }
     let mut counts = vec![0usize; nodes];
@@ -55,10 +55,6 @@ pub(super) fn profile(stage: &WgpuStage, inputs: Vec<Tensor>, runs: usize) -> Re
         .collect();
     let clock = if stage.gpu.timestamps { "gpu timestamps" } else { "wall clock per submission" };
     Ok(NodeProfile { clock, runs, nodes })
-}
-
-fn run_err(stage: &WgpuStage, reason: String) -> BackendError {
-    BackendError::Run { origin: stage.origin.clone(), backend: NAME, reason }
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -115,12 +111,12 @@ fn device_times(stage: &WgpuStage) -> Result<Vec<f64>, BackendError> {
         encoder.resolve_query_set(&set, 0..queries, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &read, 0, bytes);
         let index = queue.submit(Some(encoder.finish()));
-        stage.gpu.map_read(&read, index).map_err(|e| run_err(stage, e))?;
+        stage.gpu.map_read(&read, index).map_err(|e| stage.device_err(e))?;
         {
             let data = read
                 .slice(..)
                 .get_mapped_range()
-                .map_err(|e| run_err(stage, format!("reading timestamps back: {e}")))?;
+                .map_err(|e| stage.device_err(DeviceError::Readback(format!("timestamps: {e}"))))?;
             let ticks: &[u64] = bytemuck::cast_slice(&data);
             out.extend(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * us_per_tick));
         }
@@ -143,7 +139,7 @@ fn wall_times(stage: &WgpuStage) -> Result<Vec<f64>, BackendError> {
             d.record(&mut pass);
         }
         let index = queue.submit(Some(encoder.finish()));
-        stage.gpu.wait(index).map_err(|e| run_err(stage, e))?;
+        stage.gpu.wait(index).map_err(|e| stage.device_err(e))?;
         out.push(start.elapsed().as_secs_f64() * 1e6);
     }
     Ok(out)

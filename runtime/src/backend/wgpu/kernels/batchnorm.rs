@@ -4,7 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgsl") };
 
@@ -12,22 +12,28 @@ const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgs
 pub(crate) struct BatchNorm;
 
 /// Per channel (multiplier, offset) from the constant inputs.
-fn coefficients(node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<(f32, f32)>, String> {
+fn coefficients(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<(f32, f32)>, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     if x.shape.len() < 2 {
-        return Err(format!("input {:?} has no channel axis", x.shape));
+        return Err(format!("input {:?} has no channel axis", x.shape).into());
     }
     let c = x.shape[1];
     let mut params = Vec::new();
-    for (i, what) in ["scale", "B", "input_mean", "input_var"].iter().enumerate() {
+    for (i, what) in ["scale", "B", "input_mean", "input_var"].into_iter().enumerate() {
         let v = inputs.get(i + 1).copied().flatten().ok_or_else(|| format!("missing {what}"))?;
-        let f = const_floats(v).ok_or_else(|| format!("{what} `{}` must be a constant", v.name))?;
+        let f = const_floats(v).ok_or_else(|| NodeError::NotConstant { what, name: v.name.clone() })?;
         if f.len() != c {
-            return Err(format!("{what} `{}` has {} values for {c} channels", v.name, f.len()));
+            return Err(format!("{what} `{}` has {} values for {c} channels", v.name, f.len()).into());
         }
         params.push(f);
     }
     let eps = node.float("epsilon", 1e-5);
+    // Opset < 9: `spatial` 0 would normalise per element; `is_test` and `momentum` (and opset 6's
+    // `consumed_inputs`) only concern training.
+    if node.int("spatial", 1) != 1 {
+        return Err("spatial=0 is not supported".into());
+    }
+    let _ = (node.int("is_test", 1), node.float("momentum", 0.9), node.ints("consumed_inputs"));
     Ok((0..c)
         .map(|k| {
             let a = params[0][k] / (params[3][k] + eps).sqrt();
@@ -41,7 +47,7 @@ impl Kernel for BatchNorm {
         &["BatchNormalization"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if node.int("training_mode", 0) != 0 {
@@ -51,10 +57,10 @@ impl Kernel for BatchNorm {
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let ab: Vec<u32> =
-            coefficients(b.node, &inputs)?.iter().flat_map(|(a, c)| [a.to_bits(), c.to_bits()]).collect();
+            coefficients(&b.attrs(), &inputs)?.iter().flat_map(|(a, c)| [a.to_bits(), c.to_bits()]).collect();
         let x = b.input(0).shape.clone();
         let inner: usize = x[2..].iter().product();
         let n = b.output(0).len();

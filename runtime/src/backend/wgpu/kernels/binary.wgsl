@@ -10,15 +10,6 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        let idx = rem % p[2u + k];
-        rem = rem / p[2u + k];
-        ia += idx * p[8u + k];
-        ib += idx * p[14u + k];
-    }
-    y[i] = apply_binary(p[1], a[ia], b[ib]);
+    let o = broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 14u, 14u), 0);
+    y[i] = apply_binary(p[1], a[o.x], b[o.y]);
 }

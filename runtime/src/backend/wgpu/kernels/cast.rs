@@ -3,7 +3,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 use crate::onnx::pb::tensor_proto::DataType as T;
 
 const SHADER: Shader = Shader { name: "cast", source: include_str!("cast.wgsl") };
@@ -21,14 +21,16 @@ fn kind(dt: DatumType) -> Option<u32> {
     }
 }
 
-fn target(node: &Node) -> Result<DatumType, String> {
+fn target(node: &Attrs<'_>) -> Result<DatumType, NodeError> {
     let to = node.int("to", 0) as i32;
+    // Opset 19's `saturate` concerns float8 targets only, which are refused below.
+    let _ = node.int("saturate", 1);
     match T::try_from(to) {
         Ok(T::Float) => Ok(DatumType::F32),
         Ok(T::Int64) => Ok(DatumType::I64),
         Ok(T::Int32) => Ok(DatumType::I32),
         Ok(T::Bool) => Ok(DatumType::Bool),
-        _ => Err(format!("cast to type {to} is not supported (float, int64, int32, bool)")),
+        _ => Err(format!("cast to type {to} is not supported (float, int64, int32, bool)").into()),
     }
 }
 
@@ -37,13 +39,13 @@ impl Kernel for Cast {
         &["Cast"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         kind(x.dtype).ok_or_else(|| format!("input `{}` is {:?}", x.name, x.dtype))?;
         Ok(vec![OutputType::new(target(node)?, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let from = kind(b.input(0).dtype).expect("checked at load");
         let to = kind(b.output(0).dtype).expect("checked at load");
         let n = b.output(0).len();

@@ -3,12 +3,9 @@
 //! exported hard-swish), it reads each input once per element and writes only the last value:
 //! no intermediate buffers, one dispatch instead of one per op. Never read from ONNX.
 
+use super::elementwise::{BINARY_WGSL, UNARY_WGSL};
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
-use crate::graph::{Node, OutputType, Value};
-
-/// The shared part of every chain shader; [`entry_point`] adds the steps.
-const LIBRARY: &str =
-    concat!(include_str!("unary_ops.wgsl"), include_str!("binary_ops.wgsl"), include_str!("chain.wgsl"));
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 /// The op type of a fused chain node.
 pub(crate) const CHAIN_OP: &str = "edgeqa.ElementwiseChain";
@@ -34,17 +31,17 @@ impl Kernel for Chain {
         &[CHAIN_OP]
     }
 
-    fn infer(&self, _node: &Node, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, _node: &Attrs<'_>, _inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         Err("an internal node of the wgpu backend, not an ONNX op".into())
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let steps = b.node.ints(STEPS).unwrap_or_default();
         let params = b.node.floats(PARAMS);
         let count = steps.len() / 2;
         let slots = b.node.inputs.len();
         if count == 0 || count > MAX_STEPS || params.len() != 2 * count || slots == 0 || slots > SLOTS {
-            return Err(format!("malformed chain: {count} steps, {slots} inputs"));
+            return Err(format!("malformed chain: {count} steps, {slots} inputs").into());
         }
         let out = b.output(0).shape.clone();
         let n = b.output(0).len();
@@ -67,7 +64,8 @@ impl Kernel for Chain {
             (0..SLOTS).map(|s| Binding::Value(b.input_id(if s < slots { s } else { 0 }))).collect();
         bindings.push(Binding::Value(b.output_id(0)));
         let (name, main) = entry_point(&steps, rank)?;
-        let source = format!("{LIBRARY}\n{main}");
+        // The shared part of every chain shader, then the steps.
+        let source = format!("{}\n{}\n{}\n{main}", *UNARY_WGSL, *BINARY_WGSL, include_str!("chain.wgsl"));
         b.dispatch_1d(&Shader { name: &name, source: &source }, "main", &p, &bindings, n)
     }
 }
@@ -104,13 +102,13 @@ fn collapse(out: &[usize], slots: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>
 /// straight-line WGSL with literal codes and operands, and a shader name that identifies it
 /// (chains with the same steps and rank share one pipeline; shapes and constants stay in the
 /// parameters).
-fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), String> {
+fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), NodeError> {
     let mut name = format!("chain_r{rank}");
     let mut body = String::new();
     for (s, step) in steps.chunks(2).enumerate() {
         let (code, operand) = (step[0], step[1]);
         let (Ok(code), Ok(operand)) = (u32::try_from(code), u32::try_from(operand)) else {
-            return Err(format!("malformed chain step {s}: code {code}, operand {operand}"));
+            return Err(format!("malformed chain step {s}: code {code}, operand {operand}").into());
         };
         if code < 100 {
             name.push_str(&format!("_u{code}"));
@@ -127,7 +125,7 @@ fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), String> {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
     let i = linear_index(gid, nwg);
     if i >= p[0] {{ return; }}
-    let off = slot_offsets(i, {first}i);
+    let off = broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), {first}i);
     var v = slot(0u, off);
 {body}    y[i] = v;
 }}
@@ -165,7 +163,7 @@ mod tests {
         let (a, src) = entry_point(&[4, 0, 102, 1 | 256], 2).unwrap();
         assert_eq!(a, "chain_r2_u4_b2.1s");
         assert!(src.contains("unary_step(4u, 0u, v)") && src.contains("binary_step(2u, 1u, true, 1u, v, off)"));
-        assert!(src.contains("slot_offsets(i, 4i)"));
+        assert!(src.contains("broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), 4i)"));
         let (b, _) = entry_point(&[4, 0, 102, 1], 2).unwrap();
         assert_ne!(a, b);
         assert!(entry_point(&[-1, 0], 1).is_err());

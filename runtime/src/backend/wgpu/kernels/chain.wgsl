@@ -42,17 +42,3 @@ fn binary_step(code: u32, operand: u32, swapped: bool, s: u32, v: f32, off: vec4
     }
     return apply_binary(code, v, o);
 }
-
-// The element's offset into each slot; dims before `first` are 1 (the generated entry point
-// passes a literal, so only the dims that matter are divided out).
-fn slot_offsets(i: u32, first: i32) -> vec4<u32> {
-    var rem = i;
-    var off = vec4<u32>(0u);
-    for (var d = 5i; d >= first; d--) {
-        let k = u32(d);
-        let idx = rem % p[2u + k];
-        rem = rem / p[2u + k];
-        off += idx * vec4<u32>(p[8u + k], p[14u + k], p[20u + k], p[26u + k]);
-    }
-    return off;
-}

@@ -1,6 +1,5 @@
 // Broadcasting comparisons and logic on 32-bit words, boolean (0/1) results.
-// p: 0 n, 1 op (0 Equal, 1 Less, 2 Greater, 3 LessOrEqual, 4 GreaterOrEqual, 5 And, 6 Or,
-// 7 Xor), 2 element kind (0 f32, 1 i32, 2 bool), 3..9 out shape, 9..15 a strides, 15..21 b strides.
+// p: 0 n, 1 op (an `OP_` code, logic.rs COMPARE_OPS), 2 element kind (0 f32, 1 i32, 2 bool), 3..9 out shape, 9..15 a strides, 15..21 b strides.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<u32>;
@@ -28,28 +27,19 @@ fn order(x: u32, z: u32) -> i32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        let idx = rem % p[3u + k];
-        rem = rem / p[3u + k];
-        ia += idx * p[9u + k];
-        ib += idx * p[15u + k];
-    }
-    let x = a[ia];
-    let z = b[ib];
+    let o = broadcast_offsets(i, 3u, vec4<u32>(9u, 15u, 15u, 15u), 0);
+    let x = a[o.x];
+    let z = b[o.y];
     var r = false;
     switch p[1] {
-        case 0u: { r = order(x, z) == 0; }
-        case 1u: { r = order(x, z) == -1; }
-        case 2u: { r = order(x, z) == 1; }
-        case 3u: { let o = order(x, z); r = o == -1 || o == 0; }
-        case 4u: { let o = order(x, z); r = o == 1 || o == 0; }
-        case 5u: { r = x != 0u && z != 0u; }
-        case 6u: { r = x != 0u || z != 0u; }
-        default: { r = (x != 0u) != (z != 0u); }
+        case OP_Equal: { r = order(x, z) == 0; }
+        case OP_Less: { r = order(x, z) == -1; }
+        case OP_Greater: { r = order(x, z) == 1; }
+        case OP_LessOrEqual: { let o = order(x, z); r = o == -1 || o == 0; }
+        case OP_GreaterOrEqual: { let o = order(x, z); r = o == 1 || o == 0; }
+        case OP_And: { r = x != 0u && z != 0u; }
+        case OP_Or: { r = x != 0u || z != 0u; }
+        case OP_Xor, default: { r = (x != 0u) != (z != 0u); }
     }
     y[i] = select(0u, 1u, r);
 }

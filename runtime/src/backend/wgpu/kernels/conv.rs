@@ -6,7 +6,7 @@ use tract_onnx::prelude::DatumType;
 use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
 use super::weights::{self, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Graph, Node, OutputType, Value};
+use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value};
 
 const SHADERS: WeightShaders = weight_shaders!("conv", "conv.wgsl");
 
@@ -38,20 +38,20 @@ pub(crate) fn axis_geometry(
     dilation: usize,
     pads: (usize, usize),
     ceil_mode: bool,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), NodeError> {
     let span = dilation * (kernel - 1) + 1;
     match auto_pad {
         "NOTSET" => {
             let padded = input + pads.0 + pads.1;
             if padded < span {
-                return Err(format!("kernel span {span} is larger than the padded input {padded}"));
+                return Err(format!("kernel span {span} is larger than the padded input {padded}").into());
             }
             let out = if ceil_mode { (padded - span).div_ceil(stride) + 1 } else { (padded - span) / stride + 1 };
             Ok((out, pads.0))
         }
         "VALID" => {
             if input < span {
-                return Err(format!("kernel span {span} is larger than the input {input}"));
+                return Err(format!("kernel span {span} is larger than the input {input}").into());
             }
             Ok(((input - span) / stride + 1, 0))
         }
@@ -61,26 +61,26 @@ pub(crate) fn axis_geometry(
             let begin = if auto_pad == "SAME_UPPER" { total / 2 } else { total - total / 2 };
             Ok((out, begin))
         }
-        other => Err(format!("auto_pad `{other}` is not valid")),
+        other => Err(format!("auto_pad `{other}` is not valid").into()),
     }
 }
 
 /// Geometry from the node's attributes for input `x` and weight `w`.
-pub(crate) fn conv_geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, String> {
+pub(crate) fn conv_geometry(node: &Attrs<'_>, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
     if x.len() != w.len() || !(3..=4).contains(&x.len()) {
-        return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D convolutions are supported"));
+        return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D convolutions are supported").into());
     }
     let spatial = x.len() - 2;
     let group = node.int("group", 1).max(1) as usize;
     let (n, c, m) = (x[0], x[1], w[0]);
     if c % group != 0 || m % group != 0 || w[1] * group != c {
-        return Err(format!("input channels {c}, weight {w:?} and group {group} do not match"));
+        return Err(format!("input channels {c}, weight {w:?} and group {group} do not match").into());
     }
-    let list = |name: &str, default: usize| -> Result<Vec<usize>, String> {
+    let list = |name: &str, default: usize| -> Result<Vec<usize>, NodeError> {
         match node.ints(name) {
             None => Ok(vec![default; spatial]),
             Some(v) if v.len() == spatial && v.iter().all(|&x| x >= 1) => Ok(v.iter().map(|&x| x as usize).collect()),
-            Some(v) => Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims")),
+            Some(v) => Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims").into()),
         }
     };
     let strides = list("strides", 1)?;
@@ -88,12 +88,12 @@ pub(crate) fn conv_geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<Con
     if let Some(k) = node.ints("kernel_shape")
         && k.iter().map(|&x| x as usize).collect::<Vec<_>>() != w[2..]
     {
-        return Err(format!("kernel_shape {k:?} disagrees with the weight {w:?}"));
+        return Err(format!("kernel_shape {k:?} disagrees with the weight {w:?}").into());
     }
     let pads = match node.ints("pads") {
         None => vec![0; 2 * spatial],
         Some(p) if p.len() == 2 * spatial && p.iter().all(|&x| x >= 0) => p.iter().map(|&x| x as usize).collect(),
-        Some(p) => return Err(format!("`pads` {p:?} is not valid")),
+        Some(p) => return Err(format!("`pads` {p:?} is not valid").into()),
     };
     let auto_pad = node.string("auto_pad", "NOTSET");
     let mut g = ConvGeometry {
@@ -143,7 +143,7 @@ impl Kernel for Conv {
         &["Conv"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(w))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a weight".into());
         };
@@ -153,14 +153,14 @@ impl Kernel for Conv {
         if let Some(Some(b)) = inputs.get(2) {
             want_f32(b, "bias")?;
             if b.shape != [g.m] {
-                return Err(format!("bias {:?} is not [{}]", b.shape, g.m));
+                return Err(format!("bias {:?} is not [{}]", b.shape, g.m).into());
             }
         }
         Ok(vec![OutputType::new(DatumType::F32, g.output_shape(x.shape.len()))])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let g = conv_geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let g = conv_geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         if b.node.attribute_names().any(|a| a == A_SCALE) {
             let w = int8_weights(b.node, b.graph).ok_or("W is not per-channel int8 (fusion checked it)")?;
             let gemm = pointwise_gemm(b, &g);
@@ -187,7 +187,7 @@ fn is_pointwise(g: &ConvGeometry) -> bool {
 /// the condition for the int8×int8 product.
 pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed> {
     let (x, w) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
-    let g = conv_geometry(node, &graph.values[x].shape, &graph.values[w].shape).ok()?;
+    let g = conv_geometry(&Attrs::new(node), &graph.values[x].shape, &graph.values[w].shape).ok()?;
     let cols = graph.values[w].len() / g.m.max(1);
     is_pointwise(&g).then(|| weights::int8_matrix(graph, w, g.m, cols, &|r, c| r * cols + c))?
 }
@@ -220,7 +220,7 @@ pub(crate) fn dispatch_conv(
     shader: &Shader<'_>,
     g: &ConvGeometry,
     weight: Binding,
-) -> Result<(), String> {
+) -> Result<(), NodeError> {
     let total = b.output(0).len();
     let has_bias = b.has_input(2);
     let mut p: Vec<u32> = [

@@ -40,5 +40,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    y[i] = apply_activation(acc, p[17], bitcast<f32>(p[18]), bitcast<f32>(p[19]));
+    y[i] = apply_activation(p[17], acc, bitcast<f32>(p[18]), bitcast<f32>(p[19]));
 }

@@ -6,16 +6,16 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::{ConvGeometry, dispatch_conv};
 use super::{Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "conv_transpose", source: include_str!("conv_transpose.wgsl") };
 
 /// ConvTranspose.
 pub(crate) struct ConvTranspose;
 
-fn geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, String> {
+fn geometry(node: &Attrs<'_>, x: &[usize], w: &[usize]) -> Result<ConvGeometry, NodeError> {
     if x.len() != w.len() || !(3..=4).contains(&x.len()) {
-        return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D are supported"));
+        return Err(format!("input {x:?} and weight {w:?}: only 1-D and 2-D are supported").into());
     }
     if node.ints("output_shape").is_some() {
         return Err("`output_shape` is not supported (give pads instead)".into());
@@ -24,14 +24,19 @@ fn geometry(node: &Node, x: &[usize], w: &[usize]) -> Result<ConvGeometry, Strin
         return Err("auto_pad other than NOTSET is not supported".into());
     }
     let spatial = x.len() - 2;
+    if let Some(k) = node.ints("kernel_shape")
+        && k.iter().map(|&x| x as usize).collect::<Vec<_>>() != w[2..]
+    {
+        return Err(format!("kernel_shape {k:?} disagrees with the weight {w:?}").into());
+    }
     let group = node.int("group", 1).max(1) as usize;
     if x[1] != w[0] || !x[1].is_multiple_of(group) {
-        return Err(format!("input channels {} do not match weight {w:?} with group {group}", x[1]));
+        return Err(format!("input channels {} do not match weight {w:?} with group {group}", x[1]).into());
     }
-    let list = |name: &str, default: i64, len: usize| -> Result<Vec<usize>, String> {
+    let list = |name: &str, default: i64, len: usize| -> Result<Vec<usize>, NodeError> {
         let v = node.ints(name).unwrap_or_else(|| vec![default; len]);
         if v.len() != len || v.iter().any(|&x| x < 0) {
-            return Err(format!("`{name}` {v:?} is not valid"));
+            return Err(format!("`{name}` {v:?} is not valid").into());
         }
         Ok(v.iter().map(|&x| x as usize).collect())
     };
@@ -73,7 +78,7 @@ impl Kernel for ConvTranspose {
         &["ConvTranspose"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(w))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a weight".into());
         };
@@ -83,13 +88,13 @@ impl Kernel for ConvTranspose {
         if let Some(Some(b)) = inputs.get(2)
             && b.shape != [g.m]
         {
-            return Err(format!("bias {:?} is not [{}]", b.shape, g.m));
+            return Err(format!("bias {:?} is not [{}]", b.shape, g.m).into());
         }
         Ok(vec![OutputType::new(DatumType::F32, g.output_shape(x.shape.len()))])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let g = geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         dispatch_conv(b, &SHADER, &g, Binding::Value(b.input_id(1)))
     }
 }

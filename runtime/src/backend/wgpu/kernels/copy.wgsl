@@ -11,15 +11,7 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var src = i32(p[1]);
-    var dst = p[2];
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        let idx = rem % p[3u + k];
-        rem = rem / p[3u + k];
-        src += i32(idx) * bitcast<i32>(p[9u + k]);
-        dst += idx * p[15u + k];
-    }
-    y[dst] = x[u32(src)];
+    // Negative source strides and the offset that makes up for them wrap back in u32.
+    let o = broadcast_offsets(i, 3u, vec4<u32>(9u, 15u, 15u, 15u), 0);
+    y[p[2] + o.y] = x[p[1] + o.x];
 }

@@ -1,5 +1,6 @@
 // Gather along one axis of 32-bit words: y[o, j, i] = x[o, idx[j], i], negative indices
-// counted from the end. p: 0 n, 1 axis length, 2 inner, 3 index count.
+// counted from the end, out-of-range ones reported (index_check.wgsl).
+// p: 0 n, 1 axis length, 2 inner, 3 index count, 4 check site, 5 axis.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -16,8 +17,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let within = i % inner;
     let j = (i / inner) % count;
     let o = i / (inner * count);
-    var k = idx[j];
-    if k < 0 { k += i32(len); }
-    k = clamp(k, 0, i32(len) - 1);
-    y[i] = x[(o * len + u32(k)) * inner + within];
+    let k = checked_index(p[4], idx[j], p[5], len);
+    y[i] = x[(o * len + k) * inner + within];
 }

@@ -1,5 +1,7 @@
 // GatherND with batch_dims = 0 on 32-bit words: each index tuple (k values) picks a slice of
-// `inner` words. p: 0 n, 1 k, 2 inner, 3..9 data shape (first k dims used, left-aligned).
+// `inner` words; negative indices count from the end, out-of-range ones are reported
+// (index_check.wgsl). p: 0 n, 1 k, 2 inner, 3 check site, 4..10 data shape (first k dims used,
+// left-aligned).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -15,10 +17,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let tuple = i / inner;
     var off = 0u;
     for (var d = 0u; d < k; d++) {
-        let len = p[3u + d];
-        var v = idx[tuple * k + d];
-        if v < 0 { v += i32(len); }
-        off = off * len + u32(clamp(v, 0, i32(len) - 1));
+        let len = p[4u + d];
+        off = off * len + checked_index(p[3], idx[tuple * k + d], d, len);
     }
     y[i] = x[off * inner + i % inner];
 }

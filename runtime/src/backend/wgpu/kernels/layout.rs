@@ -5,7 +5,7 @@
 use super::{
     Binding, Build, Kernel, Shader, axis, broadcast, broadcast_strides, const_ints, device_type, padded, strides,
 };
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "copy", source: include_str!("copy.wgsl") };
 
@@ -19,7 +19,7 @@ struct Strided<'s> {
     dst_strides: &'s [usize],
 }
 
-fn copy(b: &mut Build<'_>, src: Binding, dst: Binding, c: Strided<'_>) -> Result<(), String> {
+fn copy(b: &mut Build<'_>, src: Binding, dst: Binding, c: Strided<'_>) -> Result<(), NodeError> {
     let Strided { shape, src_offset, src_strides, dst_offset, dst_strides } = c;
     let n: usize = shape.iter().product();
     if n == 0 {
@@ -38,9 +38,9 @@ fn copy(b: &mut Build<'_>, src: Binding, dst: Binding, c: Strided<'_>) -> Result
     b.dispatch_1d(&SHADER, "main", &p, &[src, dst], n)
 }
 
-fn check_word(v: &Value) -> Result<(), String> {
+fn check_word(v: &Value) -> Result<(), NodeError> {
     if !device_type(v.dtype) {
-        return Err(format!("`{}` is {:?}", v.name, v.dtype));
+        return Err(format!("`{}` is {:?}", v.name, v.dtype).into());
     }
     Ok(())
 }
@@ -48,7 +48,7 @@ fn check_word(v: &Value) -> Result<(), String> {
 /// Transpose.
 pub(crate) struct Transpose;
 
-fn permutation(node: &Node, rank: usize) -> Result<Vec<usize>, String> {
+fn permutation(node: &Attrs<'_>, rank: usize) -> Result<Vec<usize>, NodeError> {
     let perm: Vec<usize> = match node.ints("perm") {
         Some(p) => p.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
         None => (0..rank).rev().collect(),
@@ -56,7 +56,7 @@ fn permutation(node: &Node, rank: usize) -> Result<Vec<usize>, String> {
     let mut sorted = perm.clone();
     sorted.sort_unstable();
     if sorted != (0..rank).collect::<Vec<_>>() {
-        return Err(format!("perm {perm:?} is not a permutation of rank {rank}"));
+        return Err(format!("perm {perm:?} is not a permutation of rank {rank}").into());
     }
     Ok(perm)
 }
@@ -66,16 +66,16 @@ impl Kernel for Transpose {
         &["Transpose"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         let perm = permutation(node, x.shape.len())?;
         Ok(vec![OutputType::new(x.dtype, perm.iter().map(|&p| x.shape[p]).collect())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
-        let perm = permutation(b.node, x.len())?;
+        let perm = permutation(&b.attrs(), x.len())?;
         let st = strides(&x);
         let out: Vec<usize> = perm.iter().map(|&p| x[p]).collect();
         let src: Vec<i64> = perm.iter().map(|&p| st[p] as i64).collect();
@@ -93,11 +93,13 @@ impl Kernel for Transpose {
 pub(crate) struct Slice;
 
 /// Per axis of `x`: (start, output length, step).
-fn slice_plan(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<(i64, usize, i64)>, String> {
-    let constant = |i: usize| -> Result<Option<Vec<i64>>, String> {
+fn slice_plan(node: &Attrs<'_>, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<(i64, usize, i64)>, NodeError> {
+    let constant = |i: usize| -> Result<Option<Vec<i64>>, NodeError> {
         match inputs.get(i).copied().flatten() {
             None => Ok(None),
-            Some(v) => const_ints(v).map(Some).ok_or_else(|| format!("`{}` must be a constant", v.name)),
+            Some(v) => {
+                const_ints(v).map(Some).ok_or_else(|| NodeError::NotConstant { what: "input", name: v.name.clone() })
+            }
         }
     };
     let (starts, ends, axes, steps) = if inputs.len() >= 3 {
@@ -106,7 +108,7 @@ fn slice_plan(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec
         (node.ints("starts").unwrap_or_default(), node.ints("ends").unwrap_or_default(), node.ints("axes"), None)
     };
     if starts.len() != ends.len() {
-        return Err(format!("{} starts but {} ends", starts.len(), ends.len()));
+        return Err(format!("{} starts but {} ends", starts.len(), ends.len()).into());
     }
     let axes: Vec<usize> = match axes {
         Some(a) => a.iter().map(|&a| axis(a, x.len())).collect::<Result<_, _>>()?,
@@ -147,17 +149,17 @@ impl Kernel for Slice {
         &["Slice"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         let plan = slice_plan(node, inputs, &x.shape)?;
         Ok(vec![OutputType::new(x.dtype, plan.iter().map(|p| p.1).collect())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let plan = slice_plan(b.node, &inputs, &x)?;
+        let plan = slice_plan(&b.attrs(), &inputs, &x)?;
         let st = strides(&x);
         let offset: i64 = plan.iter().zip(&st).map(|(p, &s)| p.0 * s as i64).sum();
         let src: Vec<i64> = plan.iter().zip(&st).map(|(p, &s)| p.2 * s as i64).collect();
@@ -180,7 +182,7 @@ impl Kernel for Concat {
         &["Concat"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let first = inputs.iter().flatten().next().ok_or("no inputs")?;
         let rank = first.shape.len();
         let a = axis(node.int("axis", 0), rank)?;
@@ -189,11 +191,13 @@ impl Kernel for Concat {
         for v in inputs.iter().flatten() {
             check_word(v)?;
             if v.dtype != first.dtype || v.shape.len() != rank {
-                return Err(format!("`{}` {:?} {:?} does not match `{}`", v.name, v.dtype, v.shape, first.name));
+                return Err(format!("`{}` {:?} {:?} does not match `{}`", v.name, v.dtype, v.shape, first.name).into());
             }
             for d in 0..rank {
                 if d != a && v.shape[d] != first.shape[d] {
-                    return Err(format!("`{}` {:?} differs from {:?} off the axis", v.name, v.shape, first.shape));
+                    return Err(
+                        format!("`{}` {:?} differs from {:?} off the axis", v.name, v.shape, first.shape).into()
+                    );
                 }
             }
             shape[a] += v.shape[a];
@@ -201,7 +205,7 @@ impl Kernel for Concat {
         Ok(vec![OutputType::new(first.dtype, shape)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let out = b.output(0).shape.clone();
         let a = axis(b.node.int("axis", 0), out.len())?;
         let ost = strides(&out);
@@ -227,14 +231,14 @@ impl Kernel for Concat {
 pub(crate) struct Split;
 
 fn split_sizes(
-    node: &Node,
+    node: &Attrs<'_>,
     inputs: &[Option<&Value>],
     x: &[usize],
     outputs: usize,
-) -> Result<(usize, Vec<usize>), String> {
+) -> Result<(usize, Vec<usize>), NodeError> {
     let a = axis(node.int("axis", 0), x.len())?;
     let given = match inputs.get(1).copied().flatten() {
-        Some(v) => Some(const_ints(v).ok_or_else(|| format!("split `{}` must be a constant", v.name))?),
+        Some(v) => Some(const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "split", name: v.name.clone() })?),
         None => node.ints("split"),
     };
     let sizes: Vec<usize> = match given {
@@ -246,7 +250,7 @@ fn split_sizes(
         }
     };
     if sizes.iter().sum::<usize>() != x[a] {
-        return Err(format!("split sizes {sizes:?} do not add up to {}", x[a]));
+        return Err(format!("split sizes {sizes:?} do not add up to {}", x[a]).into());
     }
     Ok((a, sizes))
 }
@@ -256,7 +260,7 @@ impl Kernel for Split {
         &["Split"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         check_word(x)?;
         // The number of outputs is known only from the node itself.
@@ -271,7 +275,7 @@ impl Kernel for Split {
             .collect())
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
         let st = strides(&x);
         let src: Vec<i64> = st.iter().map(|&s| s as i64).collect();
@@ -307,17 +311,17 @@ impl Kernel for Expand {
         &["Expand"]
     }
 
-    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, _node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(s))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a shape".into());
         };
         check_word(x)?;
-        let shape = const_ints(s).ok_or_else(|| format!("shape `{}` must be a constant", s.name))?;
+        let shape = const_ints(s).ok_or_else(|| NodeError::NotConstant { what: "shape", name: s.name.clone() })?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         Ok(vec![OutputType::new(x.dtype, broadcast(&x.shape, &shape)?)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let out = b.output(0).shape.clone();
         let src: Vec<i64> = broadcast_strides(&b.input(0).shape, &out).iter().map(|&s| s as i64).collect();
         let (i, o) = (b.input_id(0), b.output_id(0));

@@ -2,25 +2,28 @@
 //! Equal/Less/Greater/LessOrEqual/GreaterOrEqual and And/Or/Xor (`compare.wgsl`), Not, IsNaN and
 //! IsInf (`test_bits.wgsl`), Where (`where.wgsl`).
 
+use std::sync::LazyLock;
+
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded};
-use crate::graph::{Node, OutputType, Value};
+use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded, with_codes};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const COMPARE: Shader = Shader { name: "compare", source: include_str!("compare.wgsl") };
-const TEST_BITS: Shader = Shader { name: "test_bits", source: include_str!("test_bits.wgsl") };
+static COMPARE: LazyLock<String> = LazyLock::new(|| with_codes("OP_", COMPARE_OPS, include_str!("compare.wgsl")));
+static TEST_BITS: LazyLock<String> = LazyLock::new(|| with_codes("OP_", TEST_BITS_OPS, include_str!("test_bits.wgsl")));
 const WHERE: Shader = Shader { name: "where", source: include_str!("where.wgsl") };
 
-/// Ops in `compare.wgsl`'s code order.
-const COMPARE_OPS: &[&str] = &["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"];
+/// Ops in code order (`compare.wgsl` switches on their `OP_` names).
+pub(crate) const COMPARE_OPS: &[&str] =
+    &["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"];
 
 /// Element kind code: 0 f32, 1 integer, 2 bool.
-fn kind(v: &Value) -> Result<u32, String> {
+fn kind(v: &Value) -> Result<u32, NodeError> {
     match v.dtype {
         DatumType::F32 => Ok(0),
         DatumType::I64 | DatumType::I32 => Ok(1),
         DatumType::Bool => Ok(2),
-        dt => Err(format!("`{}` is {dt:?}", v.name)),
+        dt => Err(format!("`{}` is {dt:?}", v.name).into()),
     }
 }
 
@@ -32,20 +35,20 @@ impl Kernel for Compare {
         COMPARE_OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let [Some(a), Some(b)] = inputs else { return Err("needs two inputs".into()) };
         let (ka, kb) = (kind(a)?, kind(b)?);
         if ka != kb {
-            return Err(format!("inputs differ in type ({:?} vs {:?})", a.dtype, b.dtype));
+            return Err(format!("inputs differ in type ({:?} vs {:?})", a.dtype, b.dtype).into());
         }
         let logic = ["And", "Or", "Xor"].contains(&node.op.as_str());
         if logic != (ka == 2) {
-            return Err(format!("{:?} inputs are not valid for {}", a.dtype, node.op));
+            return Err(format!("{:?} inputs are not valid for {}", a.dtype, node.op).into());
         }
         Ok(vec![OutputType::new(DatumType::Bool, broadcast(&a.shape, &b.shape)?)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let op = COMPARE_OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
         let out = b.output(0).shape.clone();
         let (shape, sa) = padded(&out, &broadcast_strides(&b.input(0).shape, &out))?;
@@ -56,34 +59,61 @@ impl Kernel for Compare {
         p.extend(sa);
         p.extend(sb);
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&COMPARE, "main", &p, &bindings, n)
+        b.dispatch_1d(&Shader { name: "compare", source: &COMPARE }, "main", &p, &bindings, n)
     }
 }
 
 /// Not, IsNaN, IsInf.
 pub(crate) struct TestBits;
 
+/// Op types in code order (`test_bits.wgsl` switches on their `OP_` names).
+pub(crate) const TEST_BITS_OPS: &[&str] = &["Not", "IsNaN", "IsInf"];
+
+/// What a TestBits node runs: its code and IsInf's signs.
+struct TestBitsParams {
+    op: u32,
+    negative: bool,
+    positive: bool,
+}
+
+impl TestBitsParams {
+    fn new(node: &Attrs<'_>) -> Result<TestBitsParams, NodeError> {
+        let op = TEST_BITS_OPS.iter().position(|o| *o == node.op).ok_or_else(|| NodeError::Internal(node.label()))?;
+        let (negative, positive) = if node.op == "IsInf" {
+            (node.int("detect_negative", 1) != 0, node.int("detect_positive", 1) != 0)
+        } else {
+            (false, false)
+        };
+        Ok(TestBitsParams { op: op as u32, negative, positive })
+    }
+}
+
 impl Kernel for TestBits {
     fn ops(&self) -> &'static [&'static str] {
-        &["Not", "IsNaN", "IsInf"]
+        TEST_BITS_OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         let want = if node.op == "Not" { DatumType::Bool } else { DatumType::F32 };
         if x.dtype != want {
-            return Err(format!("`{}` is {:?} ({want:?} expected)", x.name, x.dtype));
+            return Err(format!("`{}` is {:?} ({want:?} expected)", x.name, x.dtype).into());
         }
+        TestBitsParams::new(node)?;
         Ok(vec![OutputType::new(DatumType::Bool, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let op = ["Not", "IsNaN", "IsInf"].iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let TestBitsParams { op, negative, positive } = TestBitsParams::new(&b.attrs())?;
         let n = b.output(0).len();
-        let neg = b.node.int("detect_negative", 1) as u32;
-        let pos = b.node.int("detect_positive", 1) as u32;
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&TEST_BITS, "main", &[n as u32, op, neg, pos], &bindings, n)
+        b.dispatch_1d(
+            &Shader { name: "test_bits", source: &TEST_BITS },
+            "main",
+            &[n as u32, op, negative as u32, positive as u32],
+            &bindings,
+            n,
+        )
     }
 }
 
@@ -95,20 +125,20 @@ impl Kernel for Where {
         &["Where"]
     }
 
-    fn infer(&self, _node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, _node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let [Some(c), Some(x), Some(y)] = inputs else { return Err("needs three inputs".into()) };
         if c.dtype != DatumType::Bool {
-            return Err(format!("condition `{}` is {:?}", c.name, c.dtype));
+            return Err(format!("condition `{}` is {:?}", c.name, c.dtype).into());
         }
         kind(x)?;
         if x.dtype != y.dtype {
-            return Err(format!("`{}` and `{}` differ in type", x.name, y.name));
+            return Err(format!("`{}` and `{}` differ in type", x.name, y.name).into());
         }
         let shape = broadcast(&broadcast(&c.shape, &x.shape)?, &y.shape)?;
         Ok(vec![OutputType::new(x.dtype, shape)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let out = b.output(0).shape.clone();
         let n = b.output(0).len();
         let mut p = vec![n as u32];

@@ -9,7 +9,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "lstm", source: include_str!("lstm.wgsl") };
 
@@ -19,8 +19,10 @@ const MAX_HIDDEN: usize = 1024;
 /// LSTM.
 pub(crate) struct Lstm;
 
-/// Sizes of one LSTM node.
+/// An LSTM node's params, parsed once from its attributes and inputs: its sizes and direction.
+/// `clip`, `activation_alpha` and `activation_beta` are never read, so the loader refuses them.
 struct Dims {
+    reverse: bool,
     seq: usize,
     batch: usize,
     input: usize,
@@ -29,7 +31,7 @@ struct Dims {
     layout: usize,
 }
 
-fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
+fn dims(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Dims, NodeError> {
     let get = |i: usize, what: &str| inputs.get(i).copied().flatten().ok_or_else(|| format!("missing {what}"));
     let (x, w, r) = (get(0, "X")?, get(1, "W")?, get(2, "R")?);
     for (v, what) in [(x, "X"), (w, "W"), (r, "R")] {
@@ -39,31 +41,26 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
         if let Some(v) = inputs.get(i).copied().flatten() {
             want_f32(v, what)?;
             if v.constant.is_none() {
-                return Err(format!("{what} `{}` must be a constant", v.name));
+                return Err(NodeError::NotConstant { what, name: v.name.clone() });
             }
         }
     }
     for (v, what) in [(w, "W"), (r, "R")] {
         if v.constant.is_none() {
-            return Err(format!("{what} `{}` must be a constant", v.name));
+            return Err(NodeError::NotConstant { what, name: v.name.clone() });
         }
     }
-    let directions = match node.string("direction", "forward").as_str() {
+    let direction = node.string("direction", "forward");
+    let directions = match direction.as_str() {
         "forward" | "reverse" => 1,
         "bidirectional" => 2,
-        other => return Err(format!("direction `{other}`")),
+        other => return Err(format!("direction `{other}`").into()),
     };
-    let activations = node.attribute_names().any(|a| a == "activations");
-    if activations {
+    if node.has("activations") {
         let defaults = ["Sigmoid", "Tanh", "Tanh"];
         let got = node.strings("activations");
         if got.len() != 3 * directions || got.iter().enumerate().any(|(i, a)| a != defaults[i % 3]) {
-            return Err(format!("activations {got:?} (only Sigmoid, Tanh, Tanh)"));
-        }
-    }
-    for unsupported in ["clip", "activation_alpha", "activation_beta"] {
-        if node.attribute_names().any(|a| a == unsupported) {
-            return Err(format!("attribute `{unsupported}` is not supported"));
+            return Err(format!("activations {got:?} (only Sigmoid, Tanh, Tanh)").into());
         }
     }
     if node.int("input_forget", 0) != 0 {
@@ -71,10 +68,10 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
     }
     let layout = node.int("layout", 0);
     if !(0..=1).contains(&layout) {
-        return Err(format!("layout {layout}"));
+        return Err(format!("layout {layout}").into());
     }
     if x.shape.len() != 3 {
-        return Err(format!("X has shape {:?} (want rank 3)", x.shape));
+        return Err(format!("X has shape {:?} (want rank 3)", x.shape).into());
     }
     let (seq, batch) = if layout == 0 { (x.shape[0], x.shape[1]) } else { (x.shape[1], x.shape[0]) };
     let input = x.shape[2];
@@ -83,11 +80,11 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
         h => h as usize,
     };
     if hidden == 0 || hidden > MAX_HIDDEN {
-        return Err(format!("hidden size {hidden} (1 to {MAX_HIDDEN} supported)"));
+        return Err(format!("hidden size {hidden} (1 to {MAX_HIDDEN} supported)").into());
     }
-    let want = |v: &Value, shape: &[usize], what: &str| {
+    let want = |v: &Value, shape: &[usize], what: &str| -> Result<(), NodeError> {
         if v.shape != shape {
-            return Err(format!("{what} `{}` has shape {:?}, want {shape:?}", v.name, v.shape));
+            return Err(format!("{what} `{}` has shape {:?}, want {shape:?}", v.name, v.shape).into());
         }
         Ok(())
     };
@@ -98,9 +95,10 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
     }
     if let Some(s) = inputs.get(4).copied().flatten() {
         // Only sequence lengths that are the whole sequence for every batch item.
-        let lens = const_ints(s).ok_or_else(|| format!("sequence_lens `{}` must be a constant", s.name))?;
+        let lens =
+            const_ints(s).ok_or_else(|| NodeError::NotConstant { what: "sequence_lens", name: s.name.clone() })?;
         if lens.len() != batch || lens.iter().any(|&l| l != seq as i64) {
-            return Err(format!("sequence_lens {lens:?} (only the full length {seq} is supported)"));
+            return Err(format!("sequence_lens {lens:?} (only the full length {seq} is supported)").into());
         }
     }
     let state = if layout == 0 { [directions, batch, hidden] } else { [batch, directions, hidden] };
@@ -113,7 +111,7 @@ fn dims(node: &Node, inputs: &[Option<&Value>]) -> Result<Dims, String> {
     if let Some(p) = inputs.get(7).copied().flatten() {
         want(p, &[directions, 3 * hidden], "P")?;
     }
-    Ok(Dims { seq, batch, input, hidden, directions, layout: layout as usize })
+    Ok(Dims { reverse: direction == "reverse", seq, batch, input, hidden, directions, layout: layout as usize })
 }
 
 /// Shapes of `Y`, `Y_h`, `Y_c`.
@@ -131,7 +129,7 @@ impl Kernel for Lstm {
         &["LSTM"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let d = dims(node, inputs)?;
         let shapes = output_shapes(&d);
         node.output_slots
@@ -145,9 +143,9 @@ impl Kernel for Lstm {
             .collect()
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
-        let d = dims(b.node, &inputs)?;
+        let d = dims(&b.attrs(), &inputs)?;
         // W | R | B (zeros when absent) | P (zeros when absent), as f32 bits.
         let floats = |i: usize, len: usize| -> Vec<f32> {
             inputs.get(i).copied().flatten().and_then(const_floats).unwrap_or_else(|| vec![0.0; len])
@@ -173,7 +171,7 @@ impl Kernel for Lstm {
                 None => b.upload(&format!("{} unused output {k}", b.node.name), &vec![0; len.max(1)]),
             });
         }
-        let reverse = b.node.string("direction", "forward") == "reverse";
+        let reverse = d.reverse;
         let has_peepholes = b.node.inputs.get(7).copied().flatten().is_some();
         let p = [d.seq, d.batch, d.input, h, n, d.layout, reverse as usize, has_peepholes as usize].map(|v| v as u32);
         let bindings =
@@ -189,6 +187,7 @@ mod tests {
     use tract_onnx::prelude::Tensor;
 
     use super::*;
+    use crate::graph::{Node, OpSet};
     use crate::onnx::pb;
 
     fn value(name: &str, shape: &[usize], constant: bool) -> Value {
@@ -211,16 +210,17 @@ mod tests {
     #[test]
     fn what_the_kernel_does_not_run_is_named() {
         let (x, w, r) = (value("x", &[5, 1, 3], false), value("w", &[1, 8, 3], true), value("r", &[1, 8, 2], true));
-        let ok = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&r)]).unwrap();
+        let ok = Lstm.infer(&Attrs::new(&lstm(vec![])), &[Some(&x), Some(&w), Some(&r)]).unwrap();
         assert_eq!(ok, [OutputType::new(DatumType::F32, vec![1, 1, 2])], "Y_h only");
         let clip = crate::onnx_builder::attr_float("clip", 3.0);
-        let err = Lstm.infer(&lstm(vec![clip]), &[Some(&x), Some(&w), Some(&r)]).unwrap_err();
-        assert_eq!(err, "attribute `clip` is not supported");
+        // Refused by the registry: the kernel never reads `clip`.
+        let err = super::super::Kernels.infer(&lstm(vec![clip]), &[Some(&x), Some(&w), Some(&r)]).unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "attribute `clip` is not supported");
         let fed = value("r", &[1, 8, 2], false);
-        let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&w), Some(&fed)]).unwrap_err();
-        assert_eq!(err, "R `r` must be a constant");
+        let err = Lstm.infer(&Attrs::new(&lstm(vec![])), &[Some(&x), Some(&w), Some(&fed)]).unwrap_err();
+        assert_eq!(err, NodeError::NotConstant { what: "R", name: "r".into() });
         let wrong = value("w", &[1, 8, 4], true);
-        let err = Lstm.infer(&lstm(vec![]), &[Some(&x), Some(&wrong), Some(&r)]).unwrap_err();
-        assert_eq!(err, "W `w` has shape [1, 8, 4], want [1, 8, 3]");
+        let err = Lstm.infer(&Attrs::new(&lstm(vec![])), &[Some(&x), Some(&wrong), Some(&r)]).unwrap_err();
+        assert_eq!(err.to_string(), "W `w` has shape [1, 8, 4], want [1, 8, 3]");
     }
 }

@@ -6,7 +6,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
-use crate::graph::{Graph, Node, OutputType, Value, ValueId};
+use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value, ValueId};
 
 const SHADERS: WeightShaders = weight_shaders!("matmul", "matmul.wgsl");
 const INT8: Shader = Shader { name: "matmul_int8", source: include_str!("matmul_int8.wgsl") };
@@ -22,8 +22,11 @@ const BATCH_RANK: usize = 4;
 /// MatMul and Gemm.
 pub(crate) struct MatMul;
 
-/// The product's geometry: output shape, M, N, K, and the operands' strides.
+/// A MatMul/Gemm node's params, parsed once from its attributes and input shapes: output shape,
+/// M, N, K, the operands' strides, and Gemm's alpha and beta.
 struct Geometry {
+    alpha: f32,
+    beta: f32,
     out: Vec<usize>,
     m: usize,
     n: usize,
@@ -38,20 +41,22 @@ struct Geometry {
     b_sn: usize,
 }
 
-fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, String> {
+fn geometry(node: &Attrs<'_>, a: &[usize], b: &[usize]) -> Result<Geometry, NodeError> {
     if node.op == "Gemm" {
         if a.len() != 2 || b.len() != 2 {
-            return Err(format!("Gemm needs 2-D A and B, got {a:?} and {b:?}"));
+            return Err(format!("Gemm needs 2-D A and B, got {a:?} and {b:?}").into());
         }
         let (ta, tb) = (node.int("transA", 0) != 0, node.int("transB", 0) != 0);
         let (m, ka) = if ta { (a[1], a[0]) } else { (a[0], a[1]) };
         let (kb, n) = if tb { (b[1], b[0]) } else { (b[0], b[1]) };
         if ka != kb {
-            return Err(format!("inner dimensions differ: A {a:?} (transA={ta}), B {b:?} (transB={tb})"));
+            return Err(format!("inner dimensions differ: A {a:?} (transA={ta}), B {b:?} (transB={tb})").into());
         }
         let (a_sm, a_sk) = if ta { (1, a[1]) } else { (a[1], 1) };
         let (b_sk, b_sn) = if tb { (1, b[1]) } else { (b[1], 1) };
         return Ok(Geometry {
+            alpha: node.float("alpha", 1.0),
+            beta: node.float("beta", 1.0),
             out: vec![m, n],
             m,
             n,
@@ -74,12 +79,12 @@ fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, String> {
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != kb {
-        return Err(format!("inner dimensions differ: {a:?} · {b:?}"));
+        return Err(format!("inner dimensions differ: {a:?} · {b:?}").into());
     }
     let (ab, bb) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
     let batch = broadcast(ab, bb)?;
     if batch.len() > BATCH_RANK {
-        return Err(format!("{} batch dims (at most {BATCH_RANK})", batch.len()));
+        return Err(format!("{} batch dims (at most {BATCH_RANK})", batch.len()).into());
     }
     let bstride = |s: &[usize], full: &[usize]| -> Vec<usize> {
         let per = full[full.len() - 2] * full[full.len() - 1];
@@ -93,6 +98,8 @@ fn geometry(node: &Node, a: &[usize], b: &[usize]) -> Result<Geometry, String> {
         out.push(n);
     }
     Ok(Geometry {
+        alpha: 1.0,
+        beta: 1.0,
         a_batch: bstride(ab, &a2),
         b_batch: bstride(bb, &b2),
         out,
@@ -112,7 +119,7 @@ impl Kernel for MatMul {
         &["MatMul", "Gemm"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(a)), Some(Some(b))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs two inputs".into());
         };
@@ -123,14 +130,14 @@ impl Kernel for MatMul {
             want_f32(c, "input C")?;
             let s = broadcast(&c.shape, &g.out)?;
             if s != g.out {
-                return Err(format!("C {:?} does not broadcast to {:?}", c.shape, g.out));
+                return Err(format!("C {:?} does not broadcast to {:?}", c.shape, g.out).into());
             }
         }
         Ok(vec![OutputType::new(DatumType::F32, g.out)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let g = geometry(b.node, &b.input(0).shape, &b.input(1).shape)?;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let g = geometry(&b.attrs(), &b.input(0).shape, &b.input(1).shape)?;
         if b.node.attribute_names().any(|a| a == A_SCALE) {
             let w = int8_weights(b.node, b.graph).ok_or("B is not per-channel int8 (fusion checked it)")?;
             return dispatch_gemm_int8(b, &gemm_of(b, g), Binding::Value(b.input_id(0)), &w);
@@ -165,8 +172,8 @@ fn gemm_of(b: &Build<'_>, g: Geometry) -> Gemm {
         a: [g.a_sm, g.a_sk],
         b: [g.b_sk, g.b_sn],
         bias: b.has_input(2).then(|| (b.input_id(2), [bias_sm, bias_sn])),
-        alpha: b.node.float("alpha", 1.0),
-        beta: b.node.float("beta", 1.0),
+        alpha: g.alpha,
+        beta: g.beta,
         y: [m * n, n, 1],
     }
 }
@@ -179,7 +186,7 @@ pub(crate) fn int8_weights(node: &Node, graph: &Graph) -> Option<weights::Packed
     if shape.len() != 2 {
         return None;
     }
-    let g = geometry(node, &graph.values[a].shape, shape).ok()?;
+    let g = geometry(&Attrs::new(node), &graph.values[a].shape, shape).ok()?;
     let (sk, sn) = (g.b_sk, g.b_sn);
     weights::int8_matrix(graph, w, g.n, g.k, &|n, k| k * sk + n * sn)
 }
@@ -230,18 +237,18 @@ const TILE: usize = 64;
 const TILE_INT8: usize = 16;
 
 /// Workgroups of a product: `tile`×`tile` output tiles per batch item.
-fn groups(g: &Gemm, tile: usize) -> Result<[u32; 3], String> {
+fn groups(g: &Gemm, tile: usize) -> Result<[u32; 3], NodeError> {
     let batch: usize = g.batch.iter().product();
     let groups = [g.n.div_ceil(tile) as u32, g.m.div_ceil(tile) as u32, batch.max(1) as u32];
     if groups.iter().any(|&x| x > 65535) {
-        return Err(format!("a {}×{} product needs more workgroups than one dispatch allows", g.m, g.n));
+        return Err(format!("a {}×{} product needs more workgroups than one dispatch allows", g.m, g.n).into());
     }
     Ok(groups)
 }
 
 /// Dispatches `matmul.wgsl` for `g` with the node's fused activation; `weight` is B, stored
 /// as `.1` (`weights.rs`).
-pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, Form)) -> Result<(), String> {
+pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Binding, Form)) -> Result<(), NodeError> {
     let p = params(b, g);
     let (weight, form) = weight;
     // Without a bias the binding is a placeholder the shader never reads (not the output:
@@ -254,11 +261,16 @@ pub(crate) fn dispatch_gemm(b: &mut Build<'_>, g: &Gemm, a: Binding, weight: (Bi
 /// Dispatches `matmul_int8.wgsl` for `g`: A is the node's quantized input 0 (scale and zero
 /// point in its [`A_SCALE`] / [`A_ZERO`] attributes), `w` its per-channel int8 B. The weights
 /// and their row sums are counted in the stage's weight bytes.
-pub(crate) fn dispatch_gemm_int8(b: &mut Build<'_>, g: &Gemm, a: Binding, w: &weights::Packed) -> Result<(), String> {
+pub(crate) fn dispatch_gemm_int8(
+    b: &mut Build<'_>,
+    g: &Gemm,
+    a: Binding,
+    w: &weights::Packed,
+) -> Result<(), NodeError> {
     let offset: i32 = match b.input(0).dtype {
         DatumType::U8 => 128,
         DatumType::I8 => 0,
-        dt => return Err(format!("quantized input `{}` is {dt:?} (int8 or uint8 expected)", b.input(0).name)),
+        dt => return Err(format!("quantized input `{}` is {dt:?} (int8 or uint8 expected)", b.input(0).name).into()),
     };
     if g.b_batch.iter().any(|&s| s != 0) {
         return Err("the int8 product needs one B for every batch item".into());

@@ -93,7 +93,7 @@ fn main(
                     v += beta * bias[row * p[21] + col * p[22]];
                 }
                 y[wid.z * p[28] + row * p[29] + col * p[30]] =
-                    apply_activation(v, p[25], bitcast<f32>(p[26]), bitcast<f32>(p[27]));
+                    apply_activation(p[25], v, bitcast<f32>(p[26]), bitcast<f32>(p[27]));
             }
         }
     }

@@ -69,6 +69,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         if p[20] != 0u {
             v += bitcast<f32>(p[24]) * bias[row * p[21] + col * p[22]];
         }
-        y[wid.z * p[28] + row * p[29] + col * p[30]] = apply_activation(v, p[25], bitcast<f32>(p[26]), bitcast<f32>(p[27]));
+        y[wid.z * p[28] + row * p[29] + col * p[30]] = apply_activation(p[25], v, bitcast<f32>(p[26]), bitcast<f32>(p[27]));
     }
 }

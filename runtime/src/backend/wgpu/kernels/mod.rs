@@ -30,20 +30,27 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::{DatumType, Tensor};
 
-use crate::graph::{Graph, Node, OpSet, OutputType, Value, ValueId};
+use crate::graph::{Attrs, Graph, Node, NodeError, OpSet, OutputType, Value, ValueId};
 
 /// One op family.
 pub(crate) trait Kernel: Sync {
     /// ONNX op types it runs.
     fn ops(&self) -> &'static [&'static str];
-    /// Output types, or why this node cannot run (unsupported attribute, type or shape).
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String>;
+    /// Output types, or why this node cannot run (unsupported attribute value, type or shape).
+    /// Attributes are read through `node` (an [`Attrs`]): any attribute it never reads is refused
+    /// after it returns (see [`Kernels`]), so parse every attribute the kernel honours here,
+    /// through the same params constructor `build` uses.
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError>;
     /// `Some(i)` when the output is input `i`'s buffer under a new shape: no dispatch.
     fn alias(&self, _node: &Node) -> Option<usize> {
         None
     }
     /// Records the node's dispatches.
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String>;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError>;
+    /// Index-checking dispatches (sites, see [`Build::index_check`]) the node records at most.
+    fn index_sites(&self, _node: &Node) -> usize {
+        0
+    }
 }
 
 /// Every kernel family this build runs.
@@ -90,8 +97,12 @@ impl OpSet for Kernels {
         kernel(op).is_some()
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, String>> {
-        Some(kernel(&node.op)?.infer(node, inputs))
+    /// The kernel's `infer`, then the generic refusal of every attribute it did not read: a
+    /// node is never run with an attribute silently ignored.
+    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Option<Result<Vec<OutputType>, NodeError>> {
+        let kernel = kernel(&node.op)?;
+        let attrs = Attrs::new(node);
+        Some(kernel.infer(&attrs, inputs).and_then(|types| attrs.refuse_unread().map(|()| types)))
     }
 }
 
@@ -162,6 +173,41 @@ pub(crate) struct Build<'a> {
     /// Whether the device has `shader-f16` (f16 weights are read natively).
     pub(crate) shader_f16: bool,
     pub(crate) dispatches: &'a mut Vec<Dispatch>,
+    /// Where index-taking kernels report out-of-range indices.
+    pub(crate) index_checks: &'a mut IndexChecks,
+}
+
+/// The stage's buffer of index-check sites (`index_check.wgsl`): 4 words per site, cleared
+/// before every run and read back with the outputs.
+pub(crate) struct IndexChecks {
+    /// `None` when no node checks indices.
+    pub buffer: Option<Arc<wgpu::Buffer>>,
+    /// The node (index in the graph) of each site handed out so far.
+    pub sites: Vec<usize>,
+    capacity: usize,
+}
+
+/// Words per index-check site: flag, index, axis, axis length.
+pub(crate) const SITE_WORDS: usize = 4;
+
+impl IndexChecks {
+    /// Room for `capacity` sites (no buffer when 0).
+    pub fn new(device: &wgpu::Device, capacity: usize) -> IndexChecks {
+        let buffer = (capacity > 0).then(|| {
+            Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("index checks"),
+                size: (capacity * SITE_WORDS * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        });
+        IndexChecks { buffer, sites: Vec::new(), capacity }
+    }
+
+    /// Bytes of the buffer (0 without one).
+    pub fn bytes(&self) -> u64 {
+        (self.capacity * SITE_WORDS * 4) as u64
+    }
 }
 
 /// Workgroup size of the one-thread-per-element kernels.
@@ -169,7 +215,12 @@ pub(crate) const WG: u32 = 256;
 /// The most workgroups along one dispatch dimension.
 const MAX_GROUPS: u32 = 65535;
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    /// The node's attributes, for the kernel's params constructor.
+    pub fn attrs(&self) -> Attrs<'a> {
+        Attrs::new(self.node)
+    }
+
     /// Input `i`'s value (the loader checked it is present).
     pub fn input(&self, i: usize) -> &Value {
         &self.graph.values[self.node.inputs[i].expect("present input")]
@@ -206,6 +257,18 @@ impl Build<'_> {
         })))
     }
 
+    /// A new index-check site for the node: the error buffer to bind at 4 (after three others,
+    /// as `index_check.wgsl` declares it) and the site number for the params.
+    pub fn index_check(&mut self) -> Result<(Binding, u32), NodeError> {
+        let checks = &mut *self.index_checks;
+        let buffer = checks.buffer.clone().filter(|_| checks.sites.len() < checks.capacity);
+        let Some(buffer) = buffer else {
+            return Err(NodeError::Internal(format!("more index checks than the {} counted at load", checks.capacity)));
+        };
+        checks.sites.push(self.node_index);
+        Ok((Binding::Buffer(buffer), (checks.sites.len() - 1) as u32))
+    }
+
     /// Records a dispatch of `shader`'s `entry` with `params` (binding 0, read-only storage of
     /// u32 words) and `bindings` at 1, 2, …: the last is written, the others read.
     pub fn dispatch(
@@ -215,7 +278,7 @@ impl Build<'_> {
         params: &[u32],
         bindings: &[Binding],
         workgroups: [u32; 3],
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let pipeline = self.pipeline(shader, entry)?;
         let params = self.upload(&format!("{} params", self.node.name), params);
         let mut buffers: Vec<Arc<wgpu::Buffer>> = Vec::with_capacity(bindings.len() + 1);
@@ -248,30 +311,33 @@ impl Build<'_> {
         params: &[u32],
         bindings: &[Binding],
         n: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let groups = (n as u64).div_ceil(WG as u64).max(1);
         let x = groups.min(MAX_GROUPS as u64) as u32;
         let y = groups.div_ceil(x as u64);
         if y > MAX_GROUPS as u64 {
-            return Err(format!("{n} elements is more than one dispatch can cover"));
+            return Err(NodeError::TooLarge(format!("{n} elements is more than one dispatch can cover")));
         }
         self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
     }
 
     /// The buffer of value `v`, uploading a constant on first use.
-    fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, String> {
+    fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, NodeError> {
         if let Some(b) = &self.buffers[v] {
             return Ok(b.clone());
         }
         let value = &self.graph.values[v];
-        let t = value.constant.as_ref().ok_or_else(|| format!("value `{}` has no device buffer", value.name))?;
-        let words = words(t).map_err(|e| format!("constant `{}`: {e}", value.name))?;
+        let t = value
+            .constant
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal(format!("value `{}` has no device buffer", value.name)))?;
+        let words = words(t).map_err(|e| NodeError::Unsupported(format!("constant `{}`: {e}", value.name)))?;
         let bytes = (words.len().max(1) * 4) as u64;
         if bytes > self.max_binding {
-            return Err(format!(
+            return Err(NodeError::TooLarge(format!(
                 "constant `{}` ({bytes} bytes) exceeds the adapter's storage binding limit",
                 value.name
-            ));
+            )));
         }
         let Binding::Buffer(b) = self.upload(&value.name, &words) else { unreachable!("upload makes a buffer") };
         *self.weight_bytes += bytes;
@@ -279,14 +345,15 @@ impl Build<'_> {
         Ok(b)
     }
 
-    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, String> {
+    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, NodeError> {
         let key = (shader.name.to_string(), entry.to_string());
         if let Some(p) = self.cache.pipelines.get(&key) {
             return Ok(p.clone());
         }
         // `enable` directives go before every declaration.
         let (enables, body): (Vec<&str>, Vec<&str>) = shader.source.lines().partition(|l| l.starts_with("enable "));
-        let source = format!("{}\n{PRELUDE}\n{ACTIVATION_WGSL}\n{}", enables.join("\n"), body.join("\n"));
+        let activation = &*elementwise::ACTIVATION_WGSL;
+        let source = format!("{}\n{PRELUDE}\n{activation}\n{}", enables.join("\n"), body.join("\n"));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
@@ -301,7 +368,11 @@ impl Build<'_> {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(format!("shader `{}` entry `{entry}` does not compile: {e}", shader.name));
+            return Err(NodeError::Shader {
+                shader: shader.name.to_string(),
+                entry: entry.to_string(),
+                message: e.to_string(),
+            });
         }
         let p = Arc::new(pipeline);
         self.cache.pipelines.insert(key, p.clone());
@@ -309,14 +380,46 @@ impl Build<'_> {
     }
 }
 
-/// WGSL shared by every shader: the flat thread index of a [`Build::dispatch_1d`] dispatch.
+/// WGSL shared by every shader (each declares its params `p: array<u32>` at binding 0): the
+/// flat thread index of a [`Build::dispatch_1d`] dispatch, and the index math of the strided
+/// and broadcasting kernels (binary, compare, where, copy, reduce, chains).
 const PRELUDE: &str = r#"
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
+
+// Offsets of element `i` of a row-major rank-6 shape (at p[shape .. shape + 6], dims left-padded
+// with 1; see `padded`) in up to four tensors walked with the element strides at p[strides.x ..],
+// p[strides.y ..], p[strides.z ..], p[strides.w ..] (0 where broadcast; see `broadcast_strides`).
+// Dims before `first` are 1 and skipped. Negative strides (i32 bits) work: u32 arithmetic wraps.
+fn broadcast_offsets(i: u32, shape: u32, strides: vec4<u32>, first: i32) -> vec4<u32> {
+    var rem = i;
+    var off = vec4<u32>(0u);
+    for (var d = 5i; d >= first; d--) {
+        let k = u32(d);
+        let idx = rem % p[shape + k];
+        rem = rem / p[shape + k];
+        off += idx * vec4<u32>(p[strides.x + k], p[strides.y + k], p[strides.z + k], p[strides.w + k]);
+    }
+    return off;
+}
 "#;
 
 // ---- helpers shared by kernel families ----
+
+/// WGSL `const` declarations naming each entry of an op table by its position,
+/// `const {prefix}{name}: u32 = {k}u;`. A shader that switches on codes a kernel hands out by
+/// position in a Rust table uses these names (the declarations prepended to its source), so
+/// the table is the one source of the numbering: a case for an entry that is not in the table
+/// does not compile, and `every_entry_has_a_case` tests catch an entry without one.
+pub(crate) fn code_constants(prefix: &str, names: &[&str]) -> String {
+    names.iter().enumerate().map(|(k, n)| format!("const {prefix}{n}: u32 = {k}u;\n")).collect()
+}
+
+/// A shader whose source is [`code_constants`] of `names` followed by `wgsl`.
+pub(crate) fn with_codes(prefix: &str, names: &[&str], wgsl: &str) -> String {
+    format!("{}{wgsl}", code_constants(prefix, names))
+}
 
 /// Most dims the strided kernels iterate over.
 pub(crate) const MAX_RANK: usize = 6;
@@ -332,16 +435,16 @@ pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// `shape` and `strides` left-padded to [`MAX_RANK`] (size 1, stride 0) as u32 words, or an error
 /// past that rank.
-pub(crate) fn padded(shape: &[usize], strides: &[usize]) -> Result<([u32; MAX_RANK], [u32; MAX_RANK]), String> {
+pub(crate) fn padded(shape: &[usize], strides: &[usize]) -> Result<([u32; MAX_RANK], [u32; MAX_RANK]), NodeError> {
     if shape.len() > MAX_RANK {
-        return Err(format!("rank {} (at most {MAX_RANK} supported)", shape.len()));
+        return Err(NodeError::Rank { rank: shape.len(), max: MAX_RANK });
     }
     let mut s = [1u32; MAX_RANK];
     let mut t = [0u32; MAX_RANK];
     let off = MAX_RANK - shape.len();
     for i in 0..shape.len() {
-        s[off + i] = u32::try_from(shape[i]).map_err(|_| "dimension too large".to_string())?;
-        t[off + i] = u32::try_from(strides[i]).map_err(|_| "stride too large".to_string())?;
+        s[off + i] = u32::try_from(shape[i]).map_err(|_| NodeError::TooLarge("dimension too large".into()))?;
+        t[off + i] = u32::try_from(strides[i]).map_err(|_| NodeError::TooLarge("stride too large".into()))?;
     }
     Ok((s, t))
 }
@@ -354,7 +457,7 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 }
 
 /// Numpy broadcast of two shapes.
-pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, NodeError> {
     let rank = a.len().max(b.len());
     let dim = |s: &[usize], i: usize| if i + s.len() < rank { 1 } else { s[i + s.len() - rank] };
     (0..rank)
@@ -362,16 +465,16 @@ pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> 
             (x, y) if x == y => Ok(x),
             (1, y) => Ok(y),
             (x, 1) => Ok(x),
-            (x, y) => Err(format!("shapes {a:?} and {b:?} do not broadcast ({x} vs {y})")),
+            (x, y) => Err(NodeError::Broadcast { a: a.to_vec(), b: b.to_vec(), x, y }),
         })
         .collect()
 }
 
 /// Normalises a possibly negative axis for `rank`.
-pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, String> {
+pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, NodeError> {
     let r = rank as i64;
     if a < -r || a >= r.max(1) {
-        return Err(format!("axis {a} out of range for rank {rank}"));
+        return Err(NodeError::Axis { axis: a, rank });
     }
     Ok(if a < 0 { (a + r) as usize } else { a as usize })
 }
@@ -396,41 +499,46 @@ pub(crate) fn device_type(dt: DatumType) -> bool {
 }
 
 /// Requires the input to be f32.
-pub(crate) fn want_f32(v: &Value, what: &str) -> Result<(), String> {
+pub(crate) fn want_f32(v: &Value, what: &'static str) -> Result<(), NodeError> {
     if v.dtype != DatumType::F32 {
-        return Err(format!("{what} `{}` is {:?} (only f32 supported)", v.name, v.dtype));
+        return Err(NodeError::NotF32 { what, name: v.name.clone(), dtype: v.dtype });
     }
     Ok(())
 }
 
 /// The device words of a constant: f32 bits, integers narrowed to i32, booleans 0/1.
-pub(crate) fn words(t: &Tensor) -> Result<Vec<u32>, String> {
+pub(crate) fn words(t: &Tensor) -> Result<Vec<u32>, NodeError> {
     Ok(match t.datum_type() {
-        DatumType::F32 => {
-            t.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
-        }
-        DatumType::Bool => {
-            t.to_plain_array_view::<bool>().map_err(|e| e.to_string())?.iter().map(|&b| b as u32).collect()
-        }
+        DatumType::F32 => t.to_plain_array_view::<f32>().map_err(internal)?.iter().map(|x| x.to_bits()).collect(),
+        DatumType::Bool => t.to_plain_array_view::<bool>().map_err(internal)?.iter().map(|&b| b as u32).collect(),
         dt if dt.is_integer() => {
-            let v = t.cast_to::<i64>().map_err(|e| e.to_string())?;
-            let v = v.to_plain_array_view::<i64>().map_err(|e| e.to_string())?;
+            let v = t.cast_to::<i64>().map_err(internal)?;
+            let v = v.to_plain_array_view::<i64>().map_err(internal)?;
             let mut out = Vec::with_capacity(v.len());
             for &x in v.iter() {
-                out.push(i32::try_from(x).map_err(|_| format!("integer {x} does not fit the device's i32"))? as u32);
+                out.push(
+                    i32::try_from(x)
+                        .map_err(|_| NodeError::Unsupported(format!("integer {x} does not fit the device's i32")))?
+                        as u32,
+                );
             }
             out
         }
         dt if dt.is_float() => {
-            let v = t.cast_to::<f32>().map_err(|e| e.to_string())?;
-            v.to_plain_array_view::<f32>().map_err(|e| e.to_string())?.iter().map(|x| x.to_bits()).collect()
+            let v = t.cast_to::<f32>().map_err(internal)?;
+            v.to_plain_array_view::<f32>().map_err(internal)?.iter().map(|x| x.to_bits()).collect()
         }
-        dt => return Err(format!("element type {dt:?} is not carried on the device")),
+        dt => return Err(NodeError::Unsupported(format!("element type {dt:?} is not carried on the device"))),
     })
 }
 
-/// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters. The
-/// codes match `apply_activation` in the WGSL of those kernels.
+/// A tract error where none can happen (a view of a tensor of the type just checked).
+fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+/// Activation fused into a producer's epilogue (Conv, MatMul, Gemm), with its parameters: the
+/// code of `apply_activation` (generated from [`elementwise::UNARY`]: its index + 1, 0 none).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Activation {
     pub code: u32,
@@ -459,45 +567,34 @@ pub(crate) const FUSED_ACTIVATION: &str = "edgeqa.activation";
 pub(crate) const FUSED_ALPHA: &str = "edgeqa.alpha";
 pub(crate) const FUSED_BETA: &str = "edgeqa.beta";
 
-/// WGSL of the fused activations (appended to Conv/MatMul shaders).
-pub(crate) const ACTIVATION_WGSL: &str = r#"
-fn apply_activation(x: f32, code: u32, alpha: f32, beta: f32) -> f32 {
-    switch code {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, alpha, beta); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        case 4u: { return clamp(alpha * x + beta, 0.0, 1.0); }
-        case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
-        case 6u: { return select(alpha * x, x, x >= 0.0); }
-        case 7u: { return tanh(x); }
-        default: { return x; }
-    }
-}
-"#;
-
-/// Fusable activation code of a unary node, with its parameters (`None` if not fusable).
+/// The activation a unary node runs in a producer's epilogue, with its parameters (`None` when
+/// the op is not fusable or its parameters are not constants).
 pub(crate) fn activation_of(node: &Node, graph: &Graph) -> Option<Activation> {
-    let (code, alpha, beta) = match node.op.as_str() {
-        "Relu" => (1, 0.0, 0.0),
-        "Clip" => {
-            let bound = |i: usize, default: f32| -> Option<f32> {
-                match node.inputs.get(i).copied().flatten() {
-                    None => Some(default),
-                    Some(v) => const_floats(&graph.values[v]).and_then(|f| f.first().copied()),
-                }
-            };
-            if node.inputs.len() > 1 {
-                (2, bound(1, f32::MIN)?, bound(2, f32::MAX)?)
-            } else {
-                (2, node.float("min", f32::MIN), node.float("max", f32::MAX))
+    let code = elementwise::UNARY.iter().position(|u| u.fusable && u.op == node.op)?;
+    let inputs: Vec<Option<&Value>> = node.inputs.iter().map(|i| i.map(|i| &graph.values[i])).collect();
+    let (alpha, beta) = elementwise::parameters(&Attrs::new(node), &inputs).ok()?;
+    Some(Activation { code: code as u32 + 1, alpha, beta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every entry of a table whose codes a shader switches on has its case there (a case
+    /// without an entry does not compile: the name is undeclared).
+    #[test]
+    fn every_entry_has_a_case() {
+        let tables: [(&str, &[&str], &str); 4] = [
+            ("OP_", logic::COMPARE_OPS, include_str!("compare.wgsl")),
+            ("OP_", logic::TEST_BITS_OPS, include_str!("test_bits.wgsl")),
+            ("OP_", reduce::OPS, include_str!("reduce.wgsl")),
+            ("MODE_", pad::MODES, include_str!("pad.wgsl")),
+        ];
+        for (prefix, names, wgsl) in tables {
+            for name in names {
+                assert!(wgsl.contains(&format!("{prefix}{name}")), "no case for {prefix}{name}");
             }
         }
-        "Sigmoid" => (3, 0.0, 0.0),
-        "HardSigmoid" => (4, node.float("alpha", 0.2), node.float("beta", 0.5)),
-        "HardSwish" => (5, 0.0, 0.0),
-        "LeakyRelu" => (6, node.float("alpha", 0.01), 0.0),
-        "Tanh" => (7, 0.0, 0.0),
-        _ => return None,
-    };
-    Some(Activation { code, alpha, beta })
+        assert_eq!(code_constants("OP_", &["A", "B"]), "const OP_A: u32 = 0u;\nconst OP_B: u32 = 1u;\n");
+    }
 }

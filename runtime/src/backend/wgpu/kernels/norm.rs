@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };
 const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("layernorm.wgsl") };
@@ -14,7 +14,7 @@ const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("laye
 pub(crate) struct Softmax;
 
 /// (rows, len, inner) of a softmax over `shape`.
-fn softmax_rows(node: &Node, shape: &[usize], opset: i64) -> Result<(usize, usize, usize), String> {
+fn softmax_rows(node: &Attrs<'_>, shape: &[usize], opset: i64) -> Result<(usize, usize, usize), NodeError> {
     let rank = shape.len().max(1);
     if opset < 13 {
         let a = axis(node.int("axis", 1), rank)?;
@@ -34,15 +34,15 @@ impl Kernel for Softmax {
         &["Softmax", "LogSoftmax"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         axis(node.int("axis", -1), x.shape.len().max(1))?;
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let (rows, len, inner) = softmax_rows(b.node, &b.input(0).shape, b.graph.opset)?;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let (rows, len, inner) = softmax_rows(&b.attrs(), &b.input(0).shape, b.graph.opset)?;
         let p = [rows as u32, len as u32, inner.max(1) as u32, (b.node.op == "LogSoftmax") as u32];
         b.dispatch_1d(&SOFTMAX, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], rows)
     }
@@ -51,38 +51,50 @@ impl Kernel for Softmax {
 /// LayerNormalization (first output only).
 pub(crate) struct LayerNorm;
 
+/// What a LayerNormalization node runs.
+struct LayerNormParams {
+    axis: usize,
+    epsilon: f32,
+}
+
+impl LayerNormParams {
+    fn new(node: &Attrs<'_>, rank: usize) -> Result<LayerNormParams, NodeError> {
+        if node.int("stash_type", 1) != 1 {
+            return Err("stash_type other than float is not supported".into());
+        }
+        Ok(LayerNormParams { axis: axis(node.int("axis", -1), rank)?, epsilon: node.float("epsilon", 1e-5) })
+    }
+}
+
 impl Kernel for LayerNorm {
     fn ops(&self) -> &'static [&'static str] {
         &["LayerNormalization"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let (Some(Some(x)), Some(Some(scale))) = (inputs.first(), inputs.get(1)) else {
             return Err("needs an input and a scale".into());
         };
         want_f32(x, "input")?;
         want_f32(scale, "scale")?;
-        if node.int("stash_type", 1) != 1 {
-            return Err("stash_type other than float is not supported".into());
-        }
-        let a = axis(node.int("axis", -1), x.shape.len())?;
+        let a = LayerNormParams::new(node, x.shape.len())?.axis;
         let normalized = &x.shape[a..];
         let len: usize = normalized.iter().product();
         for v in inputs[1..].iter().flatten() {
             if v.len() != len || !(v.shape == normalized || v.shape == [len]) {
-                return Err(format!("`{}` {:?} must have the normalised shape {normalized:?}", v.name, v.shape));
+                return Err(format!("`{}` {:?} must have the normalised shape {normalized:?}", v.name, v.shape).into());
             }
         }
         Ok(vec![OutputType::new(DatumType::F32, x.shape.clone())])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
-        let a = axis(b.node.int("axis", -1), x.len())?;
+        let LayerNormParams { axis: a, epsilon } = LayerNormParams::new(&b.attrs(), x.len())?;
         let len: usize = x[a..].iter().product();
         let rows: usize = x[..a].iter().product();
         let has_bias = b.has_input(2);
-        let p = [rows as u32, len as u32, b.node.float("epsilon", 1e-5).to_bits(), has_bias as u32];
+        let p = [rows as u32, len as u32, epsilon.to_bits(), has_bias as u32];
         let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
         let bindings = [
             Binding::Value(b.input_id(0)),

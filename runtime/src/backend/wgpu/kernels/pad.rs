@@ -1,16 +1,18 @@
 //! Pad (opset 2–23): `constant`, `reflect`, `edge` and `wrap` modes, negative pads (cropping),
 //! the opset 18 `axes` input, on 32-bit words of any element type: `pad.wgsl`.
 
-use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, words};
-use crate::graph::{Node, OutputType, Value};
+use std::sync::LazyLock;
 
-const SHADER: Shader = Shader { name: "pad", source: include_str!("pad.wgsl") };
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, with_codes, words};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
+
+static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("MODE_", MODES, include_str!("pad.wgsl")));
 
 /// Pad.
 pub(crate) struct Pad;
 
-/// Mode codes of `pad.wgsl`.
-const MODES: &[&str] = &["constant", "reflect", "edge", "wrap"];
+/// Modes in code order (`pad.wgsl` switches on their `MODE_` names).
+pub(crate) const MODES: &[&str] = &["constant", "reflect", "edge", "wrap"];
 
 /// What a Pad node does: pads before each axis (negative crops), the output shape, the mode code
 /// and the fill word.
@@ -21,14 +23,14 @@ struct Plan {
     fill: u32,
 }
 
-fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
+fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Plan, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     if !device_type(x.dtype) {
-        return Err(format!("input `{}` is {:?}", x.name, x.dtype));
+        return Err(format!("input `{}` is {:?}", x.name, x.dtype).into());
     }
     let rank = x.shape.len();
     if rank > MAX_RANK {
-        return Err(format!("rank {rank} (at most {MAX_RANK} supported)"));
+        return Err(format!("rank {rank} (at most {MAX_RANK} supported)").into());
     }
     let mode_name = node.string("mode", "constant");
     let mode = MODES.iter().position(|m| *m == mode_name).ok_or_else(|| format!("mode `{mode_name}`"))? as u32;
@@ -37,18 +39,23 @@ fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
         (p, node.float("value", 0.0).to_bits(), None)
     } else {
         let p = inputs.get(1).copied().flatten().ok_or("missing pads")?;
-        let pads = const_ints(p).ok_or_else(|| format!("pads `{}` must be a constant", p.name))?;
+        let pads = const_ints(p).ok_or_else(|| NodeError::NotConstant { what: "pads", name: p.name.clone() })?;
         let fill = match inputs.get(2).copied().flatten() {
             None => 0,
             Some(v) => {
-                let t = v.constant.as_ref().ok_or_else(|| format!("constant_value `{}` must be a constant", v.name))?;
+                let t = v
+                    .constant
+                    .as_ref()
+                    .ok_or_else(|| NodeError::NotConstant { what: "constant_value", name: v.name.clone() })?;
                 let w = words(t).map_err(|e| format!("constant_value `{}`: {e}", v.name))?;
                 *w.first().ok_or_else(|| format!("constant_value `{}` is empty", v.name))?
             }
         };
         let axes = match inputs.get(3).copied().flatten() {
             None => None,
-            Some(v) => Some(const_ints(v).ok_or_else(|| format!("axes `{}` must be a constant", v.name))?),
+            Some(v) => {
+                Some(const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() })?)
+            }
         };
         (pads, fill, axes)
     };
@@ -57,7 +64,7 @@ fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
         None => (0..rank).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        return Err(format!("{} pads for {} axes (want 2 per axis)", pads.len(), axes.len()));
+        return Err(format!("{} pads for {} axes (want 2 per axis)", pads.len(), axes.len()).into());
     }
     let mut before = vec![0i64; rank];
     let mut after = vec![0i64; rank];
@@ -70,15 +77,15 @@ fn plan(node: &Node, inputs: &[Option<&Value>]) -> Result<Plan, String> {
         let d = x.shape[a] as i64;
         let o = d + before[a] + after[a];
         if o < 0 {
-            return Err(format!("pads {}/{} crop axis {a} of length {d} below zero", before[a], after[a]));
+            return Err(format!("pads {}/{} crop axis {a} of length {d} below zero", before[a], after[a]).into());
         }
         let padded = before[a].max(0) + after[a].max(0) > 0;
-        if padded && d == 0 && mode != 0 {
-            return Err(format!("mode `{mode_name}` cannot pad the empty axis {a}"));
+        if padded && d == 0 && mode_name != "constant" {
+            return Err(format!("mode `{mode_name}` cannot pad the empty axis {a}").into());
         }
         // One reflection only, as NumPy's `reflect` does for pads shorter than the axis.
-        if mode == 1 && padded && (before[a] >= d || after[a] >= d) {
-            return Err(format!("reflect pads {}/{} must be shorter than axis {a} ({d})", before[a], after[a]));
+        if mode_name == "reflect" && padded && (before[a] >= d || after[a] >= d) {
+            return Err(format!("reflect pads {}/{} must be shorter than axis {a} ({d})", before[a], after[a]).into());
         }
         out.push(o as usize);
     }
@@ -90,14 +97,14 @@ impl Kernel for Pad {
         &["Pad"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let p = plan(node, inputs)?;
         Ok(vec![OutputType::new(inputs[0].expect("checked").dtype, p.out)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
-        let Plan { before, out, mode, fill } = plan(b.node, &inputs)?;
+        let Plan { before, out, mode, fill } = plan(&b.attrs(), &inputs)?;
         let x = b.input(0).shape.clone();
         let n: usize = out.iter().product();
         if n == 0 {
@@ -117,7 +124,7 @@ impl Kernel for Pad {
             p.extend(arr);
         }
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&SHADER, "main", &p, &bindings, n)
+        b.dispatch_1d(&Shader { name: "pad", source: &SHADER }, "main", &p, &bindings, n)
     }
 }
 
@@ -128,6 +135,7 @@ mod tests {
     use tract_onnx::prelude::{DatumType, Tensor};
 
     use super::*;
+    use crate::graph::Node;
 
     fn pad_node(mode: &str) -> Node {
         Node {
@@ -151,14 +159,15 @@ mod tests {
     #[test]
     fn bad_pads_and_modes_say_why() {
         let (x, p) = values(&[0, 4, 0, 0]);
-        let err = |mode: &str, p: &Value| plan(&pad_node(mode), &[Some(&x), Some(p)]).err().unwrap();
+        let err =
+            |mode: &str, p: &Value| plan(&Attrs::new(&pad_node(mode)), &[Some(&x), Some(p)]).err().unwrap().to_string();
         assert_eq!(err("reflect", &p), "reflect pads 4/0 must be shorter than axis 1 (4)");
         assert_eq!(err("mirror", &p), "mode `mirror`");
         let (_, short) = values(&[0, 1]);
         assert_eq!(err("constant", &short), "2 pads for 2 axes (want 2 per axis)");
         let (_, crop) = values(&[0, -3, 0, -2]);
         assert!(err("constant", &crop).contains("below zero"));
-        let ok = plan(&pad_node("edge"), &[Some(&x), Some(&p)]).unwrap();
+        let ok = plan(&Attrs::new(&pad_node("edge")), &[Some(&x), Some(&p)]).unwrap();
         assert_eq!(ok.out, [1, 8]);
     }
 }

@@ -1,6 +1,6 @@
 // Pad of 32-bit words: y[idx] = x[src(idx)], or the fill word where `constant` mode reads
 // outside x. src = idx - before per axis, mapped back into the axis by the mode:
-// 0 constant, 1 reflect (one reflection), 2 edge (clamp), 3 wrap.
+// constant, reflect (one reflection), edge (clamp), wrap (`MODE_` codes, pad.rs MODES).
 // p: 0 n, 1 mode, 2 fill word, 3..9 out shape, 9..15 in shape, 15..21 before (i32), 21..27 in strides.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -22,10 +22,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var s = i32(idx) - bitcast<i32>(p[15u + k]);
         if s < 0 || s >= dim {
             switch mode {
-                case 0u: { y[i] = p[2]; return; }
-                case 1u: { s = select(2 * (dim - 1) - s, -s, s < 0); }
-                case 2u: { s = clamp(s, 0, dim - 1); }
-                default: { s = ((s % dim) + dim) % dim; }
+                case MODE_constant: { y[i] = p[2]; return; }
+                case MODE_reflect: { s = select(2 * (dim - 1) - s, -s, s < 0); }
+                case MODE_edge: { s = clamp(s, 0, dim - 1); }
+                case MODE_wrap, default: { s = ((s % dim) + dim) % dim; }
             }
         }
         src += u32(s) * p[21u + k];

@@ -5,16 +5,18 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::axis_geometry;
 use super::{Binding, Build, Kernel, Shader, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "pool", source: include_str!("pool.wgsl") };
 
 /// Pooling ops.
 pub(crate) struct Pool;
 
-/// Window geometry, 1-D pools as 2-D with height 1: (H, W), (OH, OW), kernel, strides, pad
-/// begin, pad end, dilations.
+/// A pooling node's params, parsed once from its attributes: the window geometry, 1-D pools as
+/// 2-D with height 1 ((H, W), (OH, OW), kernel, strides, pad begin, pad end, dilations), and
+/// whether an average counts the padding.
 struct Window {
+    count_include_pad: bool,
     input: [usize; 2],
     output: [usize; 2],
     kernel: [usize; 2],
@@ -24,13 +26,14 @@ struct Window {
     dilations: [usize; 2],
 }
 
-fn window(node: &Node, x: &[usize]) -> Result<Window, String> {
+fn window(node: &Attrs<'_>, x: &[usize]) -> Result<Window, NodeError> {
     if !(3..=4).contains(&x.len()) {
-        return Err(format!("input {x:?}: only 1-D and 2-D pooling is supported"));
+        return Err(format!("input {x:?}: only 1-D and 2-D pooling is supported").into());
     }
     let spatial = x.len() - 2;
     let off = 2 - spatial;
     let mut w = Window {
+        count_include_pad: false,
         input: [1, 1],
         output: [1, 1],
         kernel: [1, 1],
@@ -45,23 +48,28 @@ fn window(node: &Node, x: &[usize]) -> Result<Window, String> {
         return Ok(w);
     }
     let kernel = node.ints("kernel_shape").ok_or("`kernel_shape` is required")?;
-    let list = |name: &str, default: i64| -> Result<Vec<usize>, String> {
+    let list = |name: &str, default: i64| -> Result<Vec<usize>, NodeError> {
         let v = node.ints(name).unwrap_or_else(|| vec![default; spatial]);
         if v.len() != spatial || v.iter().any(|&x| x < 1) {
-            return Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims"));
+            return Err(format!("`{name}` {v:?} is not valid for {spatial} spatial dims").into());
         }
         Ok(v.iter().map(|&x| x as usize).collect())
     };
     if kernel.len() != spatial || kernel.iter().any(|&k| k < 1) {
-        return Err(format!("`kernel_shape` {kernel:?} is not valid"));
+        return Err(format!("`kernel_shape` {kernel:?} is not valid").into());
     }
     let strides = list("strides", 1)?;
     let dilations = list("dilations", 1)?;
     let pads = node.ints("pads").unwrap_or_else(|| vec![0; 2 * spatial]);
     if pads.len() != 2 * spatial || pads.iter().any(|&p| p < 0) {
-        return Err(format!("`pads` {pads:?} is not valid"));
+        return Err(format!("`pads` {pads:?} is not valid").into());
     }
     let ceil = node.int("ceil_mode", 0) != 0;
+    w.count_include_pad = node.int("count_include_pad", 0) != 0;
+    // Only MaxPool's second output (indices, which no kernel writes) depends on it.
+    if node.int("storage_order", 0) != 0 {
+        return Err("storage_order=1 is not supported".into());
+    }
     let auto_pad = node.string("auto_pad", "NOTSET");
     for d in 0..spatial {
         let (k, s, dl) = (kernel[d] as usize, strides[d], dilations[d]);
@@ -89,20 +97,17 @@ impl Kernel for Pool {
         &["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
-        if node.int("storage_order", 0) != 0 {
-            return Err("storage_order=1 is not supported".into());
-        }
         let w = window(node, &x.shape)?;
         let mut shape = x.shape[..2].to_vec();
         shape.extend(&w.output[4 - x.shape.len()..]);
         Ok(vec![OutputType::new(DatumType::F32, shape)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
-        let w = window(b.node, &b.input(0).shape)?;
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
+        let w = window(&b.attrs(), &b.input(0).shape)?;
         let total = b.output(0).len();
         let max = b.node.op.contains("Max");
         let p: Vec<u32> = [
@@ -120,7 +125,7 @@ impl Kernel for Pool {
             w.dilations[0],
             w.dilations[1],
             !max as usize,
-            b.node.int("count_include_pad", 0) as usize,
+            w.count_include_pad as usize,
             w.input[0] + w.pad_end[0],
             w.input[1] + w.pad_end[1],
         ]

@@ -5,7 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "qdq", source: include_str!("qdq.wgsl") };
 
@@ -14,16 +14,18 @@ pub(crate) struct Qdq;
 
 /// (axis length, inner, scales, zero points) of a node on input `x`.
 fn parameters(
-    node: &Node,
+    node: &Attrs<'_>,
     inputs: &[Option<&Value>],
     x: &[usize],
-) -> Result<(usize, usize, Vec<f32>, Vec<i64>), String> {
+) -> Result<(usize, usize, Vec<f32>, Vec<i64>), NodeError> {
     let s = inputs.get(1).copied().flatten().ok_or("missing scale")?;
-    let scales = const_floats(s).ok_or_else(|| format!("scale `{}` must be a constant", s.name))?;
+    let scales = const_floats(s).ok_or_else(|| NodeError::NotConstant { what: "scale", name: s.name.clone() })?;
     let zeros = match inputs.get(2).copied().flatten() {
-        Some(z) => const_ints(z).ok_or_else(|| format!("zero point `{}` must be a constant", z.name))?,
+        Some(z) => const_ints(z).ok_or_else(|| NodeError::NotConstant { what: "zero point", name: z.name.clone() })?,
         None => vec![0; scales.len()],
     };
+    // Opset 19's `saturate` concerns float8 types only, which are refused.
+    let _ = node.int("saturate", 1);
     if node.int("block_size", 0) != 0 {
         return Err("blocked quantization is not supported".into());
     }
@@ -32,7 +34,7 @@ fn parameters(
     }
     let a = axis(node.int("axis", 1), x.len())?;
     if scales.len() != x[a] || zeros.len() != x[a] {
-        return Err(format!("{} scales / {} zero points for axis {a} of {x:?}", scales.len(), zeros.len()));
+        return Err(format!("{} scales / {} zero points for axis {a} of {x:?}", scales.len(), zeros.len()).into());
     }
     Ok((x[a], x[a + 1..].iter().product(), scales, zeros))
 }
@@ -47,16 +49,16 @@ impl Kernel for Qdq {
         &["QuantizeLinear", "DequantizeLinear"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         parameters(node, inputs, &x.shape)?;
         let q = if node.op == "QuantizeLinear" { quantized_type(inputs) } else { x.dtype };
         if !matches!(q, DatumType::U8 | DatumType::I8) {
-            return Err(format!("quantized type {q:?} is not supported (int8, uint8)"));
+            return Err(format!("quantized type {q:?} is not supported (int8, uint8)").into());
         }
         if node.op == "QuantizeLinear" {
             if x.dtype != DatumType::F32 {
-                return Err(format!("input `{}` is {:?}", x.name, x.dtype));
+                return Err(format!("input `{}` is {:?}", x.name, x.dtype).into());
             }
             Ok(vec![OutputType::new(q, x.shape.clone())])
         } else {
@@ -64,10 +66,10 @@ impl Kernel for Qdq {
         }
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let (len, inner, scales, zeros) = parameters(b.node, &inputs, &x)?;
+        let (len, inner, scales, zeros) = parameters(&b.attrs(), &inputs, &x)?;
         let quantize = b.node.op == "QuantizeLinear";
         let q = if quantize { quantized_type(&inputs) } else { b.input(0).dtype };
         let (lo, hi) = if q == DatumType::I8 { (-128i32, 127i32) } else { (0, 255) };

@@ -1,18 +1,20 @@
 //! ReduceSum/Mean/Max/Min/Prod/SumSquare/L1/L2/LogSumExp over any axes (attribute or constant
 //! input), `keepdims` and `noop_with_empty_axes`: `reduce.wgsl`.
 
+use std::sync::LazyLock;
+
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32, with_codes};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const SHADER: Shader = Shader { name: "reduce", source: include_str!("reduce.wgsl") };
+static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("OP_", OPS, include_str!("reduce.wgsl")));
 
 /// Reductions.
 pub(crate) struct Reduce;
 
-/// Op types in the shader's code order.
-const OPS: &[&str] = &[
+/// Op types in code order (`reduce.wgsl` switches on their `OP_` names).
+pub(crate) const OPS: &[&str] = &[
     "ReduceSum",
     "ReduceMean",
     "ReduceMax",
@@ -25,14 +27,15 @@ const OPS: &[&str] = &[
 ];
 
 /// The reduced axes (sorted, unique) of a node on input `x`.
-fn reduced_axes(node: &Node, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, String> {
+fn reduced_axes(node: &Attrs<'_>, inputs: &[Option<&Value>], rank: usize) -> Result<Vec<usize>, NodeError> {
     let listed = match inputs.get(1).copied().flatten() {
-        Some(v) => Some(const_ints(v).ok_or_else(|| format!("axes `{}` must be a constant", v.name))?),
+        Some(v) => Some(const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() })?),
         None => node.ints("axes"),
     };
+    let noop = node.int("noop_with_empty_axes", 0) != 0;
     let mut axes = match listed {
         Some(a) if !a.is_empty() => a.iter().map(|&a| axis(a, rank)).collect::<Result<Vec<_>, _>>()?,
-        _ if node.int("noop_with_empty_axes", 0) != 0 => vec![],
+        _ if noop => vec![],
         _ => (0..rank).collect(),
     };
     axes.sort_unstable();
@@ -49,20 +52,20 @@ impl Kernel for Reduce {
         OPS
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         if x.shape.len() > MAX_RANK {
-            return Err(format!("rank {} (at most {MAX_RANK})", x.shape.len()));
+            return Err(format!("rank {} (at most {MAX_RANK})", x.shape.len()).into());
         }
         let axes = reduced_axes(node, inputs, x.shape.len())?;
         Ok(vec![OutputType::new(DatumType::F32, output_shape(&x.shape, &axes, node.int("keepdims", 1) != 0))])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let x = b.input(0).shape.clone();
-        let axes = reduced_axes(b.node, &inputs, x.len())?;
+        let axes = reduced_axes(&b.attrs(), &inputs, x.len())?;
         let st = strides(&x);
         let kept: Vec<usize> = (0..x.len()).filter(|d| !axes.contains(d)).collect();
         let pick = |dims: &[usize]| -> (Vec<usize>, Vec<usize>) {
@@ -80,6 +83,12 @@ impl Kernel for Reduce {
         p.extend(kt);
         p.extend(rs);
         p.extend(rt);
-        b.dispatch_1d(&SHADER, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], n)
+        b.dispatch_1d(
+            &Shader { name: "reduce", source: &SHADER },
+            "main",
+            &p,
+            &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))],
+            n,
+        )
     }
 }

@@ -1,6 +1,5 @@
 // Reductions over any set of axes, one thread per output element.
-// p: 0 outputs, 1 op (0 sum, 1 mean, 2 max, 3 min, 4 prod, 5 sum of squares, 6 L2, 7 L1,
-// 8 log-sum-exp), 2 reduced count, 3..9 kept shape, 9..15 kept strides (in x),
+// p: 0 outputs, 1 op (an `OP_` code, reduce.rs OPS), 2 reduced count, 3..9 kept shape, 9..15 kept strides (in x),
 // 15..21 reduced shape, 21..27 reduced strides (dims left-padded to rank 6).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -11,53 +10,33 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var base = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        base += (rem % p[3u + k]) * p[9u + k];
-        rem = rem / p[3u + k];
-    }
+    let base = broadcast_offsets(i, 3u, vec4<u32>(9u), 0).x;
     let op = p[1];
     let count = p[2];
     var acc = 0.0;
-    if op == 2u { acc = -3.4028235e38; }
-    if op == 3u { acc = 3.4028235e38; }
-    if op == 4u { acc = 1.0; }
+    if op == OP_ReduceMax { acc = -3.4028235e38; }
+    if op == OP_ReduceMin { acc = 3.4028235e38; }
+    if op == OP_ReduceProd { acc = 1.0; }
     var peak = -3.4028235e38;
-    if op == 8u {
+    if op == OP_ReduceLogSumExp {
         for (var j = 0u; j < count; j++) {
-            var r = j;
-            var off = base;
-            for (var d = 5i; d >= 0; d--) {
-                let k = u32(d);
-                off += (r % p[15u + k]) * p[21u + k];
-                r = r / p[15u + k];
-            }
-            peak = max(peak, x[off]);
+            peak = max(peak, x[base + broadcast_offsets(j, 15u, vec4<u32>(21u), 0).x]);
         }
     }
     for (var j = 0u; j < count; j++) {
-        var r = j;
-        var off = base;
-        for (var d = 5i; d >= 0; d--) {
-            let k = u32(d);
-            off += (r % p[15u + k]) * p[21u + k];
-            r = r / p[15u + k];
-        }
-        let v = x[off];
+        let v = x[base + broadcast_offsets(j, 15u, vec4<u32>(21u), 0).x];
         switch op {
-            case 2u: { acc = max(acc, v); }
-            case 3u: { acc = min(acc, v); }
-            case 4u: { acc = acc * v; }
-            case 5u, 6u: { acc += v * v; }
-            case 7u: { acc += abs(v); }
-            case 8u: { acc += exp(v - peak); }
-            default: { acc += v; }
+            case OP_ReduceMax: { acc = max(acc, v); }
+            case OP_ReduceMin: { acc = min(acc, v); }
+            case OP_ReduceProd: { acc = acc * v; }
+            case OP_ReduceSumSquare, OP_ReduceL2: { acc += v * v; }
+            case OP_ReduceL1: { acc += abs(v); }
+            case OP_ReduceLogSumExp: { acc += exp(v - peak); }
+            case OP_ReduceSum, OP_ReduceMean, default: { acc += v; }
         }
     }
-    if op == 1u { acc = acc / f32(count); }
-    if op == 6u { acc = sqrt(acc); }
-    if op == 8u { acc = peak + log(acc); }
+    if op == OP_ReduceMean { acc = acc / f32(count); }
+    if op == OP_ReduceL2 { acc = sqrt(acc); }
+    if op == OP_ReduceLogSumExp { acc = peak + log(acc); }
     y[i] = acc;
 }

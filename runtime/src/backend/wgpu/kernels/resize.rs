@@ -6,7 +6,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "resize", source: include_str!("resize.wgsl") };
 
@@ -23,16 +23,23 @@ struct Plan {
     rounding: u32,
 }
 
-fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, String> {
+fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, NodeError> {
     let x = inputs.first().copied().flatten().ok_or("missing input")?;
     let rank = x.shape.len();
     if rank < 2 {
-        return Err(format!("input {:?} has fewer than 2 axes", x.shape));
+        return Err(format!("input {:?} has fewer than 2 axes", x.shape).into());
     }
     for a in ["antialias", "exclude_outside"] {
         if node.int(a, 0) != 0 {
-            return Err(format!("`{a}` is not supported"));
+            return Err(format!("`{a}` is not supported").into());
         }
+    }
+    // Only `cubic` reads `cubic_coeff_a` and only `tf_crop_and_resize` `extrapolation_value`:
+    // both modes are refused below.
+    let _ = (node.float("cubic_coeff_a", -0.75), node.float("extrapolation_value", 0.0));
+    let policy = node.string("keep_aspect_ratio_policy", "stretch");
+    if policy != "stretch" {
+        return Err(format!("keep_aspect_ratio_policy `{policy}` is not supported").into());
     }
     if node.ints("axes").is_some() {
         return Err("`axes` is not supported".into());
@@ -40,7 +47,7 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Stri
     let mode = match node.string("mode", "nearest").as_str() {
         "nearest" => 0,
         "linear" | "bilinear" => 1,
-        other => return Err(format!("mode `{other}` is not supported (nearest, linear)")),
+        other => return Err(format!("mode `{other}` is not supported (nearest, linear)").into()),
     };
     let default_coordinates = if opset < 11 { "asymmetric" } else { "half_pixel" };
     let coordinates = match node.string("coordinate_transformation_mode", default_coordinates).as_str() {
@@ -48,7 +55,7 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Stri
         "pytorch_half_pixel" => 1,
         "asymmetric" => 2,
         "align_corners" => 3,
-        other => return Err(format!("coordinate_transformation_mode `{other}` is not supported")),
+        other => return Err(format!("coordinate_transformation_mode `{other}` is not supported").into()),
     };
     let default_rounding = if opset < 11 { "floor" } else { "round_prefer_floor" };
     let rounding = match node.string("nearest_mode", default_rounding).as_str() {
@@ -56,7 +63,7 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Stri
         "round_prefer_ceil" => 1,
         "floor" => 2,
         "ceil" => 3,
-        other => return Err(format!("nearest_mode `{other}` is not supported")),
+        other => return Err(format!("nearest_mode `{other}` is not supported").into()),
     };
     // Inputs: opset 10 and Upsample (X, scales); opset 11+ (X, roi, scales, sizes).
     // Two inputs: opset 10's (X, scales); more: opset 11+'s (X, roi, scales, sizes).
@@ -64,18 +71,18 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Stri
     let given = |i: usize| inputs.get(i).copied().flatten().filter(|v| !v.is_empty());
     let mut scales: Vec<f32> = vec![1.0; rank];
     let out: Vec<usize> = if let Some(v) = sizes_at.and_then(given) {
-        let sizes = const_ints(v).ok_or_else(|| format!("sizes `{}` must be a constant", v.name))?;
+        let sizes = const_ints(v).ok_or_else(|| NodeError::NotConstant { what: "sizes", name: v.name.clone() })?;
         if sizes.len() != rank {
-            return Err(format!("{} sizes for rank {rank}", sizes.len()));
+            return Err(format!("{} sizes for rank {rank}", sizes.len()).into());
         }
         for d in 0..rank {
             scales[d] = sizes[d] as f32 / x.shape[d] as f32;
         }
         sizes.iter().map(|&s| s as usize).collect()
     } else if let Some(v) = given(scales_at) {
-        scales = const_floats(v).ok_or_else(|| format!("scales `{}` must be a constant", v.name))?;
+        scales = const_floats(v).ok_or_else(|| NodeError::NotConstant { what: "scales", name: v.name.clone() })?;
         if scales.len() != rank {
-            return Err(format!("{} scales for rank {rank}", scales.len()));
+            return Err(format!("{} scales for rank {rank}", scales.len()).into());
         }
         x.shape.iter().zip(&scales).map(|(&d, &s)| (d as f32 * s).floor() as usize).collect()
     } else if node.op == "Upsample" {
@@ -86,10 +93,10 @@ fn plan(node: &Node, inputs: &[Option<&Value>], opset: i64) -> Result<Plan, Stri
         return Err("neither scales nor sizes is given".into());
     };
     if out[..rank - 2] != x.shape[..rank - 2] {
-        return Err(format!("only the last two axes can be resized ({:?} → {out:?})", x.shape));
+        return Err(format!("only the last two axes can be resized ({:?} → {out:?})", x.shape).into());
     }
     if out.contains(&0) {
-        return Err(format!("empty output {out:?}"));
+        return Err(format!("empty output {out:?}").into());
     }
     Ok(Plan { out, scales: [scales[rank - 2], scales[rank - 1]], mode, coordinates, rounding })
 }
@@ -99,7 +106,7 @@ impl Kernel for Resize {
         &["Resize", "Upsample"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         want_f32(x, "input")?;
         // Shapes only: the opset-dependent defaults matter at build time, not for the shape.
@@ -107,9 +114,9 @@ impl Kernel for Resize {
         Ok(vec![OutputType::new(DatumType::F32, p.out)])
     }
 
-    fn build(&self, b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
-        let p = plan(b.node, &inputs, b.graph.opset)?;
+        let p = plan(&b.attrs(), &inputs, b.graph.opset)?;
         let x = &b.input(0).shape;
         let r = x.len();
         let (h, w) = (x[r - 2], x[r - 1]);

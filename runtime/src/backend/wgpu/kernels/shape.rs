@@ -2,26 +2,26 @@
 //! Their output is the input's buffer (no dispatch); new shapes must come from constants.
 
 use super::{Build, Kernel, axis, const_ints, device_type};
-use crate::graph::{Node, OutputType, Value};
+use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
 /// Reshape, Flatten, Squeeze, Unsqueeze, Identity.
 pub(crate) struct Reshape;
 
 /// Axes from the input at `index` (opset 13+) or the `axes` attribute.
-fn axes_of(node: &Node, inputs: &[Option<&Value>], index: usize) -> Result<Option<Vec<i64>>, String> {
+fn axes_of(node: &Attrs<'_>, inputs: &[Option<&Value>], index: usize) -> Result<Option<Vec<i64>>, NodeError> {
     match inputs.get(index).copied().flatten() {
-        Some(v) => const_ints(v).map(Some).ok_or_else(|| format!("axes `{}` must be a constant", v.name)),
+        Some(v) => const_ints(v).map(Some).ok_or_else(|| NodeError::NotConstant { what: "axes", name: v.name.clone() }),
         None => Ok(node.ints("axes")),
     }
 }
 
-fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<usize>, String> {
+fn new_shape(node: &Attrs<'_>, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<usize>, NodeError> {
     let total: usize = x.iter().product();
     match node.op.as_str() {
         "Identity" => Ok(x.to_vec()),
         "Reshape" => {
             let s = inputs.get(1).copied().flatten().ok_or("missing shape input")?;
-            let spec = const_ints(s).ok_or_else(|| format!("shape `{}` must be a constant", s.name))?;
+            let spec = const_ints(s).ok_or_else(|| NodeError::NotConstant { what: "shape", name: s.name.clone() })?;
             let allow_zero = node.int("allowzero", 0) != 0;
             let mut out = Vec::with_capacity(spec.len());
             let mut infer_at = None;
@@ -33,18 +33,18 @@ fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<
                     }
                     0 if !allow_zero => out.push(*x.get(i).ok_or("0 copies a dim the input lacks")?),
                     d if d >= 0 => out.push(d as usize),
-                    d => return Err(format!("shape value {d} is not valid")),
+                    d => return Err(format!("shape value {d} is not valid").into()),
                 }
             }
             if let Some(i) = infer_at {
                 let known: usize = out.iter().product();
                 if known == 0 || !total.is_multiple_of(known) {
-                    return Err(format!("cannot reshape {x:?} to {spec:?}"));
+                    return Err(format!("cannot reshape {x:?} to {spec:?}").into());
                 }
                 out[i] = total / known;
             }
             if out.iter().product::<usize>() != total {
-                return Err(format!("cannot reshape {x:?} to {spec:?}"));
+                return Err(format!("cannot reshape {x:?} to {spec:?}").into());
             }
             Ok(out)
         }
@@ -52,7 +52,7 @@ fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<
             let r = x.len() as i64;
             let a = node.int("axis", 1);
             if a < -r || a > r {
-                return Err(format!("axis {a} out of range for rank {r}"));
+                return Err(format!("axis {a} out of range for rank {r}").into());
             }
             let a = if a < 0 { a + r } else { a } as usize;
             Ok(vec![x[..a].iter().product(), x[a..].iter().product()])
@@ -64,7 +64,7 @@ fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<
                 None => (0..x.len()).filter(|&d| x[d] == 1).collect(),
             };
             if let Some(&d) = drop.iter().find(|&&d| x[d] != 1) {
-                return Err(format!("axis {d} of {x:?} is not 1"));
+                return Err(format!("axis {d} of {x:?} is not 1").into());
             }
             Ok((0..x.len()).filter(|d| !drop.contains(d)).map(|d| x[d]).collect())
         }
@@ -84,7 +84,7 @@ fn new_shape(node: &Node, inputs: &[Option<&Value>], x: &[usize]) -> Result<Vec<
             }
             Ok(out)
         }
-        op => Err(format!("{op} is not a reshape")),
+        op => Err(format!("{op} is not a reshape").into()),
     }
 }
 
@@ -93,10 +93,10 @@ impl Kernel for Reshape {
         &["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
     }
 
-    fn infer(&self, node: &Node, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, String> {
+    fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError> {
         let Some(Some(x)) = inputs.first() else { return Err("missing input".into()) };
         if !device_type(x.dtype) {
-            return Err(format!("`{}` is {:?}", x.name, x.dtype));
+            return Err(format!("`{}` is {:?}", x.name, x.dtype).into());
         }
         Ok(vec![OutputType::new(x.dtype, new_shape(node, inputs, &x.shape)?)])
     }
@@ -105,7 +105,7 @@ impl Kernel for Reshape {
         Some(0)
     }
 
-    fn build(&self, _b: &mut Build<'_>) -> Result<(), String> {
+    fn build(&self, _b: &mut Build<'_>) -> Result<(), NodeError> {
         Ok(())
     }
 }

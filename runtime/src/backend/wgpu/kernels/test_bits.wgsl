@@ -1,5 +1,5 @@
-// Boolean unary ops on 32-bit words: 0 Not (bool), 1 IsNaN (f32), 2 IsInf (f32; p[2] detect
-// negative, p[3] detect positive). p: 0 n, 1 op, 2, 3.
+// Boolean unary ops on 32-bit words: Not (bool), IsNaN (f32), IsInf (f32; p[2] detect
+// negative, p[3] detect positive). p: 0 n, 1 op (an `OP_` code, logic.rs TEST_BITS_OPS), 2, 3.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -15,9 +15,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let mantissa = v & 0x007fffffu;
     var r = false;
     switch p[1] {
-        case 0u: { r = v == 0u; }
-        case 1u: { r = special && mantissa != 0u; }
-        default: {
+        case OP_Not: { r = v == 0u; }
+        case OP_IsNaN: { r = special && mantissa != 0u; }
+        case OP_IsInf, default: {
             let negative = (v & 0x80000000u) != 0u;
             r = special && mantissa == 0u && ((negative && p[2] != 0u) || (!negative && p[3] != 0u));
         }

@@ -54,22 +54,26 @@ impl WeightShaders {
     }
 }
 
-/// [`WeightShaders`] of a kernel named `$name` whose WGSL is `$file` (beside this file).
+/// [`WeightShaders`] of a kernel named `$name` whose WGSL is `$file` (beside this file; more
+/// files are appended in order).
 macro_rules! weight_shaders {
-    ($name:literal, $file:literal) => {
+    ($name:literal, $($file:literal),+) => {
         $crate::backend::wgpu::kernels::weights::WeightShaders {
-            f32: Shader { name: $name, source: concat!(include_str!("weights_f32.wgsl"), include_str!($file)) },
+            f32: Shader {
+                name: $name,
+                source: concat!(include_str!("weights_f32.wgsl"), $(include_str!($file)),+),
+            },
             packed: Shader {
                 name: concat!($name, "_packed"),
-                source: concat!(include_str!("weights_packed.wgsl"), include_str!($file)),
+                source: concat!(include_str!("weights_packed.wgsl"), $(include_str!($file)),+),
             },
             f16: Shader {
                 name: concat!($name, "_f16"),
-                source: concat!(include_str!("weights_f16.wgsl"), include_str!($file)),
+                source: concat!(include_str!("weights_f16.wgsl"), $(include_str!($file)),+),
             },
             f16_words: Shader {
                 name: concat!($name, "_f16_words"),
-                source: concat!(include_str!("weights_f16_words.wgsl"), include_str!($file)),
+                source: concat!(include_str!("weights_f16_words.wgsl"), $(include_str!($file)),+),
             },
         }
     };

@@ -11,17 +11,6 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if i >= p[0] { return; }
-    var rem = i;
-    var ic = 0u;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = 5i; d >= 0; d--) {
-        let k = u32(d);
-        let idx = rem % p[1u + k];
-        rem = rem / p[1u + k];
-        ic += idx * p[7u + k];
-        ia += idx * p[13u + k];
-        ib += idx * p[19u + k];
-    }
-    y[i] = select(b[ib], a[ia], cond[ic] != 0u);
+    let o = broadcast_offsets(i, 1u, vec4<u32>(7u, 13u, 19u, 19u), 0);
+    y[i] = select(b[o.z], a[o.y], cond[o.x] != 0u);
 }
