@@ -25,7 +25,7 @@ use crate::text::{Tokenizer, TokenizerError};
 #[derive(Debug, Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Backend(#[from] BackendError),
+    Backend(Box<BackendError>),
     #[error(transparent)]
     Video(#[from] Y4mError),
     #[error(transparent)]
@@ -40,6 +40,12 @@ pub enum PipelineError {
     NeedsVideo,
     #[error("this student listens to audio: it needs an audio clip (WAV)")]
     NeedsAudio,
+}
+
+impl From<BackendError> for PipelineError {
+    fn from(e: BackendError) -> Self {
+        PipelineError::Backend(Box::new(e))
+    }
 }
 
 impl From<BudgetError> for PipelineError {
