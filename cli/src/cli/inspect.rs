@@ -53,6 +53,7 @@ struct StageReport {
 
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 enum WgpuPlan {
     Plan {
         /// Nodes that run after constant folding and fusion.
@@ -118,6 +119,28 @@ fn shape(t: &TensorInfo) -> String {
     format!("{} {}[{}]", t.name, t.dtype.name(), t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
 }
 
+/// What the wgpu backend would run of a stage: its plan, or why it cannot.
+#[cfg(feature = "wgpu")]
+fn wgpu_plan(st: &edgeqa::manifest::StageInfo, bytes: &[u8], origin: &str) -> WgpuPlan {
+    match edgeqa::backend::wgpu::plan_stage(st, bytes, origin) {
+        Ok((g, p)) => WgpuPlan::Plan {
+            nodes: g.nodes.len(),
+            folded: g.folded,
+            buffers: p.buffers.len(),
+            activation_bytes: p.total_bytes(),
+            unshared_bytes: p.unshared_bytes,
+            constant_bytes: g.constant_bytes(),
+        },
+        Err(e) => WgpuPlan::Unsupported(e.to_string()),
+    }
+}
+
+/// A build without the wgpu backend has no plan to show.
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_plan(_: &edgeqa::manifest::StageInfo, _: &[u8], _: &str) -> WgpuPlan {
+    WgpuPlan::Unsupported("this build of edgeqa has no wgpu backend".into())
+}
+
 pub fn main(args: Args) -> Result<()> {
     let pkg = open_package(&args.package)?;
     let m = pkg.manifest();
@@ -139,17 +162,7 @@ pub fn main(args: Args) -> Result<()> {
         let bytes = pkg.stage_graph(&st.name).with_context(|| format!("{origin}: no graph section"))?;
         let proto = onnx::decode(bytes, &origin)?;
         let ops = onnx::op_histogram(&proto);
-        let wgpu = match edgeqa::backend::wgpu::plan_stage(st, bytes, &origin) {
-            Ok((g, p)) => WgpuPlan::Plan {
-                nodes: g.nodes.len(),
-                folded: g.folded,
-                buffers: p.buffers.len(),
-                activation_bytes: p.total_bytes(),
-                unshared_bytes: p.unshared_bytes,
-                constant_bytes: g.constant_bytes(),
-            },
-            Err(e) => WgpuPlan::Unsupported(e.to_string()),
-        };
+        let wgpu = wgpu_plan(st, bytes, &origin);
         stages.push(StageReport {
             name: st.name.clone(),
             section: st.section.clone(),
