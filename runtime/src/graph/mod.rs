@@ -575,4 +575,38 @@ mod tests {
         assert!(e.contains("input `c` is not produced before it"), "{e}");
         assert!(load(&pb::ModelProto::default()).unwrap_err().to_string().contains("no graph"));
     }
+
+    #[test]
+    fn reshape_to_an_overflowing_shape_is_unsupported_not_a_panic() {
+        // Found by the `graph_wgpu` fuzz target: the wgpu op set multiplied the requested dims
+        // without checking for overflow.
+        use prost::Message;
+        let huge = 1i64 << 62;
+        for spec in [vec![huge, huge, -1], vec![huge, huge, 4], vec![-1, huge, huge]] {
+            let shape = pb::TensorProto {
+                name: "shape".into(),
+                dims: vec![spec.len() as i64],
+                data_type: pb::tensor_proto::DataType::Int64 as i32,
+                int64_data: spec.clone(),
+                ..Default::default()
+            };
+            let m = model(|g| {
+                g.node = vec![node("Reshape", "reshape", &["x", "shape"], &["y"])];
+                g.initializer.push(shape);
+                g.output.truncate(1);
+            });
+            let stage = crate::manifest::StageInfo {
+                name: "model".into(),
+                section: "model".into(),
+                inputs: vec![crate::manifest::TensorInfo {
+                    name: "x".into(),
+                    dtype: crate::manifest::DType::F32,
+                    shape: vec![2, 3],
+                }],
+                outputs: vec![],
+            };
+            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "reshape.onnx").unwrap_err();
+            assert!(e.to_string().contains("Reshape (reshape): cannot reshape [2, 3]"), "{spec:?}: {e}");
+        }
+    }
 }
