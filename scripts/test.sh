@@ -9,4 +9,5 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
+bash scripts/fuzz.sh --bounded 20  # every parser under libFuzzer, 20 s each (fuzz/, docs/testing.md)
 bash scripts/cross-test.sh        # edgeqa for aarch64 under qemu: same answers as the host build

@@ -1,0 +1,11 @@
+//! ONNX bytes → `onnx::decode` → `Graph::load` with the wgpu backend's op set, fused and
+//! memory-planned (`wgpu::plan_stage`, no GPU needed).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(model) = edgeqa::onnx::decode(data, "fuzz.onnx") else { return };
+    let stage = edgeqa_fuzz::stage_for(&model);
+    let _ = edgeqa::backend::wgpu::plan_stage(&stage, data, "fuzz.onnx");
+});
