@@ -151,7 +151,9 @@ def main():
         put("board", os.path.basename(board), open(board, "rb").read())
 
     for t in sorted(os.listdir(CORPUS)):
-        print(f"fuzz seeds: {t}: {len(os.listdir(os.path.join(CORPUS, t)))} inputs")
+        files = os.listdir(os.path.join(CORPUS, t))
+        seeds = sum(f.startswith("seed-") for f in files)
+        print(f"fuzz seeds: {t}: {seeds} seeds, {len(files)} inputs in the corpus")
 
 
 if __name__ == "__main__":
