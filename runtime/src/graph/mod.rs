@@ -388,9 +388,13 @@ impl Graph {
     }
 }
 
+/// Most dimensions a tensor of a stage graph may have; an `axis` beyond it is an error.
+pub const MAX_RANK: i64 = 64;
+
 /// Checks how the main graph's nodes are wired, which every backend relies on: each node names
-/// at least one output (`Constant` and `Shape` exactly one), and every node input and graph output
-/// is a graph input, an initializer or some node's output. The error names the node or tensor
+/// at least one output (`Constant` and `Shape` exactly one), every node input and graph output
+/// is a graph input, an initializer or some node's output, and no `axis`/`axes` attribute is
+/// beyond [`MAX_RANK`] (tract loops for ages on such an axis). The error names the node or tensor
 /// (without the file, which the caller adds).
 pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
     let invalid = |reason: String| format!("{reason}; the graph is malformed, re-export the model");
@@ -412,6 +416,17 @@ pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
             return Err(invalid(format!("{}: has {} outputs, the op has exactly one", label(ix, n), n.output.len())));
         }
         known.extend(n.output.iter().filter(|o| !o.is_empty()).map(String::as_str));
+        for a in n.attribute.iter().filter(|a| a.name == "axis" || a.name == "axes") {
+            if let Some(v) =
+                std::iter::once(a.i).chain(a.ints.iter().copied()).find(|v| !(-MAX_RANK..MAX_RANK).contains(v))
+            {
+                return Err(invalid(format!(
+                    "{}: attribute `{}` holds {v}, beyond any tensor's rank (at most {MAX_RANK})",
+                    label(ix, n),
+                    a.name
+                )));
+            }
+        }
     }
     for (ix, n) in g.node.iter().enumerate() {
         if let Some(missing) = n.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {
@@ -574,6 +589,55 @@ mod tests {
         let e = load(&late).unwrap_err().to_string();
         assert!(e.contains("input `c` is not produced before it"), "{e}");
         assert!(load(&pb::ModelProto::default()).unwrap_err().to_string().contains("no graph"));
+    }
+
+    #[test]
+    fn axes_beyond_any_rank_are_errors() {
+        // Found by the `graph_tract` fuzz target: tract counted up to this LayerNormalization
+        // axis (as a usize) and ran for hours.
+        let axis = |name: &str, i: i64, ints: Vec<i64>| pb::AttributeProto {
+            name: name.into(),
+            i,
+            ints,
+            ..Default::default()
+        };
+        let m = model(|g| g.node[0].attribute.push(axis("axis", -18014398509481985, vec![])));
+        invalid(&m, &["Relu (relu): attribute `axis` holds -18014398509481985, beyond any tensor's rank (at most 64)"]);
+        invalid(&model(|g| g.node[0].attribute.push(axis("axes", 0, vec![0, 64]))), &["`axes` holds 64"]);
+        check_wiring(&model(|g| g.node[0].attribute.push(axis("axes", 0, vec![-64, 63])))).unwrap();
+        // The tract backend checks before tract sees the graph.
+        use crate::backend::Backend;
+        use prost::Message;
+        let mut ln = node("LayerNormalization", "ln", &["x", "w"], &["y"]);
+        ln.attribute.push(axis("axis", -18014398509481985, vec![]));
+        let m = model(|g| {
+            g.node = vec![ln];
+            g.output.truncate(1);
+            g.initializer.push(pb::TensorProto {
+                name: "w".into(),
+                dims: vec![3],
+                data_type: 1,
+                float_data: vec![1.0; 3],
+                ..Default::default()
+            });
+        });
+        let stage = crate::manifest::StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![crate::manifest::TensorInfo {
+                name: "x".into(),
+                dtype: crate::manifest::DType::F32,
+                shape: vec![2, 3],
+            }],
+            outputs: vec![],
+        };
+        let e =
+            crate::backend::tract::TractBackend::new().load_stage(&stage, &m.encode_to_vec(), "ln.onnx").err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("ln.onnx: tract cannot load the graph: LayerNormalization (ln): attribute `axis`"),
+            "{e}"
+        );
     }
 
     #[test]
