@@ -641,6 +641,21 @@ mod tests {
     }
 
     #[test]
+    fn a_node_tract_panics_on_is_not_folded() {
+        // Found by the `graph_wgpu` fuzz target: a Transpose without inputs has only constant
+        // inputs, so it was folded, and tract indexed its missing input. Now it is left to the
+        // op set, which reports it.
+        let m = model(|g| g.node[0] = node("Transpose", "t", &[], &["y"]));
+        let e = load(&m).unwrap_err();
+        assert!(
+            matches!(&e, GraphError::Unsupported { nodes, .. } if nodes == &["Transpose (t): op not supported"]),
+            "{e}"
+        );
+        let run = fold::evaluate_node(13, &node("Transpose", "t", &[], &["y"]), &[]).unwrap_err();
+        assert!(run.to_string().starts_with("tract panicked evaluating the node: "), "{run}");
+    }
+
+    #[test]
     fn reshape_to_an_overflowing_shape_is_unsupported_not_a_panic() {
         // Found by the `graph_wgpu` fuzz target: the wgpu op set multiplied the requested dims
         // without checking for overflow.
