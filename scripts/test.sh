@@ -10,4 +10,5 @@ cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 bash scripts/check-layering.sh    # no CLI crates in the libraries, no wgpu in tract-only builds
 cargo test --locked --workspace --all-targets
+bash scripts/fuzz.sh --bounded 10  # every parser under libFuzzer, 10 s each (fuzz/, docs/testing.md)
 bash scripts/cross-test.sh        # edgeqa for aarch64 under qemu: same answers as the host build

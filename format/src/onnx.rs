@@ -165,9 +165,13 @@ pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
         .map(|t| t.name.clone())
         .collect()
 }
+/// Most dimensions a tensor of a stage graph may have; an `axis` beyond it is an error.
+pub const MAX_RANK: i64 = 64;
+
 /// Checks how the main graph's nodes are wired, which every backend relies on: each node names
-/// at least one output (`Constant` and `Shape` exactly one), and every node input and graph output
-/// is a graph input, an initializer or some node's output. The error names the node or tensor
+/// at least one output (`Constant` and `Shape` exactly one), every node input and graph output
+/// is a graph input, an initializer or some node's output, and no `axis`/`axes` attribute is
+/// beyond [`MAX_RANK`] (tract loops for ages on such an axis). The error names the node or tensor
 /// (without the file, which the caller adds).
 pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
     let invalid = |reason: String| format!("{reason}; the graph is malformed, re-export the model");
@@ -189,6 +193,17 @@ pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
             return Err(invalid(format!("{}: has {} outputs, the op has exactly one", label(ix, n), n.output.len())));
         }
         known.extend(n.output.iter().filter(|o| !o.is_empty()).map(String::as_str));
+        for a in n.attribute.iter().filter(|a| a.name == "axis" || a.name == "axes") {
+            if let Some(v) =
+                std::iter::once(a.i).chain(a.ints.iter().copied()).find(|v| !(-MAX_RANK..MAX_RANK).contains(v))
+            {
+                return Err(invalid(format!(
+                    "{}: attribute `{}` holds {v}, beyond any tensor's rank (at most {MAX_RANK})",
+                    label(ix, n),
+                    a.name
+                )));
+            }
+        }
     }
     for (ix, n) in g.node.iter().enumerate() {
         if let Some(missing) = n.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {

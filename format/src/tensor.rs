@@ -6,6 +6,33 @@ use thiserror::Error;
 
 use crate::manifest::{DType, TensorInfo};
 
+/// Deepest bracket nesting accepted in a `.npy` header. NumPy's headers nest at most three deep
+/// (a structured dtype's list of tuples); the header parser npyz uses takes time exponential in
+/// the depth of unclosed brackets, so a 300-byte file could stall it for minutes.
+const MAX_NPY_HEADER_NESTING: usize = 8;
+
+/// Deepest nesting of `(`, `[` and `{` in a `.npy` header (0 when there is none to find).
+fn npy_header_nesting(bytes: &[u8]) -> usize {
+    let (start, len): (usize, _) = match bytes.get(6) {
+        Some(1) => (10, bytes.get(8..10).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))),
+        Some(2 | 3) => (12, bytes.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)),
+        _ => return 0,
+    };
+    let end = start.saturating_add(len.unwrap_or(0)).min(bytes.len());
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for &b in bytes.get(start..end).unwrap_or_default() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Element storage of a [`Tensor`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
@@ -130,6 +157,11 @@ impl Tensor {
     pub fn from_npy_bytes(bytes: &[u8], origin: &str) -> Result<Tensor, TensorError> {
         let origin = origin.to_string();
         let err = |reason: String| TensorError::NpyRead { origin: origin.clone(), reason };
+        if npy_header_nesting(bytes) > MAX_NPY_HEADER_NESTING {
+            return Err(err(format!(
+                "the header nests brackets more than {MAX_NPY_HEADER_NESTING} deep; it is not a header NumPy writes"
+            )));
+        }
         let npy = npyz::NpyFile::new(bytes).map_err(|e| err(e.to_string()))?;
         if npy.order() != npyz::Order::C {
             return Err(err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
@@ -207,6 +239,26 @@ mod tests {
     #[test]
     fn element_count_is_checked() {
         assert!(Tensor::f32(vec![2, 2], vec![1.0; 3]).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_npy_header_is_refused_at_once() {
+        // Found by the `npy` fuzz target: npyz's header parser took over 15 s on this 300-byte file.
+        let mut header = b"{".to_vec();
+        header.extend([b'['; 70]);
+        header.extend_from_slice(b"'descr': '<i4', 'fortran_order': False, 'shape': (3, 4), }");
+        header.resize(118, b' ');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend((0..12u32).flat_map(|v| v.to_le_bytes()));
+        let t = std::time::Instant::now();
+        let e = Tensor::from_npy_bytes(&bytes, "deep.npy").unwrap_err().to_string();
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert!(e.starts_with("deep.npy: cannot read .npy: the header nests brackets more than 8 deep"), "{e}");
+        // What NumPy writes, structured dtypes included, stays well within the limit.
+        let ok = b"{'descr': [('a', '<f4', (2,)), ('b', [('c', '<i4')])], 'fortran_order': False, 'shape': (3,), }";
+        assert_eq!(npy_header_nesting(&[&b"\x93NUMPY\x01\x00"[..], &[ok.len() as u8, 0], ok].concat()), 5);
     }
 
     #[test]

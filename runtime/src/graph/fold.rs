@@ -28,8 +28,19 @@ pub fn evaluate_node(opset: i64, node: &pb::NodeProto, inputs: &[(String, Arc<Te
     if let Some(g) = proto.graph.as_mut() {
         g.output = outputs.iter().map(|n| value_untyped(n)).collect();
     }
-    let plan = framework().model_for_proto_model(&proto)?.into_optimized()?.into_runnable()?;
-    let values = plan.run(tvec![])?;
+    // A node from a file can make tract panic (say, a Transpose `perm` that does not fit the
+    // input's rank): that is an error here, and the node is left to the backend to judge.
+    let run = || -> TractResult<TVec<TValue>> {
+        framework().model_for_proto_model(&proto)?.into_optimized()?.into_runnable()?.run(tvec![])
+    };
+    let values = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        anyhow!("tract panicked evaluating the node: {what}")
+    })??;
     ensure!(values.len() == outputs.len(), "tract returned {} tensors for {} outputs", values.len(), outputs.len());
     Ok(values.into_iter().map(|v| v.into_tensor()).collect())
 }

@@ -393,7 +393,7 @@ impl Graph {
     }
 }
 
-pub use crate::onnx::check_wiring;
+pub use crate::onnx::{MAX_RANK, check_wiring};
 
 fn add(values: &mut Vec<Value>, by_name: &mut HashMap<String, ValueId>, v: Value) -> ValueId {
     by_name.insert(v.name.clone(), values.len());
@@ -536,5 +536,103 @@ mod tests {
         let e = load(&late).unwrap_err().to_string();
         assert!(e.contains("input `c` is not produced before it"), "{e}");
         assert!(load(&pb::ModelProto::default()).unwrap_err().to_string().contains("no graph"));
+    }
+
+    #[test]
+    fn axes_beyond_any_rank_are_errors() {
+        // Found by the `graph_tract` fuzz target: tract counted up to this LayerNormalization
+        // axis (as a usize) and ran for hours.
+        let axis = |name: &str, i: i64, ints: Vec<i64>| pb::AttributeProto {
+            name: name.into(),
+            i,
+            ints,
+            ..Default::default()
+        };
+        let m = model(|g| g.node[0].attribute.push(axis("axis", -18014398509481985, vec![])));
+        invalid(&m, &["Relu (relu): attribute `axis` holds -18014398509481985, beyond any tensor's rank (at most 64)"]);
+        invalid(&model(|g| g.node[0].attribute.push(axis("axes", 0, vec![0, 64]))), &["`axes` holds 64"]);
+        check_wiring(&model(|g| g.node[0].attribute.push(axis("axes", 0, vec![-64, 63])))).unwrap();
+        // The tract backend checks before tract sees the graph.
+        use crate::backend::Backend;
+        use prost::Message;
+        let mut ln = node("LayerNormalization", "ln", &["x", "w"], &["y"]);
+        ln.attribute.push(axis("axis", -18014398509481985, vec![]));
+        let m = model(|g| {
+            g.node = vec![ln];
+            g.output.truncate(1);
+            g.initializer.push(pb::TensorProto {
+                name: "w".into(),
+                dims: vec![3],
+                data_type: 1,
+                float_data: vec![1.0; 3],
+                ..Default::default()
+            });
+        });
+        let stage = crate::manifest::StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![crate::manifest::TensorInfo {
+                name: "x".into(),
+                dtype: crate::manifest::DType::F32,
+                shape: vec![2, 3],
+            }],
+            outputs: vec![],
+        };
+        let e =
+            crate::backend::tract::TractBackend::new().load_stage(&stage, &m.encode_to_vec(), "ln.onnx").err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("ln.onnx: tract cannot load the graph: LayerNormalization (ln): attribute `axis`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_node_tract_panics_on_is_not_folded() {
+        // Found by the `graph_wgpu` fuzz target: a Transpose without inputs has only constant
+        // inputs, so it was folded, and tract indexed its missing input. Now it is left to the
+        // op set, which reports it.
+        let m = model(|g| g.node[0] = node("Transpose", "t", &[], &["y"]));
+        let e = load(&m).unwrap_err();
+        assert!(
+            matches!(&e, GraphError::Unsupported { nodes, .. } if nodes == &["Transpose (t): op not supported"]),
+            "{e}"
+        );
+        let run = fold::evaluate_node(13, &node("Transpose", "t", &[], &["y"]), &[]).unwrap_err();
+        assert!(run.to_string().starts_with("tract panicked evaluating the node: "), "{run}");
+    }
+
+    #[test]
+    fn reshape_to_an_overflowing_shape_is_unsupported_not_a_panic() {
+        // Found by the `graph_wgpu` fuzz target: the wgpu op set multiplied the requested dims
+        // without checking for overflow.
+        use prost::Message;
+        let huge = 1i64 << 62;
+        for spec in [vec![huge, huge, -1], vec![huge, huge, 4], vec![-1, huge, huge]] {
+            let shape = pb::TensorProto {
+                name: "shape".into(),
+                dims: vec![spec.len() as i64],
+                data_type: pb::tensor_proto::DataType::Int64 as i32,
+                int64_data: spec.clone(),
+                ..Default::default()
+            };
+            let m = model(|g| {
+                g.node = vec![node("Reshape", "reshape", &["x", "shape"], &["y"])];
+                g.initializer.push(shape);
+                g.output.truncate(1);
+            });
+            let stage = crate::manifest::StageInfo {
+                name: "model".into(),
+                section: "model".into(),
+                inputs: vec![crate::manifest::TensorInfo {
+                    name: "x".into(),
+                    dtype: crate::manifest::DType::F32,
+                    shape: vec![2, 3],
+                }],
+                outputs: vec![],
+            };
+            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "reshape.onnx").unwrap_err();
+            assert!(e.to_string().contains("Reshape (reshape): cannot reshape [2, 3]"), "{spec:?}: {e}");
+        }
     }
 }

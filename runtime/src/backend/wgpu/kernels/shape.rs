@@ -36,14 +36,16 @@ fn new_shape(node: &Attrs<'_>, inputs: &[Option<&Value>], x: &[usize]) -> Result
                     d => return Err(format!("shape value {d} is not valid").into()),
                 }
             }
+            // Shape values come from the file: multiply without overflowing.
+            let product = |dims: &[usize]| dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
             if let Some(i) = infer_at {
-                let known: usize = out.iter().product();
+                let known = product(&out).unwrap_or(0);
                 if known == 0 || !total.is_multiple_of(known) {
                     return Err(format!("cannot reshape {x:?} to {spec:?}").into());
                 }
                 out[i] = total / known;
             }
-            if out.iter().product::<usize>() != total {
+            if product(&out) != Some(total) {
                 return Err(format!("cannot reshape {x:?} to {spec:?}").into());
             }
             Ok(out)

@@ -1,0 +1,19 @@
+//! ONNX bytes → `onnx::decode` → `Graph::load` with the wgpu backend's op set, fused and
+//! memory-planned (`wgpu::plan_stage`, no GPU needed).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(
+    init: {
+        // Constant folding runs tract and catches its panics (the node then runs instead);
+        // libFuzzer's hook would abort on those. An uncaught panic still aborts.
+        let _ = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+    },
+    |data: &[u8]| {
+        let Ok(model) = edgeqa::onnx::decode(data, "fuzz.onnx") else { return };
+        let stage = edgeqa_fuzz::stage_for(&model);
+        let _ = edgeqa::backend::wgpu::plan_stage(&stage, data, "fuzz.onnx");
+    }
+);

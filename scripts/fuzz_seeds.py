@@ -1,0 +1,160 @@
+"""Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from real inputs.
+
+Run by scripts/fuzz.sh with the test-data venv (numpy). Seeds (`seed-*`) are rewritten each run
+and never committed; libFuzzer adds the inputs it finds beside them.
+"""
+
+import glob
+import hashlib
+import io
+import json
+import os
+import struct
+import sys
+import wave
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+NODE_TESTS = os.path.join(ROOT, ".cache", "testdata", "onnx-node")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def sections(pkg):
+    """(name, kind, bytes) of each section of an .eqa package (docs/package-format.md)."""
+    count = struct.unpack_from("<I", pkg, 12)[0]
+    out = []
+    for i in range(count):
+        e = pkg[64 + 96 * i : 64 + 96 * (i + 1)]
+        kind, _, off, length = struct.unpack_from("<IIQQ", e, 0)
+        name = e[32:64].rstrip(b"\0").decode()
+        out.append((name, kind, pkg[off : off + length]))
+    return out
+
+
+def package(secs):
+    """An .eqa package of (name, kind, bytes) sections, laid out as PackageWriter lays them out."""
+    align = lambda n: (n + 63) // 64 * 64
+    table, offsets = b"", []
+    pos = align(64 + 96 * len(secs))
+    for name, kind, data in secs:
+        table += struct.pack("<IIQQQ", kind, 0, pos, len(data), 0) + name.encode().ljust(32, b"\0")
+        table += hashlib.sha256(data).digest()
+        offsets.append(pos)
+        pos = align(pos + len(data))
+    out = bytearray(pos)
+    head = b"EDGEQAPK" + struct.pack("<IIQQ", 1, len(secs), pos, 0)
+    out[0:32] = head
+    out[32:64] = hashlib.sha256(head + table).digest()
+    out[64 : 64 + len(table)] = table
+    for at, (_, _, data) in zip(offsets, secs):
+        out[at : at + len(data)] = data
+    return bytes(out)
+
+
+def y4m(w, h, cs, frames, extra=""):
+    sx, sy = {"420jpeg": (1, 1), "420": (1, 1), "422": (1, 0), "444": (0, 0), "mono": None}.get(cs, (1, 1)) or (0, 0)
+    chroma = 0 if cs == "mono" else 2 * ((w + (1 << sx) - 1) >> sx) * ((h + (1 << sy) - 1) >> sy)
+    out = f"YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C{cs}{extra}\n".encode()
+    for k in range(frames):
+        out += b"FRAME\n" if k % 2 == 0 else b"FRAME Ixyz\n"
+        out += bytes((i * 7 + k * 31) % 256 for i in range(w * h + chroma))
+    return out
+
+
+def wav(rate, channels, width, frames):
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(bytes((i * 37) % 256 for i in range(frames * channels * width)))
+    return b.getvalue()
+
+
+def wav_float(rate, samples):
+    data = np.asarray(samples, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def npy(a):
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()
+
+
+def main():
+    if not os.path.isdir(NODE_TESTS):
+        sys.exit("fuzz seeds: .cache/testdata/onnx-node is missing: run `bash scripts/fetch-test-data.sh`")
+    # Fresh seeds; inputs that earlier runs added to the corpora stay.
+    for old in glob.glob(os.path.join(CORPUS, "*", "seed-*")):
+        os.remove(old)
+
+    demo = open(os.path.join(ROOT, "models", "demo", "demo.eqa"), "rb").read()
+    put("package", "demo.eqa", demo)
+    secs = sections(demo)
+    manifest = secs[0][2]
+    put("manifest", "demo.json", manifest)
+    doc = open(os.path.join(ROOT, "docs", "package-format.md")).read()
+    start = doc.index("```json\n") + len("```json\n")
+    put("manifest", "doc-student.json", doc[start : doc.index("```", start)].encode())
+    # A small generic package around the smallest node test, so most runs are cheap.
+    tiny = open(os.path.join(NODE_TESTS, "test_relu", "model.onnx"), "rb").read()
+    m = {
+        "contract_version": 1, "producer": "fuzz seeds", "kind": "model", "name": "tiny",
+        "stages": [{"name": "model", "section": "model",
+                    "inputs": [{"name": "x", "dtype": "f32", "shape": [3, 4, 5]}],
+                    "outputs": [{"name": "y", "dtype": "f32", "shape": [3, 4, 5]}]}],
+        "labels": [], "quantization": {"scheme": "fp32"},
+    }
+    put("package", "tiny.eqa", package([("manifest", 1, json.dumps(m).encode()), ("model", 2, tiny)]))
+    put("manifest", "tiny.json", json.dumps(m).encode())
+
+    graphs = [(n, d) for n, k, d in secs if k == 2]
+    for path in sorted(glob.glob(os.path.join(NODE_TESTS, "*", "model.onnx"))):
+        data = open(path, "rb").read()
+        if len(data) <= 2048:
+            graphs.append((os.path.basename(os.path.dirname(path)) + ".onnx", data))
+    for name, data in graphs:
+        put("graph_wgpu", name, data)
+        put("graph_tract", name, data)
+
+    for clip in sorted(glob.glob(os.path.join(ROOT, "models", "demo", "eval", "*.y4m")))[:1]:
+        put("y4m", os.path.basename(clip), open(clip, "rb").read())
+    for cs in ["420jpeg", "420", "422", "444", "mono"]:
+        put("y4m", f"{cs}.y4m", y4m(5, 3, cs, 3))
+    put("y4m", "full.y4m", y4m(4, 2, "420jpeg", 2, " XCOLORRANGE=FULL"))
+
+    for clip in sorted(glob.glob(os.path.join(ROOT, "models", "demo", "eval", "*.wav")))[:1]:
+        put("wav", os.path.basename(clip), open(clip, "rb").read())
+    for width in [1, 2, 3, 4]:
+        for channels in [1, 2]:
+            put("wav", f"pcm{8 * width}-{channels}ch.wav", wav(16000, channels, width, 40))
+    put("wav", "float.wav", wav_float(16000, [0.0, 0.5, -0.5, 1.0, -1.0, 0.25]))
+
+    for dtype in ["<f4", "<i8", "<i4", "|u1", "|i1", "|b1"]:
+        put("npy", dtype.strip("<|") + ".npy", npy(np.arange(12).reshape(3, 4).astype(dtype)))
+    put("npy", "scalar.npy", npy(np.float32(1.5)))
+    put("npy", "fortran.npy", npy(np.asfortranarray(np.ones((2, 3), dtype="<f4"))))
+    put("npy", "f8.npy", npy(np.ones(3)))
+
+    for board in sorted(glob.glob(os.path.join(ROOT, "firmware-config", "boards", "*.toml"))):
+        put("board", os.path.basename(board), open(board, "rb").read())
+
+    for t in sorted(os.listdir(CORPUS)):
+        files = os.listdir(os.path.join(CORPUS, t))
+        seeds = sum(f.startswith("seed-") for f in files)
+        print(f"fuzz seeds: {t}: {seeds} seeds, {len(files)} inputs in the corpus")
+
+
+if __name__ == "__main__":
+    main()
