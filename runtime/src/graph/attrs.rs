@@ -5,6 +5,59 @@ use std::cell::Cell;
 use std::ops::Deref;
 
 use super::{Node, NodeError};
+use crate::onnx::pb;
+
+/// Reading a node's attributes by name, written once for [`Node`] (reads as they are) and
+/// [`Attrs`] (records what was read).
+pub trait ReadAttrs {
+    /// The attribute of that name, if the node has it.
+    fn attr(&self, name: &str) -> Option<&pb::AttributeProto>;
+
+    /// Whether the attribute is present.
+    fn has(&self, name: &str) -> bool {
+        self.attr(name).is_some()
+    }
+
+    /// An integer attribute, or `default` when absent.
+    fn int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name).map_or(default, |a| a.i)
+    }
+
+    /// A float attribute, or `default` when absent.
+    fn float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name).map_or(default, |a| a.f)
+    }
+
+    /// An integer-list attribute (`None` when absent).
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.attr(name).map(|a| a.ints.clone())
+    }
+
+    /// A float-list attribute (empty when absent).
+    fn floats(&self, name: &str) -> Vec<f32> {
+        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
+    }
+
+    /// A string attribute, or `default` when absent.
+    fn string(&self, name: &str, default: &str) -> String {
+        self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
+    }
+
+    /// A string-list attribute (empty when absent).
+    fn strings(&self, name: &str) -> Vec<String> {
+        self.attr(name)
+            .map_or_else(Vec::new, |a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+    }
+}
+
+impl ReadAttrs for Attrs<'_> {
+    /// Reads and records the read.
+    fn attr(&self, name: &str) -> Option<&pb::AttributeProto> {
+        let i = self.node.attributes.iter().position(|a| a.name == name)?;
+        self.read[i].set(true);
+        Some(&self.node.attributes[i])
+    }
+}
 
 /// A view of a [`Node`] whose attribute getters record what they read. A kernel parses its
 /// parameters through it; [`Attrs::refuse_unread`] then names the first attribute the node
@@ -23,48 +76,6 @@ impl<'n> Attrs<'n> {
     /// The node itself.
     pub fn node(&self) -> &'n Node {
         self.node
-    }
-
-    fn attr(&self, name: &str) -> Option<&'n crate::onnx::pb::AttributeProto> {
-        let i = self.node.attributes.iter().position(|a| a.name == name)?;
-        self.read[i].set(true);
-        Some(&self.node.attributes[i])
-    }
-
-    /// Whether the attribute is present (reading it).
-    pub fn has(&self, name: &str) -> bool {
-        self.attr(name).is_some()
-    }
-
-    /// An integer attribute, or `default` when absent.
-    pub fn int(&self, name: &str, default: i64) -> i64 {
-        self.attr(name).map_or(default, |a| a.i)
-    }
-
-    /// A float attribute, or `default` when absent.
-    pub fn float(&self, name: &str, default: f32) -> f32 {
-        self.attr(name).map_or(default, |a| a.f)
-    }
-
-    /// An integer-list attribute (`None` when absent).
-    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.attr(name).map(|a| a.ints.clone())
-    }
-
-    /// A float-list attribute (empty when absent).
-    pub fn floats(&self, name: &str) -> Vec<f32> {
-        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
-    }
-
-    /// A string attribute, or `default` when absent.
-    pub fn string(&self, name: &str, default: &str) -> String {
-        self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
-    }
-
-    /// A string-list attribute (empty when absent).
-    pub fn strings(&self, name: &str) -> Vec<String> {
-        self.attr(name)
-            .map_or_else(Vec::new, |a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
     }
 
     /// [`NodeError::Attribute`] for the first attribute of the node nothing has read.

@@ -13,7 +13,7 @@ mod error;
 pub mod fold;
 pub mod plan;
 
-pub use attrs::Attrs;
+pub use attrs::{Attrs, ReadAttrs};
 pub use error::NodeError;
 
 use std::collections::HashMap;
@@ -77,44 +77,16 @@ impl Node {
         format!("{} ({})", self.op, self.name)
     }
 
-    fn attr(&self, name: &str) -> Option<&pb::AttributeProto> {
-        self.attributes.iter().find(|a| a.name == name)
-    }
-
-    /// An integer attribute, or `default` when absent.
-    pub fn int(&self, name: &str, default: i64) -> i64 {
-        self.attr(name).map_or(default, |a| a.i)
-    }
-
-    /// A float attribute, or `default` when absent.
-    pub fn float(&self, name: &str, default: f32) -> f32 {
-        self.attr(name).map_or(default, |a| a.f)
-    }
-
-    /// An integer-list attribute (`None` when absent).
-    pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.attr(name).map(|a| a.ints.clone())
-    }
-
-    /// A float-list attribute (empty when absent).
-    pub fn floats(&self, name: &str) -> Vec<f32> {
-        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
-    }
-
-    /// A string attribute, or `default` when absent.
-    pub fn string(&self, name: &str, default: &str) -> String {
-        self.attr(name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
-    }
-
-    /// A string-list attribute (empty when absent).
-    pub fn strings(&self, name: &str) -> Vec<String> {
-        self.attr(name)
-            .map_or_else(Vec::new, |a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
-    }
-
     /// Names of the attributes present, for "unsupported attribute" checks.
     pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
         self.attributes.iter().map(|a| a.name.as_str())
+    }
+}
+
+impl ReadAttrs for Node {
+    /// Reads without recording (see [`Attrs`] for kernels).
+    fn attr(&self, name: &str) -> Option<&pb::AttributeProto> {
+        self.attributes.iter().find(|a| a.name == name)
     }
 }
 

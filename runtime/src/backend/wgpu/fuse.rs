@@ -16,6 +16,7 @@ use super::kernels::{
     FUSED_ACTIVATION, FUSED_ALPHA, FUSED_BETA, activation_of, broadcast_strides, const_floats, const_ints,
 };
 use super::kernels::{conv, matmul};
+use crate::graph::ReadAttrs;
 use crate::graph::{Graph, ValueId};
 use crate::onnx_builder::{attr_float, attr_floats, attr_int, attr_ints};
 

@@ -4,6 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgsl") };

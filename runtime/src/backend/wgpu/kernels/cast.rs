@@ -3,6 +3,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 use crate::onnx::pb::tensor_proto::DataType as T;
 

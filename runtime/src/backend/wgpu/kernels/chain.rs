@@ -5,7 +5,7 @@
 
 use super::elementwise::{BINARY_WGSL, UNARY_WGSL};
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
-use crate::graph::{Attrs, NodeError, OutputType, Value};
+use crate::graph::{Attrs, NodeError, OutputType, ReadAttrs, Value};
 
 /// The op type of a fused chain node.
 pub(crate) const CHAIN_OP: &str = "edgeqa.ElementwiseChain";

@@ -6,6 +6,7 @@ use tract_onnx::prelude::DatumType;
 use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
 use super::weights::{self, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value};
 
 const SHADERS: WeightShaders = weight_shaders!("conv", "conv.wgsl");

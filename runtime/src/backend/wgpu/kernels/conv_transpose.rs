@@ -6,6 +6,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::{ConvGeometry, dispatch_conv};
 use super::{Binding, Build, Kernel, Shader, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "conv_transpose", source: include_str!("conv_transpose.wgsl") };

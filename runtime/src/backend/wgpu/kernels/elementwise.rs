@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, padded, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value};
 
 /// One binary f32 op: its ONNX type and its WGSL on `x` and `z`. Its code in `apply_binary` is

@@ -8,6 +8,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
 const SHADER: Shader =

@@ -5,6 +5,7 @@
 use super::{
     Binding, Build, Kernel, Shader, axis, broadcast, broadcast_strides, const_ints, device_type, padded, strides,
 };
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "copy", source: include_str!("copy.wgsl") };

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded, with_codes};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 static COMPARE: LazyLock<String> = LazyLock::new(|| with_codes("OP_", COMPARE_OPS, include_str!("compare.wgsl")));

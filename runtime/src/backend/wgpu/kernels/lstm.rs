@@ -9,6 +9,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "lstm", source: include_str!("lstm.wgsl") };

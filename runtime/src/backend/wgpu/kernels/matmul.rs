@@ -6,6 +6,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value, ValueId};
 
 const SHADERS: WeightShaders = weight_shaders!("matmul", "matmul.wgsl");

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::{DatumType, Tensor};
 
-use crate::graph::{Attrs, Graph, Node, NodeError, OpSet, OutputType, Value, ValueId};
+use crate::graph::{Attrs, Graph, Node, NodeError, OpSet, OutputType, ReadAttrs, Value, ValueId};
 
 /// One op family.
 pub(crate) trait Kernel: Sync {

@@ -5,6 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };

@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, with_codes, words};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("MODE_", MODES, include_str!("pad.wgsl")));

@@ -5,6 +5,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::conv::axis_geometry;
 use super::{Binding, Build, Kernel, Shader, want_f32};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "pool", source: include_str!("pool.wgsl") };

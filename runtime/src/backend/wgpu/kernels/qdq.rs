@@ -5,6 +5,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "qdq", source: include_str!("qdq.wgsl") };

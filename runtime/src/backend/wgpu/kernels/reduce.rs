@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32, with_codes};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 static SHADER: LazyLock<String> = LazyLock::new(|| with_codes("OP_", OPS, include_str!("reduce.wgsl")));

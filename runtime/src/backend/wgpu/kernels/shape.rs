@@ -2,6 +2,7 @@
 //! Their output is the input's buffer (no dispatch); new shapes must come from constants.
 
 use super::{Build, Kernel, axis, const_ints, device_type};
+use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
 /// Reshape, Flatten, Squeeze, Unsqueeze, Identity.
