@@ -296,23 +296,7 @@ fn a_package_with_an_op_tract_lacks_lists_it_at_load() {
         dtype: edgeqa::manifest::DType::F32,
         shape: vec![1, 2],
     };
-    let manifest = edgeqa::manifest::Manifest {
-        contract_version: 1,
-        producer: "test".into(),
-        kind: edgeqa::manifest::PackageKind::Model,
-        name: "custom".into(),
-        stages: vec![edgeqa::manifest::StageInfo {
-            name: "model".into(),
-            section: "model".into(),
-            inputs: vec![info("x")],
-            outputs: vec![info("y")],
-        }],
-        video: None,
-        audio: None,
-        tokenizer: None,
-        labels: vec![],
-        quantization: Default::default(),
-    };
+    let manifest = edgeqa::manifest::Manifest::model("test", "custom", vec![info("x")], vec![info("y")]);
     let mut w = edgeqa::package::PackageWriter::new(manifest);
     w.add_onnx("model", g.build()).unwrap();
     let dir = tempfile::tempdir().unwrap();

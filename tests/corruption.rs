@@ -44,7 +44,7 @@ fn flipped_truncated_and_extended_packages_are_rejected() {
 /// A generic package whose graph is `y = x + c` with `c` from a Constant node that names no
 /// output (hand-edited after export): (package, x.npy).
 fn package_with_outputless_constant(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    use edgeqa::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
+    use edgeqa::manifest::{DType, Manifest, TensorInfo};
     use edgeqa::onnx::Dim;
     use edgeqa::onnx_builder::{Attr, GraphBuilder};
     use prost::Message;
@@ -61,23 +61,7 @@ fn package_with_outputless_constant(dir: &Path) -> (std::path::PathBuf, std::pat
     constant.output.clear();
 
     let t = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
-    let manifest = Manifest {
-        contract_version: 1,
-        producer: "crafted".into(),
-        kind: PackageKind::Model,
-        name: "crafted".into(),
-        stages: vec![StageInfo {
-            name: "model".into(),
-            section: "model".into(),
-            inputs: vec![t("x")],
-            outputs: vec![t("y")],
-        }],
-        video: None,
-        audio: None,
-        tokenizer: None,
-        labels: vec![],
-        quantization: Default::default(),
-    };
+    let manifest = Manifest::model("crafted", "crafted", vec![t("x")], vec![t("y")]);
     let mut w = edgeqa::package::PackageWriter::new(manifest);
     w.add_onnx("model", model.encode_to_vec()).unwrap();
     let pkg = dir.join("crafted.eqa");

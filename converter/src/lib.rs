@@ -375,18 +375,7 @@ fn prepare_model(
     check_supported(std::slice::from_ref(&g))?;
     let stage = stage_info(&g, input_shapes)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-    let manifest = Manifest {
-        contract_version: CONTRACT_VERSION,
-        producer: PRODUCER.to_string(),
-        kind: PackageKind::Model,
-        name,
-        stages: vec![stage],
-        video: None,
-        audio: None,
-        tokenizer: None,
-        labels: vec![],
-        quantization: QuantizationInfo::default(),
-    };
+    let manifest = Manifest::model(PRODUCER, &name, stage.inputs, stage.outputs);
     Ok((manifest, vec![g]))
 }
 

@@ -203,6 +203,23 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a generic model package: one stage named [`MODEL_STAGE`] with these inputs
+    /// and outputs, its graph in the section of the same name, at this build's contract version.
+    pub fn model(producer: &str, name: &str, inputs: Vec<TensorInfo>, outputs: Vec<TensorInfo>) -> Manifest {
+        Manifest {
+            contract_version: CONTRACT_VERSION,
+            producer: producer.to_string(),
+            kind: PackageKind::Model,
+            name: name.to_string(),
+            stages: vec![StageInfo { name: MODEL_STAGE.into(), section: MODEL_STAGE.into(), inputs, outputs }],
+            video: None,
+            audio: None,
+            tokenizer: None,
+            labels: vec![],
+            quantization: QuantizationInfo::default(),
+        }
+    }
+
     /// Stage by name.
     pub fn stage(&self, name: &str) -> Option<&StageInfo> {
         self.stages.iter().find(|s| s.name == name)

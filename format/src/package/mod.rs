@@ -25,30 +25,14 @@ mod tests {
     use super::format::{E_KIND, E_LEN, E_NAME, E_OFFSET, H_COUNT, H_DIGEST, header_digest};
     use super::write::layout;
     use super::*;
-    use crate::manifest::{CONTRACT_VERSION, DType, Manifest, PackageKind, QuantizationInfo, StageInfo, TensorInfo};
+    use crate::manifest::{DType, Manifest, PackageKind, TensorInfo};
 
     const ORIGIN: &str = "tests/tiny.eqa";
     const GRAPH: &[u8] = b"not really onnx, the package layer does not parse it";
 
     fn manifest() -> Manifest {
         let t = |name: &str| TensorInfo { name: name.into(), dtype: DType::F32, shape: vec![1, 4] };
-        Manifest {
-            contract_version: CONTRACT_VERSION,
-            producer: "edgeqa tests".into(),
-            kind: PackageKind::Model,
-            name: "tiny".into(),
-            stages: vec![StageInfo {
-                name: "model".into(),
-                section: "model".into(),
-                inputs: vec![t("x")],
-                outputs: vec![t("y")],
-            }],
-            video: None,
-            audio: None,
-            tokenizer: None,
-            labels: vec![],
-            quantization: QuantizationInfo::default(),
-        }
+        Manifest::model("edgeqa tests", "tiny", vec![t("x")], vec![t("y")])
     }
 
     fn writer() -> PackageWriter {
