@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every edgeqa parser with cargo-fuzz (libFuzzer); the targets are in fuzz/fuzz_targets/.
 #
-#   bash scripts/fuzz.sh --bounded [SECONDS]        each target for SECONDS (default 20); run by
-#                                                   scripts/test.sh
+#   bash scripts/fuzz.sh --bounded [SECONDS] [TARGET]...  each target (or those named) for SECONDS
+#                                                   (default 20); run by scripts/test.sh
 #   bash scripts/fuzz.sh --long [RUNS] [TARGET]...  each target (or those named) for RUNS
 #                                                   executions (default 10000000)
 #   bash scripts/fuzz.sh --build                    only install cargo-fuzz and build the targets
@@ -23,14 +23,18 @@ PY=.cache/venv/bin/python
 mode=${1:---bounded}
 [ $# -gt 0 ] && shift
 case "$mode" in
-  --bounded) limit=(-max_total_time="${1:-20}") ;;
+  --bounded)
+    limit=(-max_total_time="${1:-20}")
+    [ $# -gt 0 ] && shift
+    [ $# -gt 0 ] && TARGETS=("$@")
+    ;;
   --long)
     limit=(-runs="${1:-10000000}")
     [ $# -gt 0 ] && shift
     [ $# -gt 0 ] && TARGETS=("$@")
     ;;
   --build) limit=() ;;
-  *) echo "usage: $0 --bounded [SECONDS] | --long [RUNS] [TARGET]... | --build" >&2; exit 2 ;;
+  *) echo "usage: $0 --bounded [SECONDS] [TARGET]... | --long [RUNS] [TARGET]... | --build" >&2; exit 2 ;;
 esac
 
 log() { echo "fuzz: $*" >&2; }
