@@ -72,6 +72,18 @@ pub fn to_proto(name: &str, t: &Tensor) -> Option<pb::TensorProto> {
     })
 }
 
+/// Runs `f`, turning a panic inside it (tract panics on some graphs and inputs instead of
+/// returning an error) into `Err` with the panic's message.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into())
+    })
+}
+
 /// Little-endian bytes of every element, in logical (row-major) order.
 fn bytes<D: Datum + Copy, const N: usize>(t: &Tensor, le: impl Fn(D) -> [u8; N]) -> Option<Vec<u8>> {
     let view = t.to_plain_array_view::<D>().ok()?;

@@ -441,18 +441,10 @@ pub fn drop_unused_pad_value(model: &mut pb::ModelProto) -> Vec<String> {
 }
 
 /// tract 0.23.9, fault: some bad inputs panic inside tract instead of failing — `Gather` with an
-/// out-of-range index (a token id past the vocabulary) among them. Runs `f` and turns a panic
-/// into an error carrying its message, so a stage fails with a message instead of taking the
-/// process down. tract's plans keep no state between runs, so the stage stays usable.
-pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into())
-    })
-}
+/// out-of-range index (a token id past the vocabulary) among them. [`catch_panic`] turns such a
+/// panic into an error carrying its message, so a stage fails with a message instead of taking
+/// the process down. tract's plans keep no state between runs, so the stage stays usable.
+pub use edgeqa_format::tract::catch_panic;
 
 /// Applies every rewrite to a stage's graph before tract parses it; logs what it changed.
 pub fn apply(model: &mut pb::ModelProto, origin: &str) -> Result<(), String> {

@@ -33,14 +33,8 @@ pub fn evaluate_node(opset: i64, node: &pb::NodeProto, inputs: &[(String, Arc<Te
     let run = || -> TractResult<TVec<TValue>> {
         framework().model_for_proto_model(&proto)?.into_optimized()?.into_runnable()?.run(tvec![])
     };
-    let values = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        anyhow!("tract panicked evaluating the node: {what}")
-    })??;
+    let values = edgeqa_format::tract::catch_panic(run)
+        .map_err(|what| anyhow!("tract panicked evaluating the node: {what}"))??;
     ensure!(values.len() == outputs.len(), "tract returned {} tensors for {} outputs", values.len(), outputs.len());
     Ok(values.into_iter().map(|v| v.into_tensor()).collect())
 }
