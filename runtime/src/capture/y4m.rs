@@ -41,6 +41,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+// BT.601 YCbCr -> RGB coefficients (see the module documentation).
+use crate::capture::pixels::{B_U, R_V};
+
 /// Longest accepted header line, newline included.
 pub const MAX_HEADER_BYTES: usize = 4096;
 /// Largest accepted width or height in pixels.
@@ -50,12 +53,6 @@ const MAGIC: &[u8] = b"YUV4MPEG2 ";
 const FRAME_MAGIC: &[u8] = b"FRAME";
 const MAX_FRAME_HEADER_BYTES: usize = 4096;
 const CONVERT_HINT: &str = "convert it with `ffmpeg -i in.mp4 -pix_fmt yuv420p -f yuv4mpegpipe out.y4m`";
-
-/// BT.601 YCbCr -> RGB coefficients (see the module documentation).
-const R_V: f32 = 1.402;
-const G_U: f32 = (0.202_008_f64 / 0.587) as f32;
-const G_V: f32 = (0.419_198_f64 / 0.587) as f32;
-const B_U: f32 = 1.772;
 
 /// Why a Y4M clip could not be read. Each message names the file.
 #[derive(Debug, Error)]
@@ -166,7 +163,7 @@ impl Colorspace {
     }
 
     /// log2 of the horizontal and vertical chroma subsampling; `None` without chroma planes.
-    fn chroma_shift(self) -> Option<(u32, u32)> {
+    pub(crate) fn chroma_shift(self) -> Option<(u32, u32)> {
         match self {
             Colorspace::C420Jpeg | Colorspace::C420Paldv | Colorspace::C420Mpeg2 | Colorspace::C420 => Some((1, 1)),
             Colorspace::C422 => Some((1, 0)),
@@ -328,46 +325,47 @@ impl Y4mVideo {
     /// Frame `i` as planar CHW RGB in `[0, 1]` (length `3 * height * width`), converted as the
     /// module documentation describes. Errors as [`Y4mVideo::frame_raw`] does.
     pub fn frame_rgb(&self, i: usize) -> Result<Vec<f32>, Y4mError> {
-        let raw = self.frame_raw(i)?;
-        let (w, h) = (self.width, self.height);
-        let n = w * h;
-        let mut out = vec![0.0f32; 3 * n];
-        // Per-code lookup tables: y = (Y - offset) / y_range, u/v = (C - 128) / c_range.
-        let (y_off, y_range, c_range) = if self.full_range { (0.0, 255.0, 255.0) } else { (16.0, 219.0, 224.0) };
-        let y_lut: [f32; 256] = std::array::from_fn(|k| (k as f32 - y_off) / y_range);
-        let c_lut: [f32; 256] = std::array::from_fn(|k| (k as f32 - 128.0) / c_range);
-        let (luma, chroma) = raw.split_at(n);
-        let (r_plane, rest) = out.split_at_mut(n);
-        let (g_plane, b_plane) = rest.split_at_mut(n);
-        let Some((sx, sy)) = self.colorspace.chroma_shift() else {
-            for (i, &yv) in luma.iter().enumerate() {
-                let v = y_lut[usize::from(yv)].clamp(0.0, 1.0);
-                r_plane[i] = v;
-                g_plane[i] = v;
-                b_plane[i] = v;
-            }
-            return Ok(out);
-        };
-        let cw = chroma_dim(w, sx);
-        let (cb, cr) = chroma.split_at(chroma.len() / 2);
-        for row in 0..h {
-            let crow = (row >> sy) * cw;
-            for col in 0..w {
-                let i = row * w + col;
-                let c = crow + (col >> sx);
-                let y = y_lut[usize::from(luma[i])];
-                let u = c_lut[usize::from(cb[c])];
-                let v = c_lut[usize::from(cr[c])];
-                r_plane[i] = (y + R_V * v).clamp(0.0, 1.0);
-                g_plane[i] = (y - G_U * u - G_V * v).clamp(0.0, 1.0);
-                b_plane[i] = (y + B_U * u).clamp(0.0, 1.0);
-            }
-        }
+        let mut out = vec![0.0f32; 3 * self.width * self.height];
+        self.frame_rgb_into(i, &mut out)?;
         Ok(out)
+    }
+
+    /// [`Y4mVideo::frame_rgb`] into `out` (length `3 * height * width`).
+    pub fn frame_rgb_into(&self, i: usize, out: &mut [f32]) -> Result<(), Y4mError> {
+        let raw = self.frame_raw(i)?;
+        crate::capture::pixels::planar_to_rgb(&raw, self.width, self.height, self.colorspace, self.full_range, out);
+        Ok(())
+    }
+
+    /// Copies frame `i`'s raw planes into `out` (resized to [`Y4mVideo::frame_len`]), without
+    /// allocating once `out` has that capacity.
+    pub fn frame_raw_into(&self, i: usize, out: &mut Vec<u8>) -> Result<(), Y4mError> {
+        out.resize(self.frame_len, 0);
+        let start = *self.frame_offsets.get(i).ok_or_else(|| Y4mError::FrameOutOfRange {
+            path: self.origin.clone(),
+            index: i,
+            frames: self.frame_count(),
+        })?;
+        match &self.data {
+            ClipBytes::Owned(v) => out.copy_from_slice(&v[start..start + self.frame_len]),
+            ClipBytes::File(file) => read_exact_at(file, out, start as u64).map_err(|source| Y4mError::FrameRead {
+                path: self.origin.clone(),
+                index: i,
+                offset: start,
+                len: self.frame_len,
+                source,
+            })?,
+        }
+        Ok(())
+    }
+
+    /// The file or name the clip was read from.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 
-fn chroma_dim(n: usize, shift: u32) -> usize {
+pub(crate) fn chroma_dim(n: usize, shift: u32) -> usize {
     (n + (1 << shift) - 1) >> shift
 }
 

@@ -1,0 +1,14 @@
+//! V4L2 cameras through the `v4l` crate (skeleton; filled in by the camera work).
+
+use crate::capture::DeviceInfo;
+use crate::capture::pixels::PixelError;
+
+/// Cameras present.
+pub fn list() -> Vec<DeviceInfo> {
+    Vec::new()
+}
+
+/// Decodes one MJPEG frame to interleaved RGB8 in `rgb8`.
+pub fn decode_mjpeg(_data: &[u8], _width: usize, _height: usize, _rgb8: &mut Vec<u8>) -> Result<(), PixelError> {
+    Err(PixelError::NoJpeg)
+}
