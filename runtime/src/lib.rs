@@ -23,6 +23,7 @@ pub mod eval;
 pub mod graph;
 pub mod pipeline;
 pub mod preprocess;
+pub mod stream;
 pub mod text;
 
 /// Joins an error and its sources into one line for a binary's `error: ...` message, skipping

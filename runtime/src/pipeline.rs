@@ -82,6 +82,14 @@ pub struct ClipFeatures {
     pub timings_ms: BTreeMap<String, f64>,
 }
 
+impl ClipFeatures {
+    /// Features gathered elsewhere (the streaming engine's rings): frame features `[F, ...]`
+    /// and audio features `[A, ...]`, `f32`, as the encoders produce them.
+    pub fn from_features(frame: Option<Tensor>, audio: Option<Tensor>) -> ClipFeatures {
+        ClipFeatures { frame, audio, timings_ms: BTreeMap::new() }
+    }
+}
+
 /// A loaded student package.
 pub struct Student {
     manifest: Manifest,
@@ -231,6 +239,18 @@ impl Student {
     /// The budget in force, if any.
     pub fn budget(&self) -> Option<&Budget> {
         self.budget.as_ref()
+    }
+
+    /// The loaded session of a stage (`frame_encoder`, `audio_encoder`, `question_encoder`,
+    /// `head`), if the student has it.
+    pub fn stage_session(&self, name: &str) -> Option<&dyn StageSession> {
+        match name {
+            FRAME_ENCODER => self.frame.as_deref(),
+            AUDIO_ENCODER => self.audio.as_ref().map(|(s, _)| s.as_ref()),
+            QUESTION_ENCODER => self.question.as_ref().map(|(s, _)| s.as_ref()),
+            HEAD => Some(self.head.as_ref()),
+            _ => None,
+        }
     }
 
     /// Opens a clip's video within the budget. Without a budget, or when the whole file fits

@@ -23,6 +23,13 @@ pub struct Args {
     /// Load the package on a backend and print its memory plan against this board's budget.
     #[arg(long, value_name = "NAME")]
     board: Option<String>,
+    /// With --board and a student: the plan of `edgeqa live` keeping SECONDS of history
+    /// (capture hand-offs, conversion buffers, feature rings).
+    #[arg(long, value_name = "SECONDS", requires = "board")]
+    history: Option<f64>,
+    /// With --history: the camera's capture size (YUYV) the plan assumes.
+    #[arg(long, value_name = "WxH", default_value = "640x480", value_parser = super::live::parse_size)]
+    capture: (usize, usize),
     #[command(flatten)]
     backend: BackendArg,
 }
@@ -115,6 +122,36 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     })
 }
 
+/// The plan of `edgeqa live` on a board: the student loaded, then [`edgeqa::stream::plan`] for
+/// a YUYV camera of `capture` size and the microphone's 20 ms blocks.
+fn live_plan(
+    pkg: &edgeqa::package::Package,
+    board: &str,
+    history: f64,
+    capture: (usize, usize),
+    backend: &BackendArg,
+) -> Result<PlanReport> {
+    let board = edgeqa_firmware_config::find(board)?;
+    let budget = board.memory_budget_bytes();
+    let student = edgeqa::pipeline::Student::load(pkg, backend.backend, None)?;
+    let m = student.manifest();
+    let (w, h) = capture;
+    let shape = edgeqa::stream::SourceShape {
+        video: m.video.as_ref().map(|_| (2 * w * h, w, h)),
+        audio: m.audio.as_ref().map(|a| edgeqa::stream::audio_block(a.sample_rate)),
+    };
+    let cfg = edgeqa::stream::LiveConfig { history_s: history, ..Default::default() };
+    let plan = edgeqa::stream::plan(&student, shape, &cfg, None)?.memory;
+    Ok(PlanReport {
+        board: format!("{} with {history} s of live history", board.name),
+        budget_bytes: budget,
+        total_bytes: plan.total(),
+        fits: plan.total() <= budget,
+        items: plan.items,
+        details: plan.details,
+    })
+}
+
 fn shape(t: &TensorInfo) -> String {
     format!("{} {}[{}]", t.name, t.dtype.name(), t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
 }
@@ -175,9 +212,10 @@ pub fn main(args: Args) -> Result<()> {
             wgpu,
         });
     }
-    let plan = match &args.board {
-        Some(name) => Some(memory_plan(&pkg, name, &args.backend)?),
-        None => None,
+    let plan = match (&args.board, args.history) {
+        (Some(name), Some(history)) => Some(live_plan(&pkg, name, history, args.capture, &args.backend)?),
+        (Some(name), None) => Some(memory_plan(&pkg, name, &args.backend)?),
+        _ => None,
     };
     let report =
         Report { file: pkg.origin().to_string(), file_bytes: pkg.file_len(), sections, stages, manifest: m, plan };

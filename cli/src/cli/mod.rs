@@ -3,8 +3,10 @@
 mod ask;
 mod boards;
 mod demo;
+mod devices;
 mod eval;
 mod inspect;
+mod live;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,11 @@ enum Command {
     Ask(ask::Args),
     /// Accuracy of a student on a question set (JSON lines).
     Eval(eval::Args),
+    /// Watch and listen continuously (camera and microphone, or files standing in for them) and
+    /// answer the questions typed on stdin.
+    Live(live::Args),
+    /// List the cameras and microphones this build can open.
+    Devices(devices::Args),
     /// The bundled demo student answering questions on the bundled clips.
     Demo(demo::Args),
     /// List the board profiles built into this binary (memory budget, backend, target).
@@ -130,6 +137,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => run::main(a),
         Command::Ask(a) => ask::main(a),
         Command::Eval(a) => eval::main(a),
+        Command::Live(a) => live::main(a),
+        Command::Devices(a) => devices::main(a),
         Command::Demo(a) => demo::main(a),
         Command::Boards(a) => boards::main(a),
     }

@@ -6,3 +6,12 @@ use crate::capture::DeviceInfo;
 pub fn list() -> Vec<DeviceInfo> {
     Vec::new()
 }
+
+/// Opens a microphone.
+pub fn open(
+    _name: Option<&str>,
+    _rate: u32,
+    _block: usize,
+) -> Result<crate::capture::files::WavSource, crate::capture::CaptureError> {
+    Err(crate::capture::CaptureError::NoDevice { what: "microphone" })
+}

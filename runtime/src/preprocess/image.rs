@@ -4,6 +4,7 @@
 //! frame to RGB in `[0, 1]` ([`Y4mVideo::frame_rgb`]), resize with [`resize_bilinear`], then
 //! [`normalize`].
 
+use crate::capture::pixels::{PixelError, PixelFormat, Scratch, to_rgb};
 use crate::capture::y4m::{Y4mError, Y4mVideo};
 use crate::manifest::VideoPreprocess;
 
@@ -50,21 +51,99 @@ pub fn resize_bilinear(src: &[f32], channels: usize, h: usize, w: usize, out_h: 
         return Vec::new();
     }
     assert!(h > 0 && w > 0, "resize_bilinear: cannot resize an empty {h}x{w} image to {out_h}x{out_w}");
-    let (ty, tx) = (taps(h, out_h), taps(w, out_w));
-    let mut out = Vec::with_capacity(channels * out_h * out_w);
+    let mut out = vec![0.0; channels * out_h * out_w];
+    resize_with_taps(src, h, w, &taps(h, out_h), &taps(w, out_w), &mut out);
+    out
+}
+
+/// [`resize_bilinear`] with precomputed taps into `out` (`channels * ty.len() * tx.len()`).
+fn resize_with_taps(src: &[f32], h: usize, w: usize, ty: &[Tap], tx: &[Tap], out: &mut [f32]) {
+    let mut o = 0;
     for plane in src.chunks_exact(h * w) {
-        for y in &ty {
+        for y in ty {
             let (r0, r1) = (&plane[y.i0 * w..(y.i0 + 1) * w], &plane[y.i1 * w..(y.i1 + 1) * w]);
             let l0y = 1.0 - y.l1;
-            for x in &tx {
+            for x in tx {
                 let l0x = 1.0 - x.l1;
                 let top = l0x * r0[x.i0] + x.l1 * r0[x.i1];
                 let bottom = l0x * r1[x.i0] + x.l1 * r1[x.i1];
-                out.push(l0y * top + y.l1 * bottom);
+                out[o] = l0y * top + y.l1 * bottom;
+                o += 1;
             }
         }
     }
-    out
+}
+
+/// One frame to the frame encoder's input, with every buffer kept between frames: pixels to
+/// RGB ([`to_rgb`]), [`resize_bilinear`], [`normalize`] — the same numbers as
+/// [`frames_tensor`] gives for the same frame. Allocates only when the frame size changes.
+pub struct FramePrep {
+    p: VideoPreprocess,
+    size: (usize, usize),
+    ty: Vec<Tap>,
+    tx: Vec<Tap>,
+    rgb: Vec<f32>,
+    scratch: Scratch,
+}
+
+impl FramePrep {
+    /// Buffers for frames of `width` x `height` (they are resized if frames differ).
+    pub fn new(p: &VideoPreprocess, width: usize, height: usize) -> FramePrep {
+        let mut prep = FramePrep {
+            p: p.clone(),
+            size: (0, 0),
+            ty: Vec::new(),
+            tx: Vec::new(),
+            rgb: Vec::new(),
+            scratch: Scratch::default(),
+        };
+        prep.resize_for(width, height);
+        prep
+    }
+
+    fn resize_for(&mut self, width: usize, height: usize) {
+        if self.size != (width, height) {
+            self.size = (width, height);
+            self.ty = taps(height.max(1), self.p.height);
+            self.tx = taps(width.max(1), self.p.width);
+            self.rgb = vec![0.0; 3 * width * height];
+        }
+    }
+
+    /// Values of one preprocessed frame: `3 * height * width` of the model input.
+    pub fn len(&self) -> usize {
+        3 * self.p.height * self.p.width
+    }
+
+    /// Always false: a frame has pixels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes this holds (the RGB frame and, for MJPEG, the decoded image).
+    pub fn bytes(&self, width: usize, height: usize) -> usize {
+        3 * width * height * 4 + 3 * width * height
+    }
+
+    /// Converts one captured frame into `out` (length [`FramePrep::len`]).
+    pub fn run(
+        &mut self,
+        format: PixelFormat,
+        data: &[u8],
+        width: usize,
+        height: usize,
+        out: &mut [f32],
+    ) -> Result<(), PixelError> {
+        self.resize_for(width, height);
+        to_rgb(format, data, width, height, &mut self.rgb, &mut self.scratch)?;
+        if (height, width) == (self.p.height, self.p.width) {
+            out.copy_from_slice(&self.rgb);
+        } else {
+            resize_with_taps(&self.rgb, height, width, &self.ty, &self.tx, out);
+        }
+        normalize(out, self.p.mean, self.p.std);
+        Ok(())
+    }
 }
 
 /// Normalises a planar 3-channel image in place: `x = (x - mean[c]) / std[c]` per channel `c`.

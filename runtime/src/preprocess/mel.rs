@@ -140,29 +140,46 @@ impl LogMel {
             samples
         };
         let n_frames = 1 + (x.len() - n_fft) / hop;
-        let offset = f64::from(p.log_offset);
         let mut out = vec![0.0f32; n_mels * n_frames];
-        let mut input = self.fft.make_input_vec();
-        let mut spectrum = self.fft.make_output_vec();
-        let mut scratch = self.fft.make_scratch_vec();
-        let mut power = vec![0.0f64; spectrum.len()];
+        let mut bufs = self.buffers();
+        let mut column = vec![0.0f32; n_mels];
         for (t, frame) in x.windows(n_fft).step_by(hop).enumerate() {
-            for (dst, (&s, &w)) in input.iter_mut().zip(frame.iter().zip(&self.window)) {
-                *dst = f64::from(s) * w;
-            }
-            self.fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .expect("FFT buffers are sized by the plan");
-            for (pw, c) in power.iter_mut().zip(&spectrum) {
-                *pw = power_of(c);
-            }
-            let n_freqs = power.len();
-            for (m, (row, &(start, end))) in self.filterbank.chunks_exact(n_freqs).zip(&self.support).enumerate() {
-                let energy: f64 = row[start..end].iter().zip(&power[start..end]).map(|(w, p)| w * p).sum();
-                out[m * n_frames + t] = (energy + offset).ln() as f32;
+            self.frame(frame, &mut bufs, &mut column);
+            for (m, &v) in column.iter().enumerate() {
+                out[m * n_frames + t] = v;
             }
         }
         (out, n_frames)
+    }
+
+    /// Working buffers for [`LogMel::frame`].
+    pub fn buffers(&self) -> MelBuffers {
+        MelBuffers {
+            input: self.fft.make_input_vec(),
+            spectrum: self.fft.make_output_vec(),
+            scratch: self.fft.make_scratch_vec(),
+            power: vec![0.0f64; self.params.n_fft / 2 + 1],
+        }
+    }
+
+    /// The log-mel column (`n_mels` values) of one frame of `n_fft` samples, as
+    /// [`LogMel::compute`] computes each of its columns. Allocates nothing.
+    pub fn frame(&self, frame: &[f32], bufs: &mut MelBuffers, out: &mut [f32]) {
+        let offset = f64::from(self.params.log_offset);
+        for (dst, (&s, &w)) in bufs.input.iter_mut().zip(frame.iter().zip(&self.window)) {
+            *dst = f64::from(s) * w;
+        }
+        self.fft
+            .process_with_scratch(&mut bufs.input, &mut bufs.spectrum, &mut bufs.scratch)
+            .expect("FFT buffers are sized by the plan");
+        for (pw, c) in bufs.power.iter_mut().zip(&bufs.spectrum) {
+            *pw = power_of(c);
+        }
+        let n_freqs = bufs.power.len();
+        for (m, (row, &(start, end))) in self.filterbank.chunks_exact(n_freqs).zip(&self.support).enumerate() {
+            let energy: f64 = row[start..end].iter().zip(&bufs.power[start..end]).map(|(w, p)| w * p).sum();
+            out[m] = (energy + offset).ln() as f32;
+        }
     }
 
     /// `A` segments of `T` log-mel frames as `[A, 1, n_mels, T]` row-major (`A = segments`,
@@ -189,6 +206,78 @@ impl LogMel {
             }
         }
         out
+    }
+}
+
+/// FFT input, output, scratch and power buffers of one [`LogMel`], reused frame after frame.
+pub struct MelBuffers {
+    input: Vec<f64>,
+    spectrum: Vec<Complex<f64>>,
+    scratch: Vec<Complex<f64>>,
+    power: Vec<f64>,
+}
+
+/// Log-mel frames of a stream of samples, computed as the samples arrive: frame `t` covers
+/// samples `t * hop .. t * hop + n_fft` of the stream, exactly as [`LogMel::compute`] frames a
+/// whole clip (same values). Holds `n_fft + max_push` samples; allocates nothing after creation.
+pub struct MelStream {
+    mel: LogMel,
+    bufs: MelBuffers,
+    pending: Vec<f32>,
+    column: Vec<f32>,
+    frames: u64,
+    samples: u64,
+}
+
+impl MelStream {
+    /// A stream for `mel`; `max_push` is the most samples one [`MelStream::push`] receives.
+    pub fn new(mel: LogMel, max_push: usize) -> MelStream {
+        let n_fft = mel.params.n_fft;
+        MelStream {
+            bufs: mel.buffers(),
+            pending: Vec::with_capacity(n_fft + max_push),
+            column: vec![0.0; mel.params.n_mels],
+            mel,
+            frames: 0,
+            samples: 0,
+        }
+    }
+
+    /// The extractor.
+    pub fn mel(&self) -> &LogMel {
+        &self.mel
+    }
+
+    /// Frames emitted so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Samples received so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Appends samples and calls `emit(t, column)` for every frame they complete (`t` counts
+    /// frames from the start of the stream; `column` holds `n_mels` values).
+    pub fn push(&mut self, mut samples: &[f32], mut emit: impl FnMut(u64, &[f32])) {
+        let (n_fft, hop) = (self.mel.params.n_fft, self.mel.params.hop);
+        self.samples += samples.len() as u64;
+        while !samples.is_empty() {
+            let room = self.pending.capacity() - self.pending.len();
+            let take = room.min(samples.len());
+            self.pending.extend_from_slice(&samples[..take]);
+            samples = &samples[take..];
+            let mut start = 0;
+            while self.pending.len() - start >= n_fft {
+                self.mel.frame(&self.pending[start..start + n_fft], &mut self.bufs, &mut self.column);
+                emit(self.frames, &self.column);
+                self.frames += 1;
+                start += hop;
+            }
+            let keep = start.min(self.pending.len());
+            self.pending.drain(..keep);
+        }
     }
 }
 
@@ -352,5 +441,25 @@ mod tests {
         let two_short = LogMel::new(&AudioPreprocess { segments: 2, segment_frames: 10, ..params() }).segments(&[]);
         assert_eq!(two_short.len(), 2 * 64 * 10);
         assert!(two_short.iter().all(|&v| v == silence));
+    }
+
+    #[test]
+    fn streaming_frames_equal_the_whole_clip() {
+        let mel = LogMel::new(&params());
+        let x = sine(440.0, 16000);
+        let (whole, n_frames) = mel.compute(&x);
+        let mut stream = MelStream::new(mel.clone(), 333);
+        let mut got = vec![0.0f32; whole.len()];
+        let mut count = 0;
+        for chunk in x.chunks(333) {
+            stream.push(chunk, |t, column| {
+                for (m, &v) in column.iter().enumerate() {
+                    got[m * n_frames + t as usize] = v;
+                }
+                count += 1;
+            });
+        }
+        assert_eq!(count, n_frames);
+        assert_eq!(got, whole);
     }
 }

@@ -1,0 +1,256 @@
+//! `edgeqa live`: watch a camera (or a Y4M file) and listen to a microphone (or a WAV file)
+//! continuously, and answer the questions typed on stdin from what was seen and heard.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use edgeqa::capture::files::{Pacing, WavSource, Y4mSource};
+use edgeqa::capture::{AudioSource, FrameSource};
+use edgeqa::stream::{Live, LiveConfig, Overflow, Selection, audio_block};
+
+use super::{BackendArg, BudgetArg, demo_dir, load_student};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SelectionArg {
+    /// Frames and audio spread uniformly over the last `--window` seconds (everything held
+    /// without a window).
+    Uniform,
+    /// The most recent frames and audio segments.
+    Recent,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The student package (.eqa); the bundled demo student without it.
+    #[arg(long)]
+    package: Option<PathBuf>,
+    /// Camera: a V4L2 device path (`/dev/video0`) or index (`0`); see `edgeqa devices`.
+    #[arg(long, value_name = "PATH|INDEX", conflicts_with = "video")]
+    camera: Option<String>,
+    /// A Y4M file standing in for the camera.
+    #[arg(long, value_name = "FILE.y4m")]
+    video: Option<PathBuf>,
+    /// Microphone by name (`default` for the default input); see `edgeqa devices`.
+    #[arg(long, value_name = "NAME", conflicts_with = "audio")]
+    mic: Option<String>,
+    /// A WAV file standing in for the microphone (at the student's sample rate).
+    #[arg(long, value_name = "FILE.wav")]
+    audio: Option<PathBuf>,
+    /// Pace file sources in real time, like devices (otherwise as fast as they are encoded).
+    #[arg(long)]
+    realtime: bool,
+    /// Start file sources again at their end.
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Wait until the file sources are fully encoded before reading questions (reproducible
+    /// answers: the same as `edgeqa ask` on the same files).
+    #[arg(long, conflicts_with_all = ["looping", "camera", "mic"])]
+    ask_at_end: bool,
+    /// Seconds of features kept (shortened to fit the board's budget, with a warning).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    history: f64,
+    /// Which frames and audio a question looks at.
+    #[arg(long, value_enum, default_value = "uniform")]
+    selection: SelectionArg,
+    /// With `--selection uniform`: look at the last SECONDS only.
+    #[arg(long, value_name = "SECONDS")]
+    window: Option<f64>,
+    /// Frames per second taken from the camera into the frame encoder.
+    #[arg(long, default_value_t = edgeqa::stream::DEFAULT_FRAME_RATE, value_name = "HZ")]
+    frame_rate: f64,
+    /// Camera capture size (default: the smallest mode at least the student's input size).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    capture_size: Option<(usize, usize)>,
+    /// Print one JSON object per answer.
+    #[arg(long)]
+    json: bool,
+    /// Print the status line on stderr every SECONDS (0: only at the prompt and at the end).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    status_every: f64,
+    #[command(flatten)]
+    backend: BackendArg,
+    #[command(flatten)]
+    budget: BudgetArg,
+}
+
+pub(super) fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| v.trim().parse::<usize>().map_err(|_| format!("`{s}` is not WIDTHxHEIGHT"));
+    Ok((n(w)?, n(h)?))
+}
+
+/// Opens the camera or the Y4M file.
+fn video_source(
+    args: &Args,
+    student: &edgeqa::pipeline::Student,
+    pacing: Pacing,
+) -> Result<Option<Box<dyn FrameSource>>> {
+    if let Some(path) = &args.video {
+        return Ok(Some(Box::new(Y4mSource::open(path, pacing, args.looping)?)));
+    }
+    let Some(camera) = &args.camera else { return Ok(None) };
+    #[cfg(feature = "camera")]
+    {
+        let p = student.manifest().video.as_ref().context("this student does not watch video: drop --camera")?;
+        let (width, height) = args.capture_size.unwrap_or((p.width, p.height));
+        let req =
+            edgeqa::capture::camera::CameraRequest { device: camera.clone(), width, height, fps: args.frame_rate };
+        Ok(Some(Box::new(edgeqa::capture::camera::open(&req)?)))
+    }
+    #[cfg(not(feature = "camera"))]
+    {
+        let _ = (camera, student);
+        bail!("this edgeqa was built without the `camera` feature: rebuild with it, or pass --video FILE.y4m")
+    }
+}
+
+/// Opens the microphone or the WAV file.
+fn audio_source(
+    args: &Args,
+    student: &edgeqa::pipeline::Student,
+    pacing: Pacing,
+) -> Result<Option<Box<dyn AudioSource>>> {
+    let rate = student.manifest().audio.as_ref().map(|a| a.sample_rate);
+    if let Some(path) = &args.audio {
+        let rate = rate.context("this student does not listen: drop --audio")?;
+        return Ok(Some(Box::new(WavSource::open(path, rate, audio_block(rate), pacing, args.looping)?)));
+    }
+    let Some(mic) = &args.mic else { return Ok(None) };
+    #[cfg(feature = "mic")]
+    {
+        let rate = rate.context("this student does not listen: drop --mic")?;
+        let name = (mic != "default").then_some(mic.as_str());
+        Ok(Some(Box::new(edgeqa::capture::mic::open(name, rate, audio_block(rate))?)))
+    }
+    #[cfg(not(feature = "mic"))]
+    {
+        let _ = (mic, rate);
+        bail!("this edgeqa was built without the `mic` feature: rebuild with it, or pass --audio FILE.wav")
+    }
+}
+
+pub fn main(args: Args) -> Result<()> {
+    if args.window.is_some() && args.selection != SelectionArg::Uniform {
+        bail!("--window applies to --selection uniform only");
+    }
+    let package = args.package.clone().unwrap_or_else(|| demo_dir().join("demo.eqa"));
+    let student = Arc::new(load_student(&package, &args.backend, &args.budget)?);
+    let files_only = args.camera.is_none() && args.mic.is_none();
+    let pacing = if args.realtime { Pacing::Realtime } else { Pacing::AsFastAsPossible };
+    let video = video_source(&args, &student, pacing)?;
+    let audio = audio_source(&args, &student, pacing)?;
+    let cfg = LiveConfig {
+        history_s: args.history,
+        frame_rate: args.frame_rate,
+        selection: match args.selection {
+            SelectionArg::Uniform => Selection::Uniform { window: args.window },
+            SelectionArg::Recent => Selection::Recent,
+        },
+        // Files read as fast as possible lose nothing; devices (and files paced like them) drop
+        // the oldest frame when encoding falls behind.
+        overflow: if files_only && !args.realtime { Overflow::Block } else { Overflow::DropOldest },
+        ..LiveConfig::default()
+    };
+    let live = Arc::new(Live::start(Arc::clone(&student), video, audio, cfg)?);
+    let (v, a) = live.sources();
+    for s in [v, a].into_iter().flatten() {
+        eprintln!("source: {s}");
+    }
+    let plan = live.plan();
+    eprintln!(
+        "history {:.1} s: frame ring {} entries, audio ring {} entries; memory plan {:.1} MiB",
+        plan.history_s,
+        plan.frame_entries,
+        plan.audio_entries,
+        plan.memory.total() as f64 / edgeqa::budget::MIB
+    );
+    if args.ask_at_end {
+        live.wait_until_drained();
+    }
+    if let Some(f) = live.status().failure {
+        bail!("{f}");
+    }
+    {
+        let live = Arc::clone(&live);
+        ctrlc::set_handler(move || {
+            eprintln!("\n{}", live.status().line());
+            std::process::exit(0);
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    if args.status_every > 0.0 {
+        let live = Arc::clone(&live);
+        let every = std::time::Duration::from_secs_f64(args.status_every);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                eprintln!("{}", live.status().line());
+            }
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut answer = |q: &str| -> Result<()> {
+        let q = q.trim();
+        if q.is_empty() {
+            return Ok(());
+        }
+        match live.ask(q) {
+            Ok(a) => {
+                latencies.push(a.latency_ms);
+                if args.json {
+                    println!("{}", serde_json::to_string(&a)?);
+                } else {
+                    let span = |s: Option<(f64, f64)>, what: &str| {
+                        s.map(|(a, b)| format!(", {what} {a:.1}–{b:.1} s")).unwrap_or_default()
+                    };
+                    println!(
+                        "{} ({:.1}%)  [{:.2} ms{}{}]",
+                        a.answer.answer,
+                        a.answer.confidence * 100.0,
+                        a.latency_ms,
+                        span(a.frames_span_s, "frames"),
+                        span(a.audio_span_s, "audio")
+                    );
+                }
+            }
+            Err(e) => {
+                let line = edgeqa::error_line(&e);
+                if args.json {
+                    println!("{}", serde_json::json!({ "question": q, "error": line }));
+                } else {
+                    println!("error: {line}");
+                }
+            }
+        }
+        std::io::stdout().flush()?;
+        Ok(())
+    };
+    if std::io::stdin().is_terminal() {
+        let mut editor = rustyline::DefaultEditor::new().context("cannot set up line editing")?;
+        eprintln!("ask a question (Ctrl-D or Ctrl-C to quit)");
+        loop {
+            eprintln!("{}", live.status().line());
+            match editor.readline("? ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    answer(&line)?;
+                }
+                Err(rustyline::error::ReadlineError::Eof | rustyline::error::ReadlineError::Interrupted) => break,
+                Err(e) => return Err(e).context("cannot read the question"),
+            }
+        }
+    } else {
+        for line in std::io::stdin().lock().lines() {
+            answer(&line.context("cannot read a question from stdin")?)?;
+        }
+    }
+    let status = live.status();
+    let n = latencies.len();
+    latencies.sort_by(f64::total_cmp);
+    let p50 = if n > 0 { latencies[n / 2] } else { 0.0 };
+    eprintln!("{}", status.line());
+    eprintln!("answered {n} questions, median latency {p50:.2} ms");
+    Ok(())
+}
