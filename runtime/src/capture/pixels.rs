@@ -21,7 +21,7 @@ pub(crate) const B_U: f32 = 1.772;
 pub enum PixelFormat {
     /// Y4M planes: Y, then Cb and Cr subsampled as `colorspace` says (or Y only for mono).
     Planar { colorspace: Colorspace, full_range: bool },
-    /// Packed 4:2:2 `Y0 Cb Y1 Cr` (V4L2 `YUYV`), `2 * width` bytes per row.
+    /// Packed 4:2:2 `Y0 Cb Y1 Cr` (V4L2 `YUYV`), `4 * ceil(width / 2)` bytes per row.
     Yuyv { full_range: bool },
     /// 4:2:0 with a Y plane then one interleaved `Cb Cr` plane (V4L2 `NV12`).
     Nv12 { full_range: bool },
@@ -57,7 +57,7 @@ impl PixelFormat {
                     colorspace.chroma_shift().map_or(0, |(sx, sy)| 2 * chroma_dim(width, sx) * chroma_dim(height, sy));
                 width * height + chroma
             }
-            PixelFormat::Yuyv { .. } => 2 * width.div_ceil(2) * height,
+            PixelFormat::Yuyv { .. } => 4 * width.div_ceil(2) * height,
             PixelFormat::Nv12 { .. } => width * height + 2 * width.div_ceil(2) * height.div_ceil(2),
             PixelFormat::Grey { .. } => width * height,
             PixelFormat::Mjpeg => return None,
@@ -151,7 +151,7 @@ pub fn to_rgb(
         PixelFormat::Grey { full_range } => grey(data, n, &luts(full_range).0, out),
         PixelFormat::Yuyv { full_range } => {
             let (y_lut, c_lut) = luts(full_range);
-            let stride = 2 * width.div_ceil(2);
+            let stride = 4 * width.div_ceil(2);
             for row in 0..height {
                 let line = &data[row * stride..(row + 1) * stride];
                 for col in 0..width {
