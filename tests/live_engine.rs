@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use edgeqa::backend::BackendChoice;
 use edgeqa::budget::Budget;
 use edgeqa::capture::files::{Pacing, WavSource, Y4mSource};
+#[cfg(feature = "camera")]
+use edgeqa::capture::y4m::read_y4m;
 use edgeqa::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource, PixelFormat, SourceStats};
 use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
@@ -252,6 +254,74 @@ fn yuyv_frames_give_the_same_answers_as_the_y4m_clip() {
             assert_eq!((got.answer.answer, got.answer.confidence), (want.answer, want.confidence), "clip {n}: {q}");
         }
     }
+}
+
+/// A camera stand-in delivering a Y4M clip's frames as MJPEG (quality 90, 4:2:2), the other
+/// format webcams deliver, so the engine runs the JPEG decoder.
+#[cfg(feature = "camera")]
+struct MjpegFrames {
+    inner: Y4mSource,
+    video: edgeqa::capture::y4m::Y4mVideo,
+}
+
+#[cfg(feature = "camera")]
+impl FrameSource for MjpegFrames {
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<bool, CaptureError> {
+        if !self.inner.next_frame(frame)? {
+            return Ok(false);
+        }
+        let (w, h) = (self.video.width, self.video.height);
+        let rgb = self.video.frame_rgb(frame.sequence as usize).unwrap();
+        let n = w * h;
+        let rgb8: Vec<u8> = (0..n).flat_map(|i| [0, 1, 2].map(|c| (rgb[c * n + i] * 255.0).round() as u8)).collect();
+        frame.data.clear();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut frame.data, 90);
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_1);
+        encoder.encode(&rgb8, w as u16, h as u16, jpeg_encoder::ColorType::Rgb).unwrap();
+        frame.format = PixelFormat::Mjpeg;
+        Ok(true)
+    }
+    fn describe(&self) -> String {
+        format!("MJPEG frames of {}", self.inner.describe())
+    }
+    fn fps(&self) -> f64 {
+        self.inner.fps()
+    }
+    fn max_frame_bytes(&self) -> usize {
+        self.inner.max_frame_bytes() * 2
+    }
+    fn size(&self) -> (usize, usize) {
+        self.inner.size()
+    }
+    fn stats(&self) -> SourceStats {
+        self.inner.stats()
+    }
+}
+
+/// MJPEG frames (within the PSNR `tests/camera_decode.rs` states) give the same answers as the
+/// clip on these clips; confidences differ slightly.
+#[cfg(feature = "camera")]
+#[test]
+fn mjpeg_frames_give_the_same_answers_as_the_y4m_clip() {
+    let student = student();
+    let (mut same, mut total) = (0, 0);
+    for n in [2, 9] {
+        let inner = Y4mSource::open(&clip(n, "y4m"), Pacing::AsFastAsPossible, false).unwrap();
+        let video = MjpegFrames { inner, video: read_y4m(&clip(n, "y4m")).unwrap() };
+        let live = live_on(&student, Box::new(video), n);
+        let features = student.encode_files(Some(&clip(n, "y4m")), Some(&clip(n, "wav"))).unwrap();
+        for q in questions_for(n) {
+            let want = student.answer(&q, &features).unwrap();
+            let got = live.ask(&q).unwrap();
+            total += 1;
+            same += usize::from(got.answer.answer == want.answer);
+            eprintln!(
+                "clip {n}: {q}: {} {:.4} vs {} {:.4}",
+                got.answer.answer, got.answer.confidence, want.answer, want.confidence
+            );
+        }
+    }
+    assert_eq!(same, total, "{same} of {total} answers agree");
 }
 
 /// A camera that is unplugged after 20 frames and comes back on the second reopen.

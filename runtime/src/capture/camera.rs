@@ -1275,16 +1275,3 @@ mod tests {
         assert!(mean.is_finite() && (0.0..=1.0).contains(&mean));
     }
 }
-
-/// What to open.
-pub struct CameraRequest {
-    pub device: String,
-    pub width: usize,
-    pub height: usize,
-    pub fps: f64,
-}
-
-/// Opens a camera.
-pub fn open(_req: &CameraRequest) -> Result<crate::capture::files::Y4mSource, crate::capture::CaptureError> {
-    Err(crate::capture::CaptureError::NoDevice { what: "camera" })
-}

@@ -920,12 +920,3 @@ mod tests {
         eprintln!("{}: {:?}", mic.describe(), mic.stats());
     }
 }
-
-/// Opens a microphone.
-pub fn open(
-    _name: Option<&str>,
-    _rate: u32,
-    _block: usize,
-) -> Result<crate::capture::files::WavSource, crate::capture::CaptureError> {
-    Err(crate::capture::CaptureError::NoDevice { what: "microphone" })
-}
