@@ -155,7 +155,7 @@ fn soak_on_looping_sources_keeps_memory_flat() {
     let clip = |ext: &str| s(&demo().join(format!("eval/clip_001.{ext}")));
     let mut child = Command::new(EDGEQA)
         .args(["live", "--package", &s(&demo().join("demo.eqa")), "--backend", "tract", "--board", board])
-        .args(["--video", &clip("y4m"), "--audio", &clip("wav"), "--loop", "--realtime", "--json", "--history", "20"])
+        .args(["--video", &clip("y4m"), "--audio", &clip("wav"), "--loop", "--realtime", "--json", "--history", "10"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -112,6 +112,17 @@ pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
         }
     }
     e.chain().find_map(|cause| {
+        if let Some(edgeqa::stream::LiveError::Pipeline(p)) = cause.downcast_ref::<edgeqa::stream::LiveError>() {
+            return match p {
+                PipelineError::NeedsVideo => Some("pass --camera PATH or --video CLIP.y4m"),
+                PipelineError::NeedsAudio => Some("pass --mic NAME or --audio CLIP.wav"),
+                PipelineError::Question(TokenizerError::UnknownWords(_)) => {
+                    Some("`edgeqa inspect PACKAGE --vocab` lists the words it knows")
+                }
+                PipelineError::Backend(b) => backend(b),
+                _ => None,
+            };
+        }
         if let Some(p) = cause.downcast_ref::<PipelineError>() {
             return match p {
                 PipelineError::NeedsVideo => Some("pass --video CLIP.y4m"),
