@@ -1248,7 +1248,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs a real V4L2 camera: run with `cargo test --workspace --features camera -- --ignored camera`"]
+    #[ignore = "needs a real V4L2 camera: run with `cargo test --workspace -- --ignored camera microphone`"]
     fn camera_real_device_streams_and_converts() {
         use crate::capture::pixels::{Scratch, to_rgb};
         let req = CameraRequest { device: "/dev/video0".into(), width: 640, height: 480, fps: 30.0 };

@@ -903,7 +903,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs a real microphone: run with `cargo test --workspace --features mic -- --ignored microphone`"]
+    #[ignore = "needs a real microphone: run with `cargo test --workspace -- --ignored camera microphone`"]
     fn records_a_second_from_the_default_microphone() {
         let mut mic = open(None, 16_000, 320).unwrap();
         let mut block = AudioBlock::default();
