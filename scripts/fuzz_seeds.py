@@ -134,6 +134,34 @@ def main():
         put("y4m", f"{cs}.y4m", y4m(5, 3, cs, 3))
     put("y4m", "full.y4m", y4m(4, 2, "420jpeg", 2, " XCOLORRANGE=FULL"))
 
+    # MJPEG frames as webcams send them: a demo frame at several qualities and subsamplings,
+    # grey, and one without its Huffman tables (DHT segments removed).
+    from PIL import Image
+
+    clip = open(os.path.join(ROOT, "models", "demo", "eval", "clip_000.y4m"), "rb").read()
+    header, _, rest = clip.partition(b"\n")
+    dims = dict((t[:1], t[1:]) for t in header.split(b" ")[1:])
+    w, h = int(dims[b"W"]), int(dims[b"H"])
+    luma = rest[len(b"FRAME\n") : len(b"FRAME\n") + w * h]
+    grey = Image.frombytes("L", (w, h), luma)
+    rgb = Image.merge("RGB", (grey, grey.transpose(Image.Transpose.FLIP_LEFT_RIGHT), grey.rotate(90)))
+    for quality, sub in ((90, 1), (50, 2), (20, 0)):
+        b = io.BytesIO()
+        rgb.save(b, "JPEG", quality=quality, subsampling=sub)
+        put("mjpeg", f"q{quality}-s{sub}.jpg", b.getvalue())
+    b = io.BytesIO()
+    grey.save(b, "JPEG", quality=75)
+    put("mjpeg", "grey.jpg", b.getvalue())
+    jpg = io.BytesIO()
+    rgb.save(jpg, "JPEG", quality=80)
+    data, out, i = jpg.getvalue(), bytearray(jpg.getvalue()[:2]), 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        n = 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if data[i + 1] != 0xC4:
+            out += data[i : i + n]
+        i += n
+    put("mjpeg", "no-huffman-tables.jpg", bytes(out + data[i:]))
+
     for clip in sorted(glob.glob(os.path.join(ROOT, "models", "demo", "eval", "*.wav")))[:1]:
         put("wav", os.path.basename(clip), open(clip, "rb").read())
     for width in [1, 2, 3, 4]:

@@ -20,6 +20,8 @@ pub mod camera;
 pub mod files;
 #[cfg(feature = "mic")]
 pub mod mic;
+#[cfg(feature = "jpeg")]
+pub mod mjpeg;
 pub mod pixels;
 pub mod wav;
 pub mod y4m;

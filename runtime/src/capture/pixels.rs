@@ -4,7 +4,7 @@
 //! limited or full range, chroma upsampled by nearest neighbour (pixel `(x, y)` takes chroma
 //! sample `(x / sx, y / sy)`). So a YUYV (4:2:2) frame made from a 4:2:0 clip by repeating
 //! each chroma row gives exactly the RGB of the clip; NV12 is 4:2:0 with interleaved chroma.
-//! MJPEG frames are decoded to full-range RGB by `zune-jpeg` (the `camera` feature).
+//! MJPEG frames are decoded to full-range RGB by `zune-jpeg` (the `jpeg` feature, part of `camera`).
 
 use thiserror::Error;
 
@@ -74,7 +74,7 @@ pub enum PixelError {
     Jpeg { reason: String },
     #[error("MJPEG frame is {found_w}x{found_h}, expected {width}x{height}")]
     JpegSize { width: usize, height: usize, found_w: usize, found_h: usize },
-    #[error("MJPEG frames need the `camera` feature, which this build lacks")]
+    #[error("MJPEG frames need the `jpeg` feature (part of `camera`), which this build lacks")]
     NoJpeg,
 }
 
@@ -193,12 +193,12 @@ pub fn to_rgb(
     Ok(())
 }
 
-#[cfg(feature = "camera")]
+#[cfg(feature = "jpeg")]
 fn decode_jpeg(data: &[u8], width: usize, height: usize, rgb8: &mut Vec<u8>) -> Result<(), PixelError> {
-    crate::capture::camera::decode_mjpeg(data, width, height, rgb8)
+    crate::capture::mjpeg::decode_mjpeg(data, width, height, rgb8)
 }
 
-#[cfg(not(feature = "camera"))]
+#[cfg(not(feature = "jpeg"))]
 fn decode_jpeg(_: &[u8], _: usize, _: usize, _: &mut Vec<u8>) -> Result<(), PixelError> {
     Err(PixelError::NoJpeg)
 }
