@@ -2,10 +2,10 @@
 # Checks the crate layering that docs/architecture.md describes, from cargo's dependency graph:
 # - the runtime library (`edgeqa`) carries no CLI crates (clap, env_logger) and does not use
 #   anyhow itself (tract, which it links, does);
-# - a tract-only runtime (`--no-default-features --features tract`, what the tract boards build)
-#   carries no wgpu;
+# - a runtime without the wgpu feature (`--no-default-features --features tract[,camera,mic]`,
+#   what the tract boards build) carries no wgpu;
 # - the converter reaches the runtime without its GPU backend.
-# The tract-only build itself is compiled by scripts/cross-test.sh (the generic-aarch64 board).
+# Such a build (tract, camera, mic) is compiled by scripts/cross-test.sh (the generic-aarch64 board).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "check-layering: $*" >&2; exit 1; }
@@ -16,9 +16,11 @@ for crate in clap env_logger; do
   ! grep -qx "$crate" <<<"$lib" || fail "the edgeqa library depends on $crate: only the binary (cli/) may"
 done
 ! grep -qx anyhow <<<"$(tree -p edgeqa --depth 1)" || fail "the edgeqa library uses anyhow directly: use thiserror"
-! grep -qx wgpu <<<"$(tree -p edgeqa --no-default-features --features tract)" ||
-  fail "a tract-only edgeqa still pulls in wgpu"
+for features in tract tract,camera,mic; do
+  ! grep -qx wgpu <<<"$(tree -p edgeqa --no-default-features --features "$features")" ||
+    fail "edgeqa with features $features (no wgpu) still pulls in wgpu"
+done
 ! grep -qx wgpu <<<"$(tree -p edgeqa-convert)" || fail "the converter pulls in the wgpu backend"
 ! grep -qx clap <<<"$(tree -p edgeqa-firmware-config --no-default-features)" ||
   fail "the board-profile library pulls in clap without its cli feature"
-echo "check-layering: ok (no CLI crates in the libraries, no wgpu in tract-only builds or the converter)"
+echo "check-layering: ok (no CLI crates in the libraries, no wgpu in builds without it or in the converter)"

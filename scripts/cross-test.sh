@@ -1,43 +1,64 @@
 #!/usr/bin/env bash
-# Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board, runs the bundled demo
-# evaluation under qemu-aarch64 and checks that every answer matches the host build's.
+# Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board (features tract, camera, mic),
+# runs the bundled demo evaluation and `edgeqa live` on a demo clip under qemu-aarch64 and checks
+# that every answer matches the host build's; checks that `edgeqa devices` runs there.
 #
 # Idempotent: installs only what is missing (Debian packages gcc-aarch64-linux-gnu,
-# libc6-dev-arm64-cross, qemu-user; the rustup target aarch64-unknown-linux-gnu).
+# libc6-dev-arm64-cross, qemu-user, libclang-dev for v4l's bindgen; arm64 multiarch with
+# libasound2-dev:arm64 for the microphone; the rustup target aarch64-unknown-linux-gnu).
+# edgeqa-board points pkg-config and bindgen at the aarch64 files (docs/boards.md).
 # The board is generic-aarch64 (no -C target-cpu), so the build shares cargo's usual target dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BOARD=generic-aarch64
 TARGET=aarch64-unknown-linux-gnu
+DPKG_ARCH=arm64
+MULTIARCH=aarch64-linux-gnu
 QEMU_CPU=cortex-a72        # a Raspberry Pi 4 core
 SYSROOT=/usr/aarch64-linux-gnu
 PACKAGE=models/demo/demo.eqa
 SET=models/demo/eval/questions.jsonl
+CLIP=clip_000               # the clip `edgeqa live` watches and listens to
 
 log() { echo "cross-test: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s; }
 start=$(now)
 
-# 1. Debian packages: the cross linker and libc, and qemu's user-mode emulator.
-need_apt=()
+# 1. Debian packages: the cross linker and libc (with the Linux headers v4l's bindgen reads),
+#    qemu's user-mode emulator, libclang for bindgen, and ALSA (host and arm64 multiarch) for cpal.
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+  log "installing $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 if command -v dpkg >/dev/null 2>&1; then
-  for pkg in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  need_apt=()
+  for pkg in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev libasound2-dev pkg-config; do
+    # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
+    dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
+      need_apt+=("$pkg")
   done
+  if ! dpkg -s "libasound2-dev:$DPKG_ARCH" >/dev/null 2>&1; then
+    if ! dpkg --print-foreign-architectures | grep -qx "$DPKG_ARCH"; then
+      log "dpkg --add-architecture $DPKG_ARCH"
+      $SUDO dpkg --add-architecture "$DPKG_ARCH"
+    fi
+    need_apt+=("libasound2-dev:$DPKG_ARCH")
+  fi
+  [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
 else
   for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
     command -v "$tool" >/dev/null 2>&1 ||
       die "$tool not found and this is not a Debian system: install an aarch64 cross gcc and qemu-user"
   done
 fi
-if [ ${#need_apt[@]} -gt 0 ]; then
-  log "installing ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-fi
+[ -f "$SYSROOT/include/linux/videodev2.h" ] ||
+  log "warning: $SYSROOT/include/linux/videodev2.h not found: the camera feature needs the aarch64 Linux headers"
+[ -f "/usr/lib/$MULTIARCH/pkgconfig/alsa.pc" ] ||
+  log "warning: /usr/lib/$MULTIARCH/pkgconfig/alsa.pc not found: the mic feature needs ALSA for aarch64"
 
 # 2. The Rust standard library for the target.
 if ! command -v rustup >/dev/null 2>&1; then
@@ -78,51 +99,111 @@ else
   log "no stripped binary (aarch64-linux-gnu-strip not found; it comes with binutils-aarch64-linux-gnu)"
 fi
 
-# 4. The same evaluation on both, listing every answer.
+# 4. The same evaluation on both, listing every answer; then `edgeqa live` on one clip (its files
+#    standing in for the camera and microphone) with that clip's questions on stdin.
+# Under qemu-user /proc/cpuinfo is the host's, so tract warns that it cannot read the ARM features.
+export RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error}"
+# LD_LIBRARY_PATH keeps glibc the cross toolchain's, the one matching the dynamic loader under -L:
+# with arm64 multiarch installed, /etc/ld.so.cache lists /lib/aarch64-linux-gnu/libc.so.6 (another
+# build), and a program linking both hangs in its first pthread_create. ALSA still comes from there.
+# The timeout turns any other hang into a failure.
+on_qemu() { timeout 900 qemu-aarch64 -L "$SYSROOT" -E LD_LIBRARY_PATH="$SYSROOT/lib" -cpu "$QEMU_CPU" "$arm_bin" "$@"; }
 args=(eval --package "$PACKAGE" --set "$SET" --json --answers)
 "$host_bin" "${args[@]}" >"$tmp/host.json" || die "host edgeqa ${args[*]} failed"
-# Under qemu-user /proc/cpuinfo is the host's, so tract warns that it cannot read the ARM features.
-RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error}" \
-  qemu-aarch64 -L "$SYSROOT" -cpu "$QEMU_CPU" "$arm_bin" "${args[@]}" >"$tmp/aarch64.json" ||
-  die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${args[*]} failed"
+on_qemu "${args[@]}" >"$tmp/aarch64.json" || die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${args[*]} failed"
 t3=$(now)
-log "evaluations (host + qemu) $((t3 - t2)) s, total $((t3 - start)) s"
 
-# 5. Compare every answer and its confidence.
-python3 - "$tmp/host.json" "$tmp/aarch64.json" <<'EOF'
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    q = json.loads(line) if line.strip() else {}
+    if q.get("video") == sys.argv[2]:
+        print(q["question"])
+' "$SET" "$CLIP.y4m" >"$tmp/questions.txt"
+[ -s "$tmp/questions.txt" ] || die "$SET has no question about $CLIP.y4m"
+clips="$(dirname "$SET")"
+live=(live --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav" --ask-at-end --json)
+"$host_bin" "${live[@]}" <"$tmp/questions.txt" >"$tmp/host-live.jsonl" 2>"$tmp/host-live.err" ||
+  die "host edgeqa ${live[*]} failed: $(tail -n 3 "$tmp/host-live.err")"
+on_qemu "${live[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
+  die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${live[*]} failed: $(tail -n 3 "$tmp/aarch64-live.err")"
+t4=$(now)
+
+# No camera or sound card under qemu: `devices` must find none and succeed (ALSA may complain on
+# stderr). ALSA's `null` PCM (a discard device in alsa-lib's default configuration, listed on any
+# machine) is the only microphone allowed.
+on_qemu devices >"$tmp/devices.txt" 2>"$tmp/devices.err" ||
+  die "qemu-aarch64 $arm_bin devices failed: $(cat "$tmp/devices.txt") $(tail -n 3 "$tmp/devices.err")"
+grep -qx "cameras: none found" "$tmp/devices.txt" ||
+  die "edgeqa devices under qemu did not say \"cameras: none found\": $(cat "$tmp/devices.txt")"
+if grep -qx "microphones: none found" "$tmp/devices.txt"; then
+  log "edgeqa devices under qemu: no camera, no microphone"
+elif grep -q "^microphone null " "$tmp/devices.txt" && ! grep "^microphone " "$tmp/devices.txt" | grep -vq "^microphone null "; then
+  log "edgeqa devices under qemu: no camera; no microphone but ALSA's null device"
+else
+  die "edgeqa devices under qemu found a device: $(cat "$tmp/devices.txt")"
+fi
+if [ -s "$tmp/devices.err" ]; then
+  log "edgeqa devices under qemu said on stderr: $(head -c 300 "$tmp/devices.err" | tr '\n' ' ')"
+fi
+t5=$(now)
+log "evaluations (host + qemu) $((t3 - t2)) s, live (host + qemu) $((t4 - t3)) s, devices $((t5 - t4)) s, total $((t5 - start)) s"
+
+# 5. Compare every answer and its confidence: the evaluation's, then live's.
+python3 - "$tmp/host.json" "$tmp/aarch64.json" "$tmp/host-live.jsonl" "$tmp/aarch64-live.jsonl" <<'EOF'
 import json, sys
 
 CONFIDENCE_TOLERANCE = 1e-3
+
+
+def compare(name, ha, aa):
+    """Prints how two lists of answers differ; returns (passed, failed)."""
+    passed, failed, worst = 0, 0, 0.0
+    diff = []
+    for i in range(max(len(ha), len(aa))):
+        h = ha[i] if i < len(ha) else None
+        a = aa[i] if i < len(aa) else None
+        same = (
+            h is not None and a is not None and "error" not in h and "error" not in a
+            and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
+        )
+        if same:
+            d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
+            worst = max(worst, d)
+            same = d <= CONFIDENCE_TOLERANCE
+        if same:
+            passed += 1
+            continue
+        failed += 1
+        for mark, who, r in (("-", "host   ", h), ("+", "aarch64", a)):
+            if r is None:
+                diff.append(f"{mark} {who} (no answer #{i + 1})")
+            elif "error" in r:
+                diff.append(f"{mark} {who} #{i + 1}: {r.get('question')!r} -> error {r['error']!r}")
+            else:
+                diff.append(
+                    f"{mark} {who} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
+                    f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
+                )
+    print(f"cross-test: {name}: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=sys.stderr)
+    if failed:
+        print(f"cross-test: {name}: answers differ between the host and the aarch64 build (- host, + aarch64):",
+              file=sys.stderr)
+        print("\n".join(diff), file=sys.stderr)
+    print(f"cross-test: {name}: {passed} passed, {failed} failed", file=sys.stderr)
+    return passed, failed
+
+
+def lines(path):
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
 host, arm = (json.load(open(p)) for p in sys.argv[1:3])
-
-ha, aa = host["answers"], arm["answers"]
-passed, failed, worst = 0, 0, 0.0
-diff = []
-for i in range(max(len(ha), len(aa))):
-    h = ha[i] if i < len(ha) else None
-    a = aa[i] if i < len(aa) else None
-    same = h is not None and a is not None and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
-    if same:
-        d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
-        worst = max(worst, d)
-        same = d <= CONFIDENCE_TOLERANCE
-    if same:
-        passed += 1
-        continue
-    failed += 1
-    for mark, who, r in (("-", "host   ", h), ("+", "aarch64", a)):
-        if r is None:
-            diff.append(f"{mark} {who} (no answer #{i + 1})")
-        else:
-            diff.append(
-                f"{mark} {who} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
-                f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
-            )
-print(f"cross-test: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=sys.stderr)
-
-if failed:
-    print("cross-test: answers differ between the host and the aarch64 build (- host, + aarch64):", file=sys.stderr)
-    print("\n".join(diff), file=sys.stderr)
+results = [compare("eval", host["answers"], arm["answers"]), compare("live", lines(sys.argv[3]), lines(sys.argv[4]))]
+if not results[1][0] + results[1][1]:
+    print("cross-test: live: no answers at all", file=sys.stderr)
+    results.append((0, 1))
+passed, failed = (sum(r[i] for r in results) for i in (0, 1))
 print(f"cross-test: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF

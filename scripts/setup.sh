@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing edgeqa needs on Debian/Ubuntu. Idempotent: it installs only
 # what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
+# libclang-dev: bindgen for v4l (feature `camera`); libasound2-dev: ALSA for cpal (feature `mic`);
+# mesa-vulkan-drivers + libvulkan1: lavapipe, a Vulkan device on the CPU for the wgpu tests.
 set -euo pipefail
 
 need_apt=()
-for pkg in gcc pkg-config mesa-vulkan-drivers libvulkan1; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+for pkg in gcc pkg-config libclang-dev libasound2-dev mesa-vulkan-drivers libvulkan1; do
+  # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
+  dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
+    need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

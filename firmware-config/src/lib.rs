@@ -118,9 +118,15 @@ pub struct Microphone {
     pub sample_rate: u32,
 }
 
-/// Cargo features of the `edgeqa` binary (`cli/Cargo.toml`) a board profile may list: the
-/// backends it carries.
-pub const FEATURES: &[&str] = &["tract", "wgpu"];
+/// Cargo features of the `edgeqa` binary (`cli/Cargo.toml`) a board profile may list:
+///
+/// - `tract`: the CPU backend (tract);
+/// - `wgpu`: the GPU backend (WGSL kernels through wgpu, Vulkan);
+/// - `camera`: V4L2 camera capture for `edgeqa live --camera` (building needs libclang and the
+///   target's Linux headers);
+/// - `mic`: ALSA microphone capture for `edgeqa live --mic` (building needs the target's
+///   libasound2-dev; the board needs libasound2).
+pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic"];
 
 /// One validated board profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -522,8 +528,30 @@ sample_rate = 16000
         for b in builtin() {
             assert!(b.features.iter().any(|f| f == b.backend.as_str()), "{}: {:?}", b.name, b.features);
         }
-        assert_eq!(find("rpi4").unwrap().features, ["tract"]);
-        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu"]);
+        assert_eq!(find("rpi4").unwrap().features, ["tract", "camera", "mic"]);
+        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic"]);
+        // Every shipped board takes a USB camera and microphone.
+        for b in builtin() {
+            for f in ["camera", "mic"] {
+                assert!(b.features.iter().any(|g| g == f), "{}: {:?} lacks {f}", b.name, b.features);
+            }
+        }
+    }
+
+    #[test]
+    fn features_are_those_of_the_edgeqa_binary() {
+        // FEATURES must list exactly the cargo features of cli/Cargo.toml (less `default`).
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/Cargo.toml");
+        let cli: toml::Table = toml::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+        let mut declared: Vec<&str> =
+            cli["features"].as_table().unwrap().keys().map(String::as_str).filter(|f| *f != "default").collect();
+        declared.sort_unstable();
+        let mut known = FEATURES.to_vec();
+        known.sort_unstable();
+        assert_eq!(known, declared);
+        for f in ["camera", "mic", "wgpu"] {
+            parse(&with("features", &format!("features = [\"tract\", \"{f}\"]")), "b.toml").unwrap();
+        }
     }
 
     #[test]
@@ -603,9 +631,9 @@ sample_rate = 16000
         assert_err(&with("target_cpu", "target_cpu = \"a b\""), "b.toml:4: key `target_cpu`: ", "not a CPU");
         assert_err(&with("features", "features = [\"tract\", \"a,b\"]"), "b.toml:6: key `features`: ", "`a,b`");
         assert_err(
-            &with("features", "features = [\"tract\", \"camera\"]"),
+            &with("features", "features = [\"tract\", \"cam\"]"),
             "b.toml:6: key `features`: ",
-            "`camera` is not a feature of the edgeqa binary (known: tract, wgpu)",
+            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic)",
         );
         assert_err(
             &with("features", "features = [\"tract\", \"tract\"]"),

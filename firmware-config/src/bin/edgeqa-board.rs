@@ -113,11 +113,17 @@ fn show(name: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Cross toolchain of a target: C compiler used as linker, its strip, and the Debian packages.
+/// Cross toolchain of a target: C compiler used as linker, its strip, the Debian packages, and
+/// where Debian puts the target's headers and (multiarch) libraries.
 struct CrossTools {
     linker: &'static str,
     strip: &'static str,
     packages: &'static str,
+    /// Debian's multiarch triplet: headers in `/usr/<triplet>/include` (the cross libc and Linux
+    /// headers), libraries and pkg-config files in `/usr/lib/<triplet>` (multiarch packages).
+    multiarch: &'static str,
+    /// Debian's architecture name (`dpkg --add-architecture`, `package:arch`).
+    dpkg_arch: &'static str,
 }
 
 fn cross_tools(target: &str) -> Option<CrossTools> {
@@ -131,24 +137,83 @@ fn cross_tools(target: &str) -> Option<CrossTools> {
             linker: "aarch64-linux-gnu-gcc",
             strip: "aarch64-linux-gnu-strip",
             packages: "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+            multiarch: "aarch64-linux-gnu",
+            dpkg_arch: "arm64",
         },
         "armv7" => CrossTools {
             linker: "arm-linux-gnueabihf-gcc",
             strip: "arm-linux-gnueabihf-strip",
             packages: "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
+            multiarch: "arm-linux-gnueabihf",
+            dpkg_arch: "armhf",
         },
         "riscv64gc" => CrossTools {
             linker: "riscv64-linux-gnu-gcc",
             strip: "riscv64-linux-gnu-strip",
             packages: "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
+            multiarch: "riscv64-linux-gnu",
+            dpkg_arch: "riscv64",
         },
         "x86_64" => CrossTools {
             linker: "x86_64-linux-gnu-gcc",
             strip: "x86_64-linux-gnu-strip",
             packages: "gcc-x86-64-linux-gnu libc6-dev-amd64-cross",
+            multiarch: "x86_64-linux-gnu",
+            dpkg_arch: "amd64",
         },
         _ => return None,
     })
+}
+
+/// Environment for the C dependencies of a cross build. pkg-config (alsa-sys, feature `mic`)
+/// searches only the target's multiarch directory, so it can neither miss the target's ALSA nor
+/// pick the host's; bindgen (v4l, feature `camera`) parses the target's Linux headers rather than
+/// the host's. A variable already set for the target (or a sysroot set for pkg-config) is kept.
+/// Fails, saying what to install, when a feature of the board needs files that are missing.
+fn cross_c_env(
+    target: &str,
+    features: &[String],
+    tools: &CrossTools,
+    var: impl Fn(&str) -> Option<String>,
+    exists: impl Fn(&Path) -> bool,
+) -> Result<Vec<(String, String)>> {
+    let underscored = target.replace('-', "_");
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    let set_for_target = |name: &str| set(&format!("{name}_{target}")) || set(&format!("{name}_{underscored}"));
+    let has = |f: &str| features.iter().any(|g| g == f);
+    let (ma, da) = (tools.multiarch, tools.dpkg_arch);
+    let mut env = Vec::new();
+
+    let user_pkg_config = ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "PKG_CONFIG"]
+        .iter()
+        .any(|v| set_for_target(v) || set(&format!("TARGET_{v}")))
+        || set("PKG_CONFIG_LIBDIR")
+        || set("PKG_CONFIG_SYSROOT_DIR");
+    if !user_pkg_config {
+        let dir = format!("/usr/lib/{ma}/pkgconfig");
+        if has("mic") && !exists(&Path::new(&dir).join("alsa.pc")) {
+            bail!(
+                "the `mic` feature needs ALSA built for {target}, and {dir}/alsa.pc is missing: on Debian/Ubuntu \
+                 run `sudo dpkg --add-architecture {da} && sudo apt-get update && sudo apt-get install \
+                 libasound2-dev:{da}`, or point PKG_CONFIG_SYSROOT_DIR_{underscored} and \
+                 PKG_CONFIG_LIBDIR_{underscored} at a sysroot of the board"
+            );
+        }
+        env.push((format!("PKG_CONFIG_LIBDIR_{underscored}"), format!("{dir}:/usr/share/pkgconfig")));
+    }
+    if !set_for_target("BINDGEN_EXTRA_CLANG_ARGS") {
+        let include = format!("/usr/{ma}/include");
+        if has("camera") && !exists(&Path::new(&include).join("linux/videodev2.h")) {
+            bail!(
+                "the `camera` feature needs the Linux headers for {target}, and {include}/linux/videodev2.h is \
+                 missing: on Debian/Ubuntu run `sudo apt-get install {}`, or set \
+                 BINDGEN_EXTRA_CLANG_ARGS_{underscored}=--sysroot=<a sysroot of the board>",
+                tools.packages
+            );
+        }
+        env.push((format!("BINDGEN_EXTRA_CLANG_ARGS_{underscored}"), format!("--sysroot=/usr/{ma} -I{include}")));
+    }
+    Ok(env)
 }
 
 /// Full path of an executable found on PATH (or `name` itself when it contains a slash).
@@ -267,6 +332,10 @@ fn build(args: &BuildArgs) -> Result<()> {
     if let Some(cpu) = &board.target_cpu {
         check_cpu(target, cpu)?;
     }
+    let c_env = match &tools {
+        Some(t) => cross_c_env(target, &board.features, t, |v| std::env::var(v).ok(), Path::exists)?,
+        None => Vec::new(),
+    };
 
     // Builds with `-C target-cpu` get their own target dir so that boards with different CPUs do
     // not invalidate each other's artifacts; baseline builds share cargo's usual target/<triple>/.
@@ -296,6 +365,9 @@ fn build(args: &BuildArgs) -> Result<()> {
     if let (Some(t), None) = (&tools, &linker_override) {
         cmd.env(&linker_env, t.linker);
     }
+    for (k, v) in &c_env {
+        cmd.env(k, v);
+    }
     let mut flags_note = String::new();
     if let Some(cpu) = &board.target_cpu {
         let flag = format!("-C target-cpu={cpu}");
@@ -313,6 +385,9 @@ fn build(args: &BuildArgs) -> Result<()> {
         flags_note = format!(" with {flag}");
     }
     eprintln!("edgeqa-board: building edgeqa for {} ({target}{flags_note}, profile {})", board.name, args.profile);
+    for (k, v) in &c_env {
+        eprintln!("edgeqa-board:   {k}=\"{v}\"");
+    }
     let status = cmd.status().with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
     if !status.success() {
         bail!("cargo build of edgeqa for {} failed ({status}): see cargo's errors above", board.name);
@@ -368,4 +443,61 @@ fn build(args: &BuildArgs) -> Result<()> {
         None => println!("  stripped  (not made: `{strip}` not found on PATH; it comes with binutils)"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+
+    fn env_for(features: &[&str], vars: &[(&str, &str)], files: &[&str]) -> Result<Vec<(String, String)>> {
+        let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+        let tools = cross_tools(TARGET).unwrap();
+        let var = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        cross_c_env(TARGET, &features, &tools, var, |p: &Path| files.iter().any(|f| Path::new(f) == p))
+    }
+
+    const ALSA: &str = "/usr/lib/aarch64-linux-gnu/pkgconfig/alsa.pc";
+    const V4L2: &str = "/usr/aarch64-linux-gnu/include/linux/videodev2.h";
+
+    #[test]
+    fn cross_builds_get_the_targets_pkg_config_and_headers() {
+        let env = env_for(&["tract", "camera", "mic"], &[], &[ALSA, V4L2]).unwrap();
+        assert_eq!(
+            env,
+            [
+                (
+                    "PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu".to_string(),
+                    "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig".to_string()
+                ),
+                (
+                    "BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu".to_string(),
+                    "--sysroot=/usr/aarch64-linux-gnu -I/usr/aarch64-linux-gnu/include".to_string()
+                ),
+            ]
+        );
+        // Without the features nothing is checked; the settings are harmless.
+        assert_eq!(env_for(&["tract"], &[], &[]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn missing_target_files_say_what_to_install() {
+        let msg = env_for(&["tract", "mic"], &[], &[V4L2]).unwrap_err().to_string();
+        assert!(msg.contains("dpkg --add-architecture arm64") && msg.contains("libasound2-dev:arm64"), "{msg}");
+        let msg = env_for(&["tract", "camera"], &[], &[ALSA]).unwrap_err().to_string();
+        assert!(msg.contains("videodev2.h") && msg.contains("libc6-dev-arm64-cross"), "{msg}");
+    }
+
+    #[test]
+    fn the_users_settings_are_kept() {
+        let vars = [
+            ("PKG_CONFIG_SYSROOT_DIR_aarch64-unknown-linux-gnu", "/sysroot"),
+            ("BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu", "--sysroot=/sysroot"),
+        ];
+        assert!(env_for(&["tract", "camera", "mic"], &vars, &[]).unwrap().is_empty());
+        let only_pkg = env_for(&["mic"], &[("PKG_CONFIG_SYSROOT_DIR", "/s")], &[]).unwrap();
+        assert_eq!(only_pkg.len(), 1);
+        assert!(only_pkg[0].0.starts_with("BINDGEN_"));
+    }
 }
