@@ -41,7 +41,8 @@ const RING_SECONDS: f64 = 0.5;
 const STALL: Duration = Duration::from_secs(5);
 
 /// The input devices present with the modes they offer (`kind` `microphone`, `id` as `--mic`
-/// accepts it). Devices whose configurations cannot be read are left out; no device, or no
+/// accepts it). Devices whose configurations cannot be read, and ALSA's `null` device (it
+/// discards playback and records zeros), are left out; no device, or no
 /// audio system at all, gives an empty list.
 pub fn list() -> Vec<DeviceInfo> {
     let host = cpal::default_host();
@@ -58,6 +59,10 @@ pub fn list() -> Vec<DeviceInfo> {
             continue;
         }
         let (id, name) = device_names(&device);
+        // ALSA's `null` device discards playback and "records" zeros: not a microphone.
+        if id == "null" {
+            continue;
+        }
         out.push(DeviceInfo { kind: "microphone", id, name, modes });
     }
     out
