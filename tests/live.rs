@@ -169,9 +169,13 @@ fn soak_on_looping_sources_keeps_memory_flat() {
     let start = Instant::now();
     let mut samples = Vec::new();
     let mut asked = 0;
+    let mut ended_early = false;
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
-        let Some(kib) = rss_kib(pid) else { break };
+        let Some(kib) = rss_kib(pid) else {
+            ended_early = true;
+            break;
+        };
         samples.push((start.elapsed().as_secs_f64(), kib));
         if samples.len() % 2 == 0 {
             writeln!(stdin, "what colour is the square?").unwrap();
@@ -184,7 +188,7 @@ fn soak_on_looping_sources_keeps_memory_flat() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let answers = reader.join().unwrap();
     assert!(status.success(), "{err}");
-    assert!(samples.len() as u64 >= seconds - 2, "the process ended early: {err}");
+    assert!(!ended_early && samples.len() >= 8, "the process ended early: {err}");
     let answered = answers.iter().filter(|l| l.contains("\"answer\"")).count();
     assert_eq!(answered, asked, "{answers:?}");
     // Flat: after the first quarter (warm-up, rings filling), RSS grows by less than 1 MiB.
@@ -192,9 +196,13 @@ fn soak_on_looping_sources_keeps_memory_flat() {
     let (first, max) = (warm[0].1, warm.iter().map(|s| s.1).max().unwrap());
     let peak_mib = samples.iter().map(|s| s.1).max().unwrap() as f64 / 1024.0;
     eprintln!(
-        "soak {seconds} s: {answered} answers, RSS after warm-up {:.2} MiB, max {:.2} MiB, peak {peak_mib:.2} MiB",
+        "soak {seconds} s: {answered} answers, {} RSS samples, RSS after warm-up {:.2} MiB, max {:.2} MiB, \
+         last {:.2} MiB, peak {peak_mib:.2} MiB; {}",
+        samples.len(),
         first as f64 / 1024.0,
-        max as f64 / 1024.0
+        max as f64 / 1024.0,
+        samples[samples.len() - 1].1 as f64 / 1024.0,
+        err.lines().rev().find(|l| l.contains(" s | ")).unwrap_or("")
     );
     assert!(max - first < 1024, "RSS grew from {first} KiB to {max} KiB: {samples:?}");
     assert!(peak_mib < budget_mib, "peak RSS {peak_mib:.1} MiB is over the {board} budget");
