@@ -17,7 +17,7 @@ use edgeqa::capture::y4m::read_y4m;
 use edgeqa::capture::{Frame, FrameSource};
 use edgeqa::package::Package;
 use edgeqa::pipeline::{ClipFeatures, Student};
-use edgeqa::stream::{FeatureRing, Live, LiveConfig, Overflow, Selection, Selector, VideoPath, audio_block};
+use edgeqa::stream::{FeatureRing, Live, LiveConfig, Overflow, Selection, Selector, VideoPath, audio_block, per_item};
 use edgeqa_benches::demo_dir;
 
 const R: usize = 256;
@@ -74,10 +74,10 @@ fn live(c: &mut Criterion) {
     let mut source = Y4mSource::open(&long, Pacing::AsFastAsPossible, true).expect("video");
     let mut frame = Frame::default();
     let audio_stage = m.stage("audio_encoder").expect("audio encoder");
-    let audio_shape = vec![m.audio.as_ref().expect("audio").segments, VideoPath::feature_dim(&audio_stage.outputs[0])];
+    let audio_shape = vec![m.audio.as_ref().expect("audio").segments, per_item(&audio_stage.outputs[0])];
     group.bench_function("reencode_256_frames_per_question", |b| {
         b.iter(|| {
-            let ring = Mutex::new(FeatureRing::new(R, VideoPath::feature_dim(&stage.outputs[0])));
+            let ring = Mutex::new(FeatureRing::new(R, per_item(&stage.outputs[0])));
             let mut path = VideoPath::new(&p, &stage.inputs[0], 1000.0, w, h);
             for _ in 0..R {
                 source.next_frame(&mut frame).expect("frame");

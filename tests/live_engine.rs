@@ -18,7 +18,7 @@ use edgeqa::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource,
 use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
 use edgeqa::stream::{
-    AudioPath, FeatureRing, Handoff, Live, LiveConfig, Overflow, SourceShape, VideoPath, audio_block,
+    AudioPath, FeatureRing, Handoff, Live, LiveConfig, Overflow, SourceShape, VideoPath, audio_block, per_item,
 };
 
 /// Counts allocation calls made by a thread while it has counting switched on.
@@ -108,7 +108,7 @@ fn steady_state_allocates_nothing_per_frame_or_block() {
     let bytes = source.max_frame_bytes();
     let hand = Handoff::new(Overflow::Block, || Frame { data: Vec::with_capacity(bytes), ..Frame::default() });
     let mut path = VideoPath::new(m.video.as_ref().unwrap(), &frame_stage.inputs[0], 1000.0, w, h);
-    let ring = std::sync::Mutex::new(FeatureRing::new(64, VideoPath::feature_dim(&frame_stage.outputs[0])));
+    let ring = std::sync::Mutex::new(FeatureRing::new(64, per_item(&frame_stage.outputs[0])));
     let (mut counted, mut frames) = (0, 0);
     for i in 0..200 {
         // Capture → hand-off → preprocessing into the batch: counted after a warm-up batch.
@@ -140,7 +140,7 @@ fn steady_state_allocates_nothing_per_frame_or_block() {
     let hand =
         Handoff::new(Overflow::Block, || AudioBlock { samples: Vec::with_capacity(block), ..AudioBlock::default() });
     let mut path = AudioPath::new(m.audio.as_ref().unwrap(), &audio_stage.inputs[0], 1, block);
-    let ring = std::sync::Mutex::new(FeatureRing::new(256, VideoPath::feature_dim(&audio_stage.outputs[0])));
+    let ring = std::sync::Mutex::new(FeatureRing::new(256, per_item(&audio_stage.outputs[0])));
     let batch = audio_stage.inputs[0].shape[0] as u64;
     let (mut counted, mut blocks) = (0, 0);
     for i in 0..2000 {

@@ -300,26 +300,27 @@ impl Y4mVideo {
     /// from the file for a clip opened with [`open_y4m`]. Errors past the last frame, and when
     /// the file no longer holds the frame (it shrank after it was opened).
     pub fn frame_raw(&self, i: usize) -> Result<Cow<'_, [u8]>, Y4mError> {
-        let start = *self.frame_offsets.get(i).ok_or_else(|| Y4mError::FrameOutOfRange {
-            path: self.origin.clone(),
-            index: i,
-            frames: self.frame_count(),
-        })?;
-        // Parsing checked that every frame lies inside the data.
         match &self.data {
-            ClipBytes::Owned(v) => Ok(Cow::Borrowed(&v[start..start + self.frame_len])),
-            ClipBytes::File(file) => {
-                let mut buf = vec![0; self.frame_len];
-                read_exact_at(file, &mut buf, start as u64).map_err(|source| Y4mError::FrameRead {
-                    path: self.origin.clone(),
-                    index: i,
-                    offset: start,
-                    len: self.frame_len,
-                    source,
-                })?;
+            // Parsing checked that every frame lies inside the data.
+            ClipBytes::Owned(v) => {
+                let start = self.frame_offset(i)?;
+                Ok(Cow::Borrowed(&v[start..start + self.frame_len]))
+            }
+            ClipBytes::File(_) => {
+                let mut buf = Vec::new();
+                self.frame_raw_into(i, &mut buf)?;
                 Ok(Cow::Owned(buf))
             }
         }
+    }
+
+    /// Byte offset of frame `i`'s planes.
+    fn frame_offset(&self, i: usize) -> Result<usize, Y4mError> {
+        self.frame_offsets.get(i).copied().ok_or_else(|| Y4mError::FrameOutOfRange {
+            path: self.origin.clone(),
+            index: i,
+            frames: self.frame_count(),
+        })
     }
 
     /// Frame `i` as planar CHW RGB in `[0, 1]` (length `3 * height * width`), converted as the
@@ -340,12 +341,8 @@ impl Y4mVideo {
     /// Copies frame `i`'s raw planes into `out` (resized to [`Y4mVideo::frame_len`]), without
     /// allocating once `out` has that capacity.
     pub fn frame_raw_into(&self, i: usize, out: &mut Vec<u8>) -> Result<(), Y4mError> {
+        let start = self.frame_offset(i)?;
         out.resize(self.frame_len, 0);
-        let start = *self.frame_offsets.get(i).ok_or_else(|| Y4mError::FrameOutOfRange {
-            path: self.origin.clone(),
-            index: i,
-            frames: self.frame_count(),
-        })?;
         match &self.data {
             ClipBytes::Owned(v) => out.copy_from_slice(&v[start..start + self.frame_len]),
             ClipBytes::File(file) => read_exact_at(file, out, start as u64).map_err(|source| Y4mError::FrameRead {

@@ -34,7 +34,7 @@ use crate::pipeline::{Answer, ClipFeatures, PipelineError, Student};
 use crate::tensor::Tensor;
 
 pub use handoff::{Handoff, Overflow};
-pub use paths::{AudioPath, VideoPath};
+pub use paths::{AudioPath, VideoPath, per_item};
 pub use ring::FeatureRing;
 pub use select::{Selection, Selector};
 
@@ -142,7 +142,7 @@ pub fn plan(
         let mut audio_entries = 0;
         if let (Some(v), Some(stage), Some((bytes, w, h))) = (&m.video, m.stage(FRAME_ENCODER), shape.video) {
             frame_entries = ((history * frame_rate).ceil() as usize).max(v.frames);
-            let dim = VideoPath::feature_dim(&stage.outputs[0]);
+            let dim = per_item(&stage.outputs[0]);
             memory.add(
                 format!("video hand-off ({} frames of {bytes} bytes)", handoff::SLOTS),
                 (handoff::SLOTS * bytes) as u64,
@@ -155,7 +155,7 @@ pub fn plan(
         }
         if let (Some(a), Some(stage), Some(block)) = (&m.audio, m.stage(AUDIO_ENCODER), shape.audio) {
             audio_entries = ((history * audio_rate).ceil() as usize).max(a.segments);
-            let dim = VideoPath::feature_dim(&stage.outputs[0]);
+            let dim = per_item(&stage.outputs[0]);
             memory.add(
                 format!("audio hand-off ({} blocks of {block} samples)", handoff::SLOTS),
                 (handoff::SLOTS * block * 4) as u64,
@@ -410,7 +410,7 @@ impl Live {
                 plan.memory.breakdown()
             );
         }
-        let dim = |stage: &str| m.stage(stage).map_or(1, |s| VideoPath::feature_dim(&s.outputs[0]));
+        let dim = |stage: &str| m.stage(stage).map_or(1, |s| per_item(&s.outputs[0]));
         let shared = Arc::new(Shared {
             frames: Mutex::new(FeatureRing::new(plan.frame_entries, dim(FRAME_ENCODER))),
             audio: Mutex::new(FeatureRing::new(plan.audio_entries, dim(AUDIO_ENCODER))),

@@ -43,6 +43,11 @@ fn encode_into(
     Ok(())
 }
 
+/// Values per item (frame or segment) of an encoder output `[B, ...]`: what one ring entry holds.
+pub fn per_item(output: &TensorInfo) -> usize {
+    output.len() / output.shape.first().copied().unwrap_or(1).max(1)
+}
+
 /// Frames → sampled at the student's rate → preprocessed into the encoder batch.
 pub struct VideoPath {
     prep: FramePrep,
@@ -122,11 +127,6 @@ impl VideoPath {
         self.filled = 0;
         self.stamps.clear();
         result
-    }
-
-    /// Per-frame values of the encoder output, from the stage's output info.
-    pub fn feature_dim(output: &TensorInfo) -> usize {
-        output.len() / output.shape.first().copied().unwrap_or(1).max(1)
     }
 }
 
