@@ -314,19 +314,20 @@ fn wait_or_stop(stop: &AtomicBool, d: Duration) {
     }
 }
 
-/// Runs a capture loop: `next` fills a buffer; lost sources are reopened once a second.
-fn capture_loop<B: Send + 'static, S: ?Sized>(
-    source: &mut S,
+/// Runs a capture loop: the source fills buffers of the hand-off (`count` publishes its counters
+/// after every read); a lost source is reopened once a second.
+fn capture_loop<B: Send + 'static>(
+    source: &mut impl Capture<B>,
     hand: &Handoff<B>,
     shared: &Shared,
     state: &Mutex<Option<String>>,
-    mut next: impl FnMut(&mut S, &mut B) -> Result<bool, CaptureError>,
-    reopen: impl Fn(&mut S) -> Result<(), CaptureError>,
-    describe: impl Fn(&S) -> String,
+    count: fn(&Counters, crate::capture::SourceStats),
 ) {
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(mut buf) = hand.acquire() else { break };
-        match next(source, &mut buf) {
+        let read = source.fill(&mut buf);
+        count(&shared.counters, source.stats());
+        match read {
             Ok(true) => hand.publish(buf),
             Ok(false) => {
                 hand.give_back(buf);
@@ -335,10 +336,10 @@ fn capture_loop<B: Send + 'static, S: ?Sized>(
             Err(e) if e.is_lost() => {
                 hand.give_back(buf);
                 log::warn!("{}", crate::error_line(&e));
-                Shared::set(state, Some(format!("{} lost, reopening", describe(source))));
+                Shared::set(state, Some(format!("{} lost, reopening", source.describe())));
                 while !shared.stop.load(Ordering::Relaxed) {
                     wait_or_stop(&shared.stop, Duration::from_secs(1));
-                    if reopen(source).is_ok() {
+                    if source.reopen().is_ok() {
                         Shared::set(state, None);
                         break;
                     }
@@ -429,7 +430,18 @@ impl Live {
             let (bytes, w, h) = shape.video.unwrap_or_default();
             let hand =
                 Arc::new(Handoff::new(cfg.overflow, || Frame { data: Vec::with_capacity(bytes), ..Frame::default() }));
-            spawn_video_capture(source, Arc::clone(&hand), Arc::clone(&shared))?;
+            spawn_capture(
+                "edgeqa-camera",
+                source,
+                Arc::clone(&hand),
+                Arc::clone(&shared),
+                |s| &s.video_state,
+                |c, st| {
+                    c.frames_captured.store(st.delivered, Ordering::Relaxed);
+                    c.source_frames_dropped.store(st.dropped, Ordering::Relaxed);
+                    c.source_frames_corrupt.store(st.corrupt, Ordering::Relaxed);
+                },
+            )?;
             let mut path = VideoPath::new(&p, &stage.inputs[0], cfg.frame_rate, w, h);
             let (student, shared2) = (Arc::clone(&student), Arc::clone(&shared));
             encoders.push(spawn_encoder("edgeqa-video", &shared, move || {
@@ -458,7 +470,17 @@ impl Live {
                 samples: Vec::with_capacity(block),
                 ..AudioBlock::default()
             }));
-            spawn_audio_capture(source, Arc::clone(&hand), Arc::clone(&shared))?;
+            spawn_capture(
+                "edgeqa-mic",
+                source,
+                Arc::clone(&hand),
+                Arc::clone(&shared),
+                |s| &s.audio_state,
+                |c, st| {
+                    c.blocks_captured.store(st.delivered, Ordering::Relaxed);
+                    c.source_audio_dropped.store(st.dropped, Ordering::Relaxed);
+                },
+            )?;
             let mut path = AudioPath::new(&p, &stage.inputs[0], cfg.audio_stride, block);
             let (student, shared2) = (Arc::clone(&student), Arc::clone(&shared));
             encoders.push(spawn_encoder("edgeqa-audio", &shared, move || {
@@ -632,59 +654,57 @@ fn spawn_encoder(
         .map_err(|e| LiveError::Config(format!("cannot start a thread: {e}")))
 }
 
-fn spawn_video_capture(
-    mut source: Box<dyn FrameSource>,
-    hand: Arc<Handoff<Frame>>,
-    shared: Arc<Shared>,
-) -> Result<(), LiveError> {
-    std::thread::Builder::new()
-        .name("edgeqa-camera".into())
-        .spawn(move || {
-            capture_loop(
-                source.as_mut(),
-                &hand,
-                &shared,
-                &shared.video_state,
-                |s, frame| {
-                    let r = s.next_frame(frame);
-                    let st = s.stats();
-                    shared.counters.frames_captured.store(st.delivered, Ordering::Relaxed);
-                    shared.counters.source_frames_dropped.store(st.dropped, Ordering::Relaxed);
-                    shared.counters.source_frames_corrupt.store(st.corrupt, Ordering::Relaxed);
-                    r
-                },
-                |s| s.reopen(),
-                |s| s.describe(),
-            )
-        })
-        .map(|_| ())
-        .map_err(|e| LiveError::Config(format!("cannot start a thread: {e}")))
+/// What a capture thread needs of a source, whichever its kind.
+trait Capture<B>: Send {
+    fn fill(&mut self, buf: &mut B) -> Result<bool, CaptureError>;
+    fn stats(&self) -> crate::capture::SourceStats;
+    fn reopen(&mut self) -> Result<(), CaptureError>;
+    fn describe(&self) -> String;
 }
 
-fn spawn_audio_capture(
-    mut source: Box<dyn AudioSource>,
-    hand: Arc<Handoff<AudioBlock>>,
+impl Capture<Frame> for Box<dyn FrameSource> {
+    fn fill(&mut self, buf: &mut Frame) -> Result<bool, CaptureError> {
+        self.next_frame(buf)
+    }
+    fn stats(&self) -> crate::capture::SourceStats {
+        self.as_ref().stats()
+    }
+    fn reopen(&mut self) -> Result<(), CaptureError> {
+        self.as_mut().reopen()
+    }
+    fn describe(&self) -> String {
+        self.as_ref().describe()
+    }
+}
+
+impl Capture<AudioBlock> for Box<dyn AudioSource> {
+    fn fill(&mut self, buf: &mut AudioBlock) -> Result<bool, CaptureError> {
+        self.next_block(buf)
+    }
+    fn stats(&self) -> crate::capture::SourceStats {
+        self.as_ref().stats()
+    }
+    fn reopen(&mut self) -> Result<(), CaptureError> {
+        self.as_mut().reopen()
+    }
+    fn describe(&self) -> String {
+        self.as_ref().describe()
+    }
+}
+
+/// Starts a capture thread running [`capture_loop`] on `source`; `state` picks the source's
+/// state slot and `count` publishes its counters after every read.
+fn spawn_capture<B: Send + 'static>(
+    name: &str,
+    mut source: impl Capture<B> + 'static,
+    hand: Arc<Handoff<B>>,
     shared: Arc<Shared>,
+    state: fn(&Shared) -> &Mutex<Option<String>>,
+    count: fn(&Counters, crate::capture::SourceStats),
 ) -> Result<(), LiveError> {
     std::thread::Builder::new()
-        .name("edgeqa-mic".into())
-        .spawn(move || {
-            capture_loop(
-                source.as_mut(),
-                &hand,
-                &shared,
-                &shared.audio_state,
-                |s, block| {
-                    let r = s.next_block(block);
-                    let st = s.stats();
-                    shared.counters.blocks_captured.store(st.delivered, Ordering::Relaxed);
-                    shared.counters.source_audio_dropped.store(st.dropped, Ordering::Relaxed);
-                    r
-                },
-                |s| s.reopen(),
-                |s| s.describe(),
-            )
-        })
+        .name(name.into())
+        .spawn(move || capture_loop(&mut source, &hand, &shared, state(&shared), count))
         .map(|_| ())
         .map_err(|e| LiveError::Config(format!("cannot start a thread: {e}")))
 }
