@@ -122,6 +122,13 @@ fn bad_sources_are_one_clear_error_line() {
     assert_clean_error(&run(&["--video", &clip("y4m"), "--audio", &short_audio]), &["short.wav", "truncated"]);
     assert_clean_error(&run(&["--audio", &clip("wav")]), &["needs a video", "--video"]);
     assert_clean_error(&run(&["--video", &clip("y4m"), "--audio", &clip("wav"), "--history", "0"]), &["history"]);
+    let inspect = |history: &str| {
+        let args = ["inspect", package.as_str(), "--board", "rpi-zero-2w", "--history", history, "--backend", "tract"];
+        run_bin(EDGEQA, &args.map(std::ffi::OsStr::new), &[])
+    };
+    assert_clean_error(&inspect("0"), &["--history", "positive"]);
+    let (ok, out, err) = inspect("60");
+    assert!(ok && out.contains("frame feature ring") && out.contains("rpi-zero-2w"), "{out}{err}");
     #[cfg(feature = "camera")]
     {
         assert_clean_error(

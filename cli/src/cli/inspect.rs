@@ -131,6 +131,9 @@ fn live_plan(
     capture: (usize, usize),
     backend: &BackendArg,
 ) -> Result<PlanReport> {
+    if !(history.is_finite() && history > 0.0) {
+        anyhow::bail!("--history must be a positive number of seconds, not {history}");
+    }
     let board = edgeqa_firmware_config::find(board)?;
     let budget = board.memory_budget_bytes();
     let student = edgeqa::pipeline::Student::load(pkg, backend.backend, None)?;
