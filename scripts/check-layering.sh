@@ -16,7 +16,7 @@ for crate in clap env_logger; do
   ! grep -qx "$crate" <<<"$lib" || fail "the edgeqa library depends on $crate: only the binary (cli/) may"
 done
 ! grep -qx anyhow <<<"$(tree -p edgeqa --depth 1)" || fail "the edgeqa library uses anyhow directly: use thiserror"
-for features in tract tract,camera,mic; do
+for features in tract tract,camera,mic tract,camera,mic,voice; do
   ! grep -qx wgpu <<<"$(tree -p edgeqa --no-default-features --features "$features")" ||
     fail "edgeqa with features $features (no wgpu) still pulls in wgpu"
 done

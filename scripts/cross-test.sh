@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board (features tract, camera, mic),
-# runs the bundled demo evaluation and `edgeqa live` on a demo clip under qemu-aarch64 and checks
-# that every answer matches the host build's; checks that `edgeqa devices` runs there.
+# Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board (features tract, camera, mic,
+# voice), runs the bundled demo evaluation, `edgeqa live` on a demo clip and a spoken question
+# under qemu-aarch64 and checks that every answer (and the transcript) matches the host build's;
+# checks that `edgeqa devices` runs there.
 #
 # Idempotent: installs only what is missing (Debian packages gcc-aarch64-linux-gnu,
 # libc6-dev-arm64-cross, qemu-user, libclang-dev for v4l's bindgen; arm64 multiarch with
-# libasound2-dev:arm64 for the microphone; the rustup target aarch64-unknown-linux-gnu).
+# libasound2-dev:arm64 for the microphone and libpocketsphinx-dev:arm64 for spoken questions, with
+# pocketsphinx-en-us and espeak-ng; the rustup target aarch64-unknown-linux-gnu).
 # edgeqa-board points pkg-config and bindgen at the aarch64 files (docs/boards.md).
 # The board is generic-aarch64 (no -C target-cpu), so the build shares cargo's usual target dir.
 set -euo pipefail
@@ -36,18 +38,21 @@ apt_install() {
 }
 if command -v dpkg >/dev/null 2>&1; then
   need_apt=()
-  for pkg in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev libasound2-dev pkg-config; do
+  for pkg in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev libasound2-dev pkg-config \
+    libpocketsphinx-dev pocketsphinx-en-us espeak-ng; do
     # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
     dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
       need_apt+=("$pkg")
   done
-  if ! dpkg -s "libasound2-dev:$DPKG_ARCH" >/dev/null 2>&1; then
-    if ! dpkg --print-foreign-architectures | grep -qx "$DPKG_ARCH"; then
-      log "dpkg --add-architecture $DPKG_ARCH"
-      $SUDO dpkg --add-architecture "$DPKG_ARCH"
+  for pkg in libasound2-dev libpocketsphinx-dev; do
+    if ! dpkg -s "$pkg:$DPKG_ARCH" >/dev/null 2>&1; then
+      if ! dpkg --print-foreign-architectures | grep -qx "$DPKG_ARCH"; then
+        log "dpkg --add-architecture $DPKG_ARCH"
+        $SUDO dpkg --add-architecture "$DPKG_ARCH"
+      fi
+      need_apt+=("$pkg:$DPKG_ARCH")
     fi
-    need_apt+=("libasound2-dev:$DPKG_ARCH")
-  fi
+  done
   [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
 else
   for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
@@ -127,6 +132,22 @@ live=(live --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP
   die "host edgeqa ${live[*]} failed: $(tail -n 3 "$tmp/host-live.err")"
 on_qemu "${live[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
   die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${live[*]} failed: $(tail -n 3 "$tmp/aarch64-live.err")"
+# A spoken question: the clip's first question said by espeak-ng; the same transcript and answer.
+espeak-ng -v en-us -w "$tmp/question.wav" "$(head -n 1 "$tmp/questions.txt")"
+spoken=(ask --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav"
+  --question-audio "$tmp/question.wav" --json)
+"$host_bin" "${spoken[@]}" >"$tmp/host-spoken.json" || die "host edgeqa ${spoken[*]} failed"
+on_qemu "${spoken[@]}" >"$tmp/aarch64-spoken.json" ||
+  die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${spoken[*]} failed"
+python3 - "$tmp/host-spoken.json" "$tmp/aarch64-spoken.json" <<'EOF2' || die "the spoken question differs"
+import json, sys
+h, a = (json.load(open(p)) for p in sys.argv[1:3])
+keys = ("transcript", "accepted", "answer")
+same = all(h[k] == a[k] for k in keys) and abs(h["confidence"] - a["confidence"]) <= 1e-3
+print(f"cross-test: spoken question: host heard {h['transcript']!r} -> {h['answer']!r}; "
+      f"aarch64 heard {a['transcript']!r} -> {a['answer']!r}", file=sys.stderr)
+sys.exit(0 if same and h["accepted"] else 1)
+EOF2
 t4=$(now)
 
 # No camera or sound card under qemu: `devices` must find none and succeed (ALSA may complain on
@@ -147,7 +168,7 @@ if [ -s "$tmp/devices.err" ]; then
   log "edgeqa devices under qemu said on stderr: $(head -c 300 "$tmp/devices.err" | tr '\n' ' ')"
 fi
 t5=$(now)
-log "evaluations (host + qemu) $((t3 - t2)) s, live (host + qemu) $((t4 - t3)) s, devices $((t5 - t4)) s, total $((t5 - start)) s"
+log "evaluations (host + qemu) $((t3 - t2)) s, live and spoken (host + qemu) $((t4 - t3)) s, devices $((t5 - t4)) s, total $((t5 - start)) s"
 
 # 5. Compare every answer and its confidence: the evaluation's, then live's.
 python3 - "$tmp/host.json" "$tmp/aarch64.json" "$tmp/host-live.jsonl" "$tmp/aarch64-live.jsonl" <<'EOF'

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use edgeqa::backend::{Backend, tract::TractBackend, tract::unsupported_nodes};
 use edgeqa_format::manifest::{
-    CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo,
+    CONTRACT_VERSION, MODEL_STAGE, Manifest, PackageKind, QuantizationInfo, STUDENT_STAGES, StageInfo, VAD_SECTION,
+    VadModel,
 };
 use edgeqa_format::onnx::{self, pb};
 use edgeqa_format::package::{Package, PackageWriter};
@@ -33,6 +34,7 @@ pub mod report;
 pub mod shapes;
 pub mod student;
 pub mod verify;
+pub mod voice;
 
 /// Identifies the converter in every package it writes.
 pub const PRODUCER: &str = concat!("edgeqa-convert ", env!("CARGO_PKG_VERSION"));
@@ -234,18 +236,57 @@ fn finish(manifest: Manifest, graphs: Vec<Graph>) -> Result<Converted, ConvertEr
 
 /// Converts a student directory: `student.toml` plus `<stage>.onnx` for each stage it has.
 pub fn convert_student(dir: &Path) -> Result<Converted, ConvertError> {
-    let (manifest, graphs) = prepare_student(dir)?;
-    finish(manifest, graphs)
+    let (manifest, graphs, vad) = prepare_student(dir)?;
+    attach_vad(finish(manifest, graphs)?, vad.as_deref())
 }
 
 /// Converts and quantizes a student directory (see [`quantized::Options`]).
 pub fn convert_student_with(dir: &Path, opts: &quantized::Options) -> Result<quantized::Outcome, ConvertError> {
-    let (manifest, graphs) = prepare_student(dir)?;
-    quantized::run(manifest, graphs, opts)
+    let (manifest, graphs, vad) = prepare_student(dir)?;
+    let mut outcome = quantized::run(manifest, graphs, opts)?;
+    outcome.converted = attach_vad(outcome.converted, vad.as_deref())?;
+    Ok(outcome)
+}
+
+/// Adds the voice activity model (`[voice] vad`) to a converted student: its own section
+/// [`VAD_SECTION`], float as given, checked to load on the CPU backend and to have the shape of a
+/// Silero-style model (`[1, 64 + 512]` samples at 16 kHz and a recurrent state).
+fn attach_vad(converted: Converted, vad: Option<&Path>) -> Result<Converted, ConvertError> {
+    let Some(path) = vad else { return Ok(converted) };
+    let shown = path.display().to_string();
+    let g = read_graph(VAD_SECTION, path)?;
+    check_supported(std::slice::from_ref(&g))?;
+    let mut stage = stage_info(&g, &BTreeMap::new())?;
+    stage.section = VAD_SECTION.into();
+    let (context, window) = (64, 512);
+    let pkg = Package::from_bytes(converted.bytes, "converted package")?;
+    let mut manifest = pkg.manifest().clone();
+    let voice = manifest.voice.as_mut().ok_or_else(|| ConvertError::Student {
+        file: shown.clone(),
+        reason: "a voice activity model needs the rest of [voice] (templates)".into(),
+    })?;
+    voice.vad = Some(VadModel { stage, sample_rate: 16000, window, context });
+    manifest.validate().map_err(|e| ConvertError::Student {
+        file: shown.clone(),
+        reason: format!("{e} (the static 16 kHz Silero VAD export has this form)"),
+    })?;
+    let mut writer = PackageWriter::new(manifest.clone());
+    for s in pkg.sections().iter().skip(1) {
+        let bytes = pkg.section(&s.name).ok_or_else(|| ConvertError::Verify(format!("no section {}", s.name)))?;
+        writer.add_onnx(&s.name, bytes.to_vec())?;
+    }
+    writer.add_onnx(VAD_SECTION, g.bytes)?;
+    let bytes = writer.to_bytes()?;
+    let pkg = Package::from_bytes(bytes.clone(), "converted package")?;
+    let vad = manifest.voice.as_ref().and_then(|v| v.vad.as_ref()).map(|v| &v.stage);
+    if let (Some(stage), Some(graph)) = (vad, pkg.section(VAD_SECTION)) {
+        TractBackend::new().load_stage(stage, graph, &shown).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    }
+    Ok(Converted { bytes, manifest })
 }
 
 /// Reads, checks and fixes the shapes of a student directory.
-fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>), ConvertError> {
+fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>, Option<PathBuf>), ConvertError> {
     let shown = dir.display().to_string();
     let layout = |reason: String| ConvertError::Layout { dir: shown.clone(), reason };
     let spec = student::load(dir)?;
@@ -346,9 +387,10 @@ fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>), ConvertError> {
         tokenizer: spec.tokenizer,
         labels: spec.labels,
         quantization: QuantizationInfo::default(),
+        voice: spec.voice,
     };
     manifest.validate().map_err(|e| layout(e.to_string()))?;
-    Ok((manifest, graphs))
+    Ok((manifest, graphs, spec.vad))
 }
 
 /// Converts one generic ONNX model into a package with a single `model` stage.

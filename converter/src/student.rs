@@ -26,11 +26,15 @@
 //! vocab = ["[PAD]", "what", "colour"]          # or vocab_file = "vocab.txt" (one per line)
 //! lowercase = true
 //! max_len = 12
+//!
+//! [voice]            # optional: spoken questions (see `voice.rs` and docs/voice.md)
+//! templates = ["what colour is the {shape}"]
+//! slots = { shape = ["circle", "square"] }
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use edgeqa_format::manifest::{AudioPreprocess, TokenizerSpec, VideoPreprocess};
+use edgeqa_format::manifest::{AudioPreprocess, TokenizerSpec, VideoPreprocess, VoiceSpec};
 use serde::Deserialize;
 
 use crate::ConvertError;
@@ -46,6 +50,7 @@ pub struct StudentToml {
     pub video: Option<VideoPreprocess>,
     pub audio: Option<AudioPreprocess>,
     pub tokenizer: Option<TokenizerToml>,
+    pub voice: Option<crate::voice::VoiceToml>,
 }
 
 /// `[tokenizer]` of `student.toml`: a [`TokenizerSpec`] whose vocabulary may live in a file.
@@ -73,6 +78,10 @@ pub struct StudentSpec {
     pub video: Option<VideoPreprocess>,
     pub audio: Option<AudioPreprocess>,
     pub tokenizer: Option<TokenizerSpec>,
+    /// Grammar and pronunciations of spoken questions (without the voice activity model).
+    pub voice: Option<VoiceSpec>,
+    /// Voice activity model to package, resolved against the student directory.
+    pub vad: Option<PathBuf>,
 }
 
 fn read_lines(dir: &Path, file: &Path, field: &str, toml: &Path) -> Result<Vec<String>, ConvertError> {
@@ -117,5 +126,11 @@ pub fn load(dir: &Path) -> Result<StudentSpec, ConvertError> {
             Some(spec)
         }
     };
-    Ok(StudentSpec { name: raw.name, labels, video: raw.video, audio: raw.audio, tokenizer })
+    let (voice, vad) = match &raw.voice {
+        None => (None, None),
+        Some(v) => {
+            (Some(crate::voice::build(dir, v, tokenizer.as_ref()).map_err(bad)?), v.vad.as_ref().map(|p| dir.join(p)))
+        }
+    };
+    Ok(StudentSpec { name: raw.name, labels, video: raw.video, audio: raw.audio, tokenizer, voice, vad })
 }

@@ -125,8 +125,10 @@ pub struct Microphone {
 /// - `camera`: V4L2 camera capture for `edgeqa live --camera` (building needs libclang and the
 ///   target's Linux headers);
 /// - `mic`: ALSA microphone capture for `edgeqa live --mic` (building needs the target's
-///   libasound2-dev; the board needs libasound2).
-pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic"];
+///   libasound2-dev; the board needs libasound2);
+/// - `voice`: spoken questions through PocketSphinx (building needs the target's
+///   libpocketsphinx-dev; the board needs libpocketsphinx3 and pocketsphinx-en-us).
+pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic", "voice"];
 
 /// One validated board profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -528,11 +530,11 @@ sample_rate = 16000
         for b in builtin() {
             assert!(b.features.iter().any(|f| f == b.backend.as_str()), "{}: {:?}", b.name, b.features);
         }
-        assert_eq!(find("rpi4").unwrap().features, ["tract", "camera", "mic"]);
-        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic"]);
-        // Every shipped board takes a USB camera and microphone.
+        assert_eq!(find("rpi4").unwrap().features, ["tract", "camera", "mic", "voice"]);
+        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic", "voice"]);
+        // Every shipped board takes a USB camera and microphone, and hears spoken questions.
         for b in builtin() {
-            for f in ["camera", "mic"] {
+            for f in ["camera", "mic", "voice"] {
                 assert!(b.features.iter().any(|g| g == f), "{}: {:?} lacks {f}", b.name, b.features);
             }
         }
@@ -549,7 +551,7 @@ sample_rate = 16000
         let mut known = FEATURES.to_vec();
         known.sort_unstable();
         assert_eq!(known, declared);
-        for f in ["camera", "mic", "wgpu"] {
+        for f in ["camera", "mic", "wgpu", "voice"] {
             parse(&with("features", &format!("features = [\"tract\", \"{f}\"]")), "b.toml").unwrap();
         }
     }

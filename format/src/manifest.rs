@@ -143,6 +143,42 @@ pub struct TokenizerSpec {
     pub unknown: Option<String>,
 }
 
+/// What the runtime needs to hear spoken questions (`docs/voice.md`): a grammar of every question
+/// the student answers, the pronunciation of each of its words, and optionally a voice activity
+/// model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSpec {
+    /// Acoustic model whose phones the pronunciations use (`cmusphinx-en-us`).
+    pub acoustic_model: String,
+    /// JSGF grammar whose public rule `<question>` covers every question the student answers.
+    pub grammar: String,
+    /// Pronunciation of every word of the grammar: word → phones separated by spaces.
+    pub dictionary: std::collections::BTreeMap<String, String>,
+    /// Voice activity model; without one the runtime detects speech by its energy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vad: Option<VadModel>,
+}
+
+/// A Silero-style voice activity model stored in the package: it reads `context + window`
+/// samples and the recurrent state, and writes the speech probability and the next state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VadModel {
+    /// The graph, its section and its fixed inputs `[1, context + window]` and `state`, and
+    /// outputs `[1,1]` probability and next `state`.
+    pub stage: StageInfo,
+    /// Sample rate the model listens at, in Hz.
+    pub sample_rate: u32,
+    /// New samples per step.
+    pub window: usize,
+    /// Samples of the previous step repeated in front of each window.
+    pub context: usize,
+}
+
+/// Name of the package section holding the voice activity model.
+pub const VAD_SECTION: &str = "vad";
+
 /// Quantization recorded by the converter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantizationInfo {
@@ -200,6 +236,9 @@ pub struct Manifest {
     pub labels: Vec<String>,
     #[serde(default)]
     pub quantization: QuantizationInfo,
+    /// Spoken questions: grammar, pronunciations and voice activity model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceSpec>,
 }
 
 impl Manifest {
@@ -217,6 +256,7 @@ impl Manifest {
             tokenizer: None,
             labels: vec![],
             quantization: QuantizationInfo::default(),
+            voice: None,
         }
     }
 
@@ -374,6 +414,55 @@ impl Manifest {
             }
             if t.vocab.is_empty() {
                 return Err(invalid("tokenizer.vocab", "is empty"));
+            }
+        }
+        if let Some(v) = &self.voice {
+            self.validate_voice(v)?;
+        }
+        Ok(())
+    }
+
+    fn validate_voice(&self, v: &VoiceSpec) -> Result<(), ManifestError> {
+        let t = self.tokenizer.as_ref().ok_or_else(|| invalid("voice", "spoken questions need a tokenizer"))?;
+        if !v.grammar.contains("public <question>") {
+            return Err(invalid("voice.grammar", "has no public rule `<question>`"));
+        }
+        if v.dictionary.is_empty() {
+            return Err(invalid("voice.dictionary", "is empty"));
+        }
+        for (key, phones) in &v.dictionary {
+            // `word(2)` is the second pronunciation of `word`.
+            let word = key.split('(').next().unwrap_or(key);
+            let known = if t.lowercase {
+                t.vocab.iter().any(|w| w.to_lowercase() == word)
+            } else {
+                t.vocab.iter().any(|w| w == word)
+            };
+            if !known {
+                return Err(invalid(
+                    "voice.dictionary",
+                    format!("`{word}` is not in the tokenizer's vocabulary: the student could not read it"),
+                ));
+            }
+            if phones.split_whitespace().next().is_none()
+                || phones.chars().any(|c| !(c.is_ascii_alphanumeric() || c == ' '))
+            {
+                return Err(invalid(format!("voice.dictionary.{key}"), format!("`{phones}` is not a list of phones")));
+            }
+        }
+        if let Some(vad) = &v.vad {
+            let shapes: Vec<&[usize]> = vad.stage.inputs.iter().map(|t| t.shape.as_slice()).collect();
+            let ok = vad.stage.inputs.len() == 2
+                && vad.stage.outputs.len() == 2
+                && shapes[0] == [1, vad.context + vad.window]
+                && vad.stage.inputs.iter().all(|t| t.dtype == DType::F32)
+                && vad.stage.outputs[0].shape == [1, 1]
+                && vad.stage.outputs[1].shape == vad.stage.inputs[1].shape;
+            if !ok || vad.window == 0 || vad.sample_rate == 0 {
+                return Err(invalid(
+                    "voice.vad",
+                    "expected inputs f32 [1, context + window] and state, outputs [1,1] and the next state",
+                ));
             }
         }
         Ok(())

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod stream;
 pub mod text;
+pub mod voice;
 
 /// Joins an error and its sources into one line for a binary's `error: ...` message, skipping
 /// links whose text the previous link already contains.

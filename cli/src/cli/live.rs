@@ -69,6 +69,14 @@ pub struct Args {
     /// Print the status line on stderr every SECONDS (0: only at the prompt and at the end).
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     status_every: f64,
+    /// Listen for spoken questions in the audio (the microphone or `--audio`) and answer them
+    /// as they are heard; typed questions still work.
+    #[cfg(feature = "voice")]
+    #[arg(long)]
+    voice: bool,
+    #[cfg(feature = "voice")]
+    #[command(flatten)]
+    voice_args: super::voice::VoiceArgs,
     #[command(flatten)]
     backend: BackendArg,
     #[command(flatten)]
@@ -141,7 +149,11 @@ pub fn main(args: Args) -> Result<()> {
     let pacing = if args.realtime { Pacing::Realtime } else { Pacing::AsFastAsPossible };
     let video = video_source(&args, &student, pacing)?;
     let audio = audio_source(&args, &student, pacing)?;
+    #[cfg(feature = "voice")]
+    let mut voice = if args.voice { Some(voice::Voice::prepare(&args, &package, &student, files_only)?) } else { None };
     let cfg = LiveConfig {
+        #[cfg(feature = "voice")]
+        audio_tap: voice.as_ref().map(|v| Arc::clone(&v.tap)),
         history_s: args.history,
         frame_rate: args.frame_rate,
         selection: match args.selection {
@@ -166,6 +178,9 @@ pub fn main(args: Args) -> Result<()> {
         plan.audio_entries,
         plan.memory.total() as f64 / edgeqa::budget::MIB
     );
+    // The listener starts first: with files read as fast as possible, the audio waits for it.
+    #[cfg(feature = "voice")]
+    let listening = voice.take().map(|v| v.start(Arc::clone(&live), args.json, args.ask_at_end)).transpose()?;
     if args.ask_at_end {
         live.wait_until_drained();
     }
@@ -246,11 +261,156 @@ pub fn main(args: Args) -> Result<()> {
             answer(&line.context("cannot read a question from stdin")?)?;
         }
     }
+    #[allow(unused_mut)]
+    let mut spoken = 0;
+    #[cfg(feature = "voice")]
+    if let Some(handle) = listening {
+        // Files end, and so does listening to them; a microphone is listened to until Ctrl-C.
+        spoken = handle.join().map_err(|_| anyhow::anyhow!("the voice listener panicked"))??;
+    }
     let status = live.status();
     let n = latencies.len();
     latencies.sort_by(f64::total_cmp);
     let p50 = if n > 0 { latencies[n / 2] } else { 0.0 };
     eprintln!("{}", status.line());
+    if spoken > 0 {
+        eprintln!("answered {spoken} spoken questions");
+    }
     eprintln!("answered {n} questions, median latency {p50:.2} ms");
     Ok(())
+}
+
+#[cfg(feature = "voice")]
+mod voice {
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+    use std::time::Instant;
+
+    use anyhow::{Context, Result, bail};
+    use edgeqa::capture::AudioBlock;
+    use edgeqa::stream::{Handoff, Live, Overflow, audio_block};
+    use edgeqa::voice::{Listener, VOICE_RATE};
+
+    use super::Args;
+
+    /// The listener for `--voice`, fed by a tap on the audio the student encodes.
+    pub struct Voice {
+        pub tap: Arc<Handoff<AudioBlock>>,
+        listener: Listener,
+        min_confidence: f32,
+        endpoint_ms: u32,
+    }
+
+    impl Voice {
+        pub fn prepare(
+            args: &Args,
+            package: &std::path::Path,
+            student: &edgeqa::pipeline::Student,
+            files_only: bool,
+        ) -> Result<Voice> {
+            let Some(audio) = &student.manifest().audio else {
+                bail!("--voice listens to the student's audio, and this student does not listen")
+            };
+            if audio.sample_rate != VOICE_RATE {
+                bail!("--voice needs the audio at {VOICE_RATE} Hz; this student listens at {} Hz", audio.sample_rate);
+            }
+            if args.mic.is_none() && args.audio.is_none() {
+                bail!("--voice needs --mic NAME or --audio FILE.wav");
+            }
+            let pkg = super::super::open_package(package)?;
+            let vad = args.voice_args.vad()?;
+            let listener = Listener::new(&pkg, &args.voice_args.speech_model, vad).context("cannot listen")?;
+            // Files read as fast as possible wait for the listener; a device never does.
+            let overflow = if files_only && !args.realtime { Overflow::Block } else { Overflow::DropOldest };
+            let block = audio_block(audio.sample_rate);
+            let tap = Arc::new(Handoff::new(overflow, || AudioBlock {
+                samples: Vec::with_capacity(block),
+                ..AudioBlock::default()
+            }));
+            eprintln!("listening for spoken questions ({} voice activity detection)", listener.detector());
+            Ok(Voice { tap, listener, min_confidence: args.voice_args.min_confidence, endpoint_ms: vad.min_silence_ms })
+        }
+
+        /// Listens on a thread until the audio ends, answering every question it catches.
+        /// The thread returns how many spoken questions it answered.
+        pub fn start(mut self, live: Arc<Live>, json: bool, at_end: bool) -> Result<JoinHandle<Result<usize>>> {
+            let run = move || -> Result<usize> {
+                let mut answered = 0;
+                let mut heard = Vec::new();
+                while let Some(b) = self.tap.take() {
+                    let r = self.listener.push(&b.samples);
+                    self.tap.release(b);
+                    for h in r? {
+                        if at_end {
+                            heard.push(h);
+                        } else {
+                            answered += usize::from(self.answer(&live, &h, json)?);
+                        }
+                    }
+                }
+                heard.extend(self.listener.finish()?);
+                if at_end {
+                    live.wait_until_drained();
+                }
+                for h in &heard {
+                    answered += usize::from(self.answer(&live, h, json)?);
+                }
+                Ok(answered)
+            };
+            std::thread::Builder::new().name("edgeqa-voice".into()).spawn(run).context("cannot start the listener")
+        }
+
+        /// Prints what was heard and the answer; whether it was answered.
+        fn answer(&self, live: &Live, h: &edgeqa::voice::Heard, json: bool) -> Result<bool> {
+            let text = h.transcript.accepted(self.min_confidence);
+            let t0 = Instant::now();
+            let answer = text.map(|q| live.ask(q));
+            let answered = matches!(answer, Some(Ok(_)));
+            let answer_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let recognize_ms = h.transcript.decode_ms;
+            // The end of speech is known once `--vad-min-silence-ms` of silence has followed it.
+            let end_to_answer = f64::from(self.endpoint_ms) + recognize_ms + answer_ms;
+            if json {
+                let (a, e) = match &answer {
+                    Some(Ok(a)) => (Some(a), None),
+                    Some(Err(e)) => (None, Some(edgeqa::error_line(e))),
+                    None => (None, None),
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "spoken": true,
+                        "speech_s": [h.start_s, h.speech_end_s],
+                        "transcript": h.transcript.text,
+                        "confidence": h.transcript.confidence,
+                        "accepted": text.is_some(),
+                        "question": text,
+                        "answer": a.map(|a| &a.answer.answer),
+                        "answer_confidence": a.map(|a| a.answer.confidence),
+                        "error": e,
+                        "timings_ms": {
+                            "endpoint": self.endpoint_ms,
+                            "recognize": recognize_ms,
+                            "answer": a.map(|_| answer_ms),
+                            "speech_end_to_answer": a.map(|_| end_to_answer),
+                        },
+                    })
+                );
+            } else {
+                println!("{}", super::super::voice::heard_line(h, self.min_confidence));
+                match answer {
+                    Some(Ok(a)) => println!(
+                        "{} ({:.1}%)  [speech end to answer {end_to_answer:.0} ms: endpoint {} ms, recognize {recognize_ms:.0} ms, answer {answer_ms:.1} ms]",
+                        a.answer.answer,
+                        a.answer.confidence * 100.0,
+                        self.endpoint_ms
+                    ),
+                    Some(Err(e)) => println!("error: {}", edgeqa::error_line(&e)),
+                    None => {}
+                }
+            }
+            std::io::Write::flush(&mut std::io::stdout())?;
+            Ok(answered)
+        }
+    }
 }

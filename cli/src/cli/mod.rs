@@ -8,6 +8,8 @@ mod eval;
 mod inspect;
 mod live;
 mod run;
+#[cfg(feature = "voice")]
+mod voice;
 
 use std::path::{Path, PathBuf};
 

@@ -260,7 +260,8 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
     let manifest: Manifest = serde_json::from_slice(&bytes[sections[0].range()])
         .map_err(|error| PackageError::Manifest { origin: o(), error })?;
     manifest.validate().map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
-    for stage in &manifest.stages {
+    let vad = manifest.voice.as_ref().and_then(|v| v.vad.as_ref()).map(|v| &v.stage);
+    for stage in manifest.stages.iter().chain(vad) {
         if !sections.iter().any(|s| s.name == stage.section && s.kind == SectionKind::Onnx) {
             return Err(PackageError::MissingStageSection {
                 origin: o(),

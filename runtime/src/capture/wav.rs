@@ -59,6 +59,17 @@ pub fn read_wav(path: &Path, expected_rate: u32) -> Result<Vec<f32>, WavError> {
 
 /// [`read_wav`] on any byte stream; `origin` names it in error messages.
 pub fn decode_wav<R: Read>(reader: R, origin: &str, expected_rate: u32) -> Result<Vec<f32>, WavError> {
+    decode(reader, origin, Some(expected_rate)).map(|(samples, _)| samples)
+}
+
+/// Reads a WAV file at whatever rate it has: mono samples (channels averaged) and the rate.
+pub fn read_wav_any_rate(path: &Path) -> Result<(Vec<f32>, u32), WavError> {
+    let origin = path.display().to_string();
+    let file = File::open(path).map_err(|source| WavError::Io { path: origin.clone(), source })?;
+    decode(BufReader::new(file), &origin, None)
+}
+
+fn decode<R: Read>(reader: R, origin: &str, expected_rate: Option<u32>) -> Result<(Vec<f32>, u32), WavError> {
     let path = || origin.to_string();
     let mut reader = hound::WavReader::new(reader).map_err(|e| match e {
         // hound reports a short read as `Other` ("Failed to read enough bytes.").
@@ -87,8 +98,10 @@ pub fn decode_wav<R: Read>(reader: R, origin: &str, expected_rate: u32) -> Resul
     if !supported {
         return Err(WavError::UnsupportedFormat { path: path(), format: format() });
     }
-    if spec.sample_rate != expected_rate {
-        return Err(WavError::SampleRate { path: path(), found: spec.sample_rate, expected: expected_rate });
+    if let Some(expected) = expected_rate
+        && spec.sample_rate != expected
+    {
+        return Err(WavError::SampleRate { path: path(), found: spec.sample_rate, expected });
     }
     let channels = usize::from(spec.channels.max(1));
     let total = reader.len() as usize;
@@ -133,7 +146,7 @@ pub fn decode_wav<R: Read>(reader: R, origin: &str, expected_rate: u32) -> Resul
     if mono.is_empty() {
         return Err(WavError::Empty { path: path() });
     }
-    Ok(mono)
+    Ok((mono, spec.sample_rate))
 }
 
 /// Writes `samples` as a 16-bit mono WAV at `rate` Hz. Samples are clamped to `[-1, 1]` and

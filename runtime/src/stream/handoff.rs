@@ -37,6 +37,12 @@ pub struct Handoff<T> {
     dropped: AtomicU64,
 }
 
+impl<T> std::fmt::Debug for Handoff<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff").field("overflow", &self.overflow).field("dropped", &self.dropped()).finish()
+    }
+}
+
 impl<T> Handoff<T> {
     /// A hand-off cycling the buffers `make()` creates ([`SLOTS`] of them).
     pub fn new(overflow: Overflow, mut make: impl FnMut() -> T) -> Handoff<T> {

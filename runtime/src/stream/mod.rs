@@ -59,6 +59,10 @@ pub struct LiveConfig {
     pub selection: Selection,
     /// What capture does when encoding falls behind.
     pub overflow: Overflow,
+    /// A copy of every audio block goes here as it is encoded (for a listener of spoken
+    /// questions); closed when the audio ends. Make it `DropOldest` so a slow listener never holds
+    /// up encoding.
+    pub audio_tap: Option<Arc<Handoff<AudioBlock>>>,
 }
 
 impl Default for LiveConfig {
@@ -69,6 +73,7 @@ impl Default for LiveConfig {
             audio_stride: 1,
             selection: Selection::Uniform { window: None },
             overflow: Overflow::DropOldest,
+            audio_tap: None,
         }
     }
 }
@@ -483,9 +488,27 @@ impl Live {
             )?;
             let mut path = AudioPath::new(&p, &stage.inputs[0], cfg.audio_stride, block);
             let (student, shared2) = (Arc::clone(&student), Arc::clone(&shared));
+            let tap = cfg.audio_tap.clone();
             encoders.push(spawn_encoder("edgeqa-audio", &shared, move || {
+                struct CloseOnExit(Option<Arc<Handoff<AudioBlock>>>);
+                impl Drop for CloseOnExit {
+                    fn drop(&mut self) {
+                        if let Some(t) = &self.0 {
+                            t.close();
+                        }
+                    }
+                }
+                let tap = CloseOnExit(tap);
                 let session = student.stage_session(AUDIO_ENCODER).ok_or("the student has no audio encoder")?;
                 while let Some(b) = hand.take() {
+                    if let Some(t) = &tap.0
+                        && let Some(mut copy) = t.acquire()
+                    {
+                        copy.samples.clear();
+                        copy.samples.extend_from_slice(&b.samples);
+                        copy.timestamp = b.timestamp;
+                        t.publish(copy);
+                    }
                     let r = path.ingest(&b.samples, b.timestamp.as_secs_f64(), session, &shared2.audio);
                     shared2.counters.audio_dropped.store(hand.dropped(), Ordering::Relaxed);
                     hand.release(b);

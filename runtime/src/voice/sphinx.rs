@@ -1,0 +1,271 @@
+//! The speech recognizer: CMU PocketSphinx (Debian's `libpocketsphinx3`, acoustic model from
+//! `pocketsphinx-en-us`) searching only the package's question grammar.
+//!
+//! Each utterance is decoded twice: once against the grammar, once against a free loop of the
+//! acoustic model's phones. The grammar's path can never fit the sound better than the free loop;
+//! how much worse it fits, per 10 ms frame, is the [`Transcript::margin`] and gives the
+//! confidence, so a question the grammar cannot cover, or no speech at all, is refused rather
+//! than forced onto the nearest question.
+//!
+//! The bindings below are the few C functions used, declared by hand from `pocketsphinx.h` and
+//! `sphinxbase/cmd_ln.h` of PocketSphinx 5prealpha; `build.rs` links the libraries through
+//! pkg-config.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use edgeqa_format::manifest::VoiceSpec;
+
+use super::{Transcript, VOICE_RATE, VoiceError, confidence};
+
+#[allow(non_camel_case_types)]
+mod ffi {
+    use super::*;
+
+    #[repr(C)]
+    pub struct ps_decoder_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct cmd_ln_t {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct arg_t {
+        _opaque: [u8; 0],
+    }
+
+    #[link(name = "pocketsphinx")]
+    #[link(name = "sphinxbase")]
+    unsafe extern "C" {
+        pub fn ps_args() -> *const arg_t;
+        pub fn cmd_ln_parse_r(
+            inout: *mut cmd_ln_t,
+            defn: *const arg_t,
+            argc: i32,
+            argv: *mut *mut c_char,
+            strict: i32,
+        ) -> *mut cmd_ln_t;
+        pub fn cmd_ln_free_r(cmdln: *mut cmd_ln_t) -> c_int;
+        pub fn ps_init(config: *mut cmd_ln_t) -> *mut ps_decoder_t;
+        pub fn ps_free(ps: *mut ps_decoder_t) -> c_int;
+        pub fn ps_add_word(ps: *mut ps_decoder_t, word: *const c_char, phones: *const c_char, update: c_int) -> c_int;
+        pub fn ps_set_jsgf_string(ps: *mut ps_decoder_t, name: *const c_char, jsgf: *const c_char) -> c_int;
+        pub fn ps_set_search(ps: *mut ps_decoder_t, name: *const c_char) -> c_int;
+        pub fn ps_start_utt(ps: *mut ps_decoder_t) -> c_int;
+        pub fn ps_process_raw(
+            ps: *mut ps_decoder_t,
+            data: *const i16,
+            n_samples: usize,
+            no_search: c_int,
+            full_utt: c_int,
+        ) -> c_int;
+        pub fn ps_end_utt(ps: *mut ps_decoder_t) -> c_int;
+        pub fn ps_get_hyp(ps: *mut ps_decoder_t, out_best_score: *mut i32) -> *const c_char;
+        pub fn ps_get_n_frames(ps: *mut ps_decoder_t) -> c_int;
+        pub fn err_set_logfp(stream: *mut c_void);
+    }
+}
+
+/// Where Debian's `pocketsphinx-en-us` puts the US English acoustic model.
+pub const DEFAULT_ACOUSTIC_MODEL: &str = "/usr/share/pocketsphinx/model/en-us/en-us";
+/// Files an acoustic model directory must have.
+const MODEL_FILES: [&str; 6] = ["mdef", "means", "variances", "transition_matrices", "feat.params", "noisedict"];
+/// The phones of `cmusphinx-en-us`, each a word of the free phone loop.
+const PHONES: [&str; 39] = [
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH", "K",
+    "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+];
+/// Decoder options: wide beams, as the grammar is small (narrow ones lose the path on
+/// fast or accented speech and return nothing).
+const OPTIONS: [&str; 6] = ["-beam", "1e-80", "-pbeam", "1e-80", "-wbeam", "1e-60"];
+const QUESTIONS: &CStr = c"questions";
+const PHONE_LOOP: &CStr = c"phones";
+
+/// A loaded recognizer for one package's grammar. Not shared between threads; each thread that
+/// listens loads its own.
+pub struct Recognizer {
+    ps: *mut ffi::ps_decoder_t,
+    config: *mut ffi::cmd_ln_t,
+    model: PathBuf,
+    pcm: Vec<i16>,
+    /// Phones per word of the grammar (its first pronunciation).
+    phones: std::collections::HashMap<String, usize>,
+}
+
+// The decoder is owned and used by one thread at a time (`&mut self`); PocketSphinx keeps no
+// per-thread state, and logging is switched off once for the process.
+unsafe impl Send for Recognizer {}
+
+impl std::fmt::Debug for Recognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recognizer").field("model", &self.model).finish()
+    }
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, VoiceError> {
+    CString::new(s).map_err(|_| VoiceError::Recognizer(format!("{what} contains a NUL byte")))
+}
+
+impl Recognizer {
+    /// Loads the acoustic model from `model_dir` (see [`DEFAULT_ACOUSTIC_MODEL`]) with the
+    /// package's grammar and pronunciations.
+    pub fn new(voice: &VoiceSpec, model_dir: &Path) -> Result<Recognizer, VoiceError> {
+        if voice.acoustic_model != "cmusphinx-en-us" {
+            return Err(VoiceError::UnknownAcousticModel(voice.acoustic_model.clone()));
+        }
+        let shown = model_dir.display().to_string();
+        for f in MODEL_FILES {
+            if !model_dir.join(f).is_file() {
+                return Err(VoiceError::AcousticModel { path: shown, reason: format!("no file `{f}`") });
+            }
+        }
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        // SAFETY: switches PocketSphinx's global log off before any decoder exists.
+        QUIET.call_once(|| unsafe { ffi::err_set_logfp(std::ptr::null_mut()) });
+
+        let mut args: Vec<CString> = vec![cstring("-hmm", "option")?, cstring(&shown, "model path")?];
+        // An empty dictionary: the package's words are added below.
+        args.extend([cstring("-dict", "option")?, cstring("/dev/null", "option")?]);
+        for o in OPTIONS {
+            args.push(cstring(o, "option")?);
+        }
+        let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
+        // SAFETY: argv points at NUL-terminated strings that outlive the call; cmd_ln copies them.
+        let config = unsafe {
+            ffi::cmd_ln_parse_r(std::ptr::null_mut(), ffi::ps_args(), argv.len() as i32, argv.as_mut_ptr(), 1)
+        };
+        if config.is_null() {
+            return Err(VoiceError::Recognizer("the decoder options were refused".into()));
+        }
+        // SAFETY: config is a valid configuration; ps_init takes its own reference.
+        let ps = unsafe { ffi::ps_init(config) };
+        let phones = voice
+            .dictionary
+            .iter()
+            .filter(|(w, _)| !w.contains('('))
+            .map(|(w, p)| (w.clone(), p.split_whitespace().count()))
+            .collect();
+        let r = Recognizer { ps, config, model: model_dir.to_path_buf(), pcm: Vec::new(), phones };
+        if ps.is_null() {
+            return Err(VoiceError::AcousticModel { path: shown, reason: "PocketSphinx could not load it".into() });
+        }
+        let words: Vec<(&String, &String)> = voice.dictionary.iter().collect();
+        let phone_words: Vec<(String, String)> =
+            PHONES.iter().map(|p| (format!("ph_{}", p.to_lowercase()), p.to_string())).collect();
+        let all: Vec<(&str, &str)> = words
+            .iter()
+            .map(|(w, p)| (w.as_str(), p.as_str()))
+            .chain(phone_words.iter().map(|(w, p)| (w.as_str(), p.as_str())))
+            .collect();
+        for (i, (word, phones)) in all.iter().enumerate() {
+            let (w, p) = (cstring(word, "a word")?, cstring(phones, "a pronunciation")?);
+            let update = c_int::from(i + 1 == all.len());
+            // SAFETY: r.ps is a live decoder; both strings are NUL-terminated.
+            if unsafe { ffi::ps_add_word(r.ps, w.as_ptr(), p.as_ptr(), update) } < 0 {
+                return Err(VoiceError::Recognizer(format!(
+                    "the pronunciation of `{word}` ({phones}) uses a phone the acoustic model lacks"
+                )));
+            }
+        }
+        let grammar = cstring(&voice.grammar, "the grammar")?;
+        // SAFETY: as above.
+        if unsafe { ffi::ps_set_jsgf_string(r.ps, QUESTIONS.as_ptr(), grammar.as_ptr()) } < 0 {
+            return Err(VoiceError::Recognizer(
+                "the package's JSGF grammar does not compile (a word without a pronunciation?)".into(),
+            ));
+        }
+        let loop_words: Vec<&str> = phone_words.iter().map(|(w, _)| w.as_str()).collect();
+        let phone_loop = format!(
+            "#JSGF V1.0;\ngrammar phones;\n<phone> = {};\npublic <phones> = <phone>+;\n",
+            loop_words.join(" | ")
+        );
+        let phone_loop = cstring(&phone_loop, "the phone loop")?;
+        // SAFETY: as above.
+        if unsafe { ffi::ps_set_jsgf_string(r.ps, PHONE_LOOP.as_ptr(), phone_loop.as_ptr()) } < 0 {
+            return Err(VoiceError::Recognizer("the phone loop does not compile".into()));
+        }
+        Ok(r)
+    }
+
+    /// The acoustic model directory.
+    pub fn model(&self) -> &Path {
+        &self.model
+    }
+
+    /// Decodes one search over `self.pcm`: the hypothesis, its score and the frame count.
+    fn decode(&mut self, search: &CStr) -> Result<(Option<String>, i32, i32), VoiceError> {
+        let fail = |what: &str| VoiceError::Recognizer(format!("{what} failed"));
+        // SAFETY: self.ps is a live decoder owned by self; pcm outlives the calls.
+        unsafe {
+            if ffi::ps_set_search(self.ps, search.as_ptr()) < 0 {
+                return Err(fail("choosing the search"));
+            }
+            if ffi::ps_start_utt(self.ps) < 0 {
+                return Err(fail("starting the utterance"));
+            }
+            if ffi::ps_process_raw(self.ps, self.pcm.as_ptr(), self.pcm.len(), 0, 1) < 0 {
+                ffi::ps_end_utt(self.ps);
+                return Err(fail("decoding"));
+            }
+            if ffi::ps_end_utt(self.ps) < 0 {
+                return Err(fail("ending the utterance"));
+            }
+            let mut score = 0i32;
+            let hyp = ffi::ps_get_hyp(self.ps, &mut score);
+            let text = if hyp.is_null() {
+                None
+            } else {
+                Some(CStr::from_ptr(hyp).to_string_lossy().trim().to_string()).filter(|s| !s.is_empty())
+            };
+            Ok((text, score, ffi::ps_get_n_frames(self.ps)))
+        }
+    }
+
+    /// Recognizes one utterance of mono samples at [`VOICE_RATE`] in `[-1, 1]`.
+    pub fn recognize(&mut self, samples: &[f32]) -> Result<Transcript, VoiceError> {
+        let t0 = Instant::now();
+        self.pcm.clear();
+        self.pcm.extend(samples.iter().map(|s| {
+            let s = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+            (s * 32767.0).round() as i16
+        }));
+        let audio_s = samples.len() as f64 / f64::from(VOICE_RATE);
+        let (text, score, frames) = self.decode(QUESTIONS)?;
+        let (text, margin) = match text {
+            Some(t) if frames > 0 => {
+                let (_, free, _) = self.decode(PHONE_LOOP)?;
+                (Some(t), (score as f32 - free as f32) / frames as f32)
+            }
+            _ => (None, f32::NEG_INFINITY),
+        };
+        let phones: usize =
+            text.as_deref().map_or(0, |t| t.split_whitespace().map(|w| self.phones.get(w).copied().unwrap_or(1)).sum());
+        let phone_rate = phones as f32 / audio_s.max(1e-3) as f32;
+        let conf = if text.is_some() { confidence(margin, phone_rate) } else { 0.0 };
+        let margin = if margin.is_finite() { margin } else { -1e3 };
+        Ok(Transcript {
+            text,
+            margin,
+            phone_rate,
+            confidence: conf,
+            audio_s,
+            decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+impl Drop for Recognizer {
+    fn drop(&mut self) {
+        // SAFETY: both were created in `new` and are freed once here.
+        unsafe {
+            if !self.ps.is_null() {
+                ffi::ps_free(self.ps);
+            }
+            if !self.config.is_null() {
+                ffi::cmd_ln_free_r(self.config);
+            }
+        }
+    }
+}

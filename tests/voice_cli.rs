@@ -1,0 +1,209 @@
+//! `edgeqa ask --question-audio`: a question spoken by espeak-ng (22.05 kHz, written as stereo)
+//! gets the typed question's answer and the transcript in `--json`; empty, truncated and non-WAV
+//! files, a package without a grammar and a missing acoustic model are one-line errors.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use edgeqa_tests::{assert_clean_error, repo_root, run_bin};
+
+const BIN: &str = env!("CARGO_BIN_EXE_edgeqa");
+
+fn demo() -> PathBuf {
+    repo_root().join("models/demo")
+}
+
+/// `text` spoken by espeak-ng, rewritten as a 2-channel WAV at espeak's own 22.05 kHz.
+fn spoken_stereo(text: &str, dir: &Path) -> PathBuf {
+    let mono = dir.join("mono.wav");
+    let ok = Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&mono).arg(text).status().unwrap().success();
+    assert!(ok, "espeak-ng failed");
+    let mut r = hound::WavReader::open(&mono).unwrap();
+    let spec = r.spec();
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let out = dir.join("question-stereo.wav");
+    let mut w = hound::WavWriter::create(&out, hound::WavSpec { channels: 2, ..spec }).unwrap();
+    for s in samples {
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    out
+}
+
+fn ask(extra: &[&OsStr]) -> (bool, String, String) {
+    let clip = demo().join("eval");
+    let mut args: Vec<&OsStr> = vec![
+        "ask".as_ref(),
+        "--package".as_ref(),
+        OsStr::new(""),
+        "--video".as_ref(),
+        OsStr::new(""),
+        "--audio".as_ref(),
+        OsStr::new(""),
+    ];
+    let (pkg, video, audio) = (demo().join("demo.eqa"), clip.join("clip_000.y4m"), clip.join("clip_000.wav"));
+    args[2] = pkg.as_os_str();
+    args[4] = video.as_os_str();
+    args[6] = audio.as_os_str();
+    args.extend_from_slice(extra);
+    run_bin(BIN, &args, &[])
+}
+
+#[test]
+fn a_spoken_question_gets_the_typed_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let q = "what colour is the triangle";
+    let wav = spoken_stereo(q, tmp.path());
+    let (ok, out, err) = ask(&["--question-audio".as_ref(), wav.as_os_str(), "--json".as_ref()]);
+    assert!(ok, "{err}");
+    let spoken: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = ask(&[q.as_ref(), "--json".as_ref()]);
+    assert!(ok, "{err}");
+    let typed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(spoken["transcript"].as_str().map(|t| t.replace("color", "colour")), Some(q.to_string()), "{spoken}");
+    assert_eq!(spoken["accepted"], true);
+    assert_eq!(spoken["answer"], typed["answer"]);
+    assert!(spoken["confidence"].as_f64().unwrap() >= 0.5);
+    assert!(spoken["timings_ms"]["speech_end_to_answer"].as_f64().unwrap() > 0.0);
+    // The text form says what it heard, then the answer.
+    let (ok, out, _) = ask(&["--question-audio".as_ref(), wav.as_os_str()]);
+    assert!(ok && out.starts_with("heard: \"what col") && out.contains(typed["answer"].as_str().unwrap()), "{out}");
+}
+
+#[test]
+fn silence_is_no_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("silence.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for _ in 0..32000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let (ok, out, err) = ask(&["--question-audio".as_ref(), wav.as_os_str(), "--json".as_ref()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["speech"].as_bool(), v["accepted"].as_bool(), v["answer"].is_null()),
+        (Some(false), Some(false), true)
+    );
+}
+
+#[test]
+fn bad_question_audio_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    hound::WavWriter::create(&empty, spec).unwrap().finalize().unwrap();
+    let good = spoken_stereo("how many objects are there", tmp.path());
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = tmp.path().join("truncated.wav");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let text = tmp.path().join("notes.wav");
+    std::fs::write(&text, "what colour is the triangle?").unwrap();
+    for (file, needle) in [(&empty, "no audio samples"), (&truncated, "truncated"), (&text, "not a readable WAV")] {
+        let r = ask(&["--question-audio".as_ref(), file.as_os_str()]);
+        assert_clean_error(&r, &[&file.display().to_string(), needle]);
+    }
+    let missing = tmp.path().join("no-such-model");
+    let r = ask(&["--question-audio".as_ref(), good.as_os_str(), "--speech-model".as_ref(), missing.as_os_str()]);
+    assert_clean_error(&r, &["acoustic model", "pocketsphinx-en-us"]);
+    let r = ask(&["--question-audio".as_ref(), good.as_os_str(), "--min-confidence".as_ref(), "2".as_ref()]);
+    assert_clean_error(&r, &["--min-confidence"]);
+}
+
+#[test]
+fn a_package_without_a_grammar_says_how_to_get_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let student = tmp.path().join("student");
+    std::fs::create_dir_all(&student).unwrap();
+    for e in std::fs::read_dir(demo().join("student")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), student.join(e.file_name())).unwrap();
+    }
+    let toml = std::fs::read_to_string(student.join("student.toml")).unwrap();
+    let cut = toml.find("\n# Spoken questions").expect("the demo student.toml has a [voice] table");
+    std::fs::write(student.join("student.toml"), &toml[..cut]).unwrap();
+    let pkg = tmp.path().join("silent.eqa");
+    edgeqa_convert::convert_student(&student).unwrap().write(&pkg).unwrap();
+    let wav = spoken_stereo("how many objects are there", tmp.path());
+    let clip = demo().join("eval/clip_000.y4m");
+    let audio = demo().join("eval/clip_000.wav");
+    let r = run_bin(
+        BIN,
+        &[
+            "ask".as_ref(),
+            "--package".as_ref(),
+            pkg.as_os_str(),
+            "--video".as_ref(),
+            clip.as_os_str(),
+            "--audio".as_ref(),
+            audio.as_os_str(),
+            "--question-audio".as_ref(),
+            wav.as_os_str(),
+        ],
+        &[],
+    );
+    assert_clean_error(&r, &["no voice grammar", "[voice]"]);
+}
+
+/// `edgeqa live --voice` on files: a question spoken over the clip's own sound is heard in the
+/// audio stream and answered as `edgeqa ask` answers it typed on the same files.
+#[test]
+fn live_hears_a_question_in_the_audio_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = demo().join("eval");
+    let scene = edgeqa::capture::wav::read_wav(&clip.join("clip_000.wav"), 16000).unwrap();
+    let q = "which colour does the square have";
+    let said = tmp.path().join("said.wav");
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&said).arg(q).status().unwrap().success());
+    let (speech, rate) = edgeqa::capture::wav::read_wav_any_rate(&said).unwrap();
+    let speech = edgeqa::voice::resample_to_voice_rate(&speech, rate, "espeak").unwrap();
+    // The scene quieter, the question from 0.5 s on, then a second of quiet scene for the end.
+    let mut mixed = vec![0.0f32; (8000 + speech.len() + 16000).max(scene.len())];
+    for (m, s) in mixed.iter_mut().zip(&scene) {
+        *m += 0.3 * s;
+    }
+    for (m, s) in mixed[8000..].iter_mut().zip(&speech) {
+        *m += s;
+    }
+    let audio = tmp.path().join("scene-and-question.wav");
+    edgeqa::capture::wav::write_wav_mono_i16(&audio, 16000, &mixed).unwrap();
+    let video = clip.join("clip_000.y4m");
+    let pkg = demo().join("demo.eqa");
+    let files: [&OsStr; 6] = [
+        "--package".as_ref(),
+        pkg.as_os_str(),
+        "--video".as_ref(),
+        video.as_os_str(),
+        "--audio".as_ref(),
+        audio.as_os_str(),
+    ];
+    let live: Vec<&OsStr> =
+        [&["live".as_ref()], &files[..], &["--voice".as_ref(), "--ask-at-end".as_ref(), "--json".as_ref()]].concat();
+    let (ok, out, err) = run_bin(BIN, &live, &[]);
+    assert!(ok, "{err}");
+    let heard: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let caught: Vec<&serde_json::Value> = heard.iter().filter(|h| h["accepted"] == true).collect();
+    assert_eq!(caught.len(), 1, "{out}");
+    assert_eq!(caught[0]["question"].as_str().map(|t| t.replace("color", "colour")), Some(q.to_string()));
+    assert!(err.contains("answered 1 spoken questions"), "{err}");
+    let ask: Vec<&OsStr> = [&["ask".as_ref()], &files[..], &[q.as_ref(), "--json".as_ref()]].concat();
+    let (ok, out, err) = run_bin(BIN, &ask, &[]);
+    assert!(ok, "{err}");
+    let typed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(caught[0]["answer"], typed["answer"]);
+    assert!(caught[0]["timings_ms"]["speech_end_to_answer"].as_f64().unwrap() > 500.0);
+}
