@@ -113,6 +113,11 @@ impl Grammar {
         for (i, t) in g.templates.iter().enumerate() {
             g.check(t, &format!("templates[{i}]"), 0)?;
         }
+        for (name, values) in &g.slots {
+            for v in values {
+                g.check(v, &format!("slots.{name}"), 1)?;
+            }
+        }
         Ok(g)
     }
 
@@ -299,6 +304,21 @@ mod tests {
         assert!(err("what <is> it", slots(&[])).contains("`<is>` is not a word"));
         assert!(err("{a", slots(&[])).contains("not a `{slot}`"));
         assert!(Grammar::new(&[], &slots(&[])).unwrap_err().contains("empty"));
+    }
+
+    proptest::proptest! {
+        /// Any text as templates and slots: a grammar or an error, never a panic or a hang.
+        #[test]
+        fn arbitrary_templates_never_panic(
+            t in proptest::collection::vec("[a-z{}? ]{0,24}", 0..4),
+            v in proptest::collection::vec("[a-z{}]{0,12}", 0..4),
+        ) {
+            let slots: BTreeMap<String, Vec<String>> = [("a".to_string(), v.clone()), ("b".to_string(), v)].into();
+            if let Ok(g) = Grammar::new(&t, &slots) {
+                let _ = g.sentences(1000);
+                proptest::prop_assert!(g.jsgf().contains("public <question>"));
+            }
+        }
     }
 
     #[test]

@@ -111,7 +111,8 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     }
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
-    let plan = edgeqa::pipeline::warm_up_and_plan(pkg.manifest(), resident, &refs)?;
+    let mut plan = edgeqa::pipeline::warm_up_and_plan(pkg.manifest(), resident, &refs)?;
+    add_voice(pkg, &mut plan)?;
     Ok(PlanReport {
         board: board.name,
         budget_bytes: budget,
@@ -120,6 +121,29 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
         items: plan.items,
         details: plan.details,
     })
+}
+
+/// Adds what hearing spoken questions takes (`voice` builds, packages with a grammar, and an
+/// installed acoustic model) to a plan.
+#[cfg(feature = "voice")]
+fn add_voice(pkg: &edgeqa::package::Package, plan: &mut edgeqa::budget::MemoryPlan) -> Result<()> {
+    use edgeqa::voice::{Listener, VadConfig, VoiceError, sphinx::DEFAULT_ACOUSTIC_MODEL};
+    if pkg.manifest().voice.is_none() {
+        return Ok(());
+    }
+    match Listener::new(pkg, std::path::Path::new(DEFAULT_ACOUSTIC_MODEL), VadConfig::default()) {
+        Ok(l) => plan.items.extend(l.memory()?.items),
+        Err(e @ VoiceError::AcousticModel { .. }) => {
+            log::warn!("the plan leaves out spoken questions: {}", edgeqa::error_line(&e))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "voice"))]
+fn add_voice(_: &edgeqa::package::Package, _: &mut edgeqa::budget::MemoryPlan) -> Result<()> {
+    Ok(())
 }
 
 /// The plan of `edgeqa live` on a board: the student loaded, then [`edgeqa::stream::plan`] for
@@ -144,7 +168,8 @@ fn live_plan(
         audio: m.audio.as_ref().map(|a| edgeqa::stream::audio_block(a.sample_rate)),
     };
     let cfg = edgeqa::stream::LiveConfig { history_s: history, ..Default::default() };
-    let plan = edgeqa::stream::plan(&student, shape, &cfg, None)?.memory;
+    let mut plan = edgeqa::stream::plan(&student, shape, &cfg, None)?.memory;
+    add_voice(pkg, &mut plan)?;
     Ok(PlanReport {
         board: format!("{} with {history} s of live history", board.name),
         budget_bytes: budget,

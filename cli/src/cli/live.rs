@@ -327,7 +327,12 @@ mod voice {
                 samples: Vec::with_capacity(block),
                 ..AudioBlock::default()
             }));
-            eprintln!("listening for spoken questions ({} voice activity detection)", listener.detector());
+            let memory = listener.memory()?;
+            eprintln!(
+                "listening for spoken questions ({} voice activity detection; {})",
+                listener.detector(),
+                memory.breakdown()
+            );
             Ok(Voice { tap, listener, min_confidence: args.voice_args.min_confidence, endpoint_ms: vad.min_silence_ms })
         }
 

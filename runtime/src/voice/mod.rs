@@ -153,6 +153,20 @@ impl Listener {
         self.segmenter.detector()
     }
 
+    /// What listening takes, as lines of a memory plan: the recognizer (acoustic model and
+    /// search), the voice activity model, and the buffers of the longest utterance.
+    pub fn memory(&self) -> Result<crate::budget::MemoryPlan, VoiceError> {
+        let mut plan = crate::budget::MemoryPlan::default();
+        let (vad, buffers) = self.segmenter.memory();
+        plan.add("voice: recognizer (acoustic model + search)", sphinx::memory_estimate(self.recognizer.model())?);
+        if vad > 0 {
+            plan.add("voice: voice activity model", vad);
+        }
+        // The segmenter's buffer, its copy handed to the recognizer, and its 16-bit samples.
+        plan.add("voice: utterance buffers", buffers * 2 + buffers / 2);
+        Ok(plan)
+    }
+
     /// Whether speech is going on now.
     pub fn speaking(&self) -> bool {
         self.segmenter.speaking()

@@ -83,6 +83,29 @@ const OPTIONS: [&str; 6] = ["-beam", "1e-80", "-pbeam", "1e-80", "-wbeam", "1e-6
 const QUESTIONS: &CStr = c"questions";
 const PHONE_LOOP: &CStr = c"phones";
 
+/// Memory the decoder needs besides the acoustic model: search, lattice, feature buffers.
+const SEARCH_BYTES: u64 = 4 << 20;
+
+/// Memory a recognizer takes with the acoustic model in `model_dir`: the model's files, which
+/// are read whole, plus [`SEARCH_BYTES`]. (`edgeqa ask` with a spoken question peaks 11 MB above
+/// the typed question with Debian's 6.6 MB en-us model, see docs/voice.md.)
+pub fn memory_estimate(model_dir: &Path) -> Result<u64, VoiceError> {
+    let mut total = SEARCH_BYTES;
+    for f in MODEL_FILES.iter().chain(&["sendump", "mixture_weights"]) {
+        match std::fs::metadata(model_dir.join(f)) {
+            Ok(m) => total += m.len(),
+            Err(_) if !MODEL_FILES.contains(f) => {}
+            Err(e) => {
+                return Err(VoiceError::AcousticModel {
+                    path: model_dir.display().to_string(),
+                    reason: format!("`{f}`: {e}"),
+                });
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// A loaded recognizer for one package's grammar. Not shared between threads; each thread that
 /// listens loads its own.
 pub struct Recognizer {

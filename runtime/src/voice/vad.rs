@@ -71,6 +71,17 @@ impl Detector {
         }
     }
 
+    /// Bytes the detector holds: the model's weights and activations (nothing for energy).
+    pub fn memory(&self) -> u64 {
+        match self {
+            Detector::Model { session, input, state, .. } => {
+                let m = session.memory();
+                m.weights + m.activations + 4 * (input.len() + state.len()) as u64
+            }
+            Detector::Energy { .. } => 0,
+        }
+    }
+
     /// Forgets the past (recurrent state, noise floor).
     pub fn reset(&mut self) {
         match self {
@@ -238,6 +249,11 @@ impl Segmenter {
     /// Whether speech is going on now.
     pub fn speaking(&self) -> bool {
         self.speaking
+    }
+
+    /// Bytes of the detector (see [`Detector::memory`]) and of the utterance buffers.
+    pub fn memory(&self) -> (u64, u64) {
+        (self.detector.memory(), 4 * (self.buf.capacity() + self.pending.capacity()) as u64)
     }
 
     /// Feeds samples; returns the utterances they complete (usually none).
