@@ -9,6 +9,8 @@ use std::process::Command;
 use edgeqa_tests::{assert_clean_error, repo_root, run_bin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgeqa");
+const MONO_16K: hound::WavSpec =
+    hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
 
 fn demo() -> PathBuf {
     repo_root().join("models/demo")
@@ -76,12 +78,7 @@ fn a_spoken_question_gets_the_typed_answer() {
 fn silence_is_no_question() {
     let tmp = tempfile::tempdir().unwrap();
     let wav = tmp.path().join("silence.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = MONO_16K;
     let mut w = hound::WavWriter::create(&wav, spec).unwrap();
     for _ in 0..32000 {
         w.write_sample(0i16).unwrap();
@@ -100,12 +97,7 @@ fn silence_is_no_question() {
 fn bad_question_audio_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = MONO_16K;
     hound::WavWriter::create(&empty, spec).unwrap().finalize().unwrap();
     let good = spoken_stereo("how many objects are there", tmp.path());
     let bytes = std::fs::read(&good).unwrap();

@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(g.sentences(3), None);
         let jsgf = g.jsgf();
         assert!(jsgf.contains("public <question> =") && jsgf.contains("<slot_ref> = <slot_shape> | red <slot_shape>;"));
-        assert_eq!(g.words().len(), 10);
+        assert_eq!(g.words().len(), 9);
     }
 
     #[test]

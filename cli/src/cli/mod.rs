@@ -136,6 +136,11 @@ pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
                 _ => None,
             };
         }
+        #[cfg(feature = "voice")]
+        if let Some(edgeqa::voice::VoiceError::AcousticModel { .. }) = cause.downcast_ref::<edgeqa::voice::VoiceError>()
+        {
+            return Some("--speech-model DIR points at another acoustic model directory");
+        }
         if let Some(TokenizerError::UnknownWords(_)) = cause.downcast_ref::<TokenizerError>() {
             return Some("`edgeqa inspect PACKAGE --vocab` lists the words it knows");
         }
