@@ -635,7 +635,7 @@ sample_rate = 16000
         assert_err(
             &with("features", "features = [\"tract\", \"cam\"]"),
             "b.toml:6: key `features`: ",
-            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic)",
+            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic, voice)",
         );
         assert_err(
             &with("features", "features = [\"tract\", \"tract\"]"),

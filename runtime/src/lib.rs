@@ -3,7 +3,8 @@
 //! Data path: [`package`] (read and verify a `.eqa` file) → [`capture`] (clip files that behave
 //! like devices) → [`preprocess`] (colour conversion, resize, normalise, log-mel) and [`text`]
 //! (tokenizer) → [`backend`] (runs each stage graph) → [`pipeline`] (the per-clip
-//! question-answering engine). The student [`contract`], the [`manifest`], [`package`]s,
+//! question-answering engine); [`stream`] runs it continuously on live sources and [`voice`] hears
+//! spoken questions. The student [`contract`], the [`manifest`], [`package`]s,
 //! [`tensor`]s and [`onnx`] protos come from the `edgeqa-format` crate, shared with the converter.
 //!
 //! Cargo features choose the backends a build carries: `tract` (the CPU) and `wgpu` (our WGSL

@@ -9,7 +9,7 @@ use edgeqa::voice::VadConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct VoiceArgs {
     /// Acoustic model directory of the recognizer (Debian's pocketsphinx-en-us).
-    #[arg(long, value_name = "DIR", default_value = "/usr/share/pocketsphinx/model/en-us/en-us")]
+    #[arg(long, value_name = "DIR", default_value = edgeqa::voice::sphinx::DEFAULT_ACOUSTIC_MODEL)]
     pub speech_model: PathBuf,
     /// Least recognizer confidence (0..1) to answer; below it edgeqa says it did not catch that.
     #[arg(long, default_value_t = edgeqa::voice::DEFAULT_MIN_CONFIDENCE)]
