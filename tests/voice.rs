@@ -186,7 +186,7 @@ fn run_set(noisy: bool) -> (Tally, Vec<(String, Tally)>) {
             .entry(c.video.clone())
             .or_insert_with(|| student.encode_files(Some(&c.video), Some(&c.audio)).unwrap());
         let typed = student.answer(&c.question, clip).unwrap().answer;
-        let heard = listener.hear_recording(&audio).unwrap();
+        let heard = listener.hear_recording(&audio, "test").unwrap();
         let text = heard.as_ref().and_then(|h| h.transcript.accepted(DEFAULT_MIN_CONFIDENCE));
         let spoken = text.map(|q| student.answer(q, clip).unwrap().answer);
         let slot = &mut per_voice[i % VOICES.len()].1;
@@ -275,7 +275,7 @@ fn silence_noise_tones_and_music_ask_nothing() {
     for pkg in [&with_vad, &plain] {
         let mut listener = Listener::new(pkg, Path::new(DEFAULT_ACOUSTIC_MODEL), VadConfig::default()).unwrap();
         for (what, audio) in not_speech() {
-            let heard = listener.hear_recording(&audio).unwrap();
+            let heard = listener.hear_recording(&audio, "test").unwrap();
             let caught = heard.as_ref().and_then(|h| h.transcript.accepted(DEFAULT_MIN_CONFIDENCE));
             assert_eq!(
                 caught,
@@ -300,7 +300,7 @@ fn other_languages_are_not_caught() {
         ("it", "Dove si trova la stazione dei treni"),
     ] {
         let audio = speak(text, (voice, 150, 50), tmp.path());
-        let heard = listener.hear_recording(&audio).unwrap().expect("speech is detected");
+        let heard = listener.hear_recording(&audio, "test").unwrap().expect("speech is detected");
         assert_eq!(
             heard.transcript.accepted(DEFAULT_MIN_CONFIDENCE),
             None,
@@ -318,7 +318,7 @@ fn the_energy_detector_finds_the_same_questions() {
     let mut exact = 0;
     for (i, c) in cases.iter().take(12).enumerate() {
         let audio = speak(&c.question, VOICES[i % 2], tmp.path());
-        let heard = listener.hear_recording(&audio).unwrap().expect("speech is detected");
+        let heard = listener.hear_recording(&audio, "test").unwrap().expect("speech is detected");
         exact += usize::from(
             heard.transcript.accepted(DEFAULT_MIN_CONFIDENCE).map(normalise) == Some(normalise(&c.question)),
         );

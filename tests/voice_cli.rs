@@ -109,6 +109,17 @@ fn bad_question_audio_is_a_clear_error() {
         let r = ask(&["--question-audio".as_ref(), file.as_os_str()]);
         assert_clean_error(&r, &[&file.display().to_string(), needle]);
     }
+    // A "question" of 25 questions in a row is refused before it is decoded.
+    let mut r = hound::WavReader::open(&good).unwrap();
+    let (spec, one): (hound::WavSpec, Vec<i16>) = (r.spec(), r.samples::<i16>().map(Result::unwrap).collect());
+    let long = tmp.path().join("long.wav");
+    let mut w = hound::WavWriter::create(&long, spec).unwrap();
+    for s in one.iter().cycle().take(one.len() * 25) {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    let r = ask(&["--question-audio".as_ref(), long.as_os_str()]);
+    assert_clean_error(&r, &[&long.display().to_string(), "must be under 30 s"]);
     let missing = tmp.path().join("no-such-model");
     let r = ask(&["--question-audio".as_ref(), good.as_os_str(), "--speech-model".as_ref(), missing.as_os_str()]);
     assert_clean_error(&r, &["acoustic model", "pocketsphinx-en-us"]);

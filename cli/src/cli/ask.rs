@@ -88,7 +88,7 @@ fn spoken(args: &Args, wav: &std::path::Path) -> Result<()> {
     let samples = resample_to_voice_rate(&samples, rate, &origin)?;
     let clip = student.encode_files(args.video.as_deref(), args.audio.as_deref())?;
     let t0 = Instant::now();
-    let heard = listener.hear_recording(&samples)?;
+    let heard = listener.hear_recording(&samples, &origin)?;
     let vad_ms = t0.elapsed().as_secs_f64() * 1e3 - heard.as_ref().map_or(0.0, |h| h.transcript.decode_ms);
     let min = args.voice.min_confidence;
     let text = heard.as_ref().and_then(|h| h.transcript.accepted(min)).map(str::to_string);

@@ -65,6 +65,9 @@ impl Transcript {
 pub const MARGIN_MIDPOINT: f32 = -18.0;
 /// Margin change that moves [`confidence`] from one half to about 0.73.
 pub const MARGIN_SCALE: f32 = 3.0;
+/// Longest spoken question a recording may hold, in seconds.
+pub const MAX_RECORDED_QUESTION_S: f64 = 30.0;
+
 /// Default least confidence for a transcript to be answered.
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
 
@@ -197,7 +200,8 @@ impl Listener {
     /// A recording of one spoken question: the span from the first detected speech to the end
     /// of the last, recognized as one utterance (a pause inside a question does not split it).
     /// `None` when the recording holds no speech.
-    pub fn hear_recording(&mut self, samples: &[f32]) -> Result<Option<Heard>, VoiceError> {
+    /// `origin` names the recording in errors.
+    pub fn hear_recording(&mut self, samples: &[f32], origin: &str) -> Result<Option<Heard>, VoiceError> {
         self.segmenter.reset();
         let mut spans = self.segmenter.push(samples)?;
         spans.extend(self.segmenter.finish());
@@ -205,6 +209,15 @@ impl Listener {
         let rate = f64::from(VOICE_RATE);
         let from = ((first.start_s * rate) as usize).min(samples.len());
         let to = (((last.start_s * rate) as usize) + last.samples.len()).min(samples.len()).max(from);
+        if (to - from) as f64 > MAX_RECORDED_QUESTION_S * rate {
+            return Err(VoiceError::Audio {
+                origin: origin.to_string(),
+                reason: format!(
+                    "{:.0} s of speech: a spoken question must be under {MAX_RECORDED_QUESTION_S:.0} s",
+                    (to - from) as f64 / rate
+                ),
+            });
+        }
         let u =
             Utterance { samples: samples[from..to].to_vec(), start_s: first.start_s, speech_end_s: last.speech_end_s };
         self.recognize(&u).map(Some)
