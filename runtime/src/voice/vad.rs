@@ -16,7 +16,7 @@ pub const WINDOW: usize = 512;
 /// Gives windows of [`WINDOW`] samples at [`VOICE_RATE`] a speech probability.
 pub enum Detector {
     /// The package's voice activity model, its recurrent state carried from window to window.
-    Model { session: Box<dyn StageSession>, context: usize, state: Vec<f32>, input: Vec<f32> },
+    Model { session: Box<dyn StageSession>, context: usize, state: Vec<f32>, state_shape: Vec<usize>, input: Vec<f32> },
     /// Speech is what stands well above a tracked noise floor.
     Energy { floor_db: Option<f32> },
 }
@@ -54,8 +54,15 @@ impl Detector {
         })?;
         let origin = format!("{} (voice activity model)", pkg.origin());
         let session = load(&vad.stage, bytes, &origin)?;
+        let state_shape = vad.stage.inputs[1].shape.clone();
         let state = vec![0.0; vad.stage.inputs[1].len()];
-        Ok(Detector::Model { session, context: vad.context, state, input: vec![0.0; vad.context + WINDOW] })
+        Ok(Detector::Model {
+            session,
+            context: vad.context,
+            state,
+            state_shape,
+            input: vec![0.0; vad.context + WINDOW],
+        })
     }
 
     /// The energy detector.
@@ -97,14 +104,13 @@ impl Detector {
     pub fn probability(&mut self, window: &[f32]) -> Result<f32, VoiceError> {
         debug_assert_eq!(window.len(), WINDOW);
         match self {
-            Detector::Model { session, context, state, input } => {
+            Detector::Model { session, context, state, state_shape, input } => {
                 // The model sees the last `context` samples of the previous window, then this one.
                 input.copy_within(WINDOW.., 0);
                 input[*context..].copy_from_slice(window);
                 let x = Tensor::new(vec![1, *context + WINDOW], TensorData::F32(input.clone()))
                     .map_err(|e| VoiceError::VadModel { origin: "input".into(), reason: e.to_string() })?;
-                let shape = session_state_shape(state.len());
-                let s = Tensor::new(shape, TensorData::F32(state.clone()))
+                let s = Tensor::new(state_shape.clone(), TensorData::F32(state.clone()))
                     .map_err(|e| VoiceError::VadModel { origin: "state".into(), reason: e.to_string() })?;
                 let out = session.run(vec![x, s])?;
                 let p = out[0].as_f32().and_then(|v| v.first().copied()).unwrap_or(0.0);
@@ -123,11 +129,6 @@ impl Detector {
             }
         }
     }
-}
-
-fn session_state_shape(len: usize) -> Vec<usize> {
-    // Silero's state is [2, 1, 128]; any other length is carried as [2, 1, len / 2].
-    vec![2, 1, len / 2]
 }
 
 #[cfg(feature = "tract")]
