@@ -17,5 +17,5 @@ fuzz_build=$!
 cargo test --locked --workspace --all-targets
 wait "$fuzz_build" || { cat "$fuzz_log" >&2; echo "test: the fuzz build failed" >&2; exit 1; }
 cat "$fuzz_log" >&2
-bash scripts/fuzz.sh --bounded 10  # every parser under libFuzzer, 10 s each (fuzz/, docs/testing.md)
+bash scripts/fuzz.sh --bounded 5   # every parser under libFuzzer, 5 s each (fuzz/, docs/testing.md)
 bash scripts/cross-test.sh        # edgeqa for aarch64 under qemu: same answers as the host build
