@@ -171,14 +171,8 @@ fn convert_demo(scheme: Scheme, calibration: &Path, max_error: Option<Budget>) -
     // The student without its [voice] table: the grammar and pronunciations (about 4 KiB of
     // manifest, the same in every scheme) are not what quantization shrinks.
     let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(repo_root().join("models/demo/student")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
-    let toml = std::fs::read_to_string(dir.path().join("student.toml")).unwrap();
-    let cut = toml.find("\n# Spoken questions").expect("the demo student.toml has a [voice] table");
-    std::fs::write(dir.path().join("student.toml"), &toml[..cut]).unwrap();
-    convert_student_with(dir.path(), &opts).unwrap()
+    let student = edgeqa_tests::demo_student_copy(dir.path(), edgeqa_tests::without_voice);
+    convert_student_with(&student, &opts).unwrap()
 }
 
 #[test]

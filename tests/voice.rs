@@ -74,15 +74,9 @@ fn mix(speech: &[f32], noise: &[f32], snr_db: f64) -> Vec<f32> {
 fn package_with_vad(dir: &Path) -> PathBuf {
     let vad = root().join(".cache/testdata/models/silero_vad_openvino_16k.onnx");
     assert!(vad.is_file(), "{} is missing: run `bash scripts/fetch-test-data.sh`", vad.display());
-    let student = dir.join("student");
-    std::fs::create_dir_all(&student).unwrap();
-    for e in std::fs::read_dir(root().join("models/demo/student")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), student.join(e.file_name())).unwrap();
-    }
-    let toml = std::fs::read_to_string(student.join("student.toml")).unwrap();
-    let toml = toml.replace("[voice]\n", &format!("[voice]\nvad = {:?}\n", vad.display().to_string()));
-    std::fs::write(student.join("student.toml"), toml).unwrap();
+    let student = edgeqa_tests::demo_student_copy(dir, |toml| {
+        toml.replace("[voice]\n", &format!("[voice]\nvad = {:?}\n", vad.display().to_string()))
+    });
     let converted = edgeqa_convert::convert_student(&student).unwrap();
     assert!(converted.manifest.voice.as_ref().unwrap().vad.is_some());
     let out = dir.join("demo-vad.eqa");

@@ -130,15 +130,7 @@ fn bad_question_audio_is_a_clear_error() {
 #[test]
 fn a_package_without_a_grammar_says_how_to_get_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let student = tmp.path().join("student");
-    std::fs::create_dir_all(&student).unwrap();
-    for e in std::fs::read_dir(demo().join("student")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), student.join(e.file_name())).unwrap();
-    }
-    let toml = std::fs::read_to_string(student.join("student.toml")).unwrap();
-    let cut = toml.find("\n# Spoken questions").expect("the demo student.toml has a [voice] table");
-    std::fs::write(student.join("student.toml"), &toml[..cut]).unwrap();
+    let student = edgeqa_tests::demo_student_copy(tmp.path(), edgeqa_tests::without_voice);
     let pkg = tmp.path().join("silent.eqa");
     edgeqa_convert::convert_student(&student).unwrap().write(&pkg).unwrap();
     let wav = spoken_stereo("how many objects are there", tmp.path());
