@@ -71,7 +71,9 @@ for t in "${TARGETS[@]}"; do
   else
     status=CRASH
     failed+=("$t")
-    grep -E "panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|Reproduce with" "$out" | head -n 12 >&2 || true
+    # The last panic before libFuzzer's report is the one that aborted (earlier ones were caught).
+    grep -E "panicked at" "$out" | tail -n 1 >&2 || true
+    grep -E "ERROR: libFuzzer|SUMMARY|Test unit written|Base64" "$out" | head -n 8 >&2 || true
     log "full output of $t: $out"
   fi
   runs=$(grep -oE "stat::number_of_executed_units: [0-9]+" "$out" | grep -oE "[0-9]+$" | tail -n 1)

@@ -6,10 +6,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(
     init: {
-        // Constant folding runs tract and catches its panics (the node then runs instead);
-        // libFuzzer's hook would abort on those. An uncaught panic still aborts.
-        let _ = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
+        // Constant folding runs tract and catches its panics (the node then runs instead).
+        edgeqa_fuzz::print_panics_without_aborting();
     },
     |data: &[u8]| {
         let Ok(model) = edgeqa::onnx::decode(data, "fuzz.onnx") else { return };

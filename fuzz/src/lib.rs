@@ -31,3 +31,21 @@ pub fn stage_for(model: &onnx::pb::ModelProto) -> StageInfo {
         outputs: onnx::graph_outputs(model).into_iter().map(info).collect(),
     }
 }
+
+/// Replaces libFuzzer's panic hook (which aborts on any panic, also one edgeqa catches at a
+/// boundary and turns into an error) with one that prints one line per panic. An uncaught panic
+/// still aborts the run; its line is the last `panicked at` before libFuzzer's report, which
+/// `scripts/fuzz.sh` shows.
+pub fn print_panics_without_aborting() {
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("panicked at {at}: {}", msg.lines().next().unwrap_or(""));
+    }));
+}

@@ -6,6 +6,8 @@
 //!   gives 1.0 everywhere.
 //! - [`split_negative_pads`]: `Pad` with a negative (cropping) pad panics at run time.
 //! - [`drop_unused_pad_value`]: a reflect or edge `Pad` given a `constant_value` pads with it.
+//! - [`check_layer_norm_axis`]: a `LayerNormalization` whose axis does not fit its input's rank
+//!   gives its bias (silently) or, with its `Mean`/`InvStdDev` outputs, never finishes loading.
 //! - [`catch_panic`]: `Gather` with an out-of-range index panics; the indices that reach a
 //!   `Gather` from a stage input are checked before running by `backend::checked` (for every
 //!   backend), and any panic left is caught here and becomes an error.
@@ -414,6 +416,48 @@ pub fn split_negative_pads(model: &mut pb::ModelProto) -> Result<Vec<String>, St
     Ok(done)
 }
 
+/// tract 0.23.9, fault: a `LayerNormalization` whose `axis` does not fit its input's rank is not
+/// refused. tract normalises over `axis..rank`, which is empty for an axis past the rank, so the
+/// node gives its bias; an axis below `-rank` wraps to a huge `usize`, and with the `Mean` or
+/// `InvStdDev` output present tract's shape inference then loops (allocating) without end.
+///
+/// Rewrite: the normalised input first goes through a one-input `Concat` on the same axis, an
+/// identity that tract checks against the rank (and removes when it optimises). Its analysis
+/// runs before the `LayerNormalization`'s (it comes first), so a bad axis fails loading with
+/// tract's message. Returns the rewritten nodes.
+pub fn check_layer_norm_axis(model: &mut pb::ModelProto) -> Vec<String> {
+    let Some(g) = model.graph.as_mut() else { return vec![] };
+    let mut names: HashSet<String> = g
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().cloned())
+        .chain(g.initializer.iter().map(|t| t.name.clone()))
+        .chain(g.input.iter().map(|v| v.name.clone()))
+        .collect();
+    let mut replace = HashMap::new();
+    let mut done = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        if n.op_type != "LayerNormalization" || !default_domain(n) || n.input.first().is_none_or(|x| x.is_empty()) {
+            continue;
+        }
+        let axis = n.attribute.iter().find(|a| a.name == "axis").map_or(-1, |a| a.i);
+        let label = node_label(n);
+        let mut checked = format!("{}.edgeqa_axis_checked", n.input[0]);
+        while names.contains(&checked) {
+            checked.push('_');
+        }
+        names.insert(checked.clone());
+        let guard =
+            node("Concat", format!("{label}.axis_check"), &[&n.input[0]], &checked, vec![attr_int("axis", axis)]);
+        let mut ln = n.clone();
+        ln.input[0] = checked;
+        replace.insert(i, vec![guard, ln]);
+        done.push(label);
+    }
+    splice(g, replace);
+    done
+}
+
 /// tract 0.23.9, fault: a `Pad` (opset 11 or later) in `reflect` or `edge` mode that is given a
 /// `constant_value` input pads with that constant instead (tract picks constant mode whenever the
 /// value is there; ONNX ignores it outside `constant` mode).
@@ -455,6 +499,10 @@ pub fn apply(model: &mut pb::ModelProto, origin: &str) -> Result<(), String> {
     let valueless = drop_unused_pad_value(model);
     if !valueless.is_empty() {
         log::debug!("{origin}: reflect/edge Pad without its unused constant value for tract: {}", valueless.join(", "));
+    }
+    let guarded = check_layer_norm_axis(model);
+    if !guarded.is_empty() {
+        log::debug!("{origin}: LayerNormalization axis checked against the rank for tract: {}", guarded.join(", "));
     }
     let cropped = split_negative_pads(model)?;
     if !cropped.is_empty() {

@@ -18,6 +18,15 @@ pub fn evaluate_node(opset: i64, node: &pb::NodeProto, inputs: &[(String, Arc<Te
     for (name, t) in inputs {
         inits.push(to_proto(name, t).ok_or_else(|| anyhow!("input `{name}` of type {:?}", t.datum_type()))?);
     }
+    // tract does not check a LayerNormalization axis against the rank and may then loop without
+    // end (`backend::tract_fixes::check_layer_norm_axis`); the input's rank is known here.
+    if node.op_type == "LayerNormalization"
+        && let Some((_, x)) = inputs.first()
+    {
+        let axis = node.attribute.iter().find(|a| a.name == "axis").map_or(-1, |a| a.i);
+        let rank = x.rank() as i64;
+        ensure!((-rank..rank).contains(&axis), "axis {axis} does not fit an input of rank {rank}");
+    }
     let outputs: Vec<String> = node.output.iter().filter(|o| !o.is_empty()).cloned().collect();
     let mut b = GraphBuilder::new("constant_node", opset);
     b.push(node.clone());
@@ -54,5 +63,19 @@ mod tests {
         let out =
             evaluate_node(13, &node("Reshape", &["a", "s"], &["r"]), &[("a".into(), a), ("s".into(), s)]).unwrap();
         assert_eq!(out[0], tract_ndarray::arr2(&[[1.0f32, 2.0], [3.0, 4.0]]).into_tensor());
+    }
+
+    #[test]
+    fn a_layer_norm_axis_outside_the_rank_is_not_given_to_tract() {
+        // With the `Mean` output, tract's shape inference never ended for axis -3 of rank 2.
+        let x = Arc::new(tensor2(&[[1.0f32, 2.0], [3.0, 5.0]]));
+        let s = Arc::new(tensor1(&[1.0f32, 1.0]));
+        let inputs = [("x".into(), x), ("s".into(), s)];
+        for (axis, ok) in [(-3, false), (2, false), (-2, true), (1, true)] {
+            let mut ln = node("LayerNormalization", &["x", "s"], &["y", "mean"]);
+            ln.attribute.push(pb::AttributeProto { name: "axis".into(), i: axis, r#type: 2, ..Default::default() });
+            let out = evaluate_node(17, &ln, &inputs);
+            assert_eq!(out.is_ok(), ok, "axis {axis}: {:?}", out.map(|_| ()));
+        }
     }
 }

@@ -607,4 +607,45 @@ mod tests {
             assert!(e.to_string().contains("Reshape (reshape): cannot reshape [2, 3]"), "{spec:?}: {e}");
         }
     }
+
+    #[test]
+    fn an_axis_of_a_scalar_is_an_error_not_a_panic() {
+        // Found by the `graph_wgpu` fuzz target: a Gather on scalar data took axis 0 of a
+        // rank-0 shape and indexed past it. No op has an axis on a scalar.
+        use prost::Message;
+        let mut indices = pb::TensorProto {
+            name: "i".into(),
+            dims: vec![1],
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            int64_data: vec![0],
+            ..Default::default()
+        };
+        let cases = [
+            ("Gather", vec!["x", "i"]),
+            ("Concat", vec!["x", "x"]),
+            ("Split", vec!["x"]),
+            ("LayerNormalization", vec!["x", "x"]),
+            ("ReduceSum", vec!["x", "i"]),
+        ];
+        for (op, inputs) in cases {
+            indices.name = "i".into();
+            let m = model(|g| {
+                g.node = vec![node(op, "n", &inputs, &["y"])];
+                g.initializer.push(indices.clone());
+                g.output.truncate(1);
+            });
+            let stage = crate::manifest::StageInfo {
+                name: "model".into(),
+                section: "model".into(),
+                inputs: vec![crate::manifest::TensorInfo {
+                    name: "x".into(),
+                    dtype: crate::manifest::DType::F32,
+                    shape: vec![],
+                }],
+                outputs: vec![],
+            };
+            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "scalar.onnx").unwrap_err();
+            assert!(e.to_string().contains(&format!("{op} (n): ")), "{op}: {e}");
+        }
+    }
 }

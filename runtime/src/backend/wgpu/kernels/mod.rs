@@ -473,7 +473,8 @@ pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, NodeErro
 /// Normalises a possibly negative axis for `rank`.
 pub(crate) fn axis(a: i64, rank: usize) -> Result<usize, NodeError> {
     let r = rank as i64;
-    if a < -r || a >= r.max(1) {
+    // A scalar has no axis: every op that takes one needs rank 1 or more.
+    if a < -r || a >= r {
         return Err(NodeError::Axis { axis: a, rank });
     }
     Ok(if a < 0 { (a + r) as usize } else { a as usize })
