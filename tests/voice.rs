@@ -224,10 +224,10 @@ fn clean_spoken_questions_get_the_typed_answers() {
     let (total, per_voice) = run_set(false);
     report("clean", &total, &per_voice);
     assert!(total.n >= 100);
-    // Floors under what this set measures (docs/voice.md has the table); the goal is 95% and a
-    // gap of at most 5 points, not reached yet by the en-us acoustic model on espeak's voices.
-    assert!(total.pct(total.same_answer) >= 88.0, "same answer {:.1}%", total.pct(total.same_answer));
-    assert!(total.pct(total.typed_correct) - total.pct(total.spoken_correct) <= 12.0);
+    // The goals (docs/voice.md has the table): 95% the same answer as typed, and spoken answers
+    // at most 5 points less accurate than typed ones.
+    assert!(total.pct(total.same_answer) >= 95.0, "same answer {:.1}%", total.pct(total.same_answer));
+    assert!(total.pct(total.typed_correct) - total.pct(total.spoken_correct) <= 5.0);
     // Recognition must keep up with speech with room to spare on two cores.
     let worst = total.real_time.iter().copied().fold(0.0, f64::max);
     assert!(worst <= 0.5, "slowest decode {worst:.3} × real time");
@@ -238,8 +238,8 @@ fn noisy_spoken_questions_get_the_typed_answers() {
     let (total, per_voice) = run_set(true);
     report("10 dB SNR (white, babble)", &total, &per_voice);
     assert!(total.n >= 100);
-    // A floor under what this set measures; the goal is 85%.
-    assert!(total.pct(total.same_answer) >= 78.0, "same answer {:.1}%", total.pct(total.same_answer));
+    // A floor under what this set measures (84.2%); the goal is 85%.
+    assert!(total.pct(total.same_answer) >= 82.0, "same answer {:.1}%", total.pct(total.same_answer));
 }
 
 /// Sounds that are not questions, at 16 kHz: silence, white noise, a steady tone, and "music"

@@ -1,8 +1,10 @@
 //! The speech recognizer: CMU PocketSphinx (Debian's `libpocketsphinx3`, acoustic model from
 //! `pocketsphinx-en-us`) searching only the package's question grammar.
 //!
-//! Each utterance is decoded twice: once against the grammar, once against a free loop of the
-//! acoustic model's phones. The grammar's path can never fit the sound better than the free loop;
+//! Each utterance is decoded against the grammar without fillers between words and against a
+//! free loop of the acoustic model's phones; when that transcript is doubtful, also against the
+//! grammar with fillers (see [`Recognizer::recognize`]). A grammar's path can hardly fit the
+//! sound better than the free loop;
 //! how much worse it fits, per 10 ms frame, is the [`Transcript::margin`] and gives the
 //! confidence, so a question the grammar cannot cover, or no speech at all, is refused rather
 //! than forced onto the nearest question.
@@ -65,6 +67,7 @@ mod ffi {
         pub fn ps_get_hyp(ps: *mut ps_decoder_t, out_best_score: *mut i32) -> *const c_char;
         pub fn ps_get_n_frames(ps: *mut ps_decoder_t) -> c_int;
         pub fn err_set_logfp(stream: *mut c_void);
+        pub fn cmd_ln_set_int_r(cmdln: *mut cmd_ln_t, name: *const c_char, iv: std::ffi::c_long);
     }
 }
 
@@ -80,7 +83,14 @@ const PHONES: [&str; 39] = [
 /// Decoder options: wide beams, as the grammar is small (narrow ones lose the path on
 /// fast or accented speech and return nothing).
 const OPTIONS: [&str; 6] = ["-beam", "1e-80", "-pbeam", "1e-80", "-wbeam", "1e-60"];
+/// The package's grammar with filler words (silence, noise) allowed between its words.
 const QUESTIONS: &CStr = c"questions";
+/// The same grammar with no fillers between words: on clean speech it keeps a short word from
+/// being swallowed by a filler ("where is the magenta object" heard as "where is the circle").
+const QUESTIONS_TIGHT: &CStr = c"questions_tight";
+/// Confidence at which the tight grammar's transcript is taken without decoding the grammar
+/// with fillers too.
+const TIGHT_ACCEPT: f32 = 0.9;
 const PHONE_LOOP: &CStr = c"phones";
 
 /// Memory the decoder needs besides the acoustic model: search, lattice, feature buffers.
@@ -199,6 +209,16 @@ impl Recognizer {
                 "the package's JSGF grammar does not compile (a word without a pronunciation?)".into(),
             ));
         }
+        // The tight search reads `-fsgusefiller` when it is built; the phone loop keeps fillers.
+        // SAFETY: r.config is the live configuration the decoder holds; the name is a C string.
+        unsafe { ffi::cmd_ln_set_int_r(r.config, c"-fsgusefiller".as_ptr(), 0) };
+        // SAFETY: as above.
+        let tight = unsafe { ffi::ps_set_jsgf_string(r.ps, QUESTIONS_TIGHT.as_ptr(), grammar.as_ptr()) };
+        // SAFETY: as above.
+        unsafe { ffi::cmd_ln_set_int_r(r.config, c"-fsgusefiller".as_ptr(), 1) };
+        if tight < 0 {
+            return Err(VoiceError::Recognizer("the package's JSGF grammar does not compile without fillers".into()));
+        }
         let loop_words: Vec<&str> = phone_words.iter().map(|(w, _)| w.as_str()).collect();
         let phone_loop = format!(
             "#JSGF V1.0;\ngrammar phones;\n<phone> = {};\npublic <phones> = <phone>+;\n",
@@ -247,6 +267,11 @@ impl Recognizer {
     }
 
     /// Recognizes one utterance of mono samples at [`VOICE_RATE`] in `[-1, 1]`.
+    ///
+    /// The grammar without fillers is decoded first, then the free phone loop, whose per-frame
+    /// score difference is the margin. Below [`TIGHT_ACCEPT`] the grammar with fillers (which
+    /// noise between words needs) is decoded too, and the transcript with the larger margin
+    /// wins, the tight one on a tie.
     pub fn recognize(&mut self, samples: &[f32]) -> Result<Transcript, VoiceError> {
         let t0 = Instant::now();
         self.pcm.clear();
@@ -255,17 +280,33 @@ impl Recognizer {
             (s * 32767.0).round() as i16
         }));
         let audio_s = samples.len() as f64 / f64::from(VOICE_RATE);
-        let (text, score, frames) = self.decode(QUESTIONS)?;
-        let (text, margin) = match text {
-            Some(t) if frames > 0 => {
-                let (_, free, _) = self.decode(PHONE_LOOP)?;
-                (Some(t), (score as f32 - free as f32) / frames as f32)
-            }
-            _ => (None, f32::NEG_INFINITY),
+        let (tight, tight_score, frames) = self.decode(QUESTIONS_TIGHT)?;
+        let mut free = None;
+        let mut best: (Option<String>, f32) = (None, f32::NEG_INFINITY);
+        if tight.is_some() && frames > 0 {
+            let f = self.decode(PHONE_LOOP)?.1;
+            free = Some(f);
+            best = (tight, (tight_score as f32 - f as f32) / frames as f32);
+        }
+        let tight_conf = match &best.0 {
+            Some(t) => confidence(best.1, self.phone_rate(Some(t), audio_s)),
+            None => 0.0,
         };
-        let phones: usize =
-            text.as_deref().map_or(0, |t| t.split_whitespace().map(|w| self.phones.get(w).copied().unwrap_or(1)).sum());
-        let phone_rate = phones as f32 / audio_s.max(1e-3) as f32;
+        if tight_conf < TIGHT_ACCEPT {
+            let (loose, loose_score, loose_frames) = self.decode(QUESTIONS)?;
+            if loose.is_some() && loose_frames > 0 {
+                let f = match free {
+                    Some(f) => f,
+                    None => self.decode(PHONE_LOOP)?.1,
+                };
+                let m = (loose_score as f32 - f as f32) / loose_frames as f32;
+                if m > best.1 {
+                    best = (loose, m);
+                }
+            }
+        }
+        let (text, margin) = best;
+        let phone_rate = self.phone_rate(text.as_deref(), audio_s);
         let conf = if text.is_some() { confidence(margin, phone_rate) } else { 0.0 };
         let margin = if margin.is_finite() { margin } else { -1e3 };
         Ok(Transcript {
@@ -276,6 +317,13 @@ impl Recognizer {
             audio_s,
             decode_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Phones per second of audio in `text` (each word's first pronunciation).
+    fn phone_rate(&self, text: Option<&str>, audio_s: f64) -> f32 {
+        let phones: usize =
+            text.map_or(0, |t| t.split_whitespace().map(|w| self.phones.get(w).copied().unwrap_or(1)).sum());
+        phones as f32 / audio_s.max(1e-3) as f32
     }
 }
 
