@@ -325,9 +325,25 @@ pub(crate) fn run(manifest: Manifest, graphs: Vec<Graph>, opts: &Options) -> Res
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            for t in &targets {
+            // Each node's error alone, measured on as many threads as the host has (each
+            // measurement quantizes, loads and runs the whole model).
+            let alone = |t: &(String, String)| {
                 let only: BTreeSet<_> = targets.iter().filter(|x| *x != t).cloned().collect();
-                sensitivity.push((t.clone(), eval(&only)?));
+                eval(&only)
+            };
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, targets.len().max(1));
+            let errors: Vec<Result<f64, ConvertError>> = std::thread::scope(|s| {
+                let workers: Vec<_> = targets
+                    .chunks(targets.len().div_ceil(threads).max(1))
+                    .map(|chunk| s.spawn(move || chunk.iter().map(alone).collect::<Vec<_>>()))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            });
+            for (t, e) in targets.iter().zip(errors) {
+                sensitivity.push((t.clone(), e?));
             }
             // Worst first; among equals, the smaller weight first (cheaper to keep in float).
             let size = |t: &(String, String)| -> usize {

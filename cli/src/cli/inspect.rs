@@ -311,11 +311,14 @@ pub fn main(args: Args) -> Result<()> {
     if let Some(p) = &report.plan {
         let mib = |b: u64| b as f64 / edgeqa::budget::MIB;
         println!("memory plan for {} (budget {:.1} MiB):", p.board, mib(p.budget_bytes));
-        for i in &p.items {
+        // The details break down the first line (what is resident after loading the stages).
+        for (k, i) in p.items.iter().enumerate() {
             println!("  {:<56} {:>8.2} MiB", i.name, mib(i.bytes));
-        }
-        for i in &p.details {
-            println!("    of which {:<47} {:>8.2} MiB", i.name, mib(i.bytes));
+            if k == 0 {
+                for d in &p.details {
+                    println!("    of which {:<47} {:>8.2} MiB", d.name, mib(d.bytes));
+                }
+            }
         }
         let verdict = if p.fits { "fits" } else { "DOES NOT FIT" };
         println!("  {:<56} {:>8.2} MiB  {verdict}", "total", mib(p.total_bytes));
