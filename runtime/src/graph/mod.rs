@@ -458,6 +458,16 @@ mod tests {
         }
     }
 
+    /// A stage whose one input is f32 `x` of `shape`.
+    fn stage_of_x(shape: Vec<usize>) -> crate::manifest::StageInfo {
+        crate::manifest::StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![crate::manifest::TensorInfo { name: "x".into(), dtype: crate::manifest::DType::F32, shape }],
+            outputs: vec![],
+        }
+    }
+
     fn load(m: &pb::ModelProto) -> Result<Graph, GraphError> {
         let x = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 3] };
         Graph::load(m, &[x], &ReluOnly, "crafted.onnx")
@@ -540,16 +550,7 @@ mod tests {
                 ..Default::default()
             });
         });
-        let stage = crate::manifest::StageInfo {
-            name: "model".into(),
-            section: "model".into(),
-            inputs: vec![crate::manifest::TensorInfo {
-                name: "x".into(),
-                dtype: crate::manifest::DType::F32,
-                shape: vec![2, 3],
-            }],
-            outputs: vec![],
-        };
+        let stage = stage_of_x(vec![2, 3]);
         let e =
             crate::backend::tract::TractBackend::new().load_stage(&stage, &m.encode_to_vec(), "ln.onnx").err().unwrap();
         assert!(
@@ -593,16 +594,7 @@ mod tests {
                 g.initializer.push(shape);
                 g.output.truncate(1);
             });
-            let stage = crate::manifest::StageInfo {
-                name: "model".into(),
-                section: "model".into(),
-                inputs: vec![crate::manifest::TensorInfo {
-                    name: "x".into(),
-                    dtype: crate::manifest::DType::F32,
-                    shape: vec![2, 3],
-                }],
-                outputs: vec![],
-            };
+            let stage = stage_of_x(vec![2, 3]);
             let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "reshape.onnx").unwrap_err();
             assert!(e.to_string().contains("Reshape (reshape): cannot reshape [2, 3]"), "{spec:?}: {e}");
         }
@@ -634,16 +626,7 @@ mod tests {
                 g.initializer.push(indices.clone());
                 g.output.truncate(1);
             });
-            let stage = crate::manifest::StageInfo {
-                name: "model".into(),
-                section: "model".into(),
-                inputs: vec![crate::manifest::TensorInfo {
-                    name: "x".into(),
-                    dtype: crate::manifest::DType::F32,
-                    shape: vec![],
-                }],
-                outputs: vec![],
-            };
+            let stage = stage_of_x(vec![]);
             let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "scalar.onnx").unwrap_err();
             assert!(e.to_string().contains(&format!("{op} (n): ")), "{op}: {e}");
         }
