@@ -118,6 +118,9 @@ struct Tally {
     typed_correct: usize,
     spoken_correct: usize,
     real_time: Vec<f64>,
+    /// Seconds decoding and seconds of audio, summed.
+    decode_s: f64,
+    audio_s: f64,
 }
 
 impl Tally {
@@ -128,7 +131,7 @@ impl Tally {
         let mut rt = self.real_time.clone();
         rt.sort_by(f64::total_cmp);
         format!(
-            "| {what} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.3} / {:.3} |",
+            "| {what} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.3} / {:.3} / {:.3} |",
             self.n,
             self.pct(self.same_answer),
             self.pct(self.exact_transcript),
@@ -136,7 +139,8 @@ impl Tally {
             self.pct(self.typed_correct),
             self.pct(self.spoken_correct),
             rt[rt.len() / 2],
-            rt[rt.len() - 1]
+            rt[rt.len() - 1],
+            self.decode_s / self.audio_s
         )
     }
 }
@@ -192,7 +196,10 @@ fn run_set(noisy: bool) -> (Tally, Vec<(String, Tally)>) {
             t.typed_correct += usize::from(typed == c.answer);
             t.spoken_correct += usize::from(spoken.as_deref() == Some(c.answer.as_str()));
             if let Some(h) = &heard {
-                t.real_time.push(h.transcript.decode_ms / 1e3 / (audio.len() as f64 / f64::from(VOICE_RATE)));
+                let seconds = audio.len() as f64 / f64::from(VOICE_RATE);
+                t.real_time.push(h.transcript.decode_ms / 1e3 / seconds);
+                t.decode_s += h.transcript.decode_ms / 1e3;
+                t.audio_s += seconds;
             }
         }
         if spoken.as_deref() != Some(typed.as_str()) {
@@ -210,7 +217,7 @@ fn run_set(noisy: bool) -> (Tally, Vec<(String, Tally)>) {
 
 fn report(what: &str, total: &Tally, per_voice: &[(String, Tally)]) {
     println!(
-        "| {what} | questions | same answer as typed | exact transcript | not caught | typed accuracy | spoken accuracy | decode × real time p50 / max |"
+        "| {what} | questions | same answer as typed | exact transcript | not caught | typed accuracy | spoken accuracy | decode × real time p50 / max / all |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (v, t) in per_voice {
@@ -238,8 +245,8 @@ fn noisy_spoken_questions_get_the_typed_answers() {
     let (total, per_voice) = run_set(true);
     report("10 dB SNR (white, babble)", &total, &per_voice);
     assert!(total.n >= 100);
-    // A floor under what this set measures (84.2%); the goal is 85%.
-    assert!(total.pct(total.same_answer) >= 82.0, "same answer {:.1}%", total.pct(total.same_answer));
+    // The goal (this set measures 85.8%).
+    assert!(total.pct(total.same_answer) >= 85.0, "same answer {:.1}%", total.pct(total.same_answer));
 }
 
 /// Sounds that are not questions, at 16 kHz: silence, white noise, a steady tone, and "music"

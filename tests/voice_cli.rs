@@ -202,3 +202,158 @@ fn live_hears_a_question_in_the_audio_stream() {
     assert_eq!(caught[0]["answer"], typed["answer"]);
     assert!(caught[0]["timings_ms"]["speech_end_to_answer"].as_f64().unwrap() > 500.0);
 }
+
+/// `text` spoken by espeak-ng (en-us), at 16 kHz.
+fn spoken_16k(text: &str, dir: &Path) -> Vec<f32> {
+    let wav = dir.join("said.wav");
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status().unwrap().success());
+    let (speech, rate) = edgeqa::capture::wav::read_wav_any_rate(&wav).unwrap();
+    edgeqa::voice::resample_to_voice_rate(&speech, rate, "espeak").unwrap()
+}
+
+/// Each question spoken from its start second over the steady hiss of a quiet room (white
+/// noise 50 dB below full scale), with `tail_s` of it after the last question.
+fn room_with_questions(questions: &[(&str, f64)], tail_s: f64, dir: &Path) -> PathBuf {
+    let spoken: Vec<(Vec<f32>, usize)> =
+        questions.iter().map(|(q, at)| (spoken_16k(q, dir), (at * 16000.0) as usize)).collect();
+    let end = spoken.iter().map(|(s, at)| at + s.len()).max().unwrap() + (tail_s * 16000.0) as usize;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut mixed: Vec<f32> = (0..end)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            0.0055 * ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        })
+        .collect();
+    for (s, at) in &spoken {
+        for (m, v) in mixed[*at..].iter_mut().zip(s) {
+            *m += v;
+        }
+    }
+    let audio = dir.join("room-and-questions.wav");
+    edgeqa::capture::wav::write_wav_mono_i16(&audio, 16000, &mixed).unwrap();
+    audio
+}
+
+/// `edgeqa live --voice --realtime` on the demo clip and `audio`, with `extra` flags; `stdin`
+/// writes to the process once it is listening. Returns the spoken answers' JSON and stderr.
+fn live_voice_realtime(
+    audio: &Path,
+    extra: &[&str],
+    stdin: impl FnOnce(std::process::ChildStdin),
+) -> (Vec<serde_json::Value>, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(["live", "--package"])
+        .arg(demo().join("demo.eqa"))
+        .arg("--video")
+        .arg(demo().join("eval/clip_000.y4m"))
+        .arg("--audio")
+        .arg(audio)
+        .args(["--realtime", "--voice", "--json"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (input, stderr) = (child.stdin.take().unwrap(), child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("source: ") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // The sources have started once they are named.
+    if rx.recv_timeout(std::time::Duration::from_secs(120)).is_ok() {
+        stdin(input);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = reader.join().unwrap();
+    assert!(out.status.success(), "{err}");
+    let spoken = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["spoken"] == true)
+        .collect();
+    (spoken, err)
+}
+
+fn question(v: &serde_json::Value) -> Option<String> {
+    v["question"].as_str().map(|t| t.replace("color", "colour"))
+}
+
+/// Two questions a second apart in a stream paced like a microphone: the second is cut out of
+/// the stream while the first is being recognized, and both are heard whole.
+#[test]
+fn live_hears_two_questions_in_quick_succession() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (q1, q2) = ("which colour does the square have", "how many objects are there");
+    let first = spoken_16k(q1, tmp.path()).len() as f64 / 16000.0;
+    let audio = room_with_questions(&[(q1, 0.5), (q2, 0.5 + first + 1.0)], 1.5, tmp.path());
+    let (spoken, err) = live_voice_realtime(&audio, &[], drop);
+    let caught: Vec<Option<String>> = spoken.iter().filter(|h| h["accepted"] == true).map(question).collect();
+    assert_eq!(caught, [Some(q1.to_string()), Some(q2.to_string())], "{spoken:?}\n{err}");
+    assert!(spoken.iter().all(|h| h["answer"].is_string()), "{spoken:?}");
+    assert!(err.contains("0 dropped (recognizer busy)"), "{err}");
+}
+
+/// With `--push-to-talk` a question spoken before Enter is ignored; the one after is answered.
+#[test]
+fn push_to_talk_hears_only_the_question_after_enter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (q1, q2) = ("which colour does the square have", "how many objects are there");
+    // Enter is pressed about 4.5 s in: after the first question has ended (by about 3.5 s),
+    // before the second starts at 6.5 s.
+    let audio = room_with_questions(&[(q1, 1.0), (q2, 6.5)], 1.5, tmp.path());
+    let (spoken, err) = live_voice_realtime(&audio, &["--push-to-talk"], |mut stdin| {
+        std::thread::sleep(std::time::Duration::from_millis(4500));
+        std::io::Write::write_all(&mut stdin, b"\n").unwrap();
+    });
+    assert!(err.contains("listening: say your question"), "{err}");
+    assert_eq!(spoken.len(), 1, "{spoken:?}\n{err}");
+    assert_eq!(question(&spoken[0]), Some(q2.to_string()), "{spoken:?}\n{err}");
+    assert!(spoken[0]["answer"].is_string());
+    assert!(err.contains("2 utterances heard") || err.contains("1 utterances heard"), "{err}");
+    assert!(err.contains("1 ignored (push-to-talk closed)"), "{err}");
+}
+
+/// `edgeqa inspect --board` counts hearing spoken questions in the memory plan and times it on
+/// this machine; with `--history` (the plan of `edgeqa live`) one more utterance can wait for
+/// the recognizer.
+#[test]
+fn inspect_plans_and_times_listening() {
+    let pkg = demo().join("demo.eqa");
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        let mut args: Vec<&OsStr> =
+            vec!["inspect".as_ref(), pkg.as_os_str(), "--board".as_ref(), "rpi-zero-2w".as_ref(), "--json".as_ref()];
+        args.extend(extra.iter().map(OsStr::new));
+        let (ok, out, err) = run_bin(BIN, &args, &[]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["plan"].clone()
+    };
+    let line = |p: &serde_json::Value, name: &str| {
+        p["items"].as_array().unwrap().iter().find(|i| i["name"] == name).map(|i| i["bytes"].as_u64().unwrap())
+    };
+    let ask = plan(&[]);
+    let live = plan(&["--history", "10"]);
+    let recognizer = line(&ask, "voice: recognizer (acoustic model + search)").expect("recognizer line");
+    assert!(recognizer > 6 << 20, "the acoustic model alone is 6.6 MB: {recognizer}");
+    let (a, l) = (line(&ask, "voice: utterance buffers").unwrap(), line(&live, "voice: utterance buffers").unwrap());
+    assert!(l > a, "a queued utterance: {l} vs {a}");
+    for p in [&ask, &live] {
+        let cost = &p["voice_cost"];
+        assert!(cost["recognize_ms_per_s"].as_f64().unwrap() > 1.0, "{cost}");
+        assert!(cost["vad_ms_per_s"].as_f64().unwrap() >= 0.0, "{cost}");
+    }
+    let (ok, out, err) =
+        run_bin(BIN, &["inspect".as_ref(), pkg.as_os_str(), "--board".as_ref(), "rpi-zero-2w".as_ref()], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("voice, timed here on 2 s of synthetic voiced sound"), "{out}");
+}

@@ -96,6 +96,9 @@ struct PlanReport {
     fits: bool,
     items: Vec<edgeqa::budget::PlanItem>,
     details: Vec<edgeqa::budget::PlanItem>,
+    /// Hearing spoken questions, timed on this machine (packages with a grammar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voice_cost: Option<edgeqa::voice::ListenCost>,
 }
 
 /// Loads every stage on the chosen backend and builds the memory plan for a board.
@@ -112,7 +115,7 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
     let mut plan = edgeqa::pipeline::warm_up_and_plan(pkg.manifest(), resident, &refs)?;
-    add_voice(pkg, &mut plan)?;
+    let voice_cost = add_voice(pkg, &mut plan, 0)?;
     Ok(PlanReport {
         board: board.name,
         budget_bytes: budget,
@@ -120,30 +123,43 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
         fits: plan.total() <= budget,
         items: plan.items,
         details: plan.details,
+        voice_cost,
     })
 }
 
 /// Adds what hearing spoken questions takes (`voice` builds, packages with a grammar, and an
-/// installed acoustic model) to a plan.
+/// installed acoustic model) to a plan, with `queued` utterances waiting for the recognizer,
+/// and times it here.
 #[cfg(feature = "voice")]
-fn add_voice(pkg: &edgeqa::package::Package, plan: &mut edgeqa::budget::MemoryPlan) -> Result<()> {
+fn add_voice(
+    pkg: &edgeqa::package::Package,
+    plan: &mut edgeqa::budget::MemoryPlan,
+    queued: usize,
+) -> Result<Option<edgeqa::voice::ListenCost>> {
     use edgeqa::voice::{Listener, VadConfig, VoiceError, sphinx::DEFAULT_ACOUSTIC_MODEL};
     if pkg.manifest().voice.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     match Listener::new(pkg, std::path::Path::new(DEFAULT_ACOUSTIC_MODEL), VadConfig::default()) {
-        Ok(l) => plan.items.extend(l.memory()?.items),
-        Err(e @ VoiceError::AcousticModel { .. }) => {
-            log::warn!("the plan leaves out spoken questions: {}", edgeqa::error_line(&e))
+        Ok(mut l) => {
+            plan.items.extend(l.memory(queued)?.items);
+            Ok(Some(l.measure_cost()?))
         }
-        Err(e) => return Err(e.into()),
+        Err(e @ VoiceError::AcousticModel { .. }) => {
+            log::warn!("the plan leaves out spoken questions: {}", edgeqa::error_line(&e));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 #[cfg(not(feature = "voice"))]
-fn add_voice(_: &edgeqa::package::Package, _: &mut edgeqa::budget::MemoryPlan) -> Result<()> {
-    Ok(())
+fn add_voice(
+    _: &edgeqa::package::Package,
+    _: &mut edgeqa::budget::MemoryPlan,
+    _: usize,
+) -> Result<Option<edgeqa::voice::ListenCost>> {
+    Ok(None)
 }
 
 /// The plan of `edgeqa live` on a board: the student loaded, then [`edgeqa::stream::plan`] for
@@ -169,7 +185,7 @@ fn live_plan(
     };
     let cfg = edgeqa::stream::LiveConfig { history_s: history, ..Default::default() };
     let mut plan = edgeqa::stream::plan(&student, shape, &cfg, None)?.memory;
-    add_voice(pkg, &mut plan)?;
+    let voice_cost = add_voice(pkg, &mut plan, edgeqa::voice::QUEUED_UTTERANCES)?;
     Ok(PlanReport {
         board: format!("{} with {history} s of live history", board.name),
         budget_bytes: budget,
@@ -177,6 +193,7 @@ fn live_plan(
         fits: plan.total() <= budget,
         items: plan.items,
         details: plan.details,
+        voice_cost,
     })
 }
 
@@ -322,6 +339,13 @@ pub fn main(args: Args) -> Result<()> {
         }
         let verdict = if p.fits { "fits" } else { "DOES NOT FIT" };
         println!("  {:<56} {:>8.2} MiB  {verdict}", "total", mib(p.total_bytes));
+        if let Some(c) = &p.voice_cost {
+            println!(
+                "voice, timed here on {:.0} s of synthetic voiced sound: voice activity {:.1} ms per s of audio; \
+                 recognizer {:.0} ms per s of speech (all three searches, the most an utterance takes)",
+                c.seconds, c.vad_ms_per_s, c.recognize_ms_per_s
+            );
+        }
     }
     Ok(())
 }

@@ -74,6 +74,11 @@ pub struct Args {
     #[cfg(feature = "voice")]
     #[arg(long)]
     voice: bool,
+    /// With --voice: listen only after Enter is pressed on an empty line (push-to-talk), for
+    /// the next spoken question.
+    #[cfg(feature = "voice")]
+    #[arg(long, requires = "voice", conflicts_with = "ask_at_end")]
+    push_to_talk: bool,
     #[cfg(feature = "voice")]
     #[command(flatten)]
     voice_args: super::voice::VoiceArgs,
@@ -205,10 +210,17 @@ pub fn main(args: Args) -> Result<()> {
             }
         });
     }
+    #[cfg(feature = "voice")]
+    let gate = listening.as_ref().and_then(|l| l.gate.clone());
     let mut latencies = Vec::new();
     let mut answer = |q: &str| -> Result<()> {
         let q = q.trim();
         if q.is_empty() {
+            #[cfg(feature = "voice")]
+            if let Some(g) = &gate {
+                g.open();
+                eprintln!("listening: say your question");
+            }
             return Ok(());
         }
         match live.ask(q) {
@@ -261,20 +273,22 @@ pub fn main(args: Args) -> Result<()> {
             answer(&line.context("cannot read a question from stdin")?)?;
         }
     }
-    #[allow(unused_mut)]
-    let mut spoken = 0;
     #[cfg(feature = "voice")]
-    if let Some(handle) = listening {
-        // Files end, and so does listening to them; a microphone is listened to until Ctrl-C.
-        spoken = handle.join().map_err(|_| anyhow::anyhow!("the voice listener panicked"))??;
-    }
+    // Files end, and so does listening to them; a microphone is listened to until Ctrl-C.
+    let spoken = listening.map(|l| l.join()).transpose()?;
     let status = live.status();
     let n = latencies.len();
     latencies.sort_by(f64::total_cmp);
     let p50 = if n > 0 { latencies[n / 2] } else { 0.0 };
     eprintln!("{}", status.line());
-    if spoken > 0 {
-        eprintln!("answered {spoken} spoken questions");
+    #[cfg(feature = "voice")]
+    if let Some(s) = spoken {
+        eprintln!("answered {} spoken questions", s.answered);
+        eprintln!(
+            "voice: {} utterances heard, {} ignored (push-to-talk closed), {} dropped (recognizer busy); \
+             {} audio blocks dropped before voice activity detection",
+            s.heard, s.ignored, s.dropped, s.tap_dropped
+        );
     }
     eprintln!("answered {n} questions, median latency {p50:.2} ms");
     Ok(())
@@ -283,22 +297,59 @@ pub fn main(args: Args) -> Result<()> {
 #[cfg(feature = "voice")]
 mod voice {
     use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
     use std::thread::JoinHandle;
     use std::time::Instant;
 
     use anyhow::{Context, Result, bail};
     use edgeqa::capture::AudioBlock;
     use edgeqa::stream::{Handoff, Live, Overflow, audio_block};
-    use edgeqa::voice::{Listener, VOICE_RATE};
+    use edgeqa::voice::ear::{Ear, TalkGate};
+    use edgeqa::voice::sphinx::Recognizer;
+    use edgeqa::voice::{Heard, Listener, QUEUED_UTTERANCES, Utterance};
 
     use super::Args;
 
-    /// The listener for `--voice`, fed by a tap on the audio the student encodes.
+    /// The listener for `--voice`, fed by a tap on the audio the student encodes: one thread
+    /// cuts utterances out of it (an [`Ear`]), another recognizes and answers them, so the tap
+    /// keeps being read while an utterance is decoded.
     pub struct Voice {
         pub tap: Arc<Handoff<AudioBlock>>,
-        listener: Listener,
+        ear: Ear,
+        recognizer: Recognizer,
+        gate: Option<Arc<TalkGate>>,
+        /// Whether the tap waits for the listener (files read as fast as possible).
+        blocking: bool,
         min_confidence: f32,
         endpoint_ms: u32,
+    }
+
+    /// What the listener did, once the audio ended.
+    pub struct Spoken {
+        pub answered: usize,
+        pub heard: usize,
+        pub ignored: u64,
+        pub dropped: u64,
+        pub tap_dropped: u64,
+    }
+
+    /// The running listener.
+    pub struct Listening {
+        pub gate: Option<Arc<TalkGate>>,
+        ear: JoinHandle<Result<u64>>,
+        recognizer: JoinHandle<Result<(usize, usize)>>,
+        tap: Arc<Handoff<AudioBlock>>,
+    }
+
+    impl Listening {
+        /// Waits for the audio to end and every utterance to be answered.
+        pub fn join(self) -> Result<Spoken> {
+            let dropped = self.ear.join().map_err(|_| anyhow::anyhow!("the voice activity thread panicked"))??;
+            let (answered, heard) =
+                self.recognizer.join().map_err(|_| anyhow::anyhow!("the recognizer thread panicked"))??;
+            let ignored = self.gate.as_ref().map_or(0, |g| g.ignored());
+            Ok(Spoken { answered, heard, ignored, dropped, tap_dropped: self.tap.dropped() })
+        }
     }
 
     impl Voice {
@@ -311,62 +362,126 @@ mod voice {
             let Some(audio) = &student.manifest().audio else {
                 bail!("--voice listens to the student's audio, and this student does not listen")
             };
-            if audio.sample_rate != VOICE_RATE {
-                bail!("--voice needs the audio at {VOICE_RATE} Hz; this student listens at {} Hz", audio.sample_rate);
-            }
             if args.mic.is_none() && args.audio.is_none() {
                 bail!("--voice needs --mic NAME or --audio FILE.wav");
             }
             let pkg = super::super::open_package(package)?;
             let vad = args.voice_args.vad()?;
             let listener = Listener::new(&pkg, &args.voice_args.speech_model, vad).context("cannot listen")?;
-            // Files read as fast as possible wait for the listener; a device never does.
-            let overflow = if files_only && !args.realtime { Overflow::Block } else { Overflow::DropOldest };
+            let mut memory = listener.memory(QUEUED_UTTERANCES)?;
+            let detector = listener.detector();
+            let (segmenter, recognizer) = listener.into_parts();
             let block = audio_block(audio.sample_rate);
+            let gate = args.push_to_talk.then(|| Arc::new(TalkGate::new()));
+            let ear = Ear::new(segmenter, audio.sample_rate, block, gate.clone())?;
+            if ear.resampling_bytes() > 0 {
+                memory.add("voice: resampling to 16 kHz", ear.resampling_bytes());
+            }
+            // Files read as fast as possible wait for the listener; a device never does.
+            let blocking = files_only && !args.realtime;
+            let overflow = if blocking { Overflow::Block } else { Overflow::DropOldest };
             let tap = Arc::new(Handoff::new(overflow, || AudioBlock {
                 samples: Vec::with_capacity(block),
                 ..AudioBlock::default()
             }));
-            let memory = listener.memory()?;
-            eprintln!(
-                "listening for spoken questions ({} voice activity detection; {})",
-                listener.detector(),
-                memory.breakdown()
-            );
-            Ok(Voice { tap, listener, min_confidence: args.voice_args.min_confidence, endpoint_ms: vad.min_silence_ms })
+            eprintln!("listening for spoken questions ({detector} voice activity detection; {})", memory.breakdown());
+            if gate.is_some() {
+                eprintln!("push-to-talk: press Enter on an empty line, then say a question");
+            }
+            Ok(Voice {
+                tap,
+                ear,
+                recognizer,
+                gate,
+                blocking,
+                min_confidence: args.voice_args.min_confidence,
+                endpoint_ms: vad.min_silence_ms,
+            })
         }
 
-        /// Listens on a thread until the audio ends, answering every question it catches.
-        /// The thread returns how many spoken questions it answered.
-        pub fn start(mut self, live: Arc<Live>, json: bool, at_end: bool) -> Result<JoinHandle<Result<usize>>> {
-            let run = move || -> Result<usize> {
-                let mut answered = 0;
-                let mut heard = Vec::new();
-                while let Some(b) = self.tap.take() {
-                    let r = self.listener.push(&b.samples);
-                    self.tap.release(b);
-                    for h in r? {
-                        if at_end {
-                            heard.push(h);
-                        } else {
-                            answered += usize::from(self.answer(&live, &h, json)?);
+        /// Listens until the audio ends, answering every question it catches (at the end, once
+        /// the files are encoded, with `at_end`).
+        pub fn start(self, live: Arc<Live>, json: bool, at_end: bool) -> Result<Listening> {
+            let Voice { tap, mut ear, mut recognizer, gate, blocking, min_confidence, endpoint_ms } = self;
+            let (tx, rx) = sync_channel::<Utterance>(QUEUED_UTTERANCES);
+            let ear_tap = Arc::clone(&tap);
+            let cut = move || -> Result<u64> {
+                let mut dropped = 0;
+                let mut send = |u: Utterance, tx: &SyncSender<Utterance>| -> bool {
+                    if blocking {
+                        return tx.send(u).is_ok();
+                    }
+                    match tx.try_send(u) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(u)) => {
+                            dropped += 1;
+                            log::warn!(
+                                "dropped a spoken question ({:.1}–{:.1} s): still recognizing the one before",
+                                u.start_s,
+                                u.speech_end_s
+                            );
+                            true
+                        }
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                };
+                while let Some(b) = ear_tap.take() {
+                    let r = ear.push(&b.samples);
+                    ear_tap.release(b);
+                    for u in r? {
+                        if !send(u, &tx) {
+                            // The recognizer stopped (on an error it reports).
+                            return Ok(dropped);
                         }
                     }
                 }
-                heard.extend(self.listener.finish()?);
-                if at_end {
-                    live.wait_until_drained();
+                if let Some(u) = ear.finish() {
+                    send(u, &tx);
                 }
-                for h in &heard {
-                    answered += usize::from(self.answer(&live, h, json)?);
-                }
-                Ok(answered)
+                Ok(dropped)
             };
-            std::thread::Builder::new().name("edgeqa-voice".into()).spawn(run).context("cannot start the listener")
+            let answerer = Answerer { live, json, min_confidence, endpoint_ms };
+            let recognize = move || answerer.run(&mut recognizer, rx, at_end);
+            let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+            let recognizer = spawn("edgeqa-voice").spawn(recognize).context("cannot start the recognizer")?;
+            let ear = spawn("edgeqa-vad").spawn(cut).context("cannot start the voice activity thread")?;
+            Ok(Listening { gate, ear, recognizer, tap })
+        }
+    }
+
+    /// Recognizes the utterances and answers them.
+    struct Answerer {
+        live: Arc<Live>,
+        json: bool,
+        min_confidence: f32,
+        endpoint_ms: u32,
+    }
+
+    impl Answerer {
+        /// Until the utterances end: how many were answered and how many heard.
+        fn run(&self, recognizer: &mut Recognizer, rx: Receiver<Utterance>, at_end: bool) -> Result<(usize, usize)> {
+            let (mut answered, mut n, mut later) = (0, 0, Vec::new());
+            for u in rx {
+                let h = Heard::new(&u, recognizer.recognize(&u.samples)?);
+                n += 1;
+                if at_end {
+                    later.push(h);
+                } else {
+                    answered += usize::from(self.answer(&h)?);
+                }
+            }
+            if at_end {
+                self.live.wait_until_drained();
+                for h in &later {
+                    answered += usize::from(self.answer(h)?);
+                }
+            }
+            Ok((answered, n))
         }
 
         /// Prints what was heard and the answer; whether it was answered.
-        fn answer(&self, live: &Live, h: &edgeqa::voice::Heard, json: bool) -> Result<bool> {
+        fn answer(&self, h: &Heard) -> Result<bool> {
+            let (live, json) = (&self.live, self.json);
             let text = h.transcript.accepted(self.min_confidence);
             let t0 = Instant::now();
             let answer = text.map(|q| live.ask(q));

@@ -22,10 +22,9 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::resample::StreamResampler;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{SampleFormat, SupportedStreamConfig, SupportedStreamConfigRange};
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
 
 use crate::capture::{AudioBlock, AudioSource, CaptureError, DeviceInfo, SourceStats};
 
@@ -324,15 +323,6 @@ fn stream_error(shared: &Shared, error: cpal::Error) {
     shared.ready.notify_all();
 }
 
-/// Resampling from the device rate to the student's, with its output buffer.
-struct Resampling {
-    resampler: Fft<f32>,
-    /// One call's output.
-    out: Vec<f32>,
-    /// Output samples still to discard: the resampler's delay, so that timestamps hold.
-    skip: usize,
-}
-
 /// A microphone open and streaming (see the module documentation for its threads).
 pub struct Microphone {
     /// The name it was opened with, for [`AudioSource::reopen`].
@@ -348,7 +338,7 @@ pub struct Microphone {
     interleaved: Vec<f32>,
     /// Mono samples at the device rate not yet resampled.
     mono: Vec<f32>,
-    resampling: Option<Resampling>,
+    resampling: Option<StreamResampler>,
     /// Mono samples at the student's rate not yet delivered.
     ready: Vec<f32>,
     /// Samples delivered so far, plus those overruns dropped (at the student's rate).
@@ -492,14 +482,10 @@ impl Microphone {
             None
         } else {
             let chunk = (config.rate as usize / 50).max(64);
-            let resampler = Fft::<f32>::new(config.rate as usize, rate as usize, chunk, 1, FixedSync::Input)
-                .map_err(|e| fail(format!("cannot resample {} Hz to {rate} Hz: {e}", config.rate)))?;
-            let out = vec![0.0; resampler.output_frames_max()];
-            let skip = resampler.output_delay();
-            Some(Resampling { resampler, out, skip })
+            Some(StreamResampler::new(config.rate, rate, chunk).map_err(|e| fail(format!("cannot {e}")))?)
         };
-        let chunk_in = resampling.as_ref().map_or(0, |r| r.resampler.input_frames_max());
-        let chunk_out = resampling.as_ref().map_or(0, |r| r.out.len());
+        let chunk_in = resampling.as_ref().map_or(0, |r| r.input_frames_max());
+        let chunk_out = resampling.as_ref().map_or(0, |r| r.output_frames_max());
         let ratio = f64::from(rate) / f64::from(config.rate);
         Ok(Microphone {
             wanted: None,
@@ -580,26 +566,9 @@ impl Microphone {
             self.mono.clear();
             return Ok(());
         };
-        let mut used = 0;
-        loop {
-            let need = r.resampler.input_frames_next();
-            if self.mono.len() - used < need {
-                break;
-            }
-            let input = InterleavedSlice::new(&self.mono[used..used + need], 1, need)
-                .map_err(|e| CaptureError::Device { device: self.id.clone(), reason: e.to_string() })?;
-            let frames_out = r.out.len();
-            let mut output = InterleavedSlice::new_mut(&mut r.out[..], 1, frames_out)
-                .map_err(|e| CaptureError::Device { device: self.id.clone(), reason: e.to_string() })?;
-            let (consumed, produced) = r
-                .resampler
-                .process_into_buffer(&input, &mut output, None)
-                .map_err(|e| CaptureError::Device { device: self.id.clone(), reason: format!("resampling: {e}") })?;
-            used += consumed;
-            let skip = r.skip.min(produced);
-            r.skip -= skip;
-            self.ready.extend_from_slice(&r.out[skip..produced]);
-        }
+        let used = r
+            .process(&self.mono, &mut self.ready)
+            .map_err(|e| CaptureError::Device { device: self.id.clone(), reason: e.to_string() })?;
         self.mono.drain(..used);
         Ok(())
     }
@@ -796,24 +765,11 @@ mod tests {
     /// A 1 kHz sine resampled from 48 kHz to 16 kHz, as `next_block` resamples.
     #[test]
     fn resampling_keeps_a_sine_frequency_and_amplitude() {
-        let mut r = Fft::<f32>::new(48_000, 16_000, 960, 1, FixedSync::Input).unwrap();
+        let mut r = StreamResampler::new(48_000, 16_000, 960).unwrap();
         let input: Vec<f32> =
             (0..48_000).map(|i| 0.5 * (2.0 * std::f32::consts::PI * 1_000.0 * i as f32 / 48_000.0).sin()).collect();
-        let mut out = vec![0.0; r.output_frames_max()];
         let mut resampled = Vec::new();
-        let mut skip = r.output_delay();
-        let mut used = 0;
-        while input.len() - used >= r.input_frames_next() {
-            let need = r.input_frames_next();
-            let input = InterleavedSlice::new(&input[used..used + need], 1, need).unwrap();
-            let n = out.len();
-            let mut output = InterleavedSlice::new_mut(&mut out[..], 1, n).unwrap();
-            let (consumed, produced) = r.process_into_buffer(&input, &mut output, None).unwrap();
-            used += consumed;
-            let s = skip.min(produced);
-            skip -= s;
-            resampled.extend_from_slice(&out[s..produced]);
-        }
+        r.process(&input, &mut resampled).unwrap();
         assert!(resampled.len() > 15_000, "{}", resampled.len());
         // Away from the edges, the output is the same sine at 16 kHz: its projection on a 1 kHz
         // sine/cosine pair has the amplitude of the input (a fraction of a sample's delay is left).

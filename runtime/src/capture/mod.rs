@@ -23,6 +23,8 @@ pub mod mic;
 #[cfg(feature = "jpeg")]
 pub mod mjpeg;
 pub mod pixels;
+#[cfg(any(feature = "mic", feature = "voice"))]
+pub mod resample;
 pub mod wav;
 pub mod y4m;
 

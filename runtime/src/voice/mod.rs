@@ -4,6 +4,8 @@
 //! student's question templates). `docs/voice.md` explains the thresholds.
 
 #[cfg(feature = "voice")]
+pub mod ear;
+#[cfg(feature = "voice")]
 pub mod sphinx;
 pub mod vad;
 
@@ -85,8 +87,6 @@ pub fn confidence(margin: f32, phone_rate: f32) -> f32 {
 /// Resamples mono audio to [`VOICE_RATE`] with rubato's FFT resampler (feature `voice`).
 #[cfg(feature = "voice")]
 pub fn resample_to_voice_rate(samples: &[f32], rate: u32, origin: &str) -> Result<Vec<f32>, VoiceError> {
-    use rubato::audioadapter_buffers::direct::InterleavedSlice;
-    use rubato::{Fft, FixedSync, Resampler};
     if rate == VOICE_RATE {
         return Ok(samples.to_vec());
     }
@@ -95,26 +95,19 @@ pub fn resample_to_voice_rate(samples: &[f32], rate: u32, origin: &str) -> Resul
         return Err(fail(format!("{rate} Hz is not a sample rate this can resample (4 kHz to 384 kHz)")));
     }
     let chunk = 1024;
-    let mut r = Fft::<f32>::new(rate as usize, VOICE_RATE as usize, chunk, 1, FixedSync::Input)
-        .map_err(|e| fail(format!("cannot resample {rate} Hz: {e}")))?;
-    let delay = r.output_delay();
+    let mut r = crate::capture::resample::StreamResampler::new(rate, VOICE_RATE, chunk)
+        .map_err(|e| fail(format!("cannot {e}")))?;
     let wanted = (samples.len() as f64 * f64::from(VOICE_RATE) / f64::from(rate)).round() as usize;
+    // Zeros after the end push the last samples through the resampler's delay.
     let mut input = samples.to_vec();
-    input.resize(samples.len() + 2 * chunk + delay * rate as usize / VOICE_RATE as usize + chunk, 0.0);
-    let mut out = Vec::with_capacity(wanted + delay + 2 * r.output_frames_max());
-    let mut buf = vec![0.0f32; r.output_frames_max()];
-    let mut used = 0;
-    while input.len() - used >= r.input_frames_next() && out.len() < wanted + delay {
-        let need = r.input_frames_next();
-        let i = InterleavedSlice::new(&input[used..used + need], 1, need).map_err(|e| fail(e.to_string()))?;
-        let n = buf.len();
-        let mut o = InterleavedSlice::new_mut(&mut buf[..], 1, n).map_err(|e| fail(e.to_string()))?;
-        let (consumed, produced) = r.process_into_buffer(&i, &mut o, None).map_err(|e| fail(e.to_string()))?;
-        used += consumed;
-        out.extend_from_slice(&buf[..produced]);
+    input.resize(samples.len() + 4 * r.input_frames_max(), 0.0);
+    let mut out = Vec::with_capacity(wanted + 4 * r.output_frames_max());
+    r.process(&input, &mut out).map_err(|e| fail(e.to_string()))?;
+    if out.len() < wanted {
+        return Err(fail(format!("resampling gave {} samples of the {wanted} expected", out.len())));
     }
-    let end = (delay + wanted).min(out.len());
-    Ok(out[delay.min(end)..end].to_vec())
+    out.truncate(wanted);
+    Ok(out)
 }
 
 /// One utterance heard: where it was and what the recognizer made of it.
@@ -125,6 +118,32 @@ pub struct Heard {
     /// Seconds since the stream started: start of the kept audio, end of speech.
     pub start_s: f64,
     pub speech_end_s: f64,
+}
+
+impl Heard {
+    /// What the recognizer made of utterance `u`.
+    pub fn new(u: &Utterance, transcript: Transcript) -> Heard {
+        Heard { transcript, start_s: u.start_s, speech_end_s: u.speech_end_s }
+    }
+}
+
+/// Utterances a live listener keeps waiting for the recognizer while it decodes another; one
+/// more ending then is dropped (and counted), so reading the stream never waits for a decode.
+pub const QUEUED_UTTERANCES: usize = 1;
+
+/// Seconds of sound [`Listener::measure_cost`] times.
+pub const COST_PROBE_S: f64 = 2.0;
+
+/// What listening costs on this machine, per second of audio (see [`Listener::measure_cost`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ListenCost {
+    /// Seconds of sound timed.
+    pub seconds: f64,
+    /// Voice activity detection, milliseconds per second of audio (it runs on all of it).
+    pub vad_ms_per_s: f64,
+    /// Recognition with all three searches, milliseconds per second of utterance: the most a
+    /// question waits for its transcript after its end is known.
+    pub recognize_ms_per_s: f64,
 }
 
 /// Voice activity detection and recognition together, for one package.
@@ -157,17 +176,52 @@ impl Listener {
     }
 
     /// What listening takes, as lines of a memory plan: the recognizer (acoustic model and
-    /// search), the voice activity model, and the buffers of the longest utterance.
-    pub fn memory(&self) -> Result<crate::budget::MemoryPlan, VoiceError> {
+    /// search), the voice activity model, and the buffers of the longest utterance: the one
+    /// being cut, `queued` more waiting for the recognizer, the one being recognized and its
+    /// 16-bit samples.
+    pub fn memory(&self, queued: usize) -> Result<crate::budget::MemoryPlan, VoiceError> {
         let mut plan = crate::budget::MemoryPlan::default();
         let (vad, buffers) = self.segmenter.memory();
         plan.add("voice: recognizer (acoustic model + search)", sphinx::memory_estimate(self.recognizer.model())?);
         if vad > 0 {
             plan.add("voice: voice activity model", vad);
         }
-        // The segmenter's buffer, its copy handed to the recognizer, and its 16-bit samples.
-        plan.add("voice: utterance buffers", buffers * 2 + buffers / 2);
+        plan.add("voice: utterance buffers", buffers * (2 + queued as u64) + buffers / 2);
         Ok(plan)
+    }
+
+    /// Times listening on this machine, on [`COST_PROBE_S`] seconds of a synthetic voiced sound
+    /// (harmonics gliding in pitch, in syllable-rate bursts): the voice activity detection, and
+    /// the recognizer decoding all three of its searches, the most one utterance takes.
+    pub fn measure_cost(&mut self) -> Result<ListenCost, VoiceError> {
+        let n = (COST_PROBE_S * f64::from(VOICE_RATE)) as usize;
+        let rate = VOICE_RATE as f32;
+        let mut phase = 0.0f32;
+        let probe: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f32 / rate;
+                phase += 2.0 * std::f32::consts::PI * (120.0 + 40.0 * (1.3 * t).sin()) / rate;
+                let envelope = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).cos();
+                envelope * (1..=12).map(|k| (k as f32 * phase).sin() / k as f32).sum::<f32>() * 0.1
+            })
+            .collect();
+        self.segmenter.reset();
+        let t0 = std::time::Instant::now();
+        self.segmenter.push(&probe)?;
+        let vad_ms = t0.elapsed().as_secs_f64() * 1e3;
+        self.segmenter.reset();
+        let recognize_ms = self.recognizer.time_all_searches(&probe)?;
+        Ok(ListenCost {
+            seconds: COST_PROBE_S,
+            vad_ms_per_s: vad_ms / COST_PROBE_S,
+            recognize_ms_per_s: recognize_ms / COST_PROBE_S,
+        })
+    }
+
+    /// The two halves, for a stream: the segmenter (to feed an [`ear::Ear`] on the thread that
+    /// reads the audio) and the recognizer (on a thread of its own).
+    pub fn into_parts(self) -> (Segmenter, sphinx::Recognizer) {
+        (self.segmenter, self.recognizer)
     }
 
     /// Whether speech is going on now.
@@ -193,8 +247,7 @@ impl Listener {
     }
 
     fn recognize(&mut self, u: &Utterance) -> Result<Heard, VoiceError> {
-        let transcript = self.recognizer.recognize(&u.samples)?;
-        Ok(Heard { transcript, start_s: u.start_s, speech_end_s: u.speech_end_s })
+        Ok(Heard::new(u, self.recognizer.recognize(&u.samples)?))
     }
 
     /// A recording of one spoken question: the span from the first detected speech to the end
