@@ -193,7 +193,7 @@ fn run_executes_a_generic_package_on_npy() {
     assert_clean_error(&r, &["`z`", "inputs: x"]);
 }
 
-/// `run --profile` times every node on wgpu (lavapipe in CI) and says plainly that tract cannot.
+/// `run --profile` times every node on wgpu (lavapipe in CI) and on tract.
 #[test]
 fn run_profiles_nodes_on_wgpu() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,8 +216,11 @@ fn run_profiles_nodes_on_wgpu() {
         edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "wgpu", "--profile", "1"]);
     assert!(ok, "{err}");
     assert!(out.contains("slowest nodes:") && out.contains("per op:") && out.contains("MatMul ×1"), "{out}");
-    let r = edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "tract", "--profile", "1"]);
-    assert_clean_error(&r, &["--profile", "tract", "--backend wgpu"]);
+    // tract times the nodes of its own optimised plan.
+    let (ok, out, err) =
+        edgeqa(&["run", "--package", &p(pkg.clone()), "--input", &x, "--backend", "tract", "--profile", "2"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("tract's plan") && out.contains("slowest nodes:"), "{out}");
     // clap's own error: one line naming the flag and the value, then its pointer to --help.
     for runs in ["0", "two"] {
         let (ok, _, err) =
@@ -406,4 +409,135 @@ fn inspect_prints_the_memory_plan_for_a_board() {
     {
         assert!(out.contains(board), "{board} missing: {out}");
     }
+}
+
+/// `edgeqa bench` on the probe student: every stage and the question path, each with the
+/// number of runs asked for, the raw samples and their statistics, in every format.
+#[test]
+fn bench_times_every_stage_and_the_question_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_file = dir.path().join("bench.json");
+    let base = ["bench", "--package", &package(), "--backend", "tract", "--iterations", "4", "--rounds", "2"];
+    let (ok, _, err) = edgeqa(&[&base[..], &["--format", "json", "--output", &p(json_file.clone())]].concat());
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    assert_eq!(r["schema"], "edgeqa-bench/1");
+    assert_eq!(r["package"]["kind"], "student");
+    assert_eq!(r["package"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+    let figures: Vec<&str> = r["results"].as_array().unwrap().iter().map(|f| f["figure"].as_str().unwrap()).collect();
+    assert_eq!(
+        figures,
+        ["stage/frame_encoder", "stage/audio_encoder", "stage/question_encoder", "stage/head", "question"]
+    );
+    for f in r["results"].as_array().unwrap() {
+        assert_eq!(f["backend"], "tract");
+        assert_eq!(f["runs"], 4);
+        let samples: Vec<f64> = f["samples_ms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(samples.len(), 4);
+        let s = &f["stats"];
+        let (min, p50, max) = (s["min"].as_f64().unwrap(), s["p50"].as_f64().unwrap(), s["max"].as_f64().unwrap());
+        assert!(min > 0.0 && min <= p50 && p50 <= max, "{s}");
+        assert_eq!(min, samples.iter().copied().fold(f64::INFINITY, f64::min));
+        assert!(f["load_ms"].as_f64().unwrap() > 0.0 && f["first_run_ms"].as_f64().unwrap() > 0.0);
+        assert!(f.get("p50_ratio").is_none(), "one backend has no ratios");
+    }
+    let (ok, out, err) = edgeqa(&[&base[..], &["--format", "jsonl"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 5);
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["schema"], "edgeqa-bench/1");
+    }
+    let (ok, out, err) = edgeqa(&[&base[..], &["--format", "csv"]].concat());
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("figure,backend,threads,load_ms"), "{out}");
+    assert_eq!(lines.len(), 6);
+    assert!(lines[5].starts_with("question,tract,1,"), "{out}");
+    let (ok, out, err) = edgeqa(&[&base[..], &["--format", "md", "--board", "rpi4"]].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains("| figure | backend |") && out.contains("| question | tract |"), "{out}");
+    assert!(out.contains("board rpi4: peak resident"), "{out}");
+    let (ok, out, err) = edgeqa(&[
+        "bench",
+        "--package",
+        &package(),
+        "--backend",
+        "tract",
+        "--min-time",
+        "0.05",
+        "--warmup-time",
+        "0.01",
+        "--rate",
+        "200",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("stage/head") && out.contains("p50 ms"), "{out}");
+}
+
+/// A generic package with a real input, on tract and on wgpu side by side (lavapipe in CI).
+#[test]
+fn bench_runs_a_generic_package_on_both_backends_with_a_given_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pkg, input) = write_generic_package(dir.path());
+    let (ok, out, err) = edgeqa(&[
+        "bench",
+        "--package",
+        &p(pkg),
+        "--backend",
+        "tract,wgpu",
+        "--iterations",
+        "3",
+        "--input",
+        &format!("x={}", input.display()),
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["inputs"][0], format!("x={}", input.display()));
+    let results = r["results"].as_array().unwrap();
+    let backends: Vec<&str> = results.iter().map(|f| f["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, ["tract", "wgpu"]);
+    assert!(results.iter().all(|f| f["figure"] == "stage/model"));
+    assert_eq!(results[0]["p50_ratio"], 1.0);
+    assert!(results[1]["p50_ratio"].as_f64().unwrap() > 0.0);
+    assert!(results.iter().all(|f| f.get("profile").is_none()));
+    // --profile adds both backends' per-node times.
+    let (ok, out, err) = edgeqa(&[
+        "bench",
+        "--package",
+        &p(dir.path().join("tiny.eqa")),
+        "--backend",
+        "tract,wgpu",
+        "--iterations",
+        "2",
+        "--profile",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("stage/model on tract:") && out.contains("stage/model on wgpu:"), "{out}");
+    assert!(out.contains("slowest nodes:"), "{out}");
+}
+
+/// Bad flags and inputs are one clear line each, before anything is measured.
+#[test]
+fn bench_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pkg, _) = write_generic_package(dir.path());
+    let pkg = p(pkg);
+    let bench =
+        |extra: &[&str]| edgeqa(&[&["bench", "--package", pkg.as_str(), "--backend", "tract"][..], extra].concat());
+    assert_clean_error(&bench(&["--iterations", "0"]), &["--iterations", "at least 1"]);
+    assert_clean_error(&bench(&["--rate", "0"]), &["--rate", "positive"]);
+    assert_clean_error(&bench(&["--min-time", "2", "--max-time", "1"]), &["--max-time", "--min-time"]);
+    let bad = dir.path().join("bad.npy");
+    edgeqa::tensor::Tensor::f32(vec![1, 3], vec![0.0; 3]).unwrap().write_npy(&bad).unwrap();
+    assert_clean_error(&bench(&["--input", &format!("z={}", bad.display())]), &["`z`", "model:x"]);
+    assert_clean_error(&bench(&["--input", &format!("x={}", bad.display())]), &["bad.npy", "[2, 3]", "[1, 3]"]);
+    assert_clean_error(&bench(&["--input", "x"]), &["NAME=FILE.npy"]);
+    assert_clean_error(&bench(&["--output", "/nonexistent/dir/out.json"]), &["--output", "/nonexistent/dir/out.json"]);
+    let r = edgeqa(&["bench", "--package", &pkg, "--backend", "gpu"]);
+    assert_clean_error(&r, &["unknown backend `gpu`"]);
 }

@@ -1,6 +1,7 @@
 //! Command-line interface of `edgeqa`: one module per subcommand.
 
 mod ask;
+mod bench;
 mod boards;
 mod demo;
 mod devices;
@@ -47,6 +48,9 @@ enum Command {
     Demo(demo::Args),
     /// List the board profiles built into this binary (memory budget, backend, target).
     Boards(boards::Args),
+    /// Latency of a package on this device: every stage, and a student's question path, on
+    /// one backend or several side by side.
+    Bench(bench::Args),
 }
 
 /// Backend selection shared by the subcommands that run a model.
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices(a) => devices::main(a),
         Command::Demo(a) => demo::main(a),
         Command::Boards(a) => boards::main(a),
+        Command::Bench(a) => bench::main(a),
     }
 }
 

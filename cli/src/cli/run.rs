@@ -27,7 +27,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Time every node over RUNS runs (after one untimed run) and print them slowest first, with
-    /// totals per op: GPU timestamps where the adapter has them. wgpu only.
+    /// totals per op: on wgpu GPU timestamps where the adapter has them, on tract the wall clock
+    /// of each node of tract's optimised plan.
     #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(1..))]
     profile: Option<u32>,
     #[command(flatten)]
@@ -108,9 +109,11 @@ pub fn main(args: Args) -> Result<()> {
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
     let session = backend.load_stage(stage, graph, &format!("{} [{}]", pkg.origin(), stage.name))?;
     let profile = match args.profile {
-        Some(runs) => Some(session.profile(inputs.clone(), runs as usize)?.with_context(|| {
-            format!("--profile: the {} backend cannot time single nodes (use --backend wgpu)", session.backend())
-        })?),
+        Some(runs) => Some(
+            session
+                .profile(inputs.clone(), runs as usize)?
+                .with_context(|| format!("--profile: the {} backend cannot time single nodes", session.backend()))?,
+        ),
         None => None,
     };
     let outputs = session.run(inputs)?;
@@ -157,7 +160,7 @@ pub fn main(args: Args) -> Result<()> {
         );
     }
     if let Some(p) = &profile {
-        print_profile(p);
+        print!("{}", profile_text(p, TOP_NODES));
     }
     Ok(())
 }
@@ -165,11 +168,14 @@ pub fn main(args: Args) -> Result<()> {
 /// Nodes shown by the text form of `--profile` (the JSON has all).
 const TOP_NODES: usize = 25;
 
-/// The profile as text: totals, the slowest nodes, then time per op.
-fn print_profile(p: &NodeProfile) {
+/// The profile as text: totals, the `top` slowest nodes, then time per op.
+pub(super) fn profile_text(p: &NodeProfile, top: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     let total: f64 = p.nodes.iter().map(|n| n.median_us).sum();
     let share = |us: f64| if total > 0.0 { 100.0 * us / total } else { 0.0 };
-    println!(
+    let _ = writeln!(
+        s,
         "\nprofile: {} nodes, {} dispatches, {:.1} us in nodes ({}, median of {} runs)",
         p.nodes.len(),
         p.nodes.iter().map(|n| n.dispatches).sum::<usize>(),
@@ -179,9 +185,9 @@ fn print_profile(p: &NodeProfile) {
     );
     let mut slowest: Vec<&NodeTime> = p.nodes.iter().collect();
     slowest.sort_by(|a, b| b.median_us.total_cmp(&a.median_us));
-    println!("slowest nodes:");
-    for n in slowest.iter().take(TOP_NODES) {
-        println!("  {:>10.1} us {:>5.1}%  {} ({})", n.median_us, share(n.median_us), n.op, n.name);
+    let _ = writeln!(s, "slowest nodes:");
+    for n in slowest.iter().take(top) {
+        let _ = writeln!(s, "  {:>10.1} us {:>5.1}%  {} ({})", n.median_us, share(n.median_us), n.op, n.name);
     }
     let mut ops: Vec<(&str, usize, f64)> = Vec::new();
     for n in &p.nodes {
@@ -194,8 +200,9 @@ fn print_profile(p: &NodeProfile) {
         }
     }
     ops.sort_by(|a, b| b.2.total_cmp(&a.2));
-    println!("per op:");
+    let _ = writeln!(s, "per op:");
     for (op, count, us) in ops {
-        println!("  {:>10.1} us {:>5.1}%  {op} ×{count}", us, share(us));
+        let _ = writeln!(s, "  {:>10.1} us {:>5.1}%  {op} ×{count}", us, share(us));
     }
+    s
 }

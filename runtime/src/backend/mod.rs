@@ -186,6 +186,19 @@ pub struct NodeProfile {
     pub nodes: Vec<NodeTime>,
 }
 
+/// The median of `v` (the mean of the middle two for an even count; 0 when empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// One node's time in a [`NodeProfile`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeTime {

@@ -4,7 +4,7 @@ pub use edgeqa_format::tract::{datum_type, dtype_of, framework};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_data::internal::bail;
 
-use super::{Backend, BackendError, StageMemory, StageSession, checked, tract_fixes};
+use super::{Backend, BackendError, NodeProfile, NodeTime, StageMemory, StageSession, checked, median, tract_fixes};
 use crate::manifest::{DType, StageInfo};
 use crate::onnx::{self as onnx_pb, pb};
 use crate::tensor::{Tensor as EqTensor, TensorData};
@@ -248,6 +248,22 @@ fn from_tract(t: &Tensor) -> TractResult<EqTensor> {
     Ok(EqTensor { shape, data })
 }
 
+impl TractStage {
+    fn run_err(&self, reason: String) -> BackendError {
+        BackendError::Run { origin: self.origin.clone(), backend: NAME, reason }
+    }
+
+    /// The inputs in tract's order, as tract values.
+    fn tract_inputs(&self, inputs: &[EqTensor]) -> Result<TVec<TValue>, BackendError> {
+        let mut values = TVec::new();
+        for &pos in &self.input_order {
+            let t = inputs.get(pos).ok_or_else(|| self.run_err(format!("{} inputs given", inputs.len())))?;
+            values.push(to_tract(t).map_err(|e| self.run_err(format!("input {pos}: {e:#}")))?);
+        }
+        Ok(values)
+    }
+}
+
 impl StageSession for TractStage {
     fn memory(&self) -> StageMemory {
         self.memory
@@ -258,15 +274,57 @@ impl StageSession for TractStage {
     }
 
     fn run(&self, inputs: Vec<EqTensor>) -> Result<Vec<EqTensor>, BackendError> {
-        let run_err = |reason: String| BackendError::Run { origin: self.origin.clone(), backend: NAME, reason };
-        let mut values = TVec::new();
-        for &pos in &self.input_order {
-            let t = inputs.get(pos).ok_or_else(|| run_err(format!("{} inputs given", inputs.len())))?;
-            values.push(to_tract(t).map_err(|e| run_err(format!("input {pos}: {e:#}")))?);
-        }
+        let values = self.tract_inputs(&inputs)?;
         let outputs = tract_fixes::catch_panic(|| self.plan.run(values))
-            .map_err(|panic| run_err(format!("tract panicked: {panic}")))?
-            .map_err(|e| run_err(format!("{e:#}")))?;
-        outputs.iter().map(|t| from_tract(t).map_err(|e| run_err(format!("{e:#}")))).collect()
+            .map_err(|panic| self.run_err(format!("tract panicked: {panic}")))?
+            .map_err(|e| self.run_err(format!("{e:#}")))?;
+        outputs.iter().map(|t| from_tract(t).map_err(|e| self.run_err(format!("{e:#}")))).collect()
+    }
+
+    /// Times each node of tract's optimised plan by evaluating the plan node by node (as
+    /// `tract`'s own profiler does), over `runs` runs after one untimed run; wall clock.
+    fn profile(&self, inputs: Vec<EqTensor>, runs: usize) -> Result<Option<NodeProfile>, BackendError> {
+        let runs = runs.max(1);
+        let values = self.tract_inputs(&inputs)?;
+        let model = self.plan.model();
+        let n = model.nodes().len();
+        let mut per_node: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); n];
+        let mut state =
+            tract_onnx::tract_core::plan::SimpleState::new(&self.plan).map_err(|e| self.run_err(format!("{e:#}")))?;
+        for run in 0..=runs {
+            let mut sums = vec![0.0f64; n];
+            let mut ran = vec![false; n];
+            tract_fixes::catch_panic(|| {
+                state.run_plan_with_eval(values.clone(), |ctx, op_state, node, input| {
+                    let t = std::time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    sums[node.id] += t.elapsed().as_secs_f64() * 1e6;
+                    ran[node.id] = true;
+                    out
+                })
+            })
+            .map_err(|panic| self.run_err(format!("tract panicked: {panic}")))?
+            .map_err(|e| self.run_err(format!("{e:#}")))?;
+            if run > 0 {
+                for (i, s) in sums.into_iter().enumerate() {
+                    if ran[i] {
+                        per_node[i].push(s);
+                    }
+                }
+            }
+        }
+        let nodes = model
+            .nodes()
+            .iter()
+            .zip(per_node)
+            .filter(|(node, times)| !times.is_empty() && node.op().name() != "Const" && node.op().name() != "Source")
+            .map(|(node, times)| NodeTime {
+                op: node.op().name().to_string(),
+                name: node.name.clone(),
+                dispatches: 1,
+                median_us: median(times),
+            })
+            .collect();
+        Ok(Some(NodeProfile { clock: "wall clock per node (tract's plan, after its optimisations)", runs, nodes }))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{DeviceError, WgpuStage};
-use crate::backend::{BackendError, NodeProfile, NodeTime, StageSession};
+use crate::backend::{BackendError, NodeProfile, NodeTime, StageSession, median};
 use crate::tensor::Tensor;
 
 /// Dispatches timed per submission (two timestamps each; a query set holds at most 4096).
@@ -55,19 +55,6 @@ pub(super) fn profile(stage: &WgpuStage, inputs: Vec<Tensor>, runs: usize) -> Re
         .collect();
     let clock = if stage.gpu.timestamps { "gpu timestamps" } else { "wall clock per submission" };
     Ok(NodeProfile { clock, runs, nodes })
-}
-
-/// The median of `v` (the mean of the middle two for an even count).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Microseconds of each dispatch from timestamps written before and after its own pass.
