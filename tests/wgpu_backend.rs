@@ -88,7 +88,7 @@ fn demo_student_matches_tract() {
 }
 
 /// `profile` times every node that dispatches, each once, in run order, and leaves the stage
-/// able to run normally; tract does not time single nodes.
+/// able to run normally; tract times the nodes of its optimised plan.
 #[test]
 fn profile_times_every_node() {
     let pkg = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
@@ -108,7 +108,11 @@ fn profile_times_every_node() {
     let cpu = TractBackend::new().load_stage(stage, graph, "profile").unwrap();
     let want = cpu.run(x.clone()).unwrap();
     assert!(cosine(got[0].as_f32().unwrap(), want[0].as_f32().unwrap()) > 0.9999);
-    assert!(cpu.profile(x, 1).unwrap().is_none());
+    let plan = cpu.profile(x.clone(), 2).unwrap().expect("tract times nodes");
+    assert_eq!(plan.runs, 2);
+    assert!(plan.nodes.iter().any(|n| n.op.contains("MatMul")), "{plan:?}");
+    assert!(plan.nodes.iter().all(|n| n.median_us.is_finite() && n.median_us >= 0.0));
+    assert_eq!(cpu.run(x).unwrap(), want, "a profiled tract stage runs as before");
 }
 
 /// The demo student quantized (int8 with calibrated activations: Q/DQ pairs run on the GPU; w4:

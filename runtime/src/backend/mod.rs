@@ -166,7 +166,7 @@ pub trait StageSession: Send + Sync {
     /// Name of the backend the stage runs on (`wgpu`, `tract`).
     fn backend(&self) -> &'static str;
     /// Times each node of the stage over `runs` runs of `inputs` (after one untimed run), or
-    /// `None` when the backend cannot time single nodes (tract runs the plan as a whole).
+    /// `None` when the backend cannot time single nodes (both built-in backends can).
     fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Option<NodeProfile>, BackendError> {
         let _ = (inputs, runs);
         Ok(None)
