@@ -487,6 +487,8 @@ fn bench_runs_a_generic_package_on_both_backends_with_a_given_input() {
         &p(pkg),
         "--backend",
         "tract,wgpu",
+        "--threads",
+        "1,2",
         "--iterations",
         "3",
         "--input",
@@ -499,10 +501,12 @@ fn bench_runs_a_generic_package_on_both_backends_with_a_given_input() {
     assert_eq!(r["inputs"][0], format!("x={}", input.display()));
     let results = r["results"].as_array().unwrap();
     let backends: Vec<&str> = results.iter().map(|f| f["backend"].as_str().unwrap()).collect();
-    assert_eq!(backends, ["tract", "wgpu"]);
+    assert_eq!(backends, ["tract", "tract", "wgpu"], "each thread count on tract, wgpu once");
+    let threads: Vec<u64> = results.iter().map(|f| f["threads"].as_u64().unwrap()).collect();
+    assert_eq!(threads, [1, 2, 1]);
     assert!(results.iter().all(|f| f["figure"] == "stage/model"));
     assert_eq!(results[0]["p50_ratio"], 1.0);
-    assert!(results[1]["p50_ratio"].as_f64().unwrap() > 0.0);
+    assert!(results[1]["p50_ratio"].as_f64().unwrap() > 0.0 && results[2]["p50_ratio"].as_f64().unwrap() > 0.0);
     assert!(results.iter().all(|f| f.get("profile").is_none()));
     // --profile adds both backends' per-node times.
     let (ok, out, err) = edgeqa(&[
@@ -517,7 +521,7 @@ fn bench_runs_a_generic_package_on_both_backends_with_a_given_input() {
         "2",
     ]);
     assert!(ok, "{err}");
-    assert!(out.contains("stage/model on tract:") && out.contains("stage/model on wgpu:"), "{out}");
+    assert!(out.contains("stage/model on tract (1 thread(s)):") && out.contains("stage/model on wgpu ("), "{out}");
     assert!(out.contains("slowest nodes:"), "{out}");
 }
 
@@ -531,6 +535,7 @@ fn bench_refuses_bad_input_clearly() {
         |extra: &[&str]| edgeqa(&[&["bench", "--package", pkg.as_str(), "--backend", "tract"][..], extra].concat());
     assert_clean_error(&bench(&["--iterations", "0"]), &["--iterations", "at least 1"]);
     assert_clean_error(&bench(&["--rate", "0"]), &["--rate", "positive"]);
+    assert_clean_error(&bench(&["--threads", "0"]), &["--threads 0", "1 to 64"]);
     assert_clean_error(&bench(&["--min-time", "2", "--max-time", "1"]), &["--max-time", "--min-time"]);
     let bad = dir.path().join("bad.npy");
     edgeqa::tensor::Tensor::f32(vec![1, 3], vec![0.0; 3]).unwrap().write_npy(&bad).unwrap();
@@ -540,4 +545,35 @@ fn bench_refuses_bad_input_clearly() {
     assert_clean_error(&bench(&["--output", "/nonexistent/dir/out.json"]), &["--output", "/nonexistent/dir/out.json"]);
     let r = edgeqa(&["bench", "--package", &pkg, "--backend", "gpu"]);
     assert_clean_error(&r, &["unknown backend `gpu`"]);
+}
+
+/// `--threads` spreads tract's products over threads without changing a number: the same
+/// answer and confidence as on one thread; a count of 0 is refused.
+#[test]
+fn ask_on_two_threads_gives_the_same_answer() {
+    let q = &questions()[0];
+    let n: usize = q["video"].as_str().unwrap()[5..8].parse().unwrap();
+    let ask = |threads: &str| {
+        let (ok, out, err) = edgeqa(&[
+            "ask",
+            "--package",
+            &package(),
+            "--video",
+            &clip(n, "y4m"),
+            "--audio",
+            &clip(n, "wav"),
+            "--backend",
+            "tract",
+            "--threads",
+            threads,
+            "--json",
+            q["question"].as_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (a["answer"].clone(), a["confidence"].clone())
+    };
+    assert_eq!(ask("2"), ask("1"));
+    let r = edgeqa(&["ask", "--package", &package(), "--threads", "0", "--video", &clip(n, "y4m"), "what"]);
+    assert_clean_error(&r, &["--threads", "1 to 64"]);
 }

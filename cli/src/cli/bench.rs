@@ -26,6 +26,8 @@ use super::open_package;
 pub const SCHEMA: &str = "edgeqa-bench/1";
 /// Runs per figure and backend when neither `--iterations` nor `--min-time` is given.
 const DEFAULT_ITERATIONS: u32 = 20;
+/// Most `--threads` accepted.
+const MAX_THREADS: usize = 64;
 /// Slowest nodes shown per figure and backend by the text forms of `--profile` (JSON has all).
 const PROFILE_TOP: usize = 10;
 /// With `--min-time`: the fewest timed runs per figure and backend.
@@ -54,6 +56,10 @@ pub struct Args {
     /// has that starts here). Several run side by side, with ratios to the first.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     backend: Vec<String>,
+    /// CPU threads for tract's matrix products, comma-separated to compare (e.g. 1,2,4): every
+    /// count is a configuration of its own on tract (wgpu runs once).
+    #[arg(long, value_delimiter = ',', default_value = "1", value_name = "LIST")]
+    threads: Vec<usize>,
     /// Board profile the figures are for: recorded with them, and the measured peak resident
     /// memory is compared with its budget.
     #[arg(long, value_name = "NAME")]
@@ -294,25 +300,47 @@ impl Work {
         }
     }
 
-    fn run(&self) -> Result<()> {
-        match self {
-            Work::Stage { session, inputs } => session.run(inputs.clone()).map(|_| ())?,
-            Work::Question { student, clip, question } => student.answer(question, clip).map(|_| ())?,
-        }
-        Ok(())
+    /// One run, tract's products on `threads` threads.
+    fn run(&self, threads: usize) -> Result<()> {
+        on_threads(threads, || -> Result<()> {
+            match self {
+                Work::Stage { session, inputs } => session.run(inputs.clone()).map(|_| ())?,
+                Work::Question { student, clip, question } => student.answer(question, clip).map(|_| ())?,
+            }
+            Ok(())
+        })?
     }
+}
+
+#[cfg(feature = "tract")]
+fn on_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R> {
+    Ok(edgeqa::backend::tract::with_threads(threads, f)?)
+}
+
+#[cfg(not(feature = "tract"))]
+fn on_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R> {
+    if threads != 1 {
+        bail!("--threads: this build has no tract backend, so there are no CPU threads to set");
+    }
+    Ok(f())
 }
 
 /// One backend, resolved.
 struct Engine {
     name: String,
+    threads: usize,
     note: String,
     backend: Box<dyn Backend>,
     choice: BackendChoice,
 }
 
-fn engines(asked: &[String], skipped: &mut Vec<Skipped>) -> Result<Vec<Engine>> {
+fn engines(asked: &[String], threads: &[usize], skipped: &mut Vec<Skipped>) -> Result<Vec<Engine>> {
     let mut out: Vec<Engine> = Vec::new();
+    for &t in threads {
+        if !(1..=MAX_THREADS).contains(&t) {
+            bail!("--threads {t}: give 1 to {MAX_THREADS}");
+        }
+    }
     for a in asked {
         let a = a.trim();
         let (choices, optional): (Vec<BackendChoice>, bool) = match a {
@@ -332,7 +360,16 @@ fn engines(asked: &[String], skipped: &mut Vec<Skipped>) -> Result<Vec<Engine>> 
                         "wgpu" => BackendChoice::Wgpu,
                         _ => choice,
                     };
-                    out.push(Engine { name, note: reason, backend: b, choice });
+                    // CPU threads mean nothing to wgpu: it runs once.
+                    let counts: &[usize] = if name == "wgpu" { &[1] } else { threads };
+                    let mut first = Some(b);
+                    for &t in counts {
+                        let backend = match first.take() {
+                            Some(b) => b,
+                            None => backend::select(choice, None)?.0,
+                        };
+                        out.push(Engine { name: name.clone(), threads: t, note: reason.clone(), backend, choice });
+                    }
                 }
                 Err(e) if optional => skipped.push(Skipped {
                     backend: format!("{choice:?}").to_lowercase(),
@@ -491,7 +528,7 @@ fn measure(
         let load_ms = t.elapsed().as_secs_f64() * 1e3;
         let load_heap = edgeqa::budget::heap().0.saturating_sub(heap0);
         let t = Instant::now();
-        work.run().with_context(|| format!("{figure} on {}: the first run failed", e.name))?;
+        work.run(e.threads).with_context(|| format!("{figure} on {}: the first run failed", e.name))?;
         let first_run_ms = t.elapsed().as_secs_f64() * 1e3;
         let warm_until = plan.warmup_s.map(|s| Instant::now() + Duration::from_secs_f64(s));
         let mut n = 0;
@@ -499,7 +536,7 @@ fn measure(
             Some(t) => Instant::now() < t,
             None => n < plan.warmup_runs,
         } {
-            work.run()?;
+            work.run(e.threads)?;
             n += 1;
         }
         slots.push(Slot {
@@ -523,6 +560,7 @@ fn measure(
     let mut pacer = Pacer { period: plan.rate_hz.map(|hz| Duration::from_secs_f64(1.0 / hz)), next: Instant::now() };
     for round in 0..rounds {
         for (k, slot) in slots.iter_mut().enumerate() {
+            let threads = engines[slot.engine].threads;
             if k > 0 || round > 0 {
                 std::thread::sleep(Duration::from_secs_f64(plan.delay_s));
             }
@@ -550,7 +588,7 @@ fn measure(
                 }
                 pacer.wait();
                 let t = Instant::now();
-                slot.work.run()?;
+                slot.work.run(threads)?;
                 let s = t.elapsed().as_secs_f64();
                 slot.samples.push(s * 1e3);
                 slot.time_s += s;
@@ -573,7 +611,9 @@ fn measure(
     for slot in slots {
         let stats = Stats::of(&slot.samples).context("no run was timed")?;
         let node_profile = match (&slot.work, profile) {
-            (Work::Stage { session, inputs }, Some(runs)) => session.profile(inputs.clone(), runs as usize)?,
+            (Work::Stage { session, inputs }, Some(runs)) => {
+                on_threads(engines[slot.engine].threads, || session.profile(inputs.clone(), runs as usize))??
+            }
             _ => None,
         };
         let e = &engines[slot.engine];
@@ -581,7 +621,7 @@ fn measure(
             figure: figure.to_string(),
             backend: slot.work.backend().to_string(),
             backend_note: e.note.clone(),
-            threads: 1,
+            threads: e.threads,
             load_ms: slot.load_ms,
             first_run_ms: slot.first_run_ms,
             runs: slot.samples.len(),
@@ -640,7 +680,7 @@ pub fn main(args: Args) -> Result<()> {
     let pkg = open_package(&args.package)?;
     let given = given_inputs(&args.inputs, &pkg)?;
     let mut skipped = Vec::new();
-    let engines = engines(&args.backend, &mut skipped)?;
+    let engines = engines(&args.backend, &args.threads, &mut skipped)?;
     let m = pkg.manifest();
     let mut results = Vec::new();
     for st in &m.stages {
@@ -758,6 +798,7 @@ fn render(r: &Report, format: Format) -> Result<String> {
             let mut head = vec![
                 "figure",
                 "backend",
+                "threads",
                 "load ms",
                 "first ms",
                 "runs",
@@ -781,6 +822,7 @@ fn render(r: &Report, format: Format) -> Result<String> {
                     let mut row = vec![
                         f.figure.clone(),
                         f.backend.clone(),
+                        f.threads.to_string(),
                         format!("{:.1}", f.load_ms),
                         format!("{:.3}", f.first_run_ms),
                         f.runs.to_string(),
@@ -843,7 +885,7 @@ fn render(r: &Report, format: Format) -> Result<String> {
             }
             for f in &r.results {
                 if let Some(p) = &f.profile {
-                    let _ = write!(s, "\n{} on {}:", f.figure, f.backend);
+                    let _ = write!(s, "\n{} on {} ({} thread(s)):", f.figure, f.backend, f.threads);
                     s.push_str(&super::run::profile_text(p, PROFILE_TOP));
                 }
             }

@@ -60,6 +60,24 @@ struct BackendArg {
     /// and logs why; `wgpu` forces our GPU kernels (lavapipe counts); `tract` runs on the CPU.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
+    /// Threads for tract's matrix products (convolutions, MatMul, Gemm); the rest of a stage
+    /// runs on one thread. A board has as many cores as it has, no more: `edgeqa bench
+    /// --threads 1,2,4` shows what pays.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threads: usize,
+}
+
+impl BackendArg {
+    /// Applies `--threads` for the whole process.
+    fn apply_threads(&self) -> Result<()> {
+        #[cfg(feature = "tract")]
+        edgeqa::backend::tract::set_threads(self.threads).context("--threads")?;
+        #[cfg(not(feature = "tract"))]
+        if self.threads != 1 {
+            anyhow::bail!("--threads: this build has no tract backend, so there are no CPU threads to set");
+        }
+        Ok(())
+    }
 }
 
 /// Memory budget selection shared by the subcommands that load a student.
@@ -92,6 +110,7 @@ impl BudgetArg {
 /// what it needs).
 fn load_student(path: &Path, backend: &BackendArg, budget: &BudgetArg) -> Result<Student> {
     let budget = budget.resolve()?;
+    backend.apply_threads()?;
     let pkg = open_package(path)?;
     Ok(Student::load(&pkg, backend.backend, budget)?)
 }

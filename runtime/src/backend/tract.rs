@@ -68,6 +68,47 @@ const CLAIMED_OPS: &[&str] = &[
     "ThresholdedRelu", "Tile", "TopK", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
 ];
 
+/// Most threads [`with_threads`] and [`set_threads`] accept.
+pub const MAX_THREADS: usize = 64;
+
+/// tract's executors with `n` threads, built once per `n` (a rayon pool each).
+fn executor(threads: usize) -> Result<tract_linalg::multithread::Executor, BackendError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tract_linalg::multithread::Executor;
+    static POOLS: Mutex<Option<HashMap<usize, Executor>>> = Mutex::new(None);
+    let fail = |reason: String| BackendError::Load { origin: format!("{threads} threads"), backend: NAME, reason };
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(fail(format!("the thread count must be 1 to {MAX_THREADS}")));
+    }
+    if threads == 1 {
+        return Ok(Executor::SingleThread);
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = pools.get_or_insert_with(HashMap::new).get(&threads) {
+        return Ok(e.clone());
+    }
+    // tract panics when the pool cannot be built (no threads to be had).
+    let e = tract_fixes::catch_panic(|| Executor::multithread_with_name(threads, "edgeqa-tract"))
+        .map_err(|panic| fail(format!("cannot start a pool of {threads} threads: {panic}")))?;
+    pools.get_or_insert_with(HashMap::new).insert(threads, e.clone());
+    Ok(e)
+}
+
+/// Runs `f` with tract's matrix products (convolutions, MatMul, Gemm) on the calling thread
+/// spread over `threads` threads (1: the calling thread alone). Other threads keep their setting.
+pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> Result<R, BackendError> {
+    let e = executor(threads)?;
+    Ok(tract_linalg::multithread::multithread_tract_scope(e, f))
+}
+
+/// Sets how many threads tract's matrix products use, on every thread of the process that has
+/// no [`with_threads`] of its own (the default is 1).
+pub fn set_threads(threads: usize) -> Result<(), BackendError> {
+    tract_linalg::multithread::set_default_executor(executor(threads)?);
+    Ok(())
+}
+
 /// The tract CPU backend.
 #[derive(Debug, Default)]
 pub struct TractBackend;
@@ -326,5 +367,53 @@ impl StageSession for TractStage {
             })
             .collect();
         Ok(Some(NodeProfile { clock: "wall clock per node (tract's plan, after its optimisations)", runs, nodes }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::Dim;
+    use crate::onnx_builder::GraphBuilder;
+
+    /// A product big enough for tract to split over threads: `[M,K] · [K,N]`.
+    fn matmul_stage(m: usize, k: usize, n: usize) -> (StageInfo, Vec<u8>, Vec<f32>) {
+        let w = crate::synthetic::f32s(k * n, 11);
+        let mut g = GraphBuilder::new("mm", 13);
+        let x = g.input_f32("x", &[Dim::Fixed(m), Dim::Fixed(k)]);
+        let c = g.const_f32("w", &[k, n], w.clone());
+        let y = g.node("MatMul", &[&x, &c], vec![]);
+        g.output(&y, "y");
+        let info =
+            |name: &str, shape: Vec<usize>| crate::manifest::TensorInfo { name: name.into(), dtype: DType::F32, shape };
+        let stage = StageInfo {
+            name: "model".into(),
+            section: "model".into(),
+            inputs: vec![info("x", vec![m, k])],
+            outputs: vec![info("y", vec![m, n])],
+        };
+        (stage, g.build(), w)
+    }
+
+    #[test]
+    fn threads_give_the_same_numbers_and_bad_counts_are_refused() {
+        let (m, k, n) = (192, 256, 384);
+        let (stage, onnx, w) = matmul_stage(m, k, n);
+        let session = TractBackend::new().load_stage(&stage, &onnx, "mm").unwrap();
+        let x = crate::synthetic::inputs(&stage.inputs, 5);
+        let one = with_threads(1, || session.run(x.clone())).unwrap().unwrap();
+        for threads in [2, 3] {
+            let many = with_threads(threads, || session.run(x.clone())).unwrap().unwrap();
+            assert_eq!(one, many, "{threads} threads");
+        }
+        let (xs, ys) = (x[0].as_f32().unwrap(), one[0].as_f32().unwrap());
+        for (i, j) in [(0, 0), (m - 1, n - 1), (77, 201)] {
+            let want: f32 = (0..k).map(|t| xs[i * k + t] * w[t * n + j]).sum();
+            assert!((ys[i * n + j] - want).abs() < 1e-3, "y[{i},{j}] {} vs {want}", ys[i * n + j]);
+        }
+        for bad in [0, MAX_THREADS + 1] {
+            let e = with_threads(bad, || ()).unwrap_err();
+            assert!(e.to_string().contains("1 to 64"), "{e}");
+        }
     }
 }
