@@ -66,23 +66,20 @@ fn inspect_shows_stages_checksums_and_ops() {
     assert_eq!(v["stages"][3]["outputs"][0]["shape"], serde_json::json!([1, 15]));
 }
 
+/// `edgeqa ask --json` on an eval question `q` of the bundle, on its clip, with `extra` flags.
+fn ask_json(q: &serde_json::Value, extra: &[&str]) -> (serde_json::Value, String) {
+    let n: usize = q["video"].as_str().unwrap()[5..8].parse().unwrap();
+    let (pkg, video, audio) = (package(), clip(n, "y4m"), clip(n, "wav"));
+    let head = ["ask", "--package", &pkg, "--video", &video, "--audio", &audio, "--json"];
+    let (ok, out, err) = edgeqa(&[&head[..], extra, &[q["question"].as_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    (serde_json::from_str(&out).unwrap(), out)
+}
+
 #[test]
 fn ask_answers_with_confidence_and_timings() {
     for q in questions().iter().take(8) {
-        let n: usize = q["video"].as_str().unwrap()[5..8].parse().unwrap();
-        let (ok, out, err) = edgeqa(&[
-            "ask",
-            "--package",
-            &package(),
-            "--video",
-            &clip(n, "y4m"),
-            "--audio",
-            &clip(n, "wav"),
-            "--json",
-            q["question"].as_str().unwrap(),
-        ]);
-        assert!(ok, "{err}");
-        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let (a, out) = ask_json(q, &[]);
         assert_eq!(a["answer"], q["answer"], "{q}: {out}");
         assert_eq!(a["question"], q["question"]);
         assert_eq!(a["backend"], "tract");
@@ -552,28 +549,11 @@ fn bench_refuses_bad_input_clearly() {
 #[test]
 fn ask_on_two_threads_gives_the_same_answer() {
     let q = &questions()[0];
-    let n: usize = q["video"].as_str().unwrap()[5..8].parse().unwrap();
     let ask = |threads: &str| {
-        let (ok, out, err) = edgeqa(&[
-            "ask",
-            "--package",
-            &package(),
-            "--video",
-            &clip(n, "y4m"),
-            "--audio",
-            &clip(n, "wav"),
-            "--backend",
-            "tract",
-            "--threads",
-            threads,
-            "--json",
-            q["question"].as_str().unwrap(),
-        ]);
-        assert!(ok, "{err}");
-        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let (a, _) = ask_json(q, &["--backend", "tract", "--threads", threads]);
         (a["answer"].clone(), a["confidence"].clone())
     };
     assert_eq!(ask("2"), ask("1"));
-    let r = edgeqa(&["ask", "--package", &package(), "--threads", "0", "--video", &clip(n, "y4m"), "what"]);
+    let r = edgeqa(&["ask", "--package", &package(), "--threads", "0", "--video", &clip(0, "y4m"), "what"]);
     assert_clean_error(&r, &["--threads", "1 to 64"]);
 }

@@ -277,11 +277,7 @@ impl Recognizer {
     /// wins, the tight one on a tie.
     pub fn recognize(&mut self, samples: &[f32]) -> Result<Transcript, VoiceError> {
         let t0 = Instant::now();
-        self.pcm.clear();
-        self.pcm.extend(samples.iter().map(|s| {
-            let s = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
-            (s * 32767.0).round() as i16
-        }));
+        self.set_pcm(samples);
         let audio_s = samples.len() as f64 / f64::from(VOICE_RATE);
         let (tight, tight_score, frames) = self.decode(QUESTIONS_TIGHT)?;
         let mut free = None;
@@ -322,12 +318,21 @@ impl Recognizer {
         })
     }
 
+    /// Holds `samples` (mono, [`VOICE_RATE`], `[-1, 1]`; anything else clipped, non-finite
+    /// values silenced) as the 16-bit samples PocketSphinx decodes.
+    fn set_pcm(&mut self, samples: &[f32]) {
+        self.pcm.clear();
+        self.pcm.extend(samples.iter().map(|s| {
+            let s = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+            (s * 32767.0).round() as i16
+        }));
+    }
+
     /// Milliseconds to decode `samples` against all three searches (the most
     /// [`Recognizer::recognize`] does), whatever they hold.
     pub fn time_all_searches(&mut self, samples: &[f32]) -> Result<f64, VoiceError> {
         let t0 = Instant::now();
-        self.pcm.clear();
-        self.pcm.extend(samples.iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16));
+        self.set_pcm(samples);
         for search in [QUESTIONS_TIGHT, PHONE_LOOP, QUESTIONS] {
             self.decode(search)?;
         }
