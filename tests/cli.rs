@@ -557,3 +557,21 @@ fn ask_on_two_threads_gives_the_same_answer() {
     let r = edgeqa(&["ask", "--package", &package(), "--threads", "0", "--video", &clip(0, "y4m"), "what"]);
     assert_clean_error(&r, &["--threads", "1 to 64"]);
 }
+
+/// A reader that closes the pipe first (`edgeqa inspect P | head -1`) ends the process quietly:
+/// no panic message, no "failed printing to stdout".
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(EDGEQA)
+        .args(["inspect", &package()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the child has printed anything: its first write meets a broken pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("failed printing"), "{stderr}");
+}

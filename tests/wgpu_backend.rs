@@ -657,3 +657,61 @@ fn auto_keeps_the_gpu_within_the_budget() {
         assert_eq!(*backend, want, "stage {name} with a budget of {bytes} bytes: {tight:?}");
     }
 }
+
+/// Softmax, LogSoftmax and LayerNormalization over rows long enough for one workgroup per row
+/// (the kernels' `wide` form), against tract: a 6625-long last axis (PP-OCRv4 rec's classes), a
+/// middle axis with elements strided by the inner size, and more rows than one dispatch
+/// dimension holds (split over y).
+#[test]
+fn long_rows_reduce_per_workgroup_and_match_tract() {
+    use onnx_builder::{attr_int, node};
+    type Constants<'a> = Vec<(&'a str, &'a [usize], Vec<f32>)>;
+    let cases: Vec<(&str, Vec<edgeqa::onnx::pb::NodeProto>, Vec<usize>, Constants)> = vec![
+        (
+            "softmax_last",
+            vec![node("Softmax", "s", &["x"], &["out"], vec![attr_int("axis", -1)])],
+            vec![3, 6625],
+            vec![],
+        ),
+        (
+            "softmax_middle",
+            vec![node("Softmax", "s", &["x"], &["out"], vec![attr_int("axis", 1)])],
+            vec![2, 300, 3],
+            vec![],
+        ),
+        (
+            "log_softmax",
+            vec![node("LogSoftmax", "s", &["x"], &["out"], vec![attr_int("axis", -1)])],
+            vec![4, 1000],
+            vec![],
+        ),
+        ("softmax_many_rows", vec![node("Softmax", "s", &["x"], &["out"], vec![])], vec![65_600, 128], vec![]),
+        (
+            "layernorm",
+            vec![node("LayerNormalization", "l", &["x", "g", "b"], &["out"], vec![attr_int("axis", -1)])],
+            vec![5, 700],
+            vec![
+                ("g", &[700][..], (0..700).map(|i| 0.5 + i as f32 / 700.0).collect()),
+                ("b", &[700][..], (0..700).map(|i| i as f32 / 1400.0 - 0.25).collect()),
+            ],
+        ),
+        (
+            "layernorm_no_bias",
+            vec![node("LayerNormalization", "l", &["x", "g"], &["out"], vec![attr_int("axis", 1)])],
+            vec![3, 20, 20],
+            vec![("g", &[20, 20][..], vec![1.5; 400])],
+        ),
+    ];
+    for (name, nodes, shape, constants) in cases {
+        eprintln!("long rows: {name} {shape:?}");
+        let (stage, model) = tiny_model(nodes, &[("x", &shape)], &constants, ("out", &shape));
+        let x = inputs(&stage, 5);
+        let got = gpu().load_stage(&stage, &model, name).unwrap().run(x.clone()).unwrap();
+        let want = TractBackend::new().load_stage(&stage, &model, name).unwrap().run(x).unwrap();
+        let (g, w) = (got[0].as_f32().unwrap(), want[0].as_f32().unwrap());
+        // Relative to the largest output: a softmax over 6625 classes is ~1e-4 everywhere.
+        let max_abs = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let relative = max_abs / w.iter().map(|v| v.abs()).fold(f32::MIN_POSITIVE, f32::max);
+        assert!(relative < 1e-5, "{name}: max abs difference {max_abs} ({relative} of the largest output)");
+    }
+}

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = cli::Cli::parse();
     match cli::run(args) {
@@ -23,5 +24,14 @@ fn main() -> ExitCode {
             eprintln!("{line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A reader that closes the pipe early (`edgeqa inspect P | head`) ends the process quietly, as
+/// it does any Unix tool: Rust ignores SIGPIPE, and `println!` then panics on the EPIPE error.
+fn quiet_broken_pipe() {
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -321,6 +321,25 @@ impl<'a> Build<'a> {
         self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
     }
 
+    /// A dispatch of one workgroup per row, `rows` of them (split over y past the x limit; the
+    /// shader's row is `wid.x + wid.y * nwg.x`), for kernels that reduce a long row together.
+    pub fn dispatch_rows(
+        &mut self,
+        shader: &Shader<'_>,
+        entry: &str,
+        params: &[u32],
+        bindings: &[Binding],
+        rows: usize,
+    ) -> Result<(), NodeError> {
+        let rows = (rows as u64).max(1);
+        let x = rows.min(MAX_GROUPS as u64) as u32;
+        let y = rows.div_ceil(x as u64);
+        if y > MAX_GROUPS as u64 {
+            return Err(NodeError::TooLarge(format!("{rows} rows is more than one dispatch can cover")));
+        }
+        self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
+    }
+
     /// The buffer of value `v`, uploading a constant on first use.
     fn value_buffer(&mut self, v: ValueId) -> Result<Arc<wgpu::Buffer>, NodeError> {
         if let Some(b) = &self.buffers[v] {

@@ -11,6 +11,10 @@ use crate::graph::{Attrs, NodeError, OutputType, Value};
 const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };
 const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("layernorm.wgsl") };
 
+/// Rows at least this long are reduced by a workgroup together (the shaders' `wide` entry),
+/// shorter ones by one thread each (`main`).
+const WIDE_ROW: usize = 128;
+
 /// Softmax and LogSoftmax.
 pub(crate) struct Softmax;
 
@@ -45,7 +49,11 @@ impl Kernel for Softmax {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let (rows, len, inner) = softmax_rows(&b.attrs(), &b.input(0).shape, b.graph.opset)?;
         let p = [rows as u32, len as u32, inner.max(1) as u32, (b.node.op == "LogSoftmax") as u32];
-        b.dispatch_1d(&SOFTMAX, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], rows)
+        let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
+        if len >= WIDE_ROW {
+            return b.dispatch_rows(&SOFTMAX, "wide", &p, &bindings, rows);
+        }
+        b.dispatch_1d(&SOFTMAX, "main", &p, &bindings, rows)
     }
 }
 
@@ -103,6 +111,9 @@ impl Kernel for LayerNorm {
             Binding::Value(bias),
             Binding::Value(b.output_id(0)),
         ];
+        if len >= WIDE_ROW {
+            return b.dispatch_rows(&LAYERNORM, "wide", &p, &bindings, rows);
+        }
         b.dispatch_1d(&LAYERNORM, "main", &p, &bindings, rows)
     }
 }
