@@ -398,8 +398,14 @@ fn memory_budget_refuses_with_a_breakdown_and_reports_the_peak() {
 fn inspect_prints_the_memory_plan_for_a_board() {
     let (ok, out, err) = edgeqa(&["inspect", &package(), "--board", "rpi-zero-2w"]);
     assert!(ok, "{err}");
-    assert!(out.contains("memory plan for rpi-zero-2w (budget 64.0 MiB)"), "{out}");
+    // The board's `threads` (2) unless --threads says otherwise; the warm-up ran on them.
+    assert!(out.contains("memory plan for rpi-zero-2w (budget 64.0 MiB; warmed up on 2 tract thread(s))"), "{out}");
     assert!(out.contains("head weights") && out.contains("fits"), "{out}");
+    let (ok, out, err) =
+        edgeqa(&["inspect", &package(), "--board", "rpi-zero-2w", "--backend", "tract", "--threads", "1", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["plan"]["threads"], 1, "{out}");
     let (ok, out, _) = edgeqa(&["boards"]);
     assert!(ok);
     for board in ["rpi-zero-2w", "rpi4", "rpi5", "jetson-nano", "jetson-orin-nano", "generic-aarch64", "generic-x86_64"]
@@ -425,8 +431,13 @@ fn bench_times_every_stage_and_the_question_in_every_format() {
     let figures: Vec<&str> = r["results"].as_array().unwrap().iter().map(|f| f["figure"].as_str().unwrap()).collect();
     assert_eq!(
         figures,
-        ["stage/frame_encoder", "stage/audio_encoder", "stage/question_encoder", "stage/head", "question"]
+        ["stage/frame_encoder", "stage/audio_encoder", "stage/question_encoder", "stage/head", "clip", "question"]
     );
+    // The clip figure's parts: a synthetic clip, decoded in memory, so no `read`.
+    let parts = r["results"][4]["parts_ms"].as_object().unwrap();
+    let names: Vec<&str> = parts.keys().map(String::as_str).collect();
+    assert_eq!(names, ["audio_encoder", "frame_encoder", "preprocess_audio", "preprocess_video"]);
+    assert!(parts.values().all(|v| v.as_f64().unwrap() > 0.0), "{parts:?}");
     for f in r["results"].as_array().unwrap() {
         assert_eq!(f["backend"], "tract");
         assert_eq!(f["runs"], 4);
@@ -441,7 +452,7 @@ fn bench_times_every_stage_and_the_question_in_every_format() {
     }
     let (ok, out, err) = edgeqa(&[&base[..], &["--format", "jsonl"]].concat());
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 5);
+    assert_eq!(out.lines().count(), 6);
     for l in out.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["schema"], "edgeqa-bench/1");
@@ -450,11 +461,12 @@ fn bench_times_every_stage_and_the_question_in_every_format() {
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("figure,backend,threads,load_ms"), "{out}");
-    assert_eq!(lines.len(), 6);
-    assert!(lines[5].starts_with("question,tract,1,"), "{out}");
+    assert_eq!(lines.len(), 7);
+    assert!(lines[6].starts_with("question,tract,1,"), "{out}");
     let (ok, out, err) = edgeqa(&[&base[..], &["--format", "md", "--board", "rpi4"]].concat());
     assert!(ok, "{err}");
-    assert!(out.contains("| figure | backend |") && out.contains("| question | tract |"), "{out}");
+    // Without --threads, the board's thread count (rpi4: 2).
+    assert!(out.contains("| figure | backend |") && out.contains("| question | tract | 2 |"), "{out}");
     assert!(out.contains("board rpi4: peak resident"), "{out}");
     let (ok, out, err) = edgeqa(&[
         "bench",
@@ -471,6 +483,36 @@ fn bench_times_every_stage_and_the_question_in_every_format() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("stage/head") && out.contains("p50 ms"), "{out}");
+}
+
+/// The `clip` figure on the bundled clip files: reading and decoding them is one of its parts.
+#[test]
+fn bench_times_a_clip_from_files() {
+    let (ok, out, err) = edgeqa(&[
+        "bench",
+        "--package",
+        &package(),
+        "--backend",
+        "tract",
+        "--iterations",
+        "3",
+        "--video",
+        &clip(1, "y4m"),
+        "--audio",
+        &clip(1, "wav"),
+    ]);
+    assert!(ok, "{err}");
+    let line =
+        out.lines().find(|l| l.starts_with("clip on tract (1 thread(s)), p50 ms: ")).unwrap_or_else(|| panic!("{out}"));
+    for part in ["read ", "preprocess_video ", "frame_encoder ", "preprocess_audio ", "audio_encoder "] {
+        assert!(line.contains(part), "{line}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (generic, _) = write_generic_package(dir.path());
+    let r = edgeqa(&["bench", "--package", &p(generic), "--video", &clip(1, "y4m")]);
+    assert_clean_error(&r, &["--video", "generic package"]);
+    let r = edgeqa(&["bench", "--package", &package(), "--audio", "/nonexistent/a.wav"]);
+    assert_clean_error(&r, &["/nonexistent/a.wav", "no such file"]);
 }
 
 /// A generic package with a real input, on tract and on wgpu side by side (lavapipe in CI).

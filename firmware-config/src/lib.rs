@@ -30,6 +30,9 @@ pub const KNOWN_ARCHES: &[&str] = &["aarch64", "armv7", "x86_64", "riscv64gc"];
 /// Allowed range of `memory_budget_mib`.
 pub const MEMORY_BUDGET_MIB: RangeInclusive<u32> = 8..=65536;
 
+/// Allowed range of `threads` (tract's own limit, `edgeqa::backend::tract::MAX_THREADS`).
+pub const THREADS: RangeInclusive<u32> = 1..=64;
+
 /// Allowed range of `microphone.sample_rate`, in Hz.
 pub const SAMPLE_RATE_HZ: RangeInclusive<u32> = 8000..=192_000;
 
@@ -148,6 +151,9 @@ pub struct Board {
     pub features: Vec<String>,
     /// Memory budget for the edgeqa process (RSS), in MiB.
     pub memory_budget_mib: u32,
+    /// Threads for tract's matrix products when the command line does not say (`threads`,
+    /// default 1): the board's cores less those that capture, listen and decode beside it.
+    pub threads: u32,
     /// Camera settings.
     pub camera: Camera,
     /// Microphone settings.
@@ -172,6 +178,8 @@ struct RawBoard {
     backend: Backend,
     features: Spanned<Vec<Spanned<String>>>,
     memory_budget_mib: Spanned<u32>,
+    #[serde(default)]
+    threads: Option<Spanned<u32>>,
     camera: RawCamera,
     microphone: RawMicrophone,
 }
@@ -385,6 +393,10 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
         ));
     }
     let memory_budget_mib = in_range("memory_budget_mib", &raw.memory_budget_mib, MEMORY_BUDGET_MIB)?;
+    let threads = match &raw.threads {
+        Some(t) => in_range("threads", t, THREADS)?,
+        None => 1,
+    };
     let c = &raw.camera;
     let camera = Camera {
         device: non_empty("camera.device", &c.device)?,
@@ -406,6 +418,7 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
         backend: raw.backend,
         features,
         memory_budget_mib,
+        threads,
         camera,
         microphone,
     })
@@ -619,6 +632,11 @@ sample_rate = 16000
         assert_err(&with("sample_rate", "sample_rate = 192001"), "b.toml:18: ", "between 8000 and 192000");
         assert_err(&with("device", "device = \"\""), "b.toml:10: key `camera.device`: ", "must not be empty");
         assert_err(&with("description", "description = \" \""), "b.toml:2: key `description`: ", "empty");
+        let threads = |n: &str| with("memory_budget_mib", &format!("memory_budget_mib = 96\nthreads = {n}"));
+        assert_err(&threads("0"), "b.toml:8: key `threads`: ", "must be between 1 and 64");
+        assert_err(&threads("65"), "b.toml:8: key `threads`: ", "must be between 1 and 64");
+        assert_eq!(parse(&threads("3"), "b.toml").unwrap().threads, 3);
+        assert_eq!(parse(GOOD, "b.toml").unwrap().threads, 1, "threads defaults to 1");
     }
 
     #[test]

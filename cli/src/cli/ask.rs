@@ -81,7 +81,7 @@ fn spoken(args: &Args, wav: &std::path::Path) -> Result<()> {
     let pkg = super::open_package(&args.package)?;
     let vad = args.voice.vad()?;
     let mut listener = Listener::new(&pkg, &args.voice.speech_model, vad).context("cannot listen")?;
-    args.backend.apply_threads()?;
+    args.backend.apply_threads(args.budget.board.as_deref())?;
     let student = edgeqa::pipeline::Student::load(&pkg, args.backend.backend, args.budget.resolve()?)?;
     drop(pkg);
     let (samples, rate) = edgeqa::capture::wav::read_wav_any_rate(wav)?;

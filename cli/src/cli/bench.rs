@@ -6,6 +6,8 @@
 //! apart), warmed up, then timed in rounds in which the backends take turns, so that figures
 //! side by side share the machine's state. `docs/benchmarking.md` documents the output.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use edgeqa::backend::{self, Backend, BackendChoice, StageSession};
+use edgeqa::capture::y4m::Y4mVideo;
 use edgeqa::contract::{AUDIO_FEATURES, FRAME_FEATURES, HEAD};
 use edgeqa::manifest::{PackageKind, StageInfo};
 use edgeqa::package::Package;
@@ -57,8 +60,9 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     backend: Vec<String>,
     /// CPU threads for tract's matrix products, comma-separated to compare (e.g. 1,2,4): every
-    /// count is a configuration of its own on tract (wgpu runs once).
-    #[arg(long, value_delimiter = ',', default_value = "1", value_name = "LIST")]
+    /// count is a configuration of its own on tract (wgpu runs once). Default: the `--board`
+    /// profile's `threads`, else 1.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
     threads: Vec<usize>,
     /// Board profile the figures are for: recorded with them, and the measured peak resident
     /// memory is compared with its budget.
@@ -97,6 +101,13 @@ pub struct Args {
     /// tokenizer knows).
     #[arg(long)]
     question: Option<String>,
+    /// Y4M video of the `clip` figure (a student's reading and decoding, preprocessing and
+    /// encoders, as `edgeqa ask` pays for a clip); default: a synthetic 2 s clip in memory.
+    #[arg(long, value_name = "FILE.y4m")]
+    video: Option<PathBuf>,
+    /// WAV audio of the `clip` figure (with or without `--video`, as the student needs).
+    #[arg(long, value_name = "FILE.wav")]
+    audio: Option<PathBuf>,
     /// Also time every node of each stage over RUNS runs, on each backend (wgpu: GPU timestamps
     /// where the adapter has them; tract: the wall clock of each node of its optimised plan).
     #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -235,6 +246,10 @@ struct Figure {
     /// Per-node times (`--profile`, stages only).
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<backend::NodeProfile>,
+    /// The `clip` figure's parts, median milliseconds over the timed runs: `read` (files
+    /// only), `preprocess_video`, `frame_encoder`, `preprocess_audio`, `audio_encoder`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parts_ms: Option<BTreeMap<String, f64>>,
 }
 
 /// A backend asked for that could not run, or a figure it could not load.
@@ -287,8 +302,28 @@ struct Report {
 
 /// A figure's work on one backend: a loaded stage and its inputs, or a loaded student.
 enum Work {
-    Stage { session: Box<dyn StageSession>, inputs: Vec<Tensor> },
-    Question { student: Box<Student>, clip: ClipFeatures, question: String },
+    Stage {
+        session: Box<dyn StageSession>,
+        inputs: Vec<Tensor>,
+    },
+    Question {
+        student: Box<Student>,
+        clip: ClipFeatures,
+        question: String,
+    },
+    /// Encoding a clip: from files (read, decoded, preprocessed, encoded) or from a decoded
+    /// synthetic clip; `parts` collects each run's per-part timings.
+    Clip {
+        student: Box<Student>,
+        source: ClipSource,
+        parts: RefCell<Vec<BTreeMap<String, f64>>>,
+    },
+}
+
+/// Where the `clip` figure's clip comes from.
+enum ClipSource {
+    Files { video: Option<PathBuf>, audio: Option<PathBuf> },
+    Decoded { video: Option<Y4mVideo>, samples: Option<Vec<f32>> },
 }
 
 impl Work {
@@ -296,7 +331,7 @@ impl Work {
     fn backend(&self) -> &'static str {
         match self {
             Work::Stage { session, .. } => session.backend(),
-            Work::Question { student, .. } => student.backend().0,
+            Work::Question { student, .. } | Work::Clip { student, .. } => student.backend().0,
         }
     }
 
@@ -306,6 +341,15 @@ impl Work {
             match self {
                 Work::Stage { session, inputs } => session.run(inputs.clone()).map(|_| ())?,
                 Work::Question { student, clip, question } => student.answer(question, clip).map(|_| ())?,
+                Work::Clip { student, source, parts } => {
+                    let clip = match source {
+                        ClipSource::Files { video, audio } => {
+                            student.encode_files(video.as_deref(), audio.as_deref())?
+                        }
+                        ClipSource::Decoded { video, samples } => student.encode(video.as_ref(), samples.as_deref())?,
+                    };
+                    parts.borrow_mut().push(clip.timings_ms);
+                }
             }
             Ok(())
         })?
@@ -449,6 +493,47 @@ fn synthetic_clip(pkg: &Package) -> Result<ClipFeatures> {
         }
     };
     Ok(ClipFeatures::from_features(feature(FRAME_FEATURES)?, feature(AUDIO_FEATURES)?))
+}
+
+/// A synthetic clip for the `clip` figure: 2 s of 320×240 video at 15 fps (a moving
+/// gradient, decoded from Y4M in memory) and 2 s of a tone in noise at the student's rate.
+fn synthetic_decoded_clip(pkg: &Package) -> Result<ClipSource> {
+    let m = pkg.manifest();
+    let video = match &m.video {
+        Some(_) => {
+            let (w, h, n) = (320usize, 240usize, 30usize);
+            let frames: Vec<Vec<u8>> = (0..n)
+                .map(|f| (0..w * h * 3).map(|i| ((i / 3 % w + i / 3 / w + 4 * f + i % 3 * 60) % 256) as u8).collect())
+                .collect();
+            let mut bytes = Vec::new();
+            edgeqa::capture::y4m::write_y4m_420(&mut bytes, w, h, (15, 1), &frames)
+                .context("cannot make the synthetic clip")?;
+            Some(edgeqa::capture::y4m::parse_y4m(&bytes, "synthetic clip")?)
+        }
+        None => None,
+    };
+    let samples = m.audio.as_ref().map(|a| {
+        let rate = a.sample_rate as usize;
+        let noise = edgeqa::synthetic::f32s(2 * rate, 11);
+        (0..2 * rate)
+            .map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() + 0.05 * noise[i])
+            .collect()
+    });
+    Ok(ClipSource::Decoded { video, samples })
+}
+
+/// The p50 of each part of a `clip` figure's last `runs` runs (the timed ones).
+fn clip_parts(work: &Work, runs: usize) -> Option<BTreeMap<String, f64>> {
+    let Work::Clip { parts, .. } = work else { return None };
+    let parts = parts.borrow();
+    let timed = &parts[parts.len().saturating_sub(runs)..];
+    let mut by_part: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for run in timed {
+        for (k, v) in run {
+            by_part.entry(k.clone()).or_default().push(*v);
+        }
+    }
+    Some(by_part.into_iter().filter_map(|(k, v)| Some((k, Stats::of(&v)?.p50))).collect())
 }
 
 fn mib(b: u64) -> f64 {
@@ -633,6 +718,7 @@ fn measure(
                 run_heap_mib: mib(slot.run_heap),
                 peak_rss_mib: slot.peak_rss.map(mib),
             },
+            parts_ms: clip_parts(&slot.work, slot.samples.len()),
             samples_ms: slot.samples,
             profile: node_profile,
         });
@@ -679,8 +765,21 @@ pub fn main(args: Args) -> Result<()> {
     let board = args.board.as_deref().map(edgeqa_firmware_config::find).transpose()?;
     let pkg = open_package(&args.package)?;
     let given = given_inputs(&args.inputs, &pkg)?;
+    if (args.video.is_some() || args.audio.is_some()) && pkg.manifest().kind != PackageKind::Student {
+        bail!("--video and --audio feed a student's `clip` figure; {} is a generic package", args.package.display());
+    }
+    for f in [&args.video, &args.audio].into_iter().flatten() {
+        if !f.is_file() {
+            bail!("{}: no such file", f.display());
+        }
+    }
     let mut skipped = Vec::new();
-    let engines = engines(&args.backend, &args.threads, &mut skipped)?;
+    let threads = match (&args.threads[..], &board) {
+        ([], Some(b)) => vec![b.threads as usize],
+        ([], None) => vec![1],
+        (given, _) => given.to_vec(),
+    };
+    let engines = engines(&args.backend, &threads, &mut skipped)?;
     let m = pkg.manifest();
     let mut results = Vec::new();
     for st in &m.stages {
@@ -704,6 +803,20 @@ pub fn main(args: Args) -> Result<()> {
             (None, true) => default_question(&pkg),
             (None, false) => None,
         };
+        let clip_source = || -> Result<ClipSource> {
+            if args.video.is_some() || args.audio.is_some() {
+                Ok(ClipSource::Files { video: args.video.clone(), audio: args.audio.clone() })
+            } else {
+                synthetic_decoded_clip(&pkg)
+            }
+        };
+        let load = |e: &Engine| -> Result<Work> {
+            let student = Box::new(Student::load(&pkg, e.choice, None)?);
+            Ok(Work::Clip { student, source: clip_source()?, parts: RefCell::new(Vec::new()) })
+        };
+        if m.video.is_some() || m.audio.is_some() {
+            results.extend(measure("clip", &engines, &plan, &load, None, &mut skipped)?);
+        }
         if let Some(question) = question {
             let clip = synthetic_clip(&pkg)?;
             let load = |e: &Engine| -> Result<Work> {
@@ -881,6 +994,13 @@ fn render(r: &Report, format: Format) -> Result<String> {
                 let _ = writeln!(s, "{}", line(head.clone()));
                 for row in &rows {
                     let _ = writeln!(s, "{}", line(row.iter().map(String::as_str).collect()));
+                }
+            }
+            for f in &r.results {
+                if let Some(parts) = &f.parts_ms {
+                    let list: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+                    let _ =
+                        writeln!(s, "\nclip on {} ({} thread(s)), p50 ms: {}", f.backend, f.threads, list.join(", "));
                 }
             }
             for f in &r.results {

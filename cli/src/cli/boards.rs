@@ -16,14 +16,15 @@ pub fn main(args: Args) -> Result<()> {
     if args.json {
         return print_json(&boards);
     }
-    println!("{:<18} {:<28} {:<7} {:>10}  description", "board", "target", "backend", "budget");
+    println!("{:<18} {:<28} {:<7} {:>10} {:>7}  description", "board", "target", "backend", "budget", "threads");
     for b in &boards {
         println!(
-            "{:<18} {:<28} {:<7} {:>6} MiB  {}",
+            "{:<18} {:<28} {:<7} {:>6} MiB {:>7}  {}",
             b.name,
             b.target,
             format!("{:?}", b.backend).to_lowercase(),
             b.memory_budget_mib,
+            b.threads,
             b.description
         );
     }

@@ -91,6 +91,9 @@ struct Report<'a> {
 #[derive(Serialize)]
 struct PlanReport {
     board: String,
+    /// tract's threads (`--threads`, else the board's): the stages were warmed up on them, so
+    /// their stacks and scratch are in the resident figure.
+    threads: usize,
     budget_bytes: u64,
     total_bytes: u64,
     fits: bool,
@@ -103,6 +106,7 @@ struct PlanReport {
 
 /// Loads every stage on the chosen backend and builds the memory plan for a board.
 fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg) -> Result<PlanReport> {
+    let threads = backend.apply_threads(Some(board))?;
     let board = edgeqa_firmware_config::find(board)?;
     let resident = edgeqa::budget::rss().map_or(0, |(now, _)| now);
     let budget = board.memory_budget_bytes();
@@ -118,6 +122,7 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     let voice_cost = add_voice(pkg, &mut plan, 0)?;
     Ok(PlanReport {
         board: board.name,
+        threads,
         budget_bytes: budget,
         total_bytes: plan.total(),
         fits: plan.total() <= budget,
@@ -174,6 +179,7 @@ fn live_plan(
     if !(history.is_finite() && history > 0.0) {
         anyhow::bail!("--history must be a positive number of seconds, not {history}");
     }
+    let threads = backend.apply_threads(Some(board))?;
     let board = edgeqa_firmware_config::find(board)?;
     let budget = board.memory_budget_bytes();
     let student = edgeqa::pipeline::Student::load(pkg, backend.backend, None)?;
@@ -188,6 +194,7 @@ fn live_plan(
     let voice_cost = add_voice(pkg, &mut plan, edgeqa::voice::QUEUED_UTTERANCES)?;
     Ok(PlanReport {
         board: format!("{} with {history} s of live history", board.name),
+        threads,
         budget_bytes: budget,
         total_bytes: plan.total(),
         fits: plan.total() <= budget,
@@ -327,7 +334,12 @@ pub fn main(args: Args) -> Result<()> {
     }
     if let Some(p) = &report.plan {
         let mib = |b: u64| b as f64 / edgeqa::budget::MIB;
-        println!("memory plan for {} (budget {:.1} MiB):", p.board, mib(p.budget_bytes));
+        println!(
+            "memory plan for {} (budget {:.1} MiB; warmed up on {} tract thread(s)):",
+            p.board,
+            mib(p.budget_bytes),
+            p.threads
+        );
         // The details break down the first line (what is resident after loading the stages).
         for (k, i) in p.items.iter().enumerate() {
             println!("  {:<56} {:>8.2} MiB", i.name, mib(i.bytes));

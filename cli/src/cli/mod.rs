@@ -61,22 +61,32 @@ struct BackendArg {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Threads for tract's matrix products (convolutions, MatMul, Gemm); the rest of a stage
-    /// runs on one thread. A board has as many cores as it has, no more: `edgeqa bench
-    /// --threads 1,2,4` shows what pays.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    threads: usize,
+    /// runs on one thread. Default: the `--board` profile's `threads`, else 1. A board has as
+    /// many cores as it has, no more: `edgeqa bench --threads 1,2,4` shows what pays.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 impl BackendArg {
-    /// Applies `--threads` for the whole process.
-    fn apply_threads(&self) -> Result<()> {
+    /// The thread count: `--threads`, else the board profile's, else 1.
+    fn threads(&self, board: Option<&str>) -> Result<usize> {
+        Ok(match (self.threads, board) {
+            (Some(n), _) => n,
+            (None, Some(name)) => edgeqa_firmware_config::find(name)?.threads as usize,
+            (None, None) => 1,
+        })
+    }
+
+    /// Applies the thread count ([`BackendArg::threads`]) for the whole process.
+    fn apply_threads(&self, board: Option<&str>) -> Result<usize> {
+        let threads = self.threads(board)?;
         #[cfg(feature = "tract")]
-        edgeqa::backend::tract::set_threads(self.threads).context("--threads")?;
+        edgeqa::backend::tract::set_threads(threads).context("--threads")?;
         #[cfg(not(feature = "tract"))]
-        if self.threads != 1 {
+        if threads != 1 {
             anyhow::bail!("--threads: this build has no tract backend, so there are no CPU threads to set");
         }
-        Ok(())
+        Ok(threads)
     }
 }
 
@@ -109,8 +119,8 @@ impl BudgetArg {
 /// Opens a student package and loads it, then releases the package mapping (the backend holds
 /// what it needs).
 fn load_student(path: &Path, backend: &BackendArg, budget: &BudgetArg) -> Result<Student> {
+    backend.apply_threads(budget.board.as_deref())?;
     let budget = budget.resolve()?;
-    backend.apply_threads()?;
     let pkg = open_package(path)?;
     Ok(Student::load(&pkg, backend.backend, budget)?)
 }

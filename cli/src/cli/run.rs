@@ -104,7 +104,7 @@ pub fn main(args: Args) -> Result<()> {
         t.check(info, &format!("{} (input `{}`)", file.display(), info.name))?;
         inputs.push(t);
     }
-    args.backend.apply_threads()?;
+    args.backend.apply_threads(None)?;
     let (backend, reason) = backend::select(args.backend.backend, None)?;
     log::info!("backend {} ({reason})", backend.name());
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
