@@ -13,6 +13,8 @@ pub mod checked;
 pub mod tract;
 #[cfg(feature = "tract")]
 pub mod tract_fixes;
+#[cfg(feature = "tract")]
+pub mod tract_speed;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 

@@ -147,6 +147,7 @@ impl Backend for TractBackend {
         // The rewrites keep the graph's inputs, outputs and Gathers: `proto` still describes the
         // stage for the checked session.
         tract_fixes::apply(&mut proto, origin).map_err(load_err)?;
+        super::tract_speed::apply(&mut proto, origin);
         let (plan, input_order) = tract_fixes::catch_panic(|| plan(&proto, stage, origin))
             .map_err(|panic| load_err(format!("tract panicked while loading the graph: {panic}")))??;
         log::debug!("{origin}: tract plan ready ({} nodes)", plan.model().nodes().len());

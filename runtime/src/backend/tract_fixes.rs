@@ -123,11 +123,11 @@ impl<'g> Constants<'g> {
     }
 }
 
-fn node_label(n: &pb::NodeProto) -> String {
+pub(super) fn node_label(n: &pb::NodeProto) -> String {
     if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() }
 }
 
-fn default_domain(n: &pb::NodeProto) -> bool {
+pub(super) fn default_domain(n: &pb::NodeProto) -> bool {
     n.domain.is_empty() || n.domain == "ai.onnx"
 }
 
@@ -150,7 +150,13 @@ fn ints_i64(name: String, v: &[i64]) -> pb::TensorProto {
     }
 }
 
-fn node(op: &str, name: String, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+pub(super) fn node(
+    op: &str,
+    name: String,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name,
@@ -161,7 +167,7 @@ fn node(op: &str, name: String, inputs: &[&str], output: &str, attribute: Vec<pb
     }
 }
 
-fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
+pub(super) fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -317,7 +323,7 @@ pub fn requantize_exactly(model: &mut pb::ModelProto) -> Result<Vec<String>, Str
 }
 
 /// Replaces the nodes at the given positions by node sequences, keeping the order.
-fn splice(g: &mut pb::GraphProto, mut replace: HashMap<usize, Vec<pb::NodeProto>>) {
+pub(super) fn splice(g: &mut pb::GraphProto, mut replace: HashMap<usize, Vec<pb::NodeProto>>) {
     if replace.is_empty() {
         return;
     }
