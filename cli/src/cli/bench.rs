@@ -774,9 +774,10 @@ pub fn main(args: Args) -> Result<()> {
         }
     }
     let mut skipped = Vec::new();
+    // A board's count applies to tract; a build without it has no CPU threads to set.
     let threads = match (&args.threads[..], &board) {
-        ([], Some(b)) => vec![b.threads as usize],
-        ([], None) => vec![1],
+        ([], Some(b)) if cfg!(feature = "tract") => vec![b.threads as usize],
+        ([], _) => vec![1],
         (given, _) => given.to_vec(),
     };
     let engines = engines(&args.backend, &threads, &mut skipped)?;

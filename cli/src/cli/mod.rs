@@ -69,6 +69,7 @@ struct BackendArg {
 
 impl BackendArg {
     /// The thread count: `--threads`, else the board profile's, else 1.
+    #[cfg(feature = "tract")]
     fn threads(&self, board: Option<&str>) -> Result<usize> {
         Ok(match (self.threads, board) {
             (Some(n), _) => n,
@@ -77,16 +78,24 @@ impl BackendArg {
         })
     }
 
-    /// Applies the thread count ([`BackendArg::threads`]) for the whole process.
+    /// Applies the thread count ([`BackendArg::threads`]) for the whole process. A build
+    /// without tract has no CPU threads to set: it refuses `--threads N` above 1 and ignores a
+    /// board's count.
     fn apply_threads(&self, board: Option<&str>) -> Result<usize> {
-        let threads = self.threads(board)?;
         #[cfg(feature = "tract")]
-        edgeqa::backend::tract::set_threads(threads).context("--threads")?;
-        #[cfg(not(feature = "tract"))]
-        if threads != 1 {
-            anyhow::bail!("--threads: this build has no tract backend, so there are no CPU threads to set");
+        {
+            let threads = self.threads(board)?;
+            edgeqa::backend::tract::set_threads(threads).context("--threads")?;
+            Ok(threads)
         }
-        Ok(threads)
+        #[cfg(not(feature = "tract"))]
+        {
+            let _ = board;
+            if self.threads.is_some_and(|n| n != 1) {
+                anyhow::bail!("--threads: this build has no tract backend, so there are no CPU threads to set");
+            }
+            Ok(1)
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub fn gather_before_dequantize(model: &mut pb::ModelProto) -> Vec<String> {
         g.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
     let mut replace: HashMap<usize, Vec<pb::NodeProto>> = HashMap::new();
     let mut done = Vec::new();
+    // The whole-table Mul and Cast of each rewrite, dropped below if nothing else reads them.
+    let mut unread: Vec<String> = Vec::new();
     for (i, n) in g.node.iter().enumerate() {
         if n.op_type != "Gather" || !default_domain(n) || n.input.len() != 2 || n.output.len() != 1 {
             continue;
@@ -91,26 +93,35 @@ pub fn gather_before_dequantize(model: &mut pb::ModelProto) -> Vec<String> {
         nodes.push(node("Mul", format!("{label}.dequantize"), &[&rows_f, &scale], &n.output[0], vec![]));
         replace.insert(i, nodes);
         done.push(label);
+        let cast = (0..2).find_map(|k| producer.get(mul.input[k].as_str())).map(|&c| node_label(&g.node[c]));
+        unread.extend([Some(node_label(mul)), cast].into_iter().flatten());
     }
     splice(g, replace);
-    drop_unread(g);
+    drop_unread(g, &unread);
     done
 }
 
-/// Removes nodes whose outputs nothing reads (a graph output counts as read), repeatedly.
-fn drop_unread(g: &mut pb::GraphProto) {
-    loop {
-        let read: HashSet<String> = g
-            .node
-            .iter()
-            .flat_map(|n| n.input.iter().cloned())
-            .chain(g.output.iter().map(|o| o.name.clone()))
-            .collect();
-        let before = g.node.len();
-        g.node.retain(|n| n.output.iter().any(|o| read.contains(o)));
-        if g.node.len() == before {
-            return;
+/// Every value name read in `g`: node inputs, graph outputs, and the same inside subgraphs
+/// (an `If` branch may read a value of the graph around it).
+fn names_read(g: &pb::GraphProto, out: &mut HashSet<String>) {
+    out.extend(g.output.iter().map(|o| o.name.clone()));
+    for n in &g.node {
+        out.extend(n.input.iter().cloned());
+        for a in &n.attribute {
+            for sub in a.g.iter().chain(&a.graphs) {
+                names_read(sub, out);
+            }
         }
+    }
+}
+
+/// Removes the `candidates` (node names) whose outputs nothing reads any more, in order, so a
+/// `Cast` read only by a removed `Mul` goes too.
+fn drop_unread(g: &mut pb::GraphProto, candidates: &[String]) {
+    for name in candidates {
+        let mut read = HashSet::new();
+        names_read(g, &mut read);
+        g.node.retain(|n| &node_label(n) != name || n.output.iter().any(|o| read.contains(o)));
     }
 }
 
@@ -205,6 +216,19 @@ mod tests {
         let ids = Tensor::i64(vec![1, 4], vec![0, 8, 2, 5]).unwrap();
         let e = s.run(vec![ids]).unwrap_err().to_string();
         assert!(e.contains('8') && e.contains("out of range"), "{e}");
+    }
+
+    /// A table also read elsewhere (tied input and output embeddings) keeps its whole-table
+    /// `Cast` and `Mul` for that reader; the Gather is rewritten all the same.
+    #[test]
+    fn a_table_read_elsewhere_keeps_its_dequantization() {
+        let (mut model, _) = embedding(8, &[8, 1], 0);
+        let g = model.graph.as_mut().unwrap();
+        g.node.push(ob::node("ReduceSum", "tied", &["table"], &["table_sum"], vec![]));
+        g.output.push(ob::value_info("table_sum", pb::tensor_proto::DataType::Float, None));
+        assert_eq!(gather_before_dequantize(&mut model), ["embed"]);
+        let ops: Vec<&str> = model.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(ops, ["Cast", "Mul", "Gather", "Cast", "Gather", "Mul", "ReduceSum"]);
     }
 
     #[test]

@@ -148,7 +148,11 @@ fn load(
     origin: &str,
 ) -> Result<Box<dyn StageSession>, VoiceError> {
     use crate::backend::Backend;
-    let gpu = crate::backend::wgpu::WgpuBackend::new()?;
+    let gpu = crate::backend::wgpu::WgpuBackend::new().map_err(|error| crate::backend::BackendError::Device {
+        origin: origin.to_string(),
+        backend: "wgpu",
+        error,
+    })?;
     Ok(gpu.load_stage(stage, bytes, origin)?)
 }
 
