@@ -1,10 +1,11 @@
 //! `edgeqa bench`: latency of a package on this device, on one backend or several side by side.
 //!
-//! Every stage of the package is a figure (`stage/<name>`), and for a student so is answering a
-//! question from encoded features (`question`: tokenizer, question encoder and head). Each
+//! Every stage of the package is a figure (`stage/<name>`), and for a student so are encoding
+//! a clip (`clip`: reading and decoding, preprocessing, both encoders) and answering a question
+//! from encoded features (`question`: tokenizer, question encoder and head). Each
 //! figure is loaded and run once on every backend asked for (load and first-run times are kept
 //! apart), warmed up, then timed in rounds in which the backends take turns, so that figures
-//! side by side share the machine's state. `docs/benchmarking.md` documents the output.
+//! side by side share the machine's state. `docs/benchmarks.md` documents the output.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -246,7 +247,7 @@ struct Figure {
     /// Per-node times (`--profile`, stages only).
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<backend::NodeProfile>,
-    /// The `clip` figure's parts, median milliseconds over the timed runs: `read` (files
+    /// The `clip` figure's parts, p50 milliseconds over the timed runs: `read` (files
     /// only), `preprocess_video`, `frame_encoder`, `preprocess_audio`, `audio_encoder`.
     #[serde(skip_serializing_if = "Option::is_none")]
     parts_ms: Option<BTreeMap<String, f64>>,
