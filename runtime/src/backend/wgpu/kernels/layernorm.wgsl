@@ -35,24 +35,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // The same, one workgroup per row (`Build::dispatch_rows`), for long rows: the 256 threads
-// stride over the row and combine their sums in workgroup memory.
-var<workgroup> part: array<f32, 256>;
-
-// The sum of `v` over the workgroup; every thread gets it.
-fn total(t: u32, v: f32) -> f32 {
-    part[t] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if t < s {
-            part[t] += part[t + s];
-        }
-        workgroupBarrier();
-    }
-    let all = part[0];
-    workgroupBarrier();
-    return all;
-}
-
+// stride over the row and combine their sums with `row_combine` (`row_reduce.wgsl`).
 @compute @workgroup_size(256)
 fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
@@ -66,13 +49,13 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += x[base + k];
     }
     let n = f32(max(len, 1u));
-    let mean = total(t, s) / n;
+    let mean = row_combine(t, s, false) / n;
     var v = 0.0;
     for (var k = t; k < len; k += 256u) {
         let d = x[base + k] - mean;
         v += d * d;
     }
-    let inv = 1.0 / sqrt(total(t, v) / n + bitcast<f32>(p[2]));
+    let inv = 1.0 / sqrt(row_combine(t, v, false) / n + bitcast<f32>(p[2]));
     for (var k = t; k < len; k += 256u) {
         var o = (x[base + k] - mean) * inv * scale[k];
         if p[3] != 0u {

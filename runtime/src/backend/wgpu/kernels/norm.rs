@@ -8,8 +8,11 @@ use super::{Binding, Build, Kernel, Shader, axis, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
-const SOFTMAX: Shader = Shader { name: "softmax", source: include_str!("softmax.wgsl") };
-const LAYERNORM: Shader = Shader { name: "layernorm", source: include_str!("layernorm.wgsl") };
+// Both reduce long rows with `row_reduce.wgsl`'s `row_combine`.
+const SOFTMAX: Shader =
+    Shader { name: "softmax", source: concat!(include_str!("softmax.wgsl"), include_str!("row_reduce.wgsl")) };
+const LAYERNORM: Shader =
+    Shader { name: "layernorm", source: concat!(include_str!("layernorm.wgsl"), include_str!("row_reduce.wgsl")) };
 
 /// Rows at least this long are reduced by a workgroup together (the shaders' `wide` entry),
 /// shorter ones by one thread each (`main`).

@@ -34,26 +34,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // The same, one workgroup per row (`Build::dispatch_rows`), for long rows: the 256 threads
-// stride over the row and combine their maxima and sums in workgroup memory. One thread per
-// row walked a 6625-class row three times alone (PP-OCRv4 rec's last softmax took 4.7 ms of its
-// 8.6 ms on an H200).
-var<workgroup> part: array<f32, 256>;
-
-// Combines `v` over the workgroup (max when `take_max`, else sum); every thread gets the result.
-fn combine(t: u32, v: f32, take_max: bool) -> f32 {
-    part[t] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if t < s {
-            part[t] = select(part[t] + part[t + s], max(part[t], part[t + s]), take_max);
-        }
-        workgroupBarrier();
-    }
-    let all = part[0];
-    workgroupBarrier();
-    return all;
-}
-
+// stride over the row and combine their maxima and sums with `row_combine` (`row_reduce.wgsl`).
+// One thread per row walked a 6625-class row three times alone (PP-OCRv4 rec's last softmax
+// took 4.7 ms of its 8.6 ms on an H200).
 @compute @workgroup_size(256)
 fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
@@ -67,12 +50,12 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var k = t; k < len; k += 256u) {
         m = max(m, x[base + k * inner]);
     }
-    let peak = combine(t, m, true);
+    let peak = row_combine(t, m, true);
     var s = 0.0;
     for (var k = t; k < len; k += 256u) {
         s += exp(x[base + k * inner] - peak);
     }
-    let sum = combine(t, s, false);
+    let sum = row_combine(t, s, false);
     if p[3] == 0u {
         for (var k = t; k < len; k += 256u) {
             y[base + k * inner] = exp(x[base + k * inner] - peak) / sum;
