@@ -215,6 +215,15 @@ pub(crate) const WG: u32 = 256;
 /// The most workgroups along one dispatch dimension.
 const MAX_GROUPS: u32 = 65535;
 
+/// `groups` workgroups (at least one) as x × y, x up to the per-dimension limit; `None` when
+/// y would pass it too.
+fn split_groups(groups: u64) -> Option<[u32; 3]> {
+    let groups = groups.max(1);
+    let x = groups.min(MAX_GROUPS as u64);
+    let y = groups.div_ceil(x);
+    (y <= MAX_GROUPS as u64).then_some([x as u32, y as u32, 1])
+}
+
 impl<'a> Build<'a> {
     /// The node's attributes, for the kernel's params constructor.
     pub fn attrs(&self) -> Attrs<'a> {
@@ -312,13 +321,10 @@ impl<'a> Build<'a> {
         bindings: &[Binding],
         n: usize,
     ) -> Result<(), NodeError> {
-        let groups = (n as u64).div_ceil(WG as u64).max(1);
-        let x = groups.min(MAX_GROUPS as u64) as u32;
-        let y = groups.div_ceil(x as u64);
-        if y > MAX_GROUPS as u64 {
-            return Err(NodeError::TooLarge(format!("{n} elements is more than one dispatch can cover")));
-        }
-        self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
+        let groups = (n as u64).div_ceil(WG as u64);
+        let workgroups = split_groups(groups)
+            .ok_or_else(|| NodeError::TooLarge(format!("{n} elements is more than one dispatch can cover")))?;
+        self.dispatch(shader, entry, params, bindings, workgroups)
     }
 
     /// A dispatch of one workgroup per row, `rows` of them (split over y past the x limit; the
@@ -331,13 +337,9 @@ impl<'a> Build<'a> {
         bindings: &[Binding],
         rows: usize,
     ) -> Result<(), NodeError> {
-        let rows = (rows as u64).max(1);
-        let x = rows.min(MAX_GROUPS as u64) as u32;
-        let y = rows.div_ceil(x as u64);
-        if y > MAX_GROUPS as u64 {
-            return Err(NodeError::TooLarge(format!("{rows} rows is more than one dispatch can cover")));
-        }
-        self.dispatch(shader, entry, params, bindings, [x, y as u32, 1])
+        let workgroups = split_groups(rows as u64)
+            .ok_or_else(|| NodeError::TooLarge(format!("{rows} rows is more than one dispatch can cover")))?;
+        self.dispatch(shader, entry, params, bindings, workgroups)
     }
 
     /// The buffer of value `v`, uploading a constant on first use.
