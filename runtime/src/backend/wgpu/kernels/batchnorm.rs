@@ -3,11 +3,22 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, const_floats, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "affine", source: include_str!("affine.wgsl") };
+
+params! {
+    /// `affine.wgsl`'s params.
+    struct AffineParams {
+        n: u32,
+        channels: u32,
+        /// Elements per channel per batch item.
+        inner: u32,
+    }
+}
 
 /// BatchNormalization.
 pub(crate) struct BatchNorm;
@@ -67,6 +78,12 @@ impl Kernel for BatchNorm {
         let n = b.output(0).len();
         let table = b.upload(&format!("{} affine", b.node.name), &ab);
         let bindings = [Binding::Value(b.input_id(0)), table, Binding::Value(b.output_id(0))];
-        b.dispatch_1d(&SHADER, "main", &[n as u32, x[1] as u32, inner.max(1) as u32], &bindings, n)
+        b.dispatch_1d(
+            &SHADER,
+            "main",
+            &AffineParams { n: n as u32, channels: x[1] as u32, inner: inner.max(1) as u32 },
+            &bindings,
+            n,
+        )
     }
 }

@@ -2,12 +2,22 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 use crate::onnx::pb::tensor_proto::DataType as T;
 
 const SHADER: Shader = Shader { name: "cast", source: include_str!("cast.wgsl") };
+
+params! {
+    /// `cast.wgsl`'s params; element kinds as [`kind`] numbers them.
+    struct CastParams {
+        n: u32,
+        from: u32,
+        to: u32,
+    }
+}
 
 /// Cast.
 pub(crate) struct Cast;
@@ -53,7 +63,7 @@ impl Kernel for Cast {
         b.dispatch_1d(
             &SHADER,
             "main",
-            &[n as u32, from, to],
+            &CastParams { n: n as u32, from, to },
             &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))],
             n,
         )

@@ -4,6 +4,7 @@
 //! no intermediate buffers, one dispatch instead of one per op. Never read from ONNX.
 
 use super::elementwise::{BINARY_WGSL, UNARY_WGSL};
+use super::params::params;
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast_strides, padded};
 use crate::graph::{Attrs, NodeError, OutputType, ReadAttrs, Value};
 
@@ -25,6 +26,21 @@ pub(crate) const SWAPPED: u32 = 1 << 8;
 
 /// The fused chain.
 pub(crate) struct Chain;
+
+params! {
+    /// `chain.wgsl`'s params.
+    struct ChainParams {
+        n: u32,
+        /// Steps.
+        count: u32,
+        /// The output shape, collapsed ([`collapse`]) and left-padded to rank [`MAX_RANK`].
+        shape: [u32; MAX_RANK],
+        /// Each slot's strides over that shape (0 for slots the chain does not use).
+        slot_strides: [[u32; MAX_RANK]; SLOTS],
+        /// Four words a step (`chain.wgsl`).
+        steps: Vec<u32>,
+    }
+}
 
 impl Kernel for Chain {
     fn ops(&self) -> &'static [&'static str] {
@@ -49,16 +65,16 @@ impl Kernel for Chain {
         let (dims, strides) = collapse(&out, &slot_strides);
         let rank = dims.len();
         let (shape, _) = padded(&dims, &vec![0; rank])?;
-        let mut p = vec![n as u32, count as u32];
-        p.extend(shape);
-        for s in &strides {
-            p.extend(padded(&dims, s)?.1);
-        }
         // Unused slots: zero strides.
-        p.extend(std::iter::repeat_n(0, (SLOTS - slots) * MAX_RANK));
-        for (step, ab) in steps.chunks(2).zip(params.chunks(2)) {
-            p.extend([step[0] as u32, step[1] as u32, ab[0].to_bits(), ab[1].to_bits()]);
+        let mut slot_strides = [[0; MAX_RANK]; SLOTS];
+        for (to, s) in slot_strides.iter_mut().zip(&strides) {
+            *to = padded(&dims, s)?.1;
         }
+        let mut words = Vec::with_capacity(4 * count);
+        for (step, ab) in steps.chunks(2).zip(params.chunks(2)) {
+            words.extend([step[0] as u32, step[1] as u32, ab[0].to_bits(), ab[1].to_bits()]);
+        }
+        let p = ChainParams { n: n as u32, count: count as u32, shape, slot_strides, steps: words };
         // Unused slots repeat slot 0 (never read).
         let mut bindings: Vec<Binding> =
             (0..SLOTS).map(|s| Binding::Value(b.input_id(if s < slots { s } else { 0 }))).collect();
@@ -124,13 +140,14 @@ fn entry_point(steps: &[i64], rank: usize) -> Result<(String, String), NodeError
         "@compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
     let i = linear_index(gid, nwg);
-    if i >= p[0] {{ return; }}
-    let off = broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), {first}i);
+    if i >= p[P_N] {{ return; }}
+    let off = broadcast_offsets(i, P_SHAPE, P_SLOT_STRIDES + vec4<u32>(0u, 1u, 2u, 3u) * {rank_max}u, {first}i);
     var v = slot(0u, off);
 {body}    y[i] = v;
 }}
 ",
-        first = MAX_RANK - rank
+        first = MAX_RANK - rank,
+        rank_max = MAX_RANK
     );
     Ok((name, main))
 }
@@ -163,7 +180,7 @@ mod tests {
         let (a, src) = entry_point(&[4, 0, 102, 1 | 256], 2).unwrap();
         assert_eq!(a, "chain_r2_u4_b2.1s");
         assert!(src.contains("unary_step(4u, 0u, v)") && src.contains("binary_step(2u, 1u, true, 1u, v, off)"));
-        assert!(src.contains("broadcast_offsets(i, 2u, vec4<u32>(8u, 14u, 20u, 26u), 4i)"));
+        assert!(src.contains("broadcast_offsets(i, P_SHAPE, P_SLOT_STRIDES + vec4<u32>(0u, 1u, 2u, 3u) * 6u, 4i)"));
         let (b, _) = entry_point(&[4, 0, 102, 1], 2).unwrap();
         assert_ne!(a, b);
         assert!(entry_point(&[-1, 0], 1).is_err());

@@ -2,9 +2,9 @@
 // v = unary(v) or v = binary(v, operand) (operands swapped when the chain value is the right
 // one), y = v. Up to 4 input slots, each broadcast to the output through its strides. The
 // entry point, one straight line of steps, is generated per op sequence by chain.rs.
-// p: 0 n, 1 steps, 2..8 out shape[6] (collapsed, chain.rs), 8..32 slot strides[4][6], then 4 words a step:
-// code (< 100 unary, else 100 + binary), operand (slot 0..3, 254 = v itself, 255 = the scalar
-// in alpha) | swapped << 8, alpha bits, beta bits.
+// Params: `ChainParams` (chain.rs); each step's 4 words: code (< 100 unary, else 100 +
+// binary), operand (slot 0..3, 254 = v itself, 255 = the scalar in alpha) | swapped << 8,
+// alpha bits, beta bits.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> s0: array<f32>;
@@ -22,16 +22,16 @@ fn slot(k: u32, off: vec4<u32>) -> f32 {
     }
 }
 
-// Step s of the chain (its alpha and beta at p[32 + 4s + 2..]). The generated entry point
+// Step s of the chain (its alpha and beta at p[P_STEPS + 4s + 2..]). The generated entry point
 // (chain.rs) calls these with literal codes and operands, so the driver's compiler keeps only
 // the op each step runs.
 fn unary_step(code: u32, s: u32, v: f32) -> f32 {
-    let at = 32u + 4u * s;
+    let at = P_STEPS + 4u * s;
     return apply_unary(code, v, bitcast<f32>(p[at + 2u]), bitcast<f32>(p[at + 3u]));
 }
 
 fn binary_step(code: u32, operand: u32, swapped: bool, s: u32, v: f32, off: vec4<u32>) -> f32 {
-    var o = bitcast<f32>(p[32u + 4u * s + 2u]);
+    var o = bitcast<f32>(p[P_STEPS + 4u * s + 2u]);
     if operand == 254u {
         o = v;
     } else if operand < 4u {

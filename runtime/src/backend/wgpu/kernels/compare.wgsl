@@ -1,5 +1,5 @@
 // Broadcasting comparisons and logic on 32-bit words, boolean (0/1) results.
-// p: 0 n, 1 op (an `OP_` code, logic.rs COMPARE_OPS), 2 element kind (0 f32, 1 i32, 2 bool), 3..9 out shape, 9..15 a strides, 15..21 b strides.
+// Params: `CompareParams` (logic.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<u32>;
@@ -8,7 +8,7 @@
 
 fn order(x: u32, z: u32) -> i32 {
     // -1, 0, 1 for x < z, x == z, x > z under the element kind; 2 when unordered (NaN).
-    if p[2] == 0u {
+    if p[P_KIND] == 0u {
         let fx = bitcast<f32>(x);
         let fz = bitcast<f32>(z);
         if fx < fz { return -1; }
@@ -26,12 +26,12 @@ fn order(x: u32, z: u32) -> i32 {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
-    let o = broadcast_offsets(i, 3u, vec4<u32>(9u, 15u, 15u, 15u), 0);
+    if i >= p[P_N] { return; }
+    let o = broadcast_offsets(i, P_SHAPE, vec4<u32>(P_A_STRIDES, P_B_STRIDES, P_B_STRIDES, P_B_STRIDES), 0);
     let x = a[o.x];
     let z = b[o.y];
     var r = false;
-    switch p[1] {
+    switch p[P_OP] {
         case OP_Equal: { r = order(x, z) == 0; }
         case OP_Less: { r = order(x, z) == -1; }
         case OP_Greater: { r = order(x, z) == 1; }

@@ -4,6 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::matmul::{A_SCALE, Gemm, dispatch_gemm, dispatch_gemm_int8};
+use super::params::params;
 use super::weights::{self, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, want_f32};
 use crate::graph::ReadAttrs;
@@ -214,6 +215,35 @@ fn pointwise_gemm(b: &Build<'_>, g: &ConvGeometry) -> Gemm {
     }
 }
 
+params! {
+    /// `conv.wgsl`'s and `conv_transpose.wgsl`'s params: one thread per output element.
+    struct ConvParams {
+        total: u32,
+        /// Input channels.
+        c: u32,
+        h: u32,
+        w: u32,
+        /// Output channels.
+        m: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        dilation_h: u32,
+        dilation_w: u32,
+        group: u32,
+        has_bias: bool,
+        /// The fused activation ([`Activation`]).
+        activation: u32,
+        alpha: f32,
+        beta: f32,
+    }
+}
+
 /// Dispatches a convolution-shaped kernel (`conv.wgsl`, `conv_transpose.wgsl`: the same
 /// parameter layout) over every output element, with the node's bias and fused activation.
 pub(crate) fn dispatch_conv(
@@ -224,29 +254,30 @@ pub(crate) fn dispatch_conv(
 ) -> Result<(), NodeError> {
     let total = b.output(0).len();
     let has_bias = b.has_input(2);
-    let mut p: Vec<u32> = [
-        total,
-        g.c,
-        g.input[0],
-        g.input[1],
-        g.m,
-        g.output[0],
-        g.output[1],
-        g.kernel[0],
-        g.kernel[1],
-        g.strides[0],
-        g.strides[1],
-        g.pad_begin[0],
-        g.pad_begin[1],
-        g.dilations[0],
-        g.dilations[1],
-        g.group,
-        has_bias as usize,
-    ]
-    .iter()
-    .map(|&x| x as u32)
-    .collect();
-    p.extend(Activation::of(b.node).words());
+    let Activation { code, alpha, beta } = Activation::of(b.node);
+    let u = |x: usize| x as u32;
+    let p = ConvParams {
+        total: u(total),
+        c: u(g.c),
+        h: u(g.input[0]),
+        w: u(g.input[1]),
+        m: u(g.m),
+        oh: u(g.output[0]),
+        ow: u(g.output[1]),
+        kh: u(g.kernel[0]),
+        kw: u(g.kernel[1]),
+        stride_h: u(g.strides[0]),
+        stride_w: u(g.strides[1]),
+        pad_top: u(g.pad_begin[0]),
+        pad_left: u(g.pad_begin[1]),
+        dilation_h: u(g.dilations[0]),
+        dilation_w: u(g.dilations[1]),
+        group: u(g.group),
+        has_bias,
+        activation: code,
+        alpha,
+        beta,
+    };
     // Without a bias the binding is a placeholder the shader never reads: the input, which is
     // on the device anyway (the weight value could be packed and its f32 copy never uploaded).
     let bias = if has_bias { b.input_id(2) } else { b.input_id(0) };

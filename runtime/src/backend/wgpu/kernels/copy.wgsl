@@ -1,7 +1,7 @@
 // Strided copy of 32-bit words (any element type): for every index of a rank-6 shape,
 // y[dst offset + Σ idx·dst stride] = x[src offset + Σ idx·src stride]. Source strides are
 // signed (Slice with negative steps).
-// p: 0 n, 1 src offset, 2 dst offset, 3..9 shape, 9..15 src strides (i32 bits), 15..21 dst strides.
+// Params: `CopyParams` (layout.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -10,8 +10,8 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
+    if i >= p[P_N] { return; }
     // Negative source strides and the offset that makes up for them wrap back in u32.
-    let o = broadcast_offsets(i, 3u, vec4<u32>(9u, 15u, 15u, 15u), 0);
-    y[p[2] + o.y] = x[p[1] + o.x];
+    let o = broadcast_offsets(i, P_SHAPE, vec4<u32>(P_SRC_STRIDES, P_DST_STRIDES, P_DST_STRIDES, P_DST_STRIDES), 0);
+    y[p[P_DST_OFFSET] + o.y] = x[p[P_SRC_OFFSET] + o.x];
 }

@@ -7,7 +7,8 @@ use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, const_floats, padded, want_f32};
+use super::params::params;
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast, broadcast_strides, const_floats, padded, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Graph, Node, NodeError, OutputType, Value};
 
@@ -160,17 +161,38 @@ impl Kernel for Binary {
         let (shape, sa) = padded(&out, &broadcast_strides(&b.input(0).shape, &out))?;
         let (_, sb) = padded(&out, &broadcast_strides(&b.input(1).shape, &out))?;
         let n = b.output(0).len();
-        let mut p = vec![n as u32, op];
-        p.extend(shape);
-        p.extend(sa);
-        p.extend(sb);
+        let p = BinaryParams { n: n as u32, op, shape, a_strides: sa, b_strides: sb };
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&Shader { name: "binary", source: &BINARY_SHADER }, "main", &p, &bindings, n)
     }
 }
 
+params! {
+    /// `binary.wgsl`'s params: the output shape and each input's broadcast strides, left-padded
+    /// to rank [`MAX_RANK`].
+    struct BinaryParams {
+        n: u32,
+        /// Position in [`BINARY`].
+        op: u32,
+        shape: [u32; MAX_RANK],
+        a_strides: [u32; MAX_RANK],
+        b_strides: [u32; MAX_RANK],
+    }
+}
+
 /// Unary activations and math.
 pub(crate) struct Unary;
+
+params! {
+    /// `unary.wgsl`'s params.
+    struct UnaryParams {
+        n: u32,
+        /// Position in [`UNARY`].
+        op: u32,
+        alpha: f32,
+        beta: f32,
+    }
+}
 
 /// `alpha`, `beta` of a unary node (Clip's bounds from attributes or constant inputs).
 pub(crate) fn parameters(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<(f32, f32), NodeError> {
@@ -216,7 +238,7 @@ impl Kernel for Unary {
         let inputs: Vec<Option<&Value>> = b.node.inputs.iter().map(|i| i.map(|i| &b.graph.values[i])).collect();
         let (alpha, beta) = parameters(&b.attrs(), &inputs)?;
         let n = b.output(0).len();
-        let p = [n as u32, op, alpha.to_bits(), beta.to_bits()];
+        let p = UnaryParams { n: n as u32, op, alpha, beta };
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&Shader { name: "unary", source: &UNARY_SHADER }, "main", &p, &bindings, n)
     }

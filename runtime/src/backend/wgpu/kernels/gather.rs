@@ -6,8 +6,9 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::weights::{self, Form, WeightShaders, weight_shaders};
-use super::{Binding, Build, Kernel, Shader, axis, const_ints, device_type};
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, Node, NodeError, OutputType, Value};
 
@@ -15,6 +16,37 @@ const SHADER: Shader =
     Shader { name: "gather", source: concat!(include_str!("index_check.wgsl"), include_str!("gather.wgsl")) };
 /// A packed table's builds (its f32 build is unused: an f32 table is read by `gather.wgsl`).
 const PACKED: WeightShaders = weight_shaders!("gather_table", "index_check.wgsl", "gather_packed.wgsl");
+
+params! {
+    /// `gather.wgsl`'s and `gather_packed.wgsl`'s params: one thread per output word.
+    struct GatherParams {
+        n: u32,
+        /// Length of the gathered axis (a packed table's rows).
+        len: u32,
+        /// Words after the axis (a packed table's row length).
+        inner: u32,
+        /// Indices.
+        count: u32,
+        /// Index-check site ([`Build::index_check`]).
+        site: u32,
+        axis: u32,
+    }
+}
+
+params! {
+    /// `gather_nd.wgsl`'s params.
+    struct GatherNdParams {
+        n: u32,
+        /// Length of each index tuple.
+        k: u32,
+        /// Words of each slice picked.
+        inner: u32,
+        /// Index-check site ([`Build::index_check`]).
+        site: u32,
+        /// The data's shape, left-aligned (only the first `k` dims are read).
+        shape: [u32; MAX_RANK],
+    }
+}
 const SHADER_ND: Shader =
     Shader { name: "gather_nd", source: concat!(include_str!("index_check.wgsl"), include_str!("gather_nd.wgsl")) };
 
@@ -60,7 +92,14 @@ impl Kernel for Gather {
         let count = b.input(1).len();
         let n = b.output(0).len();
         let (errors, site) = b.index_check()?;
-        let p = [n as u32, x[a] as u32, inner as u32, count as u32, site, a as u32];
+        let p = GatherParams {
+            n: n as u32,
+            len: x[a] as u32,
+            inner: inner as u32,
+            count: count as u32,
+            site,
+            axis: a as u32,
+        };
         // A constant f32 table gathered along axis 0 (embeddings) may be packed.
         if a == 0 {
             let (packed, form) = weights::bind(b, b.input_id(0), x[0], inner, &|r, c| r * inner + c);
@@ -122,8 +161,8 @@ impl Kernel for GatherNd {
         let inner: usize = x[k..].iter().product();
         let n = b.output(0).len();
         let (errors, site) = b.index_check()?;
-        let mut p = vec![n as u32, k as u32, inner as u32, site];
-        p.extend((0..6).map(|d| x.get(d).copied().unwrap_or(1) as u32));
+        let shape = std::array::from_fn(|d| x.get(d).copied().unwrap_or(1) as u32);
+        let p = GatherNdParams { n: n as u32, k: k as u32, inner: inner as u32, site, shape };
         let bindings =
             [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0)), errors];
         b.dispatch_1d(&SHADER_ND, "main", &p, &bindings, n)

@@ -1,7 +1,6 @@
 // GatherND with batch_dims = 0 on 32-bit words: each index tuple (k values) picks a slice of
 // `inner` words; negative indices count from the end, out-of-range ones are reported
-// (index_check.wgsl). p: 0 n, 1 k, 2 inner, 3 check site, 4..10 data shape (first k dims used,
-// left-aligned).
+// (index_check.wgsl). Params: `GatherNdParams` (gather.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -11,14 +10,14 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
-    let k = p[1];
-    let inner = p[2];
+    if i >= p[P_N] { return; }
+    let k = p[P_K];
+    let inner = p[P_INNER];
     let tuple = i / inner;
     var off = 0u;
     for (var d = 0u; d < k; d++) {
-        let len = p[4u + d];
-        off = off * len + checked_index(p[3], idx[tuple * k + d], d, len);
+        let len = p[P_SHAPE + d];
+        off = off * len + checked_index(p[P_SITE], idx[tuple * k + d], d, len);
     }
     y[i] = x[off * inner + i % inner];
 }

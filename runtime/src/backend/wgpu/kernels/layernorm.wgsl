@@ -1,6 +1,6 @@
 // LayerNormalization over the trailing `len` elements of each row, one thread per row:
 // y = (x - mean) / sqrt(var + eps) * scale + bias.
-// p: 0 rows, 1 len, 2 epsilon bits, 3 has bias.
+// Params: `LayerNormParams` (norm.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -11,8 +11,8 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = linear_index(gid, nwg);
-    if r >= p[0] { return; }
-    let len = p[1];
+    if r >= p[P_ROWS] { return; }
+    let len = p[P_LEN];
     let base = r * len;
     var mean = 0.0;
     for (var k = 0u; k < len; k++) {
@@ -24,10 +24,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let d = x[base + k] - mean;
         v += d * d;
     }
-    let inv = 1.0 / sqrt(v / f32(len) + bitcast<f32>(p[2]));
+    let inv = 1.0 / sqrt(v / f32(len) + bitcast<f32>(p[P_EPSILON]));
     for (var k = 0u; k < len; k++) {
         var o = (x[base + k] - mean) * inv * scale[k];
-        if p[3] != 0u {
+        if p[P_HAS_BIAS] != 0u {
             o += bias[k];
         }
         y[base + k] = o;
@@ -42,8 +42,8 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // No early return: every thread of the workgroup reaches every barrier. A workgroup past
     // the last row (the y split) walks an empty row.
     let r = wid.x + wid.y * nwg.x;
-    let len = select(0u, p[1], r < p[0]);
-    let base = r * p[1];
+    let len = select(0u, p[P_LEN], r < p[P_ROWS]);
+    let base = r * p[P_LEN];
     var s = 0.0;
     for (var k = t; k < len; k += 256u) {
         s += x[base + k];
@@ -55,10 +55,10 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let d = x[base + k] - mean;
         v += d * d;
     }
-    let inv = 1.0 / sqrt(row_combine(t, v, false) / n + bitcast<f32>(p[2]));
+    let inv = 1.0 / sqrt(row_combine(t, v, false) / n + bitcast<f32>(p[P_EPSILON]));
     for (var k = t; k < len; k += 256u) {
         var o = (x[base + k] - mean) * inv * scale[k];
-        if p[3] != 0u {
+        if p[P_HAS_BIAS] != 0u {
             o += bias[k];
         }
         y[base + k] = o;

@@ -2,13 +2,28 @@
 //! (`copy.wgsl`): Transpose, Slice (constant starts/ends/axes/steps, negative steps), Concat,
 //! Split and Expand.
 
+use super::params::params;
 use super::{
-    Binding, Build, Kernel, Shader, axis, broadcast, broadcast_strides, const_ints, device_type, padded, strides,
+    Binding, Build, Kernel, MAX_RANK, Shader, axis, broadcast, broadcast_strides, const_ints, device_type, padded,
+    strides,
 };
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "copy", source: include_str!("copy.wgsl") };
+
+params! {
+    /// `copy.wgsl`'s params: the shape walked and both sides' strides, left-padded to rank
+    /// [`MAX_RANK`]; source strides are signed.
+    struct CopyParams {
+        n: u32,
+        src_offset: u32,
+        dst_offset: u32,
+        shape: [u32; MAX_RANK],
+        src_strides: [i32; MAX_RANK],
+        dst_strides: [u32; MAX_RANK],
+    }
+}
 
 /// One strided copy: iterate `shape`, reading `src_offset + Σ idx·src_strides` and writing
 /// `dst_offset + Σ idx·dst_strides`.
@@ -27,15 +42,21 @@ fn copy(b: &mut Build<'_>, src: Binding, dst: Binding, c: Strided<'_>) -> Result
         return Ok(());
     }
     let (s, d) = padded(shape, dst_strides)?;
-    let mut ss = [0u32; 6];
-    let off = 6 - shape.len();
+    let mut ss = [0i32; MAX_RANK];
+    let off = MAX_RANK - shape.len();
     for (i, &x) in src_strides.iter().enumerate() {
-        ss[off + i] = i32::try_from(x).map_err(|_| "stride too large".to_string())? as u32;
+        ss[off + i] = i32::try_from(x).map_err(|_| NodeError::TooLarge(format!("source stride {x}")))?;
     }
-    let mut p = vec![n as u32, u32::try_from(src_offset).map_err(|_| "bad offset".to_string())?, dst_offset as u32];
-    p.extend(s);
-    p.extend(ss);
-    p.extend(d);
+    let src_offset = u32::try_from(src_offset)
+        .map_err(|_| NodeError::Internal(format!("source offset {src_offset} is outside the input")))?;
+    let p = CopyParams {
+        n: n as u32,
+        src_offset,
+        dst_offset: dst_offset as u32,
+        shape: s,
+        src_strides: ss,
+        dst_strides: d,
+    };
     b.dispatch_1d(&SHADER, "main", &p, &[src, dst], n)
 }
 

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 
-use super::{Binding, Build, Kernel, Shader, broadcast, broadcast_strides, padded, with_codes};
+use super::params::params;
+use super::{Binding, Build, Kernel, MAX_RANK, Shader, broadcast, broadcast_strides, padded, with_codes};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
@@ -55,37 +56,72 @@ impl Kernel for Compare {
         let (shape, sa) = padded(&out, &broadcast_strides(&b.input(0).shape, &out))?;
         let (_, sb) = padded(&out, &broadcast_strides(&b.input(1).shape, &out))?;
         let n = b.output(0).len();
-        let mut p = vec![n as u32, op, kind(b.input(0))?];
-        p.extend(shape);
-        p.extend(sa);
-        p.extend(sb);
+        let p = CompareParams { n: n as u32, op, kind: kind(b.input(0))?, shape, a_strides: sa, b_strides: sb };
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.input_id(1)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&Shader { name: "compare", source: &COMPARE }, "main", &p, &bindings, n)
+    }
+}
+
+params! {
+    /// `compare.wgsl`'s params: the output shape and each input's broadcast strides.
+    struct CompareParams {
+        n: u32,
+        /// Position in [`COMPARE_OPS`].
+        op: u32,
+        /// Element kind of the inputs: 0 f32, 1 i32, 2 bool.
+        kind: u32,
+        shape: [u32; MAX_RANK],
+        a_strides: [u32; MAX_RANK],
+        b_strides: [u32; MAX_RANK],
     }
 }
 
 /// Not, IsNaN, IsInf.
 pub(crate) struct TestBits;
 
+params! {
+    /// `test_bits.wgsl`'s params.
+    struct TestBitsParams {
+        n: u32,
+        /// Position in [`TEST_BITS_OPS`].
+        op: u32,
+        /// IsInf: detect negative infinity.
+        negative: bool,
+        /// IsInf: detect positive infinity.
+        positive: bool,
+    }
+}
+
+params! {
+    /// `where.wgsl`'s params: the output shape and each input's broadcast strides.
+    struct WhereParams {
+        n: u32,
+        shape: [u32; MAX_RANK],
+        cond_strides: [u32; MAX_RANK],
+        x_strides: [u32; MAX_RANK],
+        y_strides: [u32; MAX_RANK],
+    }
+}
+
 /// Op types in code order (`test_bits.wgsl` switches on their `OP_` names).
 pub(crate) const TEST_BITS_OPS: &[&str] = &["Not", "IsNaN", "IsInf"];
 
 /// What a TestBits node runs: its code and IsInf's signs.
-struct TestBitsParams {
+struct TestBitsAttrs {
     op: u32,
     negative: bool,
     positive: bool,
 }
 
-impl TestBitsParams {
-    fn new(node: &Attrs<'_>) -> Result<TestBitsParams, NodeError> {
+impl TestBitsAttrs {
+    fn new(node: &Attrs<'_>) -> Result<TestBitsAttrs, NodeError> {
         let op = TEST_BITS_OPS.iter().position(|o| *o == node.op).ok_or_else(|| NodeError::Internal(node.label()))?;
         let (negative, positive) = if node.op == "IsInf" {
             (node.int("detect_negative", 1) != 0, node.int("detect_positive", 1) != 0)
         } else {
             (false, false)
         };
-        Ok(TestBitsParams { op: op as u32, negative, positive })
+        Ok(TestBitsAttrs { op: op as u32, negative, positive })
     }
 }
 
@@ -100,18 +136,18 @@ impl Kernel for TestBits {
         if x.dtype != want {
             return Err(format!("`{}` is {:?} ({want:?} expected)", x.name, x.dtype).into());
         }
-        TestBitsParams::new(node)?;
+        TestBitsAttrs::new(node)?;
         Ok(vec![OutputType::new(DatumType::Bool, x.shape.clone())])
     }
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
-        let TestBitsParams { op, negative, positive } = TestBitsParams::new(&b.attrs())?;
+        let TestBitsAttrs { op, negative, positive } = TestBitsAttrs::new(&b.attrs())?;
         let n = b.output(0).len();
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(
             &Shader { name: "test_bits", source: &TEST_BITS },
             "main",
-            &[n as u32, op, negative as u32, positive as u32],
+            &TestBitsParams { n: n as u32, op, negative, positive },
             &bindings,
             n,
         )
@@ -142,12 +178,15 @@ impl Kernel for Where {
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let out = b.output(0).shape.clone();
         let n = b.output(0).len();
-        let mut p = vec![n as u32];
         let (shape, _) = padded(&out, &vec![0; out.len()])?;
-        p.extend(shape);
-        for i in 0..3 {
-            p.extend(padded(&out, &broadcast_strides(&b.input(i).shape, &out))?.1);
-        }
+        let strides = |i: usize| Ok::<_, NodeError>(padded(&out, &broadcast_strides(&b.input(i).shape, &out))?.1);
+        let p = WhereParams {
+            n: n as u32,
+            shape,
+            cond_strides: strides(0)?,
+            x_strides: strides(1)?,
+            y_strides: strides(2)?,
+        };
         let bindings = [
             Binding::Value(b.input_id(0)),
             Binding::Value(b.input_id(1)),

@@ -8,11 +8,30 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "lstm", source: include_str!("lstm.wgsl") };
+
+params! {
+    /// `lstm.wgsl`'s params.
+    struct LstmParams {
+        /// Time steps.
+        steps: u32,
+        batch: u32,
+        /// Input size.
+        input: u32,
+        hidden: u32,
+        directions: u32,
+        /// `layout` = 1: batch-major input and outputs.
+        batch_major: bool,
+        /// One direction, run backwards.
+        reverse: bool,
+        peepholes: bool,
+    }
+}
 
 /// Largest hidden size (the workgroup arrays in `lstm.wgsl`).
 const MAX_HIDDEN: usize = 1024;
@@ -174,7 +193,16 @@ impl Kernel for Lstm {
         }
         let reverse = d.reverse;
         let has_peepholes = b.node.inputs.get(7).copied().flatten().is_some();
-        let p = [d.seq, d.batch, d.input, h, n, d.layout, reverse as usize, has_peepholes as usize].map(|v| v as u32);
+        let p = LstmParams {
+            steps: d.seq as u32,
+            batch: d.batch as u32,
+            input: d.input as u32,
+            hidden: h as u32,
+            directions: n as u32,
+            batch_major: d.layout == 1,
+            reverse,
+            peepholes: has_peepholes,
+        };
         let bindings =
             [Binding::Value(b.input_id(0)), weights, h0, c0, outs[0].clone(), outs[1].clone(), outs[2].clone()];
         b.dispatch(&SHADER, "main", &p, &bindings, [d.batch as u32, n as u32, 1])

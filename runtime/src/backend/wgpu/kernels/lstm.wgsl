@@ -2,7 +2,7 @@
 //   i = σ(x·Wi + h·Ri + Wbi + Rbi + Pi⊙c)    f = σ(x·Wf + h·Rf + Wbf + Rbf + Pf⊙c)
 //   g = tanh(x·Wc + h·Rc + Wbc + Rbc)         c' = f⊙c + i⊙g
 //   o = σ(x·Wo + h·Ro + Wbo + Rbo + Po⊙c')    h' = o⊙tanh(c')
-// p: 0 T, 1 batch, 2 input size, 3 hidden, 4 directions, 5 layout, 6 reverse, 7 peepholes.
+// Params: `LstmParams` (lstm.rs).
 // wts: W [D, 4H, I] | R [D, 4H, H] | B [D, 8H] | P [D, 3H] (i, o, f).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
@@ -27,15 +27,15 @@ fn sigmoid(v: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let steps = p[0];
-    let batch = p[1];
-    let isz = p[2];
-    let hid = p[3];
-    let dirs = p[4];
-    let batch_major = p[5] == 1u;
+    let steps = p[P_STEPS];
+    let batch = p[P_BATCH];
+    let isz = p[P_INPUT];
+    let hid = p[P_HIDDEN];
+    let dirs = p[P_DIRECTIONS];
+    let batch_major = p[P_BATCH_MAJOR] == 1u;
     let b = wid.x;
     let d = wid.y;
-    let backward = d == 1u || p[6] == 1u;
+    let backward = d == 1u || p[P_REVERSE] == 1u;
     let w_at = d * 4u * hid * isz;
     let r_at = dirs * 4u * hid * isz + d * 4u * hid * hid;
     let b_at = dirs * 4u * hid * (isz + hid) + d * 8u * hid;
@@ -71,7 +71,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 g[q] = acc;
             }
             let c_prev = cs[j];
-            let pe = select(0.0, 1.0, p[7] == 1u);
+            let pe = select(0.0, 1.0, p[P_PEEPHOLES] == 1u);
             let ig = sigmoid(g[0] + pe * wts[p_at + j] * c_prev);
             let fg = sigmoid(g[2] + pe * wts[p_at + 2u * hid + j] * c_prev);
             let c = fg * c_prev + ig * tanh(g[3]);

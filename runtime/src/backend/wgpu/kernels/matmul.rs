@@ -4,6 +4,7 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::weights::{self, Form, WeightShaders, weight_shaders};
 use super::{Activation, Binding, Build, Kernel, Shader, broadcast, broadcast_strides, want_f32};
 use crate::graph::ReadAttrs;
@@ -212,24 +213,85 @@ pub(crate) struct Gemm {
     pub y: [usize; 3],
 }
 
-/// The parameter words `matmul.wgsl` and `matmul_int8.wgsl` share.
-fn params(b: &Build<'_>, g: &Gemm) -> Vec<u32> {
-    let batch: usize = g.batch.iter().product();
-    let pad = |v: &[usize], fill: usize| -> Vec<u32> {
-        let mut out = vec![fill as u32; BATCH_RANK - v.len()];
-        out.extend(v.iter().map(|&x| x as u32));
+params! {
+    /// `matmul.wgsl`'s params, the first words of `matmul_int8.wgsl`'s.
+    struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        /// Batch items (the product of `batch_shape`).
+        batch: u32,
+        /// Batch shape, left-padded with 1 to [`BATCH_RANK`] dims.
+        batch_shape: [u32; BATCH_RANK],
+        /// A's and B's element strides over the batch (0 where broadcast).
+        a_batch: [u32; BATCH_RANK],
+        b_batch: [u32; BATCH_RANK],
+        a_sm: u32,
+        a_sk: u32,
+        b_sk: u32,
+        b_sn: u32,
+        has_bias: bool,
+        bias_sm: u32,
+        bias_sn: u32,
+        alpha: f32,
+        beta: f32,
+        /// The fused activation ([`Activation`]).
+        activation: u32,
+        act_alpha: f32,
+        act_beta: f32,
+        y_batch: u32,
+        y_sm: u32,
+        y_sn: u32,
+    }
+}
+
+params! {
+    /// `matmul_int8.wgsl`'s params.
+    struct GemmInt8Params {
+        gemm: GemmParams,
+        /// A's scale.
+        a_scale: f32,
+        /// The shift `o` into int8: 128 for uint8 A, 0 for int8.
+        offset: i32,
+        /// `o` − A's zero point.
+        zero_shift: i32,
+    }
+}
+
+/// The words `matmul.wgsl` and `matmul_int8.wgsl` share.
+fn params(b: &Build<'_>, g: &Gemm) -> GemmParams {
+    let u = |x: usize| x as u32;
+    let pad = |v: &[usize], fill: usize| -> [u32; BATCH_RANK] {
+        let mut out = [u(fill); BATCH_RANK];
+        out[BATCH_RANK - v.len()..].iter_mut().zip(v).for_each(|(o, &x)| *o = u(x));
         out
     };
-    let mut p = vec![g.m as u32, g.n as u32, g.k as u32, batch as u32];
-    p.extend(pad(&g.batch, 1));
-    p.extend(pad(&g.a_batch, 0));
-    p.extend(pad(&g.b_batch, 0));
-    p.extend([g.a[0], g.a[1], g.b[0], g.b[1]].map(|x| x as u32));
     let [bias_sm, bias_sn] = g.bias.map_or([0, 0], |(_, s)| s);
-    p.extend([g.bias.is_some() as u32, bias_sm as u32, bias_sn as u32, g.alpha.to_bits(), g.beta.to_bits()]);
-    p.extend(Activation::of(b.node).words());
-    p.extend(g.y.map(|x| x as u32));
-    p
+    let Activation { code, alpha: act_alpha, beta: act_beta } = Activation::of(b.node);
+    GemmParams {
+        m: u(g.m),
+        n: u(g.n),
+        k: u(g.k),
+        batch: u(g.batch.iter().product()),
+        batch_shape: pad(&g.batch, 1),
+        a_batch: pad(&g.a_batch, 0),
+        b_batch: pad(&g.b_batch, 0),
+        a_sm: u(g.a[0]),
+        a_sk: u(g.a[1]),
+        b_sk: u(g.b[0]),
+        b_sn: u(g.b[1]),
+        has_bias: g.bias.is_some(),
+        bias_sm: u(bias_sm),
+        bias_sn: u(bias_sn),
+        alpha: g.alpha,
+        beta: g.beta,
+        activation: code,
+        act_alpha,
+        act_beta,
+        y_batch: u(g.y[0]),
+        y_sm: u(g.y[1]),
+        y_sn: u(g.y[2]),
+    }
 }
 
 /// Output tile of one `matmul.wgsl` workgroup (64×64; each of its 256 threads holds 4×4).
@@ -277,8 +339,8 @@ pub(crate) fn dispatch_gemm_int8(
         return Err("the int8 product needs one B for every batch item".into());
     }
     let zero = b.node.int(A_ZERO, 0) as i32;
-    let mut p = params(b, g);
-    p.extend([b.node.float(A_SCALE, 1.0).to_bits(), offset as u32, (offset - zero) as u32]);
+    let p =
+        GemmInt8Params { gemm: params(b, g), a_scale: b.node.float(A_SCALE, 1.0), offset, zero_shift: offset - zero };
     let sums: Vec<u32> = w.row_sums().iter().map(|&s| s as u32).collect();
     *b.weight_bytes += ((w.words.len() + sums.len()) * 4) as u64;
     let weight = b.upload(&format!("{} int8 weights", b.node.name), &w.words);

@@ -3,10 +3,7 @@
 // broadcast batches cost nothing. B is binding 2 through weight() (weights_f32.wgsl, or
 // weights_packed.wgsl for a packed constant B: row = output column, col = k).
 // Also runs 1×1 convolutions (conv.rs), whose output is written transposed: hence Y strides.
-// p: 0 M, 1 N, 2 K, 3 batch, 4..8 batch shape (4 dims), 8..12 A batch strides, 12..16 B batch
-// strides, 16 A row stride, 17 A k stride, 18 B k stride, 19 B col stride, 20 has bias,
-// 21 bias row stride, 22 bias col stride, 23 alpha bits, 24 beta bits, 25..28 activation,
-// 28 Y batch stride, 29 Y row stride, 30 Y col stride.
+// Params: `GemmParams` (matmul.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -26,9 +23,9 @@ fn main(
     @builtin(local_invocation_index) li: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
-    let m = p[0];
-    let n = p[1];
-    let k = p[2];
+    let m = p[P_M];
+    let n = p[P_N];
+    let k = p[P_K];
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
     // Batch offsets from the flat batch index.
@@ -37,15 +34,15 @@ fn main(
     var b_base = 0u;
     for (var d = 3i; d >= 0; d--) {
         let i = u32(d);
-        let idx = rem % p[4u + i];
-        rem = rem / p[4u + i];
-        a_base += idx * p[8u + i];
-        b_base += idx * p[12u + i];
+        let idx = rem % p[P_BATCH_SHAPE + i];
+        rem = rem / p[P_BATCH_SHAPE + i];
+        a_base += idx * p[P_A_BATCH + i];
+        b_base += idx * p[P_B_BATCH + i];
     }
-    let a_sm = p[16];
-    let a_sk = p[17];
-    let b_sk = p[18];
-    let b_sn = p[19];
+    let a_sm = p[P_A_SM];
+    let a_sk = p[P_A_SK];
+    let b_sk = p[P_B_SK];
+    let b_sn = p[P_B_SN];
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -81,19 +78,19 @@ fn main(
         workgroupBarrier();
     }
     var rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    let alpha = bitcast<f32>(p[23]);
-    let beta = bitcast<f32>(p[24]);
+    let alpha = bitcast<f32>(p[P_ALPHA]);
+    let beta = bitcast<f32>(p[P_BETA]);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + 16u * i;
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + 16u * j;
             if row < m && col < n {
                 var v = alpha * rows[i][j];
-                if p[20] != 0u {
-                    v += beta * bias[row * p[21] + col * p[22]];
+                if p[P_HAS_BIAS] != 0u {
+                    v += beta * bias[row * p[P_BIAS_SM] + col * p[P_BIAS_SN]];
                 }
-                y[wid.z * p[28] + row * p[29] + col * p[30]] =
-                    apply_activation(p[25], v, bitcast<f32>(p[26]), bitcast<f32>(p[27]));
+                y[wid.z * p[P_Y_BATCH] + row * p[P_Y_SM] + col * p[P_Y_SN]] =
+                    apply_activation(p[P_ACTIVATION], v, bitcast<f32>(p[P_ACT_ALPHA]), bitcast<f32>(p[P_ACT_BETA]));
             }
         }
     }

@@ -4,7 +4,7 @@
 // int8 pairs at a time with dot4I8Packed, in 16×16 tiles over 64 k per step.
 // Uint8 values are shifted by 128 into int8, which the weights' row sums correct for:
 //   Σ_k (a_k − zp) w_kn = Σ_k (a_k − o) w_kn + (o − zp) Σ_k w_kn,  o = 128 (uint8) or 0 (int8).
-// p: as matmul.wgsl (0..31), then 31 A scale bits, 32 o, 33 o − zp (i32 bits).
+// Params: `GemmInt8Params` (matmul.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<i32>;
@@ -18,22 +18,22 @@ var<workgroup> tb: array<array<u32, 16>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = p[0];
-    let n = p[1];
-    let k = p[2];
+    let m = p[P_M];
+    let n = p[P_N];
+    let k = p[P_K];
     let row = wid.y * 16u + lid.y;
     let col = wid.x * 16u + lid.x;
     var rem = wid.z;
     var a_base = 0u;
     for (var d = 3i; d >= 0; d--) {
         let i = u32(d);
-        let idx = rem % p[4u + i];
-        rem = rem / p[4u + i];
-        a_base += idx * p[8u + i];
+        let idx = rem % p[P_BATCH_SHAPE + i];
+        rem = rem / p[P_BATCH_SHAPE + i];
+        a_base += idx * p[P_A_BATCH + i];
     }
-    let a_sm = p[16];
-    let a_sk = p[17];
-    let offset = i32(p[32]);
+    let a_sm = p[P_A_SM];
+    let a_sk = p[P_A_SK];
+    let offset = i32(p[P_OFFSET]);
     let row_words = wq[1] / 4u;
     // The weight row (output column) this thread loads words of.
     let b_row = wid.x * 16u + lid.y;
@@ -63,12 +63,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         workgroupBarrier();
     }
     if row < m && col < n {
-        let total = acc + bitcast<i32>(p[33]) * sums[col];
-        let scale = bitcast<f32>(p[31]) * bitcast<f32>(wq[wq[4] + col]);
-        var v = bitcast<f32>(p[23]) * scale * f32(total);
-        if p[20] != 0u {
-            v += bitcast<f32>(p[24]) * bias[row * p[21] + col * p[22]];
+        let total = acc + bitcast<i32>(p[P_ZERO_SHIFT]) * sums[col];
+        let scale = bitcast<f32>(p[P_A_SCALE]) * bitcast<f32>(wq[wq[4] + col]);
+        var v = bitcast<f32>(p[P_ALPHA]) * scale * f32(total);
+        if p[P_HAS_BIAS] != 0u {
+            v += bitcast<f32>(p[P_BETA]) * bias[row * p[P_BIAS_SM] + col * p[P_BIAS_SN]];
         }
-        y[wid.z * p[28] + row * p[29] + col * p[30]] = apply_activation(p[25], v, bitcast<f32>(p[26]), bitcast<f32>(p[27]));
+        y[wid.z * p[P_Y_BATCH] + row * p[P_Y_SM] + col * p[P_Y_SN]] = apply_activation(p[P_ACTIVATION], v, bitcast<f32>(p[P_ACT_ALPHA]), bitcast<f32>(p[P_ACT_BETA]));
     }
 }

@@ -18,6 +18,7 @@ mod lstm;
 pub(crate) mod matmul;
 mod norm;
 mod pad;
+pub(crate) mod params;
 mod pool;
 mod qdq;
 mod reduce;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::{DatumType, Tensor};
 
 use crate::graph::{Attrs, Graph, Node, NodeError, OpSet, OutputType, ReadAttrs, Value, ValueId};
+use params::{Layout, Params};
 
 /// One op family.
 pub(crate) trait Kernel: Sync {
@@ -39,7 +41,7 @@ pub(crate) trait Kernel: Sync {
     /// Output types, or why this node cannot run (unsupported attribute value, type or shape).
     /// Attributes are read through `node` (an [`Attrs`]): any attribute it never reads is refused
     /// after it returns (see [`Kernels`]), so parse every attribute the kernel honours here,
-    /// through the same params constructor `build` uses.
+    /// through the same attribute struct `build` uses (docs/adding-an-op.md).
     fn infer(&self, node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Vec<OutputType>, NodeError>;
     /// `Some(i)` when the output is input `i`'s buffer under a new shape: no dispatch.
     fn alias(&self, _node: &Node) -> Option<usize> {
@@ -152,7 +154,8 @@ impl Dispatch {
 /// Pipelines compiled so far, by shader and entry point.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    pipelines: HashMap<(String, String), Arc<wgpu::ComputePipeline>>,
+    /// With the params layout each was compiled for.
+    pipelines: HashMap<(String, String), (Arc<wgpu::ComputePipeline>, Layout)>,
 }
 
 /// What a kernel builds its dispatches with.
@@ -279,17 +282,18 @@ impl<'a> Build<'a> {
     }
 
     /// Records a dispatch of `shader`'s `entry` with `params` (binding 0, read-only storage of
-    /// u32 words) and `bindings` at 1, 2, …: the last is written, the others read.
-    pub fn dispatch(
+    /// u32 words, named in the shader by [`params::wgsl`]) and `bindings` at 1, 2, …: the last
+    /// is written, the others read.
+    pub fn dispatch<P: Params>(
         &mut self,
         shader: &Shader<'_>,
         entry: &str,
-        params: &[u32],
+        params: &P,
         bindings: &[Binding],
         workgroups: [u32; 3],
     ) -> Result<(), NodeError> {
-        let pipeline = self.pipeline(shader, entry)?;
-        let params = self.upload(&format!("{} params", self.node.name), params);
+        let pipeline = self.pipeline(shader, entry, P::LAYOUT)?;
+        let params = self.upload(&format!("{} params", self.node.name), &params.words());
         let mut buffers: Vec<Arc<wgpu::Buffer>> = Vec::with_capacity(bindings.len() + 1);
         for b in std::iter::once(&params).chain(bindings) {
             buffers.push(match b {
@@ -313,11 +317,11 @@ impl<'a> Build<'a> {
 
     /// A dispatch over `n` threads in workgroups of [`WG`] (split over y past the x limit; the
     /// shader recovers the index with the prelude's `linear_index`).
-    pub fn dispatch_1d(
+    pub fn dispatch_1d<P: Params>(
         &mut self,
         shader: &Shader<'_>,
         entry: &str,
-        params: &[u32],
+        params: &P,
         bindings: &[Binding],
         n: usize,
     ) -> Result<(), NodeError> {
@@ -329,11 +333,11 @@ impl<'a> Build<'a> {
 
     /// A dispatch of one workgroup per row, `rows` of them (split over y past the x limit; the
     /// shader's row is `wid.x + wid.y * nwg.x`), for kernels that reduce a long row together.
-    pub fn dispatch_rows(
+    pub fn dispatch_rows<P: Params>(
         &mut self,
         shader: &Shader<'_>,
         entry: &str,
-        params: &[u32],
+        params: &P,
         bindings: &[Binding],
         rows: usize,
     ) -> Result<(), NodeError> {
@@ -366,15 +370,31 @@ impl<'a> Build<'a> {
         Ok(b)
     }
 
-    fn pipeline(&mut self, shader: &Shader<'_>, entry: &str) -> Result<Arc<wgpu::ComputePipeline>, NodeError> {
+    /// The pipeline of `shader`'s `entry`, compiled with the WGSL names of `layout`'s words.
+    fn pipeline(
+        &mut self,
+        shader: &Shader<'_>,
+        entry: &str,
+        layout: Layout,
+    ) -> Result<Arc<wgpu::ComputePipeline>, NodeError> {
         let key = (shader.name.to_string(), entry.to_string());
-        if let Some(p) = self.cache.pipelines.get(&key) {
+        if let Some((p, compiled)) = self.cache.pipelines.get(&key) {
+            if *compiled != layout {
+                return Err(NodeError::Internal(format!(
+                    "shader `{}` ({entry}) dispatched with two params layouts: {compiled:?} and {layout:?}",
+                    shader.name
+                )));
+            }
             return Ok(p.clone());
+        }
+        if let Some(why) = params::malformed(layout) {
+            return Err(NodeError::Internal(format!("params of shader `{}`: {why}", shader.name)));
         }
         // `enable` directives go before every declaration.
         let (enables, body): (Vec<&str>, Vec<&str>) = shader.source.lines().partition(|l| l.starts_with("enable "));
         let activation = &*elementwise::ACTIVATION_WGSL;
-        let source = format!("{}\n{PRELUDE}\n{activation}\n{}", enables.join("\n"), body.join("\n"));
+        let names = params::wgsl(layout);
+        let source = format!("{}\n{names}{PRELUDE}\n{activation}\n{}", enables.join("\n"), body.join("\n"));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),
@@ -396,7 +416,7 @@ impl<'a> Build<'a> {
             });
         }
         let p = Arc::new(pipeline);
-        self.cache.pipelines.insert(key, p.clone());
+        self.cache.pipelines.insert(key, (p.clone(), layout));
         Ok(p)
     }
 }
@@ -576,11 +596,6 @@ impl Activation {
             alpha: node.float(FUSED_ALPHA, 0.0),
             beta: node.float(FUSED_BETA, 0.0),
         }
-    }
-
-    /// As params words: code, alpha bits, beta bits.
-    pub fn words(self) -> [u32; 3] {
-        [self.code, self.alpha.to_bits(), self.beta.to_bits()]
     }
 }
 

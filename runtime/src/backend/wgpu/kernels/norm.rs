@@ -4,6 +4,7 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, axis, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
@@ -17,6 +18,28 @@ const LAYERNORM: Shader =
 /// Rows at least this long are reduced by a workgroup together (the shaders' `wide` entry),
 /// shorter ones by one thread each (`main`).
 const WIDE_ROW: usize = 128;
+
+params! {
+    /// `softmax.wgsl`'s params. Element k of row r sits at
+    /// `(r / inner) * len * inner + r % inner + k * inner`.
+    struct SoftmaxParams {
+        rows: u32,
+        len: u32,
+        inner: u32,
+        /// LogSoftmax (else Softmax).
+        log: bool,
+    }
+}
+
+params! {
+    /// `layernorm.wgsl`'s params: rows of `len` contiguous elements.
+    struct LayerNormParams {
+        rows: u32,
+        len: u32,
+        epsilon: f32,
+        has_bias: bool,
+    }
+}
 
 /// Softmax and LogSoftmax.
 pub(crate) struct Softmax;
@@ -51,7 +74,12 @@ impl Kernel for Softmax {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let (rows, len, inner) = softmax_rows(&b.attrs(), &b.input(0).shape, b.graph.opset)?;
-        let p = [rows as u32, len as u32, inner.max(1) as u32, (b.node.op == "LogSoftmax") as u32];
+        let p = SoftmaxParams {
+            rows: rows as u32,
+            len: len as u32,
+            inner: inner.max(1) as u32,
+            log: b.node.op == "LogSoftmax",
+        };
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
         if len >= WIDE_ROW {
             return b.dispatch_rows(&SOFTMAX, "wide", &p, &bindings, rows);
@@ -64,17 +92,17 @@ impl Kernel for Softmax {
 pub(crate) struct LayerNorm;
 
 /// What a LayerNormalization node runs.
-struct LayerNormParams {
+struct LayerNormAttrs {
     axis: usize,
     epsilon: f32,
 }
 
-impl LayerNormParams {
-    fn new(node: &Attrs<'_>, rank: usize) -> Result<LayerNormParams, NodeError> {
+impl LayerNormAttrs {
+    fn new(node: &Attrs<'_>, rank: usize) -> Result<LayerNormAttrs, NodeError> {
         if node.int("stash_type", 1) != 1 {
             return Err("stash_type other than float is not supported".into());
         }
-        Ok(LayerNormParams { axis: axis(node.int("axis", -1), rank)?, epsilon: node.float("epsilon", 1e-5) })
+        Ok(LayerNormAttrs { axis: axis(node.int("axis", -1), rank)?, epsilon: node.float("epsilon", 1e-5) })
     }
 }
 
@@ -89,7 +117,7 @@ impl Kernel for LayerNorm {
         };
         want_f32(x, "input")?;
         want_f32(scale, "scale")?;
-        let a = LayerNormParams::new(node, x.shape.len())?.axis;
+        let a = LayerNormAttrs::new(node, x.shape.len())?.axis;
         let normalized = &x.shape[a..];
         let len: usize = normalized.iter().product();
         for v in inputs[1..].iter().flatten() {
@@ -102,11 +130,11 @@ impl Kernel for LayerNorm {
 
     fn build(&self, b: &mut Build<'_>) -> Result<(), NodeError> {
         let x = b.input(0).shape.clone();
-        let LayerNormParams { axis: a, epsilon } = LayerNormParams::new(&b.attrs(), x.len())?;
+        let LayerNormAttrs { axis: a, epsilon } = LayerNormAttrs::new(&b.attrs(), x.len())?;
         let len: usize = x[a..].iter().product();
         let rows: usize = x[..a].iter().product();
         let has_bias = b.has_input(2);
-        let p = [rows as u32, len as u32, epsilon.to_bits(), has_bias as u32];
+        let p = LayerNormParams { rows: rows as u32, len: len as u32, epsilon, has_bias };
         let bias = if has_bias { b.input_id(2) } else { b.input_id(1) };
         let bindings = [
             Binding::Value(b.input_id(0)),

@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, device_type, strides, with_codes, words};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
@@ -93,6 +94,22 @@ fn plan(node: &Attrs<'_>, inputs: &[Option<&Value>]) -> Result<Plan, NodeError> 
     Ok(Plan { before, out, mode, fill })
 }
 
+params! {
+    /// `pad.wgsl`'s params, shapes left-padded to rank [`MAX_RANK`].
+    struct PadParams {
+        n: u32,
+        /// Position in [`MODES`].
+        mode: u32,
+        /// The word `constant` mode writes.
+        fill: u32,
+        out_shape: [u32; MAX_RANK],
+        in_shape: [u32; MAX_RANK],
+        /// Elements added before each axis (negative: cropped).
+        before: [i32; MAX_RANK],
+        in_strides: [u32; MAX_RANK],
+    }
+}
+
 impl Kernel for Pad {
     fn ops(&self) -> &'static [&'static str] {
         &["Pad"]
@@ -112,18 +129,15 @@ impl Kernel for Pad {
             return Ok(());
         }
         let off = MAX_RANK - x.len();
-        let (mut os, mut is, mut bs, mut st) = ([1u32; MAX_RANK], [1u32; MAX_RANK], [0u32; MAX_RANK], [0u32; MAX_RANK]);
+        let (mut os, mut is, mut bs, mut st) = ([1u32; MAX_RANK], [1u32; MAX_RANK], [0i32; MAX_RANK], [0u32; MAX_RANK]);
         let xs = strides(&x);
         for a in 0..x.len() {
             os[off + a] = out[a] as u32;
             is[off + a] = x[a] as u32;
-            bs[off + a] = i32::try_from(before[a]).map_err(|_| "pad too large".to_string())? as u32;
-            st[off + a] = u32::try_from(xs[a]).map_err(|_| "stride too large".to_string())?;
+            bs[off + a] = i32::try_from(before[a]).map_err(|_| NodeError::TooLarge(format!("pad {}", before[a])))?;
+            st[off + a] = u32::try_from(xs[a]).map_err(|_| NodeError::TooLarge(format!("stride {}", xs[a])))?;
         }
-        let mut p = vec![n as u32, mode, fill];
-        for arr in [os, is, bs, st] {
-            p.extend(arr);
-        }
+        let p = PadParams { n: n as u32, mode, fill, out_shape: os, in_shape: is, before: bs, in_strides: st };
         let bindings = [Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))];
         b.dispatch_1d(&Shader { name: "pad", source: &SHADER }, "main", &p, &bindings, n)
     }

@@ -4,6 +4,7 @@
 use tract_onnx::prelude::DatumType;
 
 use super::conv::axis_geometry;
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
@@ -12,6 +13,31 @@ const SHADER: Shader = Shader { name: "pool", source: include_str!("pool.wgsl") 
 
 /// Pooling ops.
 pub(crate) struct Pool;
+
+params! {
+    /// `pool.wgsl`'s params: one thread per output element.
+    struct PoolParams {
+        total: u32,
+        h: u32,
+        w: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        dilation_h: u32,
+        dilation_w: u32,
+        /// Average (else max).
+        average: bool,
+        count_include_pad: bool,
+        /// H + pad bottom: the last row an average counts with `count_include_pad`.
+        end_h: u32,
+        end_w: u32,
+    }
+}
 
 /// A pooling node's params, parsed once from its attributes: the window geometry, 1-D pools as
 /// 2-D with height 1 ((H, W), (OH, OW), kernel, strides, pad begin, pad end, dilations), and
@@ -111,28 +137,25 @@ impl Kernel for Pool {
         let w = window(&b.attrs(), &b.input(0).shape)?;
         let total = b.output(0).len();
         let max = b.node.op.contains("Max");
-        let p: Vec<u32> = [
-            total,
-            w.input[0],
-            w.input[1],
-            w.output[0],
-            w.output[1],
-            w.kernel[0],
-            w.kernel[1],
-            w.strides[0],
-            w.strides[1],
-            w.pad_begin[0],
-            w.pad_begin[1],
-            w.dilations[0],
-            w.dilations[1],
-            !max as usize,
-            w.count_include_pad as usize,
-            w.input[0] + w.pad_end[0],
-            w.input[1] + w.pad_end[1],
-        ]
-        .iter()
-        .map(|&x| x as u32)
-        .collect();
+        let p = PoolParams {
+            total: total as u32,
+            h: w.input[0] as u32,
+            w: w.input[1] as u32,
+            oh: w.output[0] as u32,
+            ow: w.output[1] as u32,
+            kh: w.kernel[0] as u32,
+            kw: w.kernel[1] as u32,
+            stride_h: w.strides[0] as u32,
+            stride_w: w.strides[1] as u32,
+            pad_top: w.pad_begin[0] as u32,
+            pad_left: w.pad_begin[1] as u32,
+            dilation_h: w.dilations[0] as u32,
+            dilation_w: w.dilations[1] as u32,
+            average: !max,
+            count_include_pad: w.count_include_pad,
+            end_h: (w.input[0] + w.pad_end[0]) as u32,
+            end_w: (w.input[1] + w.pad_end[1]) as u32,
+        };
         b.dispatch_1d(&SHADER, "main", &p, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], total)
     }
 }

@@ -4,11 +4,26 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, axis, const_floats, const_ints};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "qdq", source: include_str!("qdq.wgsl") };
+
+params! {
+    /// `qdq.wgsl`'s params.
+    struct QdqParams {
+        n: u32,
+        /// Length of the quantization axis (1 per tensor).
+        len: u32,
+        /// Elements after the axis.
+        inner: u32,
+        /// The quantized type's range.
+        qmin: i32,
+        qmax: i32,
+    }
+}
 
 /// QuantizeLinear, DequantizeLinear.
 pub(crate) struct Qdq;
@@ -75,7 +90,7 @@ impl Kernel for Qdq {
         let q = if quantize { quantized_type(&inputs) } else { b.input(0).dtype };
         let (lo, hi) = if q == DatumType::I8 { (-128i32, 127i32) } else { (0, 255) };
         let n = b.output(0).len();
-        let p = [n as u32, len as u32, inner.max(1) as u32, lo as u32, hi as u32];
+        let p = QdqParams { n: n as u32, len: len as u32, inner: inner.max(1) as u32, qmin: lo, qmax: hi };
         let scale = b.upload("scale", &scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>());
         let zero = b.upload("zero point", &zeros.iter().map(|&z| z as i32 as u32).collect::<Vec<_>>());
         let bindings = [Binding::Value(b.input_id(0)), scale, zero, Binding::Value(b.output_id(0))];

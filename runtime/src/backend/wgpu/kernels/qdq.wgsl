@@ -1,6 +1,5 @@
 // QuantizeLinear / DequantizeLinear, per tensor or per axis. Quantized values live as i32
-// words. p: 0 n, 1 axis length (1 per tensor), 2 inner (elements after the axis), 3 qmin,
-// 4 qmax (i32 bits).
+// words. Params: `QdqParams` (qdq.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -9,7 +8,7 @@
 @group(0) @binding(4) var<storage, read_write> y: array<u32>;
 
 fn channel(i: u32) -> u32 {
-    return (i / p[2]) % p[1];
+    return (i / p[P_INNER]) % p[P_LEN];
 }
 
 // Round half to even, as ONNX QuantizeLinear specifies.
@@ -24,18 +23,18 @@ fn round_even(v: f32) -> f32 {
 @compute @workgroup_size(256)
 fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
+    if i >= p[P_N] { return; }
     let c = channel(i);
     let q = round_even(bitcast<f32>(x[i]) / scale[c]) + f32(zero[c]);
-    let lo = f32(bitcast<i32>(p[3]));
-    let hi = f32(bitcast<i32>(p[4]));
+    let lo = f32(bitcast<i32>(p[P_QMIN]));
+    let hi = f32(bitcast<i32>(p[P_QMAX]));
     y[i] = bitcast<u32>(i32(clamp(q, lo, hi)));
 }
 
 @compute @workgroup_size(256)
 fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
+    if i >= p[P_N] { return; }
     let c = channel(i);
     y[i] = bitcast<u32>(f32(bitcast<i32>(x[i]) - zero[c]) * scale[c]);
 }

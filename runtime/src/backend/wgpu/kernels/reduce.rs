@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, MAX_RANK, Shader, axis, const_ints, padded, strides, want_f32, with_codes};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
@@ -48,6 +49,22 @@ fn output_shape(x: &[usize], axes: &[usize], keep: bool) -> Vec<usize> {
     (0..x.len()).filter_map(|d| if axes.contains(&d) { keep.then_some(1) } else { Some(x[d]) }).collect()
 }
 
+params! {
+    /// `reduce.wgsl`'s params: the kept dims (one thread each) and the reduced dims, each with
+    /// their strides in the input, left-padded to rank [`MAX_RANK`].
+    struct ReduceParams {
+        outputs: u32,
+        /// Position in [`OPS`].
+        op: u32,
+        /// Elements reduced into each output.
+        count: u32,
+        kept_shape: [u32; MAX_RANK],
+        kept_strides: [u32; MAX_RANK],
+        reduced_shape: [u32; MAX_RANK],
+        reduced_strides: [u32; MAX_RANK],
+    }
+}
+
 impl Kernel for Reduce {
     fn ops(&self) -> &'static [&'static str] {
         OPS
@@ -79,11 +96,15 @@ impl Kernel for Reduce {
         let op = OPS.iter().position(|o| *o == b.node.op).expect("claimed op") as u32;
         let n = b.output(0).len();
         let count: usize = axes.iter().map(|&d| x[d]).product();
-        let mut p = vec![n as u32, op, count as u32];
-        p.extend(ks);
-        p.extend(kt);
-        p.extend(rs);
-        p.extend(rt);
+        let p = ReduceParams {
+            outputs: n as u32,
+            op,
+            count: count as u32,
+            kept_shape: ks,
+            kept_strides: kt,
+            reduced_shape: rs,
+            reduced_strides: rt,
+        };
         b.dispatch_1d(
             &Shader { name: "reduce", source: &SHADER },
             "main",

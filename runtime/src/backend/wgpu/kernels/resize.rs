@@ -5,11 +5,28 @@
 
 use tract_onnx::prelude::DatumType;
 
+use super::params::params;
 use super::{Binding, Build, Kernel, Shader, const_floats, const_ints, want_f32};
 use crate::graph::ReadAttrs;
 use crate::graph::{Attrs, NodeError, OutputType, Value};
 
 const SHADER: Shader = Shader { name: "resize", source: include_str!("resize.wgsl") };
+
+params! {
+    /// `resize.wgsl`'s params: one thread per output element.
+    struct ResizeParams {
+        total: u32,
+        h: u32,
+        w: u32,
+        oh: u32,
+        ow: u32,
+        /// 0 nearest, 1 linear.
+        mode: u32,
+        /// Per output row, then per output column: the first and second source index and the
+        /// second's weight (f32 bits).
+        tables: Vec<u32>,
+    }
+}
 
 /// Resize (and Upsample, its opset < 10 form).
 pub(crate) struct Resize;
@@ -159,13 +176,15 @@ impl Kernel for Resize {
         let (h, w) = (x[r - 2], x[r - 1]);
         let total = b.output(0).len();
         let (oh, ow) = (p.out[r - 2], p.out[r - 1]);
-        let mut params = vec![total as u32, h as u32, w as u32, oh as u32, ow as u32, p.mode];
+        let mut tables = Vec::with_capacity(3 * (oh + ow));
         for (len_in, len_out, scale) in [(h, oh, p.scales[0]), (w, ow, p.scales[1])] {
             for o in 0..len_out {
                 let (i0, i1, weight) = p.source(o, len_in, len_out, scale);
-                params.extend([i0, i1, weight.to_bits()]);
+                tables.extend([i0, i1, weight.to_bits()]);
             }
         }
+        let u = |x: usize| x as u32;
+        let params = ResizeParams { total: u(total), h: u(h), w: u(w), oh: u(oh), ow: u(ow), mode: p.mode, tables };
         b.dispatch_1d(&SHADER, "main", &params, &[Binding::Value(b.input_id(0)), Binding::Value(b.output_id(0))], total)
     }
 }

@@ -1,7 +1,7 @@
 // Resize of the last two axes, nearest or (bi)linear, one thread per output element.
-// p: 0 total, 1 H, 2 W, 3 OH, 4 OW, 5 mode (0 nearest, 1 linear), then the source tables made
-// on the host (`resize.rs`): OH rows then OW columns of three words each, (i0, i1, weight of
-// i1 as f32 bits); nearest reads i0 only. The coordinate math is done there, in f64, because
+// Params: `ResizeParams` (resize.rs), ending in the source tables made on the host: OH rows
+// then OW columns of three words each, (i0, i1, weight of i1 as f32 bits); nearest reads i0
+// only. The coordinate math is done there, in f64, because
 // WGSL's division may be off by 2.5 ULP: a source coordinate of exactly .5 must not round the
 // other way on one GPU.
 
@@ -12,16 +12,16 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
-    if i >= p[0] { return; }
-    let h = p[1]; let w = p[2]; let oh = p[3]; let ow = p[4];
+    if i >= p[P_TOTAL] { return; }
+    let h = p[P_H]; let w = p[P_W]; let oh = p[P_OH]; let ow = p[P_OW];
     let ox = i % ow;
     let oy = (i / ow) % oh;
     let base = (i / (ow * oh)) * h * w;
-    let ty = 6u + oy * 3u;
-    let tx = 6u + oh * 3u + ox * 3u;
+    let ty = P_TABLES + oy * 3u;
+    let tx = P_TABLES + oh * 3u + ox * 3u;
     let y0 = p[ty];
     let x0 = p[tx];
-    if p[5] == 0u {
+    if p[P_MODE] == 0u {
         y[i] = x[base + y0 * w + x0];
         return;
     }

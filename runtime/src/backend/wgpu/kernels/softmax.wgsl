@@ -1,6 +1,6 @@
 // Softmax / LogSoftmax along one axis, one thread per row. Element k of row r sits at
 // (r / inner) * len * inner + r % inner + k * inner.
-// p: 0 rows, 1 len, 2 inner, 3 op (0 softmax, 1 log-softmax).
+// Params: `SoftmaxParams` (norm.rs).
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -9,9 +9,9 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = linear_index(gid, nwg);
-    if r >= p[0] { return; }
-    let len = p[1];
-    let inner = p[2];
+    if r >= p[P_ROWS] { return; }
+    let len = p[P_LEN];
+    let inner = p[P_INNER];
     let base = (r / inner) * len * inner + r % inner;
     var peak = -3.4028235e38;
     for (var k = 0u; k < len; k++) {
@@ -21,7 +21,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var k = 0u; k < len; k++) {
         sum += exp(x[base + k * inner] - peak);
     }
-    if p[3] == 0u {
+    if p[P_LOG] == 0u {
         for (var k = 0u; k < len; k++) {
             y[base + k * inner] = exp(x[base + k * inner] - peak) / sum;
         }
@@ -43,8 +43,8 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // No early return: every thread of the workgroup reaches every barrier. A workgroup past
     // the last row (the y split) walks an empty row.
     let r = wid.x + wid.y * nwg.x;
-    let len = select(0u, p[1], r < p[0]);
-    let inner = p[2];
+    let len = select(0u, p[P_LEN], r < p[P_ROWS]);
+    let inner = p[P_INNER];
     let base = (r / inner) * len * inner + r % inner;
     var m = -3.4028235e38;
     for (var k = t; k < len; k += 256u) {
@@ -56,7 +56,7 @@ fn wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         s += exp(x[base + k * inner] - peak);
     }
     let sum = row_combine(t, s, false);
-    if p[3] == 0u {
+    if p[P_LOG] == 0u {
         for (var k = t; k < len; k += 256u) {
             y[base + k * inner] = exp(x[base + k * inner] - peak) / sum;
         }
