@@ -220,10 +220,18 @@ pub fn is_sorted(g: &pb::GraphProto) -> bool {
     true
 }
 
+/// A graph whose nodes cannot be ordered: it has a cycle or reads a tensor nothing produces.
+/// Names up to 8 of the nodes left.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the graph has a cycle or reads tensors nothing produces (at {})", .stuck.join(", "))]
+pub struct Unsortable {
+    pub stuck: Vec<String>,
+}
+
 /// Sorts nodes so every node comes after the producers of its inputs (stable for graphs that are
 /// already sorted). Errors with the nodes left when the graph has a cycle or reads an unknown
 /// tensor.
-pub fn topo_sort(g: &mut pb::GraphProto) -> Result<(), String> {
+pub fn topo_sort(g: &mut pb::GraphProto) -> Result<(), Unsortable> {
     let mut available: HashSet<String> = g.input.iter().map(|i| i.name.clone()).collect();
     available.extend(g.initializer.iter().map(|t| t.name.clone()));
     available.insert(String::new());
@@ -243,7 +251,7 @@ pub fn topo_sort(g: &mut pb::GraphProto) -> Result<(), String> {
         if rest.len() == before {
             let stuck: Vec<String> = rest.iter().take(8).map(node_label).collect();
             g.node = sorted.into_iter().chain(rest).collect();
-            return Err(format!("the graph has a cycle or reads tensors nothing produces (at {})", stuck.join(", ")));
+            return Err(Unsortable { stuck });
         }
         pending = rest;
     }
@@ -339,7 +347,7 @@ mod tests {
         assert_eq!(g.node[0].name, "a");
         g.node.push(node("Add", "c", &["d", "b"], &["c"], vec![]));
         g.node.push(node("Add", "d", &["c", "b"], &["d"], vec![]));
-        let err = topo_sort(&mut g).unwrap_err();
+        let err = topo_sort(&mut g).unwrap_err().to_string();
         assert!(err.contains("cycle"), "{err}");
     }
 

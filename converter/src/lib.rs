@@ -113,7 +113,7 @@ fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
     let unsorted = !graph::is_sorted(graph::graph(&proto));
     if unsorted {
         graph::topo_sort(graph::graph_mut(&mut proto))
-            .map_err(|reason| ConvertError::Graph { origin: origin.clone(), reason })?;
+            .map_err(|e| ConvertError::Graph { origin: origin.clone(), reason: e.to_string() })?;
         log::info!("{origin}: nodes put in topological order");
     }
     let bytes = if renamed == 0 && !unsorted {

@@ -128,9 +128,10 @@ pub fn load(dir: &Path) -> Result<StudentSpec, ConvertError> {
     };
     let (voice, vad) = match &raw.voice {
         None => (None, None),
-        Some(v) => {
-            (Some(crate::voice::build(dir, v, tokenizer.as_ref()).map_err(bad)?), v.vad.as_ref().map(|p| dir.join(p)))
-        }
+        Some(v) => (
+            Some(crate::voice::build(dir, v, tokenizer.as_ref()).map_err(|e| bad(e.to_string()))?),
+            v.vad.as_ref().map(|p| dir.join(p)),
+        ),
     };
     Ok(StudentSpec { name: raw.name, labels, video: raw.video, audio: raw.audio, tokenizer, voice, vad })
 }

@@ -31,6 +31,50 @@ pub const ACOUSTIC_MODEL: &str = "cmusphinx-en-us";
 /// Slot nesting deeper than this is refused (it is almost certainly a cycle).
 const MAX_DEPTH: usize = 8;
 
+/// What is wrong with `[voice]` templates and slots; `at` is the place (`templates[0]`,
+/// `slots.colour[1]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrammarError {
+    #[error("`templates` is empty")]
+    NoTemplates,
+    #[error("{at}: is empty")]
+    Empty { at: String },
+    #[error("{at}: `{token}` is not a `{{slot}}`")]
+    NotSlot { at: String, token: String },
+    #[error("{at}: `{token}` is not a word (letters, digits and ' only)")]
+    NotWord { at: String, token: String },
+    #[error("slot name `{0}`: use letters, digits and _")]
+    SlotName(String),
+    #[error("slots.{0} is empty")]
+    EmptySlot(String),
+    #[error("{at}: no slot named `{slot}`")]
+    NoSlot { at: String, slot: String },
+    #[error("{at}: slots nest deeper than {MAX_DEPTH} (does a slot use itself?)")]
+    TooDeep { at: String },
+}
+
+/// Why `[voice]` cannot be built into the manifest's [`VoiceSpec`].
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    #[error("[voice] needs a [tokenizer]: a transcript is read by the question encoder")]
+    NoTokenizer,
+    #[error("[voice] {0}")]
+    Grammar(#[from] GrammarError),
+    #[error("[voice] uses words the tokenizer does not know, which the student could never read: {}", quoted(.0))]
+    UnknownWords(Vec<String>),
+    #[error("dictionary {}: {error} (install Debian's pocketsphinx-en-us, or set [voice] dictionary)", path.display())]
+    Dictionary { path: PathBuf, error: std::io::Error },
+    #[error("[voice.pronunciations] `{0}` is not a word of the templates")]
+    StrayPronunciation(String),
+    #[error("[voice] no pronunciation for {} in {}: add them under [voice.pronunciations]", quoted(words), path.display())]
+    NoPronunciation { words: Vec<String>, path: PathBuf },
+}
+
+/// `` `a`, `b` ``.
+fn quoted(words: &[String]) -> String {
+    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+}
+
 /// The `[voice]` table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +105,7 @@ enum Token {
     Slot(String),
 }
 
-fn parse(text: &str, where_: &str) -> Result<Vec<Token>, String> {
+fn parse(text: &str, where_: &str) -> Result<Vec<Token>, GrammarError> {
     let mut out = Vec::new();
     for raw in text.split_whitespace() {
         let raw = raw.trim_end_matches(['?', '.', ',', '!']);
@@ -69,25 +113,27 @@ fn parse(text: &str, where_: &str) -> Result<Vec<Token>, String> {
             continue;
         }
         if let Some(inner) = raw.strip_prefix('{') {
-            let name = inner.strip_suffix('}').ok_or_else(|| format!("{where_}: `{raw}` is not a `{{slot}}`"))?;
+            let name = inner
+                .strip_suffix('}')
+                .ok_or_else(|| GrammarError::NotSlot { at: where_.into(), token: raw.into() })?;
             out.push(Token::Slot(name.to_string()));
         } else if raw.chars().all(|c| c.is_alphanumeric() || c == '\'') {
             out.push(Token::Word(raw.to_lowercase()));
         } else {
-            return Err(format!("{where_}: `{raw}` is not a word (letters, digits and ' only)"));
+            return Err(GrammarError::NotWord { at: where_.into(), token: raw.into() });
         }
     }
     if out.is_empty() {
-        return Err(format!("{where_}: is empty"));
+        return Err(GrammarError::Empty { at: where_.into() });
     }
     Ok(out)
 }
 
 impl Grammar {
     /// Parses and checks templates and slots: every `{slot}` is defined, no slot uses itself.
-    pub fn new(templates: &[String], slots: &BTreeMap<String, Vec<String>>) -> Result<Grammar, String> {
+    pub fn new(templates: &[String], slots: &BTreeMap<String, Vec<String>>) -> Result<Grammar, GrammarError> {
         if templates.is_empty() {
-            return Err("`templates` is empty".into());
+            return Err(GrammarError::NoTemplates);
         }
         let templates = templates
             .iter()
@@ -97,10 +143,10 @@ impl Grammar {
         let mut parsed = BTreeMap::new();
         for (name, values) in slots {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("slot name `{name}`: use letters, digits and _"));
+                return Err(GrammarError::SlotName(name.clone()));
             }
             if values.is_empty() {
-                return Err(format!("slots.{name} is empty"));
+                return Err(GrammarError::EmptySlot(name.clone()));
             }
             let v = values
                 .iter()
@@ -121,13 +167,14 @@ impl Grammar {
         Ok(g)
     }
 
-    fn check(&self, tokens: &[Token], where_: &str, depth: usize) -> Result<(), String> {
+    fn check(&self, tokens: &[Token], where_: &str, depth: usize) -> Result<(), GrammarError> {
         if depth > MAX_DEPTH {
-            return Err(format!("{where_}: slots nest deeper than {MAX_DEPTH} (does a slot use itself?)"));
+            return Err(GrammarError::TooDeep { at: where_.into() });
         }
         for t in tokens {
             if let Token::Slot(s) = t {
-                let values = self.slots.get(s).ok_or_else(|| format!("{where_}: no slot named `{s}`"))?;
+                let values =
+                    self.slots.get(s).ok_or_else(|| GrammarError::NoSlot { at: where_.into(), slot: s.clone() })?;
                 for v in values {
                     self.check(v, &format!("slots.{s}"), depth + 1)?;
                 }
@@ -217,10 +264,9 @@ impl Grammar {
 
 /// Reads a CMU-format pronunciation dictionary, keeping only `wanted` words (and their
 /// alternates `word(2)`).
-pub fn read_dictionary(path: &Path, wanted: &BTreeSet<String>) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!("dictionary {}: {e} (install Debian's pocketsphinx-en-us, or set [voice] dictionary)", path.display())
-    })?;
+pub fn read_dictionary(path: &Path, wanted: &BTreeSet<String>) -> Result<BTreeMap<String, String>, VoiceError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|error| VoiceError::Dictionary { path: path.to_path_buf(), error })?;
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let mut parts = line.split_whitespace();
@@ -238,18 +284,15 @@ pub fn read_dictionary(path: &Path, wanted: &BTreeSet<String>) -> Result<BTreeMa
 
 /// Builds the manifest's [`VoiceSpec`] (without the voice activity model, which the converter
 /// adds with its section) from `[voice]`, checking every word against the tokenizer.
-pub fn build(dir: &Path, v: &VoiceToml, tokenizer: Option<&TokenizerSpec>) -> Result<VoiceSpec, String> {
-    let t = tokenizer.ok_or("[voice] needs a [tokenizer]: a transcript is read by the question encoder")?;
-    let grammar = Grammar::new(&v.templates, &v.slots).map_err(|e| format!("[voice] {e}"))?;
+pub fn build(dir: &Path, v: &VoiceToml, tokenizer: Option<&TokenizerSpec>) -> Result<VoiceSpec, VoiceError> {
+    let t = tokenizer.ok_or(VoiceError::NoTokenizer)?;
+    let grammar = Grammar::new(&v.templates, &v.slots)?;
     let words = grammar.words();
     let vocab: BTreeSet<String> =
         t.vocab.iter().map(|w| if t.lowercase { w.to_lowercase() } else { w.clone() }).collect();
-    let unknown: Vec<&String> = words.iter().filter(|w| !vocab.contains(*w)).collect();
+    let unknown: Vec<String> = words.iter().filter(|w| !vocab.contains(*w)).cloned().collect();
     if !unknown.is_empty() {
-        return Err(format!(
-            "[voice] uses words the tokenizer does not know, which the student could never read: {}",
-            unknown.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
-        ));
+        return Err(VoiceError::UnknownWords(unknown));
     }
     let path = match &v.dictionary {
         Some(p) => dir.join(p),
@@ -258,19 +301,15 @@ pub fn build(dir: &Path, v: &VoiceToml, tokenizer: Option<&TokenizerSpec>) -> Re
     let mut dictionary = read_dictionary(&path, &words)?;
     for (word, phones) in &v.pronunciations {
         if !words.contains(word) {
-            return Err(format!("[voice.pronunciations] `{word}` is not a word of the templates"));
+            return Err(VoiceError::StrayPronunciation(word.clone()));
         }
         dictionary.retain(|k, _| k.split('(').next() != Some(word.as_str()));
         dictionary.insert(word.clone(), phones.split_whitespace().collect::<Vec<_>>().join(" "));
     }
-    let missing: Vec<&String> =
-        words.iter().filter(|w| !dictionary.keys().any(|k| k.split('(').next() == Some(w.as_str()))).collect();
+    let missing: Vec<String> =
+        words.iter().filter(|w| !dictionary.keys().any(|k| k.split('(').next() == Some(w.as_str()))).cloned().collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "[voice] no pronunciation for {} in {}: add them under [voice.pronunciations]",
-            missing.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "),
-            path.display()
-        ));
+        return Err(VoiceError::NoPronunciation { words: missing, path });
     }
     Ok(VoiceSpec { acoustic_model: ACOUSTIC_MODEL.into(), grammar: grammar.jsgf(), dictionary, vad: None })
 }
@@ -298,12 +337,12 @@ mod tests {
 
     #[test]
     fn bad_templates_are_refused_with_the_place() {
-        let err = |t: &str, s| Grammar::new(&[t.to_string()], &s).unwrap_err();
+        let err = |t: &str, s| Grammar::new(&[t.to_string()], &s).unwrap_err().to_string();
         assert!(err("what is {thing}", slots(&[])).contains("no slot named `thing`"));
         assert!(err("what is {a}", slots(&[("a", &["{a}"])])).contains("deeper"));
         assert!(err("what <is> it", slots(&[])).contains("`<is>` is not a word"));
         assert!(err("{a", slots(&[])).contains("not a `{slot}`"));
-        assert!(Grammar::new(&[], &slots(&[])).unwrap_err().contains("empty"));
+        assert!(Grammar::new(&[], &slots(&[])).unwrap_err().to_string().contains("empty"));
     }
 
     proptest::proptest! {
@@ -341,9 +380,9 @@ mod tests {
         };
         let ok = build(dir.path(), &voice("what is it?"), Some(&tok)).unwrap();
         assert_eq!(ok.dictionary.len(), 4);
-        let e = build(dir.path(), &voice("what is that"), Some(&tok)).unwrap_err();
+        let e = build(dir.path(), &voice("what is that"), Some(&tok)).unwrap_err().to_string();
         assert!(e.contains("`that`") && e.contains("tokenizer"), "{e}");
-        let e = build(dir.path(), &voice("what is this"), Some(&tok)).unwrap_err();
+        let e = build(dir.path(), &voice("what is this"), Some(&tok)).unwrap_err().to_string();
         assert!(e.contains("no pronunciation for `this`"), "{e}");
         let mut fixed = voice("what is this");
         fixed.pronunciations.insert("this".into(), "DH IH S".into());

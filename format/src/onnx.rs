@@ -168,14 +168,33 @@ pub fn external_initializers(model: &pb::ModelProto) -> Vec<String> {
 /// Most dimensions a tensor of a stage graph may have; an `axis` beyond it is an error.
 pub const MAX_RANK: i64 = 64;
 
+/// How a stage graph is miswired ([`check_wiring`]); each names the node (op and name, or
+/// index) or tensor, without the file, which the caller adds.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WiringError {
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("{node}: the node names no output; {REEXPORT}")]
+    NoOutput { node: String },
+    #[error("{node}: has {outputs} outputs, the op has exactly one; {REEXPORT}")]
+    OutputCount { node: String, outputs: usize },
+    #[error("{node}: attribute `{attribute}` holds {value}, beyond any tensor's rank (at most {MAX_RANK}); {REEXPORT}")]
+    AxisBeyondRank { node: String, attribute: String, value: i64 },
+    #[error("{node}: input `{input}` is no graph input, initializer or node output; {REEXPORT}")]
+    UnknownInput { node: String, input: String },
+    #[error("graph output `{output}` is no graph input, initializer or node output; {REEXPORT}")]
+    UnknownOutput { output: String },
+}
+
+/// What a [`WiringError`] asks the user to do.
+const REEXPORT: &str = "the graph is malformed, re-export the model";
+
 /// Checks how the main graph's nodes are wired, which every backend relies on: each node names
 /// at least one output (`Constant` and `Shape` exactly one), every node input and graph output
 /// is a graph input, an initializer or some node's output, and no `axis`/`axes` attribute is
-/// beyond [`MAX_RANK`] (tract loops for ages on such an axis). The error names the node or tensor
-/// (without the file, which the caller adds).
-pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
-    let invalid = |reason: String| format!("{reason}; the graph is malformed, re-export the model");
-    let g = model.graph.as_ref().ok_or("the model has no graph")?;
+/// beyond [`MAX_RANK`] (tract loops for ages on such an axis).
+pub fn check_wiring(model: &pb::ModelProto) -> Result<(), WiringError> {
+    let g = model.graph.as_ref().ok_or(WiringError::NoGraph)?;
     let label = |ix: usize, n: &pb::NodeProto| {
         let name = if n.name.is_empty() { format!("node {ix}") } else { n.name.clone() };
         format!("{} ({name})", op_key(n))
@@ -187,34 +206,27 @@ pub fn check_wiring(model: &pb::ModelProto) -> Result<(), String> {
         let outputs = n.output.iter().filter(|o| !o.is_empty()).count();
         let default_domain = n.domain.is_empty() || n.domain == "ai.onnx";
         if outputs == 0 {
-            return Err(invalid(format!("{}: the node names no output", label(ix, n))));
+            return Err(WiringError::NoOutput { node: label(ix, n) });
         }
         if default_domain && matches!(n.op_type.as_str(), "Constant" | "Shape") && n.output.len() != 1 {
-            return Err(invalid(format!("{}: has {} outputs, the op has exactly one", label(ix, n), n.output.len())));
+            return Err(WiringError::OutputCount { node: label(ix, n), outputs: n.output.len() });
         }
         known.extend(n.output.iter().filter(|o| !o.is_empty()).map(String::as_str));
         for a in n.attribute.iter().filter(|a| a.name == "axis" || a.name == "axes") {
-            if let Some(v) =
+            if let Some(value) =
                 std::iter::once(a.i).chain(a.ints.iter().copied()).find(|v| !(-MAX_RANK..MAX_RANK).contains(v))
             {
-                return Err(invalid(format!(
-                    "{}: attribute `{}` holds {v}, beyond any tensor's rank (at most {MAX_RANK})",
-                    label(ix, n),
-                    a.name
-                )));
+                return Err(WiringError::AxisBeyondRank { node: label(ix, n), attribute: a.name.clone(), value });
             }
         }
     }
     for (ix, n) in g.node.iter().enumerate() {
         if let Some(missing) = n.input.iter().find(|i| !i.is_empty() && !known.contains(i.as_str())) {
-            return Err(invalid(format!(
-                "{}: input `{missing}` is no graph input, initializer or node output",
-                label(ix, n)
-            )));
+            return Err(WiringError::UnknownInput { node: label(ix, n), input: missing.clone() });
         }
     }
     if let Some(o) = g.output.iter().find(|o| !known.contains(o.name.as_str())) {
-        return Err(invalid(format!("graph output `{}` is no graph input, initializer or node output", o.name)));
+        return Err(WiringError::UnknownOutput { output: o.name.clone() });
     }
     Ok(())
 }

@@ -87,11 +87,11 @@ impl Schemas {
     }
 
     /// Parses the table's text.
-    pub fn parse(text: &str) -> Result<Schemas, String> {
+    pub fn parse(text: &str) -> Result<Schemas, TableError> {
         let mut ops: HashMap<(String, String), Vec<Schema>> = HashMap::new();
         let mut ir_version = None;
         for (k, line) in text.lines().enumerate() {
-            let bad = |what: &str| format!("line {}: {what}: {line}", k + 1);
+            let bad = |what: &'static str| TableError::Line { line: k + 1, what, text: line.to_string() };
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
@@ -103,7 +103,7 @@ impl Schemas {
             let [domain, op, since, deprecated, inputs, formal, outputs, attrs] = f.as_slice() else {
                 return Err(bad("expected 8 fields"));
             };
-            let range = |s: &str| -> Result<(usize, usize), String> {
+            let range = |s: &str| -> Result<(usize, usize), TableError> {
                 let (lo, hi) = s.split_once('-').ok_or_else(|| bad("count range"))?;
                 let hi = if hi == "*" { usize::MAX } else { hi.parse().map_err(|_| bad("count"))? };
                 Ok((lo.parse().map_err(|_| bad("count"))?, hi))
@@ -129,7 +129,7 @@ impl Schemas {
                     let ty = attribute_type(ty.trim_end_matches('!')).ok_or_else(|| bad("attribute type"))?;
                     Ok(AttrSpec { name: name.to_string(), ty, required })
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<Result<_, TableError>>()?;
             let domain = if *domain == "-" { String::new() } else { domain.to_string() };
             ops.entry((domain, op.to_string())).or_default().push(Schema {
                 since: since.parse().map_err(|_| bad("since version"))?,
@@ -145,8 +145,17 @@ impl Schemas {
         for v in ops.values_mut() {
             v.sort_by_key(|s| s.since);
         }
-        Ok(Schemas { ir_version: ir_version.ok_or("no ir_version line")?, ops })
+        Ok(Schemas { ir_version: ir_version.ok_or(TableError::NoIrVersion)?, ops })
     }
+}
+
+/// A malformed line of the schema table (`scripts/gen_onnx_schemas.py` writes it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    #[error("line {line}: {what}: {text}")]
+    Line { line: usize, what: &'static str, text: String },
+    #[error("no ir_version line")]
+    NoIrVersion,
 }
 
 /// The attribute type called `name` in ONNX's proto (`INT`, `FLOATS`, …).
@@ -177,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_malformed_table_is_an_error_naming_the_line() {
-        let err = Schemas::parse("ir_version 9\n- Relu 1 - 1-x s 1-1 -\n").err().unwrap();
+        let err = Schemas::parse("ir_version 9\n- Relu 1 - 1-x s 1-1 -\n").err().unwrap().to_string();
         assert!(err.starts_with("line 2: count"), "{err}");
         assert!(Schemas::parse("- Relu 1 - 1-1 s 1-1 -\n").is_err(), "no ir_version");
     }

@@ -128,8 +128,9 @@ pub fn clean(model: &mut pb::ModelProto, origin: &str, opts: &CleanOptions) -> R
     if let Some(target) = opts.target_opset {
         opset::check_upgradable(model, origin, target)?;
     }
-    let sort =
-        |g: &mut pb::GraphProto| topo_sort(g).map_err(|reason| CleanError::Graph { origin: origin.into(), reason });
+    let sort = |g: &mut pb::GraphProto| {
+        topo_sort(g).map_err(|e| CleanError::Graph { origin: origin.into(), reason: e.to_string() })
+    };
     let mut r =
         CleanReport { opset_from, opset_to: opset_from, nodes_before: graph(model).node.len(), ..Default::default() };
     sort(graph_mut(model))?;

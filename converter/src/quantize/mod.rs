@@ -350,7 +350,7 @@ pub fn apply(
     }
     let g = graph::graph_mut(model);
     graph::remove_dead(g);
-    graph::topo_sort(g).map_err(|reason| QuantError::Graph { origin: origin.to_string(), reason })?;
+    graph::topo_sort(g).map_err(|e| QuantError::Graph { origin: origin.to_string(), reason: e.to_string() })?;
     Ok(summary)
 }
 

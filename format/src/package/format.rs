@@ -138,16 +138,27 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// Why a section name cannot be written ([`check_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NameError {
+    #[error("the section name is empty")]
+    Empty,
+    #[error("the section name is {0} bytes, the limit is {NAME_LEN}")]
+    TooLong(usize),
+    #[error("the section name contains a NUL byte")]
+    Nul,
+}
+
 /// Checks a section name given to the writer: non-empty, at most [`NAME_LEN`] bytes, no NUL.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("the section name is empty".into());
+        return Err(NameError::Empty);
     }
     if name.len() > NAME_LEN {
-        return Err(format!("the section name is {} bytes, the limit is {NAME_LEN}", name.len()));
+        return Err(NameError::TooLong(name.len()));
     }
     if name.contains('\0') {
-        return Err("the section name contains a NUL byte".into());
+        return Err(NameError::Nul);
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ impl PackageWriter {
             name: printable(section_name),
             reason,
         };
-        check_name(section_name).map_err(bad)?;
+        check_name(section_name).map_err(|e| bad(e.to_string()))?;
         if section_name == MANIFEST_SECTION {
             return Err(bad(format!("the name `{MANIFEST_SECTION}` is reserved for the manifest section")));
         }

@@ -139,14 +139,14 @@ impl Backend for TractBackend {
         let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
         let mut proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
-        onnx_pb::check_wiring(&proto).map_err(load_err)?;
+        onnx_pb::check_wiring(&proto).map_err(|e| load_err(e.to_string()))?;
         let unsupported = unsupported_nodes(&proto);
         if !unsupported.is_empty() {
             return Err(BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes: unsupported });
         }
         // The rewrites keep the graph's inputs, outputs and Gathers: `proto` still describes the
         // stage for the checked session.
-        tract_fixes::apply(&mut proto, origin).map_err(load_err)?;
+        tract_fixes::apply(&mut proto, origin).map_err(|e| load_err(e.to_string()))?;
         super::tract_speed::apply(&mut proto, origin);
         let (plan, input_order) = tract_fixes::catch_panic(|| plan(&proto, stage, origin))
             .map_err(|panic| load_err(format!("tract panicked while loading the graph: {panic}")))??;

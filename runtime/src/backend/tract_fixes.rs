@@ -201,7 +201,7 @@ fn attr_ints(name: &str, ints: Vec<i64>) -> pb::AttributeProto {
 /// its name and type, so what reads it is untouched. Returns the names of the rewritten nodes;
 /// an affected node that cannot be rewritten (scale or zero point not a constant scalar, opset
 /// < 11) is an error rather than a wrong result.
-pub fn requantize_exactly(model: &mut pb::ModelProto) -> Result<Vec<String>, String> {
+pub fn requantize_exactly(model: &mut pb::ModelProto) -> Result<Vec<String>, FixError> {
     let opset = onnx_pb::opset(model).unwrap_or(1);
     let Some(g) = model.graph.as_mut() else { return Ok(vec![]) };
     let mut readers: HashMap<&str, usize> = HashMap::new();
@@ -252,12 +252,7 @@ pub fn requantize_exactly(model: &mut pb::ModelProto) -> Result<Vec<String>, Str
     for (qi, via) in targets {
         let q = &g.node[qi];
         let label = node_label(q);
-        let fail = |why: &str| {
-            format!(
-                "QuantizeLinear `{label}` after {via}: tract 0.23.9 computes this pattern wrongly and edgeqa cannot \
-                 rewrite it ({why}); use --backend wgpu or quantize the graph without Q/DQ around {via}"
-            )
-        };
+        let fail = |why: &str| FixError::Requantize { node: label.clone(), via: via.clone(), why: why.to_string() };
         if opset < 11 {
             return Err(fail(&format!("opset {opset} has no Round; re-export with opset 11 or later")));
         }
@@ -342,7 +337,7 @@ pub(super) fn splice(g: &mut pb::GraphProto, mut replace: HashMap<usize, Vec<pb:
 /// end) and the rest a `Pad` of the cropped tensor — crop first, as ONNX Runtime does, so
 /// reflect/edge/wrap padding reads the cropped tensor. Pads that are not constants cannot be
 /// checked here (a panic is then caught by [`catch_panic`]). Returns the rewritten nodes.
-pub fn split_negative_pads(model: &mut pb::ModelProto) -> Result<Vec<String>, String> {
+pub fn split_negative_pads(model: &mut pb::ModelProto) -> Result<Vec<String>, FixError> {
     let opset = onnx_pb::opset(model).unwrap_or(1);
     let Some(g) = model.graph.as_mut() else { return Ok(vec![]) };
     let consts = Constants::new(g);
@@ -371,13 +366,17 @@ pub fn split_negative_pads(model: &mut pb::ModelProto) -> Result<Vec<String>, St
         }
         let r = pads.len() / 2;
         let axes: Vec<i64> = match n.input.get(3).filter(|a| !a.is_empty()) {
-            Some(a) => consts.ints(a).ok_or_else(|| {
-                format!("Pad `{label}`: negative pads with axes that are not a constant; make `axes` a constant")
+            Some(a) => consts.ints(a).ok_or_else(|| FixError::NegativePad {
+                node: label.clone(),
+                why: "negative pads with axes that are not a constant; make `axes` a constant".into(),
             })?,
             None => (0..r as i64).collect(),
         };
         if axes.len() != r {
-            return Err(format!("Pad `{label}`: {} pads for {} axes", pads.len(), axes.len()));
+            return Err(FixError::NegativePad {
+                node: label.clone(),
+                why: format!("{} pads for {} axes", pads.len(), axes.len()),
+            });
         }
         let starts: Vec<i64> = pads[..r].iter().map(|&p| (-p).max(0)).collect();
         let ends: Vec<i64> = pads[r..].iter().map(|&p| if p < 0 { p } else { i64::MAX }).collect();
@@ -496,8 +495,23 @@ pub fn drop_unused_pad_value(model: &mut pb::ModelProto) -> Vec<String> {
 /// the process down. tract's plans keep no state between runs, so the stage stays usable.
 pub use edgeqa_format::tract::catch_panic;
 
+/// A graph tract is known to compute wrongly that cannot be rewritten for it: refused rather
+/// than run to a wrong answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FixError {
+    /// A `QuantizeLinear` after an op tract folds wrongly (see [`requantize_exactly`]).
+    #[error(
+        "QuantizeLinear `{node}` after {via}: tract 0.23.9 computes this pattern wrongly and edgeqa cannot \
+         rewrite it ({why}); run the stage on the wgpu backend, or quantize the graph without Q/DQ around {via}"
+    )]
+    Requantize { node: String, via: String, why: String },
+    /// A `Pad` with negative pads that cannot be split (see [`split_negative_pads`]).
+    #[error("Pad `{node}`: {why}")]
+    NegativePad { node: String, why: String },
+}
+
 /// Applies every rewrite to a stage's graph before tract parses it; logs what it changed.
-pub fn apply(model: &mut pb::ModelProto, origin: &str) -> Result<(), String> {
+pub fn apply(model: &mut pb::ModelProto, origin: &str) -> Result<(), FixError> {
     let requantized = requantize_exactly(model)?;
     if !requantized.is_empty() {
         log::debug!("{origin}: QuantizeLinear rewritten in float for tract: {}", requantized.join(", "));
@@ -570,10 +584,10 @@ mod tests {
 
     #[test]
     fn what_cannot_be_rewritten_is_refused_naming_the_node() {
-        let e = requantize_exactly(&mut qdq_around("Softmax", false, 13)).unwrap_err();
+        let e = requantize_exactly(&mut qdq_around("Softmax", false, 13)).unwrap_err().to_string();
         assert!(e.contains("QuantizeLinear `QuantizeLinear_pq` after Softmax `Softmax_p`"), "{e}");
         assert!(e.contains("scale is not a constant scalar"), "{e}");
-        let e = requantize_exactly(&mut qdq_around("LogSoftmax", true, 10)).unwrap_err();
+        let e = requantize_exactly(&mut qdq_around("LogSoftmax", true, 10)).unwrap_err().to_string();
         assert!(e.contains("opset 10 has no Round"), "{e}");
     }
 
@@ -595,6 +609,6 @@ mod tests {
     fn a_panic_becomes_its_message() {
         assert_eq!(catch_panic(|| 7), Ok(7));
         let e = catch_panic(|| -> i32 { panic!("index {} out of range", 5) }).unwrap_err();
-        assert_eq!(e, "index 5 out of range");
+        assert_eq!(e.to_string(), "index 5 out of range");
     }
 }

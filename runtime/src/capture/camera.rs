@@ -397,6 +397,19 @@ impl Drop for Live {
     }
 }
 
+/// Why a driver buffer holds no usable frame ([`Layout::copy`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum CorruptBuffer {
+    #[error("the MJPEG buffer is empty")]
+    Empty,
+    #[error("the MJPEG buffer does not start with a JPEG SOI marker")]
+    NoSoi,
+    #[error("the MJPEG buffer has no JPEG EOI marker (truncated)")]
+    NoEoi,
+    #[error("the buffer holds {len} bytes but a {width}x{height} {fourcc} frame needs {need}")]
+    Short { len: usize, width: usize, height: usize, fourcc: String, need: usize },
+}
+
 /// The format the driver delivers, as this module uses it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Layout {
@@ -440,19 +453,19 @@ impl Layout {
         self.format.frame_bytes(self.width, self.height)
     }
 
-    /// Copies one driver buffer into `out`, dropping row padding. `Err` names why the buffer
+    /// Copies one driver buffer into `out`, dropping row padding. `Err` says why the buffer
     /// is corrupt.
-    fn copy(&self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn copy(&self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), CorruptBuffer> {
         out.clear();
         if self.format == PixelFormat::Mjpeg {
             if buf.is_empty() {
-                return Err("the MJPEG buffer is empty".into());
+                return Err(CorruptBuffer::Empty);
             }
             if !buf.starts_with(&[0xFF, 0xD8]) {
-                return Err("the MJPEG buffer does not start with a JPEG SOI marker".into());
+                return Err(CorruptBuffer::NoSoi);
             }
             if !buf[2..].windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
-                return Err("the MJPEG buffer has no JPEG EOI marker (truncated)".into());
+                return Err(CorruptBuffer::NoEoi);
             }
             out.extend_from_slice(buf);
             return Ok(());
@@ -473,14 +486,13 @@ impl Layout {
         // The last row of the last plane need not carry its padding.
         let last_pad = self.stride - planes[planes.len() - 1].1;
         if buf.len() + last_pad < need {
-            return Err(format!(
-                "the buffer holds {} bytes but a {}x{} {} frame needs {}",
-                buf.len(),
-                w,
-                h,
-                fourcc_name(self.fourcc),
-                need - last_pad
-            ));
+            return Err(CorruptBuffer::Short {
+                len: buf.len(),
+                width: w,
+                height: h,
+                fourcc: fourcc_name(self.fourcc),
+                need: need - last_pad,
+            });
         }
         let mut at = 0;
         for &(rows, row_bytes) in planes {
@@ -693,7 +705,7 @@ impl Camera {
                 + Duration::from_micros(u64::try_from(meta.timestamp.usec).unwrap_or(0));
             Ok(match layout.copy(&buf[..used], data) {
                 Ok(()) => Buffer::Good { sequence, timestamp },
-                Err(reason) => Buffer::Corrupt { sequence, reason },
+                Err(e) => Buffer::Corrupt { sequence, reason: e.to_string() },
             })
         })
     }
@@ -927,12 +939,12 @@ mod tests {
         layout.copy(&buf, &mut out).unwrap();
         assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         let e = layout.copy(&buf[..15], &mut out).unwrap_err();
-        assert_eq!(e, "the buffer holds 15 bytes but a 4x2 NV12 frame needs 16");
+        assert_eq!(e.to_string(), "the buffer holds 15 bytes but a 4x2 NV12 frame needs 16");
 
         let mjpg = Layout { fourcc: *b"MJPG", stride: 4, format: PixelFormat::Mjpeg, ..layout };
-        assert!(mjpg.copy(&[], &mut out).unwrap_err().contains("empty"));
-        assert!(mjpg.copy(&[0, 0, 0xFF, 0xD9], &mut out).unwrap_err().contains("SOI"));
-        assert!(mjpg.copy(&[0xFF, 0xD8, 0xFF, 0xDB, 0], &mut out).unwrap_err().contains("EOI"));
+        assert!(mjpg.copy(&[], &mut out).unwrap_err().to_string().contains("empty"));
+        assert!(mjpg.copy(&[0, 0, 0xFF, 0xD9], &mut out).unwrap_err().to_string().contains("SOI"));
+        assert!(mjpg.copy(&[0xFF, 0xD8, 0xFF, 0xDB, 0], &mut out).unwrap_err().to_string().contains("EOI"));
         mjpg.copy(&[0xFF, 0xD8, 1, 0xFF, 0xD9, 0, 0], &mut out).unwrap();
         assert_eq!(out.len(), 7);
     }

@@ -165,7 +165,7 @@ struct Chosen {
 fn choose_config(
     default: Option<&SupportedStreamConfig>,
     ranges: &[SupportedStreamConfigRange],
-) -> Result<Chosen, String> {
+) -> Result<Chosen, NoConfig> {
     if let Some(d) = default.filter(|d| format_name(d.sample_format()).is_some() && d.channels() > 0) {
         let (format, channels) = (d.sample_format(), d.channels());
         if (MIN_RATE..=MAX_RATE).contains(&d.sample_rate()) {
@@ -192,14 +192,18 @@ fn choose_config(
             let rate = pick_rate(None, r.min_sample_rate(), r.max_sample_rate())?;
             Some(Chosen { format: r.sample_format(), rate, channels: r.channels() })
         })
-        .ok_or_else(|| {
-            let offered = describe_modes(ranges);
-            if offered.is_empty() {
-                "offers no input format this build converts at 8–192 kHz".to_string()
-            } else {
-                format!("no usable input configuration among {}", offered.join(", "))
-            }
-        })
+        .ok_or_else(|| NoConfig { offered: describe_modes(ranges) })
+}
+
+/// No input configuration of a device can be captured ([`choose_config`]): what it offers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if offered.is_empty() {
+    "offers no input format this build converts at 8–192 kHz".to_string()
+} else {
+    format!("no usable input configuration among {}", offered.join(", "))
+})]
+struct NoConfig {
+    offered: Vec<String>,
 }
 
 /// Converts interleaved samples in `format` (native byte order, as cpal delivers them) from
@@ -370,7 +374,7 @@ pub fn open(name: Option<&str>, rate: u32, block: usize) -> Result<Microphone, C
         .map_err(|e| fail(format!("cannot read its input configurations: {e}")))?
         .collect();
     let default = device.default_input_config().ok();
-    let config = choose_config(default.as_ref(), &ranges).map_err(&fail)?;
+    let config = choose_config(default.as_ref(), &ranges).map_err(|e| fail(e.to_string()))?;
 
     let mut mic = Microphone::new(id.clone(), device_name, config, rate, block)?;
     mic.wanted = name.map(str::to_string);
@@ -747,7 +751,7 @@ mod tests {
             range(SampleFormat::U8, 1, 8_000, 8_000),
         ];
         assert_eq!(choose_config(None, &odd), Ok(Chosen { format: SampleFormat::U8, rate: 8_000, channels: 1 }));
-        let err = choose_config(None, &odd[..2]).unwrap_err();
+        let err = choose_config(None, &odd[..2]).unwrap_err().to_string();
         assert!(err.contains("no input format"), "{err}");
 
         assert_eq!(

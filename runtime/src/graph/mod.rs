@@ -170,7 +170,7 @@ impl Graph {
         origin: &str,
     ) -> Result<Graph, GraphError> {
         let invalid = |reason: String| GraphError::Invalid { origin: origin.to_string(), reason };
-        check_wiring(model).map_err(invalid)?;
+        check_wiring(model).map_err(|e| invalid(e.to_string()))?;
         let g = model.graph.as_ref().ok_or_else(|| invalid("the model has no graph".into()))?;
         let opset = onnx_pb::opset(model).unwrap_or(13);
         let mut values: Vec<Value> = Vec::new();
@@ -382,32 +382,48 @@ fn constant(name: &str, tensor: Tensor) -> Value {
     }
 }
 
+/// Why a `Constant` or `Shape` node cannot be folded at load.
+#[derive(Debug, thiserror::Error)]
+enum FoldError {
+    #[error("its output name is empty; the graph is malformed, re-export the model")]
+    EmptyOutput,
+    #[error("has {0} outputs, the op has exactly one; the graph is malformed, re-export the model")]
+    Outputs(usize),
+    #[error("Constant without a value attribute")]
+    NoValue,
+    #[error("`value` holds no tensor")]
+    NoTensor,
+    /// tract could not read the tensor (its message).
+    #[error("{0}")]
+    Tensor(String),
+    #[error("attribute `{0}` is not supported (use `value`)")]
+    Attribute(String),
+}
+
 /// The one output name of a node whose op has exactly one output (`Constant`, `Shape`).
-fn single_output(n: &pb::NodeProto) -> Result<&str, String> {
+fn single_output(n: &pb::NodeProto) -> Result<&str, FoldError> {
     match n.output.as_slice() {
         [out] if !out.is_empty() => Ok(out),
-        [_] => Err("its output name is empty; the graph is malformed, re-export the model".into()),
-        outs => Err(format!(
-            "has {} outputs, the op has exactly one; the graph is malformed, re-export the model",
-            outs.len()
-        )),
+        [_] => Err(FoldError::EmptyOutput),
+        outs => Err(FoldError::Outputs(outs.len())),
     }
 }
 
 /// The tensor of a `Constant` node (`value`, `value_float(s)`, `value_int(s)`).
-fn constant_node(n: &pb::NodeProto) -> Result<Tensor, String> {
-    let a = n.attribute.first().ok_or("Constant without a value attribute")?;
+fn constant_node(n: &pb::NodeProto) -> Result<Tensor, FoldError> {
+    let a = n.attribute.first().ok_or(FoldError::NoValue)?;
     let provider = tract_onnx::data_resolver::default();
+    let tensor = |e: tract_onnx::prelude::TractError| FoldError::Tensor(format!("{e:#}"));
     match a.name.as_str() {
         "value" => {
-            let t = a.t.as_ref().ok_or("`value` holds no tensor")?;
-            tract_onnx::tensor::load_tensor(&*provider, t, None).map_err(|e| format!("{e:#}"))
+            let t = a.t.as_ref().ok_or(FoldError::NoTensor)?;
+            tract_onnx::tensor::load_tensor(&*provider, t, None).map_err(tensor)
         }
         "value_float" => Ok(Tensor::from(a.f)),
-        "value_floats" => Tensor::from_shape(&[a.floats.len()], &a.floats).map_err(|e| e.to_string()),
+        "value_floats" => Tensor::from_shape(&[a.floats.len()], &a.floats).map_err(tensor),
         "value_int" => Ok(Tensor::from(a.i)),
-        "value_ints" => Tensor::from_shape(&[a.ints.len()], &a.ints).map_err(|e| e.to_string()),
-        other => Err(format!("attribute `{other}` is not supported (use `value`)")),
+        "value_ints" => Tensor::from_shape(&[a.ints.len()], &a.ints).map_err(tensor),
+        other => Err(FoldError::Attribute(other.to_string())),
     }
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::backend::BackendError;
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource};
 use crate::contract::{AUDIO_ENCODER, FRAME_ENCODER};
@@ -450,13 +451,13 @@ impl Live {
             let mut path = VideoPath::new(&p, &stage.inputs[0], cfg.frame_rate, w, h);
             let (student, shared2) = (Arc::clone(&student), Arc::clone(&shared));
             encoders.push(spawn_encoder("edgeqa-video", &shared, move || {
-                let session = student.stage_session(FRAME_ENCODER).ok_or("the student has no frame encoder")?;
+                let session = student.stage_session(FRAME_ENCODER).ok_or(EncodeStopped::NoStage(FRAME_ENCODER))?;
                 while let Some(frame) = hand.take() {
                     let full = path.ingest(&frame);
                     shared2.counters.frames_dropped.store(hand.dropped(), Ordering::Relaxed);
                     hand.release(frame);
                     match full {
-                        Ok(true) => path.encode(session, &shared2.frames).map_err(|e| e.to_string())?,
+                        Ok(true) => path.encode(session, &shared2.frames)?,
                         Ok(false) => {}
                         Err(e) => log::warn!("frame skipped: {e}"),
                     }
@@ -466,7 +467,7 @@ impl Live {
                         return Ok(());
                     }
                 }
-                path.encode(session, &shared2.frames).map_err(|e| e.to_string())
+                Ok(path.encode(session, &shared2.frames)?)
             })?);
         }
         if let (Some(source), Some(p), Some(stage)) = (audio, m.audio.clone(), m.stage(AUDIO_ENCODER).cloned()) {
@@ -499,7 +500,7 @@ impl Live {
                     }
                 }
                 let tap = CloseOnExit(tap);
-                let session = student.stage_session(AUDIO_ENCODER).ok_or("the student has no audio encoder")?;
+                let session = student.stage_session(AUDIO_ENCODER).ok_or(EncodeStopped::NoStage(AUDIO_ENCODER))?;
                 while let Some(b) = hand.take() {
                     if let Some(t) = &tap.0
                         && let Some(mut copy) = t.acquire()
@@ -512,13 +513,13 @@ impl Live {
                     let r = path.ingest(&b.samples, b.timestamp.as_secs_f64(), session, &shared2.audio);
                     shared2.counters.audio_dropped.store(hand.dropped(), Ordering::Relaxed);
                     hand.release(b);
-                    r.map_err(|e| e.to_string())?;
+                    r?;
                     shared2.counters.segments.store(path.segments(), Ordering::Relaxed);
                     if shared2.stop.load(Ordering::Relaxed) {
                         return Ok(());
                     }
                 }
-                path.finish(session, &shared2.audio).map_err(|e| e.to_string())?;
+                path.finish(session, &shared2.audio)?;
                 shared2.counters.segments.store(path.segments(), Ordering::Relaxed);
                 Ok(())
             })?);
@@ -650,10 +651,21 @@ impl Drop for Live {
     }
 }
 
+/// Why an encode thread stopped.
+#[derive(Debug, Error)]
+enum EncodeStopped {
+    #[error("the student has no `{0}` stage")]
+    NoStage(&'static str),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("internal error (a panic in the encode thread)")]
+    Panicked,
+}
+
 fn spawn_encoder(
     name: &str,
     shared: &Arc<Shared>,
-    work: impl FnOnce() -> Result<(), String> + Send + 'static,
+    work: impl FnOnce() -> Result<(), EncodeStopped> + Send + 'static,
 ) -> Result<JoinHandle<()>, LiveError> {
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     let shared = Arc::clone(shared);
@@ -665,7 +677,7 @@ fn spawn_encoder(
             let failed = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
-                Err(_) => Some("internal error (a panic in the encode thread)".to_string()),
+                Err(_) => Some(EncodeStopped::Panicked),
             };
             if let Some(e) = failed {
                 log::error!("encoding stopped: {e}");

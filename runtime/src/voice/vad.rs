@@ -177,17 +177,28 @@ impl Default for VadConfig {
     }
 }
 
+/// A [`VadConfig`] control out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VadConfigError {
+    #[error("the speech threshold {0} must be in (0.15, 1)")]
+    Threshold(f32),
+    #[error("the longest utterance {0} s must be between 1 and 60 s")]
+    MaxSpeech(f32),
+    #[error("padding must be at most 2 s and the least speech and silence at most 5 s")]
+    Durations,
+}
+
 impl VadConfig {
     /// Checks the controls are in range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), VadConfigError> {
         if !(self.threshold > 0.15 && self.threshold < 1.0) {
-            return Err(format!("the speech threshold {} must be in (0.15, 1)", self.threshold));
+            return Err(VadConfigError::Threshold(self.threshold));
         }
         if !(self.max_speech_s.is_finite() && self.max_speech_s >= 1.0 && self.max_speech_s <= 60.0) {
-            return Err(format!("the longest utterance {} s must be between 1 and 60 s", self.max_speech_s));
+            return Err(VadConfigError::MaxSpeech(self.max_speech_s));
         }
         if self.pad_ms > 2000 || self.min_silence_ms > 5000 || self.min_speech_ms > 5000 {
-            return Err("padding must be at most 2 s and the least speech and silence at most 5 s".into());
+            return Err(VadConfigError::Durations);
         }
         Ok(())
     }
@@ -226,7 +237,8 @@ pub struct Segmenter {
 impl Segmenter {
     /// A segmenter over `detector`.
     pub fn new(detector: Detector, cfg: VadConfig) -> Result<Segmenter, VoiceError> {
-        cfg.validate().map_err(|reason| VoiceError::Audio { origin: "voice activity detection".into(), reason })?;
+        cfg.validate()
+            .map_err(|e| VoiceError::Audio { origin: "voice activity detection".into(), reason: e.to_string() })?;
         let ms = |v: u32| (v as usize * VOICE_RATE as usize) / 1000;
         let pad = ms(cfg.pad_ms);
         let max = (cfg.max_speech_s * VOICE_RATE as f32) as usize;
