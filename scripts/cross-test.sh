@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board (features tract, camera, mic,
-# voice), runs the bundled demo evaluation, `edgeqa live` on a demo clip and a spoken question
+# voice) and packs it into a board bundle with the demo student; from the unpacked bundle it runs
+# the demo evaluation, `edgeqa live` on a demo clip and a spoken question
 # under qemu-aarch64 and checks that every answer (and the transcript) matches the host build's;
 # checks that `edgeqa devices` runs there.
 #
@@ -80,13 +81,24 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 json_field() { python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if v is None else v)' "$@"; }
 
-# 3. The aarch64 binary (through edgeqa-board, as a user would build it) and the host binary.
+# 3. The aarch64 binary (through edgeqa-board, as a user would build it), packed with the demo
+#    student into a board bundle (`edgeqa-board bundle`, the same build), and the host binary.
+#    Everything below runs the binary unpacked from the bundle.
 t0=$(now)
-cargo run -q --locked -p edgeqa-firmware-config --bin edgeqa-board -- \
-  build --board "$BOARD" --json -- --locked >"$tmp/build.json"
-arm_bin="$(json_field "$tmp/build.json" binary)"
+board=(cargo run -q --locked -p edgeqa-firmware-config --bin edgeqa-board --)
+# The release profile, not the boards' default `deploy`: its whole-program LTO would add minutes
+# to every CI run; the answers are the same.
+"${board[@]}" build --board "$BOARD" --profile release --json -- --locked >"$tmp/build.json"
 stripped="$(json_field "$tmp/build.json" stripped)"
 stripped_size="$(json_field "$tmp/build.json" stripped_size_bytes)"
+"${board[@]}" bundle --board "$BOARD" --package "$PACKAGE" --profile release -o "$tmp/bundle.tar.gz" -- --locked >&2
+tar -xzf "$tmp/bundle.tar.gz" -C "$tmp"
+arm_bin="$tmp/edgeqa/edgeqa"
+[ -x "$arm_bin" ] || die "the bundle holds no executable edgeqa/edgeqa"
+cmp -s "$tmp/edgeqa/$(basename "$PACKAGE")" "$PACKAGE" || die "the bundle's $(basename "$PACKAGE") differs from $PACKAGE"
+grep -q "^ExecStart=.*/opt/edgeqa/edgeqa live --package /opt/edgeqa/$(basename "$PACKAGE") --board $BOARD" \
+  "$tmp/edgeqa/edgeqa.service" || die "the bundle's edgeqa.service does not run edgeqa live"
+[ -s "$tmp/edgeqa/README.md" ] || die "the bundle has no README.md"
 t1=$(now)
 # The host reference is the dev build of `edgeqa` that the test suite has just built for its
 # end-to-end tests (dependencies optimised, see the root Cargo.toml): the same answers as a release

@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use edgeqa_firmware_config::{Board, builtin, find};
 
+mod bundle;
+
 /// Board profiles of edgeqa: list them, show one, build edgeqa for one.
 #[derive(Debug, Parser)]
 #[command(name = "edgeqa-board", version, about, long_about = None)]
@@ -34,6 +36,28 @@ enum Cmd {
     },
     /// Cross-build the `edgeqa` binary for a board and report its size, stripped and not.
     Build(BuildArgs),
+    /// Build edgeqa for a board and pack it with a student package, a systemd unit that runs
+    /// `edgeqa live` on the board's camera and microphone, and a README into one .tar.gz.
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BundleArgs {
+    /// Board name (see `list`).
+    #[arg(long)]
+    board: String,
+    /// The student package (.eqa) to ship; it is checked (checksums, manifest) first.
+    #[arg(long)]
+    package: PathBuf,
+    /// The bundle to write. Default: `<board>-<package name>.tar.gz` here.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Cargo profile of the binary.
+    #[arg(long, default_value = "deploy")]
+    profile: String,
+    /// Extra arguments for `cargo build`, after `--` (e.g. `-- --locked`).
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,8 +65,9 @@ struct BuildArgs {
     /// Board name (see `list`).
     #[arg(long)]
     board: String,
-    /// Cargo profile.
-    #[arg(long, default_value = "release")]
+    /// Cargo profile: `deploy` (whole-program LTO, stripped: the smallest binary, the longest
+    /// build) or `release` (quicker to build, larger).
+    #[arg(long, default_value = "deploy")]
     profile: String,
     /// Print a JSON summary on stdout: {"board", "target", "binary", "size_bytes", "stripped", ...}.
     #[arg(long)]
@@ -58,6 +83,7 @@ fn main() -> ExitCode {
         Cmd::List { json } => list(json),
         Cmd::Show { name, json } => show(&name, json),
         Cmd::Build(args) => build(&args),
+        Cmd::Bundle(args) => bundle::bundle(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,8 +333,46 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// A board binary `cargo build` made, and its stripped copy when a strip tool was found.
+struct Built {
+    board: Board,
+    binary: PathBuf,
+    size: u64,
+    stripped: Option<(PathBuf, u64)>,
+    /// ` with -C target-cpu=...` when the board sets a CPU.
+    flags_note: String,
+}
+
 fn build(args: &BuildArgs) -> Result<()> {
-    let board: Board = find(&args.board)?;
+    let built = build_binary(&args.board, &args.profile, &args.cargo_args)?;
+    let (board, target) = (&built.board, built.board.target.as_str());
+    let (binary, size) = (&built.binary, built.size);
+    if args.json {
+        let v = serde_json::json!({
+            "board": board.name,
+            "target": target,
+            "target_cpu": board.target_cpu,
+            "profile": args.profile,
+            "binary": binary,
+            "size_bytes": size,
+            "stripped": built.stripped.as_ref().map(|s| &s.0),
+            "stripped_size_bytes": built.stripped.as_ref().map(|s| s.1),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("edgeqa for {} ({target}{}, profile {}):", board.name, built.flags_note, args.profile);
+    println!("  binary    {}  ({}, {size} bytes)", shown(binary), mib(size));
+    match &built.stripped {
+        Some((path, s)) => println!("  stripped  {}  ({}, {s} bytes)", shown(path), mib(*s)),
+        None => println!("  stripped  (not made: no strip tool found on PATH; it comes with binutils)"),
+    }
+    Ok(())
+}
+
+/// Builds `edgeqa` for the board called `board_name` with cargo profile `profile`.
+fn build_binary(board_name: &str, profile: &str, cargo_args: &[String]) -> Result<Built> {
+    let board: Board = find(board_name)?;
     let target = board.target.as_str();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let host = host_triple()?;
@@ -347,7 +411,7 @@ fn build(args: &BuildArgs) -> Result<()> {
     cmd.current_dir(&root).args([
         "build",
         "--profile",
-        &args.profile,
+        profile,
         "-p",
         "edgeqa-cli",
         "--bin",
@@ -361,7 +425,7 @@ fn build(args: &BuildArgs) -> Result<()> {
     if board.target_cpu.is_some() {
         cmd.arg("--target-dir").arg(&target_dir);
     }
-    cmd.args(&args.cargo_args).env("PKG_CONFIG_ALLOW_CROSS", "1");
+    cmd.args(cargo_args).env("PKG_CONFIG_ALLOW_CROSS", "1");
     if let (Some(t), None) = (&tools, &linker_override) {
         cmd.env(&linker_env, t.linker);
     }
@@ -384,7 +448,7 @@ fn build(args: &BuildArgs) -> Result<()> {
         }
         flags_note = format!(" with {flag}");
     }
-    eprintln!("edgeqa-board: building edgeqa for {} ({target}{flags_note}, profile {})", board.name, args.profile);
+    eprintln!("edgeqa-board: building edgeqa for {} ({target}{flags_note}, profile {profile})", board.name);
     for (k, v) in &c_env {
         eprintln!("edgeqa-board:   {k}=\"{v}\"");
     }
@@ -393,7 +457,7 @@ fn build(args: &BuildArgs) -> Result<()> {
         bail!("cargo build of edgeqa for {} failed ({status}): see cargo's errors above", board.name);
     }
 
-    let profile_dir = match args.profile.as_str() {
+    let profile_dir = match profile {
         "dev" | "test" => "debug",
         "bench" => "release",
         p => p,
@@ -422,27 +486,8 @@ fn build(args: &BuildArgs) -> Result<()> {
         None
     };
 
-    if args.json {
-        let v = serde_json::json!({
-            "board": board.name,
-            "target": target,
-            "target_cpu": board.target_cpu,
-            "profile": args.profile,
-            "binary": binary,
-            "size_bytes": size,
-            "stripped": stripped_size.map(|_| &stripped),
-            "stripped_size_bytes": stripped_size,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!("edgeqa for {} ({target}{flags_note}, profile {}):", board.name, args.profile);
-    println!("  binary    {}  ({}, {size} bytes)", shown(&binary), mib(size));
-    match stripped_size {
-        Some(s) => println!("  stripped  {}  ({}, {s} bytes)", shown(&stripped), mib(s)),
-        None => println!("  stripped  (not made: `{strip}` not found on PATH; it comes with binutils)"),
-    }
-    Ok(())
+    let stripped = stripped_size.map(|s| (stripped, s));
+    Ok(Built { board, binary, size, stripped, flags_note })
 }
 
 #[cfg(test)]
