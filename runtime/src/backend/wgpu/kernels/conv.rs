@@ -221,10 +221,24 @@ params! {
         total: u32,
         /// Input channels.
         c: u32,
-        h: u32,
-        w: u32,
         /// Output channels.
         m: u32,
+        window: WindowParams,
+        group: u32,
+        has_bias: bool,
+        /// The fused activation ([`Activation`]).
+        activation: u32,
+        alpha: f32,
+        beta: f32,
+    }
+}
+
+params! {
+    /// The geometry of a 2-D window sliding over an image (H, W) to (OH, OW): the part of
+    /// [`ConvParams`] and `pool.rs`'s `PoolParams` they share.
+    pub(crate) struct WindowParams {
+        h: u32,
+        w: u32,
         oh: u32,
         ow: u32,
         kh: u32,
@@ -235,12 +249,34 @@ params! {
         pad_left: u32,
         dilation_h: u32,
         dilation_w: u32,
-        group: u32,
-        has_bias: bool,
-        /// The fused activation ([`Activation`]).
-        activation: u32,
-        alpha: f32,
-        beta: f32,
+    }
+}
+
+impl WindowParams {
+    /// From (height, width) pairs: input, output, kernel, strides, padding before, dilations.
+    pub(crate) fn new(
+        input: [usize; 2],
+        output: [usize; 2],
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        pad_begin: [usize; 2],
+        dilations: [usize; 2],
+    ) -> WindowParams {
+        let u = |x: usize| x as u32;
+        WindowParams {
+            h: u(input[0]),
+            w: u(input[1]),
+            oh: u(output[0]),
+            ow: u(output[1]),
+            kh: u(kernel[0]),
+            kw: u(kernel[1]),
+            stride_h: u(strides[0]),
+            stride_w: u(strides[1]),
+            pad_top: u(pad_begin[0]),
+            pad_left: u(pad_begin[1]),
+            dilation_h: u(dilations[0]),
+            dilation_w: u(dilations[1]),
+        }
     }
 }
 
@@ -259,19 +295,8 @@ pub(crate) fn dispatch_conv(
     let p = ConvParams {
         total: u(total),
         c: u(g.c),
-        h: u(g.input[0]),
-        w: u(g.input[1]),
         m: u(g.m),
-        oh: u(g.output[0]),
-        ow: u(g.output[1]),
-        kh: u(g.kernel[0]),
-        kw: u(g.kernel[1]),
-        stride_h: u(g.strides[0]),
-        stride_w: u(g.strides[1]),
-        pad_top: u(g.pad_begin[0]),
-        pad_left: u(g.pad_begin[1]),
-        dilation_h: u(g.dilations[0]),
-        dilation_w: u(g.dilations[1]),
+        window: WindowParams::new(g.input, g.output, g.kernel, g.strides, g.pad_begin, g.dilations),
         group: u(g.group),
         has_bias,
         activation: code,

@@ -3,7 +3,7 @@
 
 use tract_onnx::prelude::DatumType;
 
-use super::conv::axis_geometry;
+use super::conv::{WindowParams, axis_geometry};
 use super::params::params;
 use super::{Binding, Build, Kernel, Shader, want_f32};
 use crate::graph::ReadAttrs;
@@ -18,18 +18,7 @@ params! {
     /// `pool.wgsl`'s params: one thread per output element.
     struct PoolParams {
         total: u32,
-        h: u32,
-        w: u32,
-        oh: u32,
-        ow: u32,
-        kh: u32,
-        kw: u32,
-        stride_h: u32,
-        stride_w: u32,
-        pad_top: u32,
-        pad_left: u32,
-        dilation_h: u32,
-        dilation_w: u32,
+        window: WindowParams,
         /// Average (else max).
         average: bool,
         count_include_pad: bool,
@@ -139,18 +128,7 @@ impl Kernel for Pool {
         let max = b.node.op.contains("Max");
         let p = PoolParams {
             total: total as u32,
-            h: w.input[0] as u32,
-            w: w.input[1] as u32,
-            oh: w.output[0] as u32,
-            ow: w.output[1] as u32,
-            kh: w.kernel[0] as u32,
-            kw: w.kernel[1] as u32,
-            stride_h: w.strides[0] as u32,
-            stride_w: w.strides[1] as u32,
-            pad_top: w.pad_begin[0] as u32,
-            pad_left: w.pad_begin[1] as u32,
-            dilation_h: w.dilations[0] as u32,
-            dilation_w: w.dilations[1] as u32,
+            window: WindowParams::new(w.input, w.output, w.kernel, w.strides, w.pad_begin, w.dilations),
             average: !max,
             count_include_pad: w.count_include_pad,
             end_h: (w.input[0] + w.pad_end[0]) as u32,
