@@ -281,6 +281,30 @@ mod tests {
         assert!(Plan::new(&rpi4, &model, "m.eqa").unwrap_err().to_string().contains("generic model package"));
     }
 
+    /// A missing, corrupt or unfit package is refused before anything is built.
+    #[test]
+    fn a_bad_package_is_refused_before_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |package: PathBuf, board: &str| BundleArgs {
+            board: board.into(),
+            package,
+            output: Some(dir.path().join("b.tar.gz")),
+            profile: "deploy".into(),
+            cargo_args: vec![],
+        };
+        let missing = dir.path().join("missing.eqa");
+        let e = format!("{:#}", bundle(&args(missing, "rpi4")).unwrap_err());
+        assert!(e.contains("not usable") && e.contains("missing.eqa"), "{e}");
+        let corrupt = dir.path().join("corrupt.eqa");
+        std::fs::write(&corrupt, [b'x'; 100]).unwrap();
+        let e = format!("{:#}", bundle(&args(corrupt, "rpi4")).unwrap_err());
+        assert!(e.contains("not an .eqa package"), "{e}");
+        let (_, demo) = demo();
+        let e = format!("{:#}", bundle(&args(demo, "no-such-board")).unwrap_err());
+        assert!(e.contains("no-such-board"), "{e}");
+        assert!(!dir.path().join("b.tar.gz").exists());
+    }
+
     #[test]
     fn the_bundle_holds_the_binary_the_package_the_unit_and_the_readme() {
         let (m, package) = demo();
