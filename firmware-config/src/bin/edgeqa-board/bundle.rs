@@ -41,12 +41,12 @@ pub(super) fn bundle(args: &BundleArgs) -> Result<()> {
             PathBuf::from(format!("{}-{stem}.tar.gz", board.name))
         }
     };
-    let built = build_binary(&args.board, &args.profile, &args.cargo_args)?;
+    let built = build_binary(board, &args.profile, &args.cargo_args)?;
     // The stripped copy when there is one: the symbols are of no use on the board.
     let binary = built.stripped.as_ref().map_or(&built.binary, |s| &s.0);
     write(&output, binary, &args.package, &package_name, &plan)?;
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
-    println!("bundle for {} with {package_name}: {} ({})", board.name, shown(&output), mib(size));
+    println!("bundle for {} with {package_name}: {} ({})", built.board.name, shown(&output), mib(size));
     println!(
         "  unpack on the board with `sudo tar -xzf {} -C /opt`, then see {INSTALL}/README.md",
         file_name(&output)?

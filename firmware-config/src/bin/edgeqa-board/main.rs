@@ -344,7 +344,7 @@ struct Built {
 }
 
 fn build(args: &BuildArgs) -> Result<()> {
-    let built = build_binary(&args.board, &args.profile, &args.cargo_args)?;
+    let built = build_binary(find(&args.board)?, &args.profile, &args.cargo_args)?;
     let (board, target) = (&built.board, built.board.target.as_str());
     let (binary, size) = (&built.binary, built.size);
     if args.json {
@@ -370,9 +370,8 @@ fn build(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds `edgeqa` for the board called `board_name` with cargo profile `profile`.
-fn build_binary(board_name: &str, profile: &str, cargo_args: &[String]) -> Result<Built> {
-    let board: Board = find(board_name)?;
+/// Builds `edgeqa` for `board` with cargo profile `profile`.
+fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Built> {
     let target = board.target.as_str();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let host = host_triple()?;
