@@ -1,242 +1,372 @@
 #!/usr/bin/env bash
-# Cross-test: builds edgeqa for a 64-bit ARM board with edgeqa-board (features tract, camera, mic,
-# voice) and packs it into a board bundle with the demo student; from the unpacked bundle it runs
-# the demo evaluation, `edgeqa live` on a demo clip and a spoken question
-# under qemu-aarch64 and checks that every answer (and the transcript) matches the host build's;
-# checks that `edgeqa devices` runs there.
+# Cross-test: edgeqa built for boards with edgeqa-board, run under qemu-user, must give the host
+# build's answers. Four builds, each made as a user would make it:
 #
-# Idempotent: installs only what is missing (Debian packages gcc-aarch64-linux-gnu,
-# libc6-dev-arm64-cross, qemu-user, libclang-dev for v4l's bindgen; arm64 multiarch with
-# libasound2-dev:arm64 for the microphone and libpocketsphinx-dev:arm64 for spoken questions, with
-# pocketsphinx-en-us and espeak-ng; the rustup target aarch64-unknown-linux-gnu).
-# edgeqa-board points pkg-config and bindgen at the aarch64 files (docs/boards.md).
-# The board is generic-aarch64 (no -C target-cpu), so the build shares cargo's usual target dir.
+#   generic-aarch64         aarch64, glibc 2.27+ (tract, camera, mic, voice), bundled with the demo
+#                           student; from the unpacked bundle under qemu-aarch64: the demo
+#                           evaluation, `edgeqa live` on a clip, a spoken question, `edgeqa devices`
+#   rpi-zero-2w             32-bit armv7 (NEON), glibc 2.27+ (tract, camera, mic: `voice` left
+#                           out, see below), bundled; from the unpacked bundle under qemu-arm: the
+#                           demo evaluation and `edgeqa live` on a clip
+#   generic-aarch64-static  aarch64, static musl (tract): the demo evaluation under qemu-aarch64
+#                           with no sysroot at all
+#   generic-x86_64          x86_64, glibc 2.27+ (tract, camera, mic, voice): the demo evaluation,
+#                           run natively
+#
+# Every glibc build must need no `GLIBC_` symbol version above 2.27 (edgeqa-board checks it with
+# readelf, and so does this script); the static one must need no shared library.
+#
+# Usage: cross-test.sh [prepare|build|check|all]   (default: all)
+#   CROSS_TEST_BOARDS="generic-aarch64 rpi-zero-2w" limits the builds and checks to those boards
+#   (scripts/test.sh, for CI's time); by default all four.
+#   prepare  installs what is missing (Debian packages, rustup targets) and builds edgeqa-board;
+#            needs cargo's lock on target/
+#   build    installs zig and cargo-zigbuild into .cache/ if missing (scripts/setup-zig.sh) and
+#            builds the binaries (profile cross-test) into target/cross/, which has a cargo lock of
+#            its own, so this can run beside `cargo test` (scripts/test.sh does that)
+#   check    runs the checks; needs the host's dev build of edgeqa (`cargo test --no-run` makes it)
+#
+# Idempotent: installs only what is missing (Debian packages libc6-dev-arm64-cross,
+# libc6-dev-armhf-cross, binutils-aarch64-linux-gnu, binutils-arm-linux-gnueabihf, qemu-user,
+# libclang-dev for v4l's bindgen; arm64 and armhf multiarch with libasound2-dev for the microphone,
+# libpocketsphinx-dev:arm64 for spoken questions, with pocketsphinx-en-us and espeak-ng).
+# armv7 leaves `voice` out: libpocketsphinx-dev:armhf drags in armhf builds of GLib and more, whose
+# versions apt often cannot reconcile with the host's (docs/boards.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BOARD=generic-aarch64
-TARGET=aarch64-unknown-linux-gnu
-DPKG_ARCH=arm64
-MULTIARCH=aarch64-linux-gnu
-QEMU_CPU=cortex-a72        # a Raspberry Pi 4 core
-SYSROOT=/usr/aarch64-linux-gnu
 PACKAGE=models/demo/demo.eqa
 SET=models/demo/eval/questions.jsonl
 CLIP=clip_000               # the clip `edgeqa live` watches and listens to
+CROSS_DIR=target/cross      # the boards' cargo target dir and the bundles
+GLIBC_MAX=2.27
+# Release at opt-level 1 (root Cargo.toml): 10 to 20% quicker to build than `release`, and the
+# answers are checked against the host build all the same.
+PROFILE=cross-test
+BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 rpi-zero-2w generic-aarch64-static generic-x86_64}"
+for b in $BOARDS; do
+  case "$b" in
+    generic-aarch64 | rpi-zero-2w | generic-aarch64-static | generic-x86_64) ;;
+    *) echo "cross-test: error: CROSS_TEST_BOARDS: no check for board \`$b\`" >&2; exit 1 ;;
+  esac
+done
+selected() { [[ " $BOARDS " == *" $1 "* ]]; }
+ARMV7_FEATURES=tract,camera,mic
 
 log() { echo "cross-test: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s; }
-start=$(now)
-
-# 1. Debian packages: the cross linker and libc (with the Linux headers v4l's bindgen reads),
-#    qemu's user-mode emulator, libclang for bindgen, and ALSA (host and arm64 multiarch) for cpal.
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-  log "installing $*"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-if command -v dpkg >/dev/null 2>&1; then
-  need_apt=()
-  for pkg in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev libasound2-dev pkg-config \
-    libpocketsphinx-dev pocketsphinx-en-us espeak-ng; do
-    # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
-    dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
-      need_apt+=("$pkg")
-  done
-  for pkg in libasound2-dev libpocketsphinx-dev; do
-    if ! dpkg -s "$pkg:$DPKG_ARCH" >/dev/null 2>&1; then
-      if ! dpkg --print-foreign-architectures | grep -qx "$DPKG_ARCH"; then
-        log "dpkg --add-architecture $DPKG_ARCH"
-        $SUDO dpkg --add-architecture "$DPKG_ARCH"
-      fi
-      need_apt+=("$pkg:$DPKG_ARCH")
-    fi
-  done
-  [ ${#need_apt[@]} -eq 0 ] || apt_install "${need_apt[@]}"
-else
-  for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
-    command -v "$tool" >/dev/null 2>&1 ||
-      die "$tool not found and this is not a Debian system: install an aarch64 cross gcc and qemu-user"
-  done
-fi
-[ -f "$SYSROOT/include/linux/videodev2.h" ] ||
-  log "warning: $SYSROOT/include/linux/videodev2.h not found: the camera feature needs the aarch64 Linux headers"
-[ -f "/usr/lib/$MULTIARCH/pkgconfig/alsa.pc" ] ||
-  log "warning: /usr/lib/$MULTIARCH/pkgconfig/alsa.pc not found: the mic feature needs ALSA for aarch64"
-
-# 2. The Rust standard library for the target.
-if ! command -v rustup >/dev/null 2>&1; then
-  sysroot="$(rustc --print sysroot)"
-  [ -d "$sysroot/lib/rustlib/$TARGET/lib" ] ||
-    die "rustup not found, and $sysroot has no standard library for $TARGET: install Rust with rustup (https://rustup.rs)"
-elif ! rustup target list --installed | grep -qx "$TARGET"; then
-  log "rustup target add $TARGET"
-  rustup target add "$TARGET"
-fi
-command -v python3 >/dev/null 2>&1 || die "python3 not found (it compares the JSON reports): install python3"
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 json_field() { python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if v is None else v)' "$@"; }
 
-# 3. The aarch64 binary (through edgeqa-board, as a user would build it), packed with the demo
-#    student into a board bundle (`edgeqa-board bundle`, the same build), and the host binary.
-#    Everything below runs the binary unpacked from the bundle.
-t0=$(now)
-board=(cargo run -q --locked -p edgeqa-firmware-config --bin edgeqa-board --)
-# The release profile, not the boards' default `deploy`: its whole-program LTO would add minutes
-# to every CI run; the answers are the same.
-"${board[@]}" build --board "$BOARD" --profile release --json -- --locked >"$tmp/build.json"
-stripped="$(json_field "$tmp/build.json" stripped)"
-stripped_size="$(json_field "$tmp/build.json" stripped_size_bytes)"
-"${board[@]}" bundle --board "$BOARD" --package "$PACKAGE" --profile release -o "$tmp/bundle.tar.gz" -- --locked >&2
-tar -xzf "$tmp/bundle.tar.gz" -C "$tmp"
-arm_bin="$tmp/edgeqa/edgeqa"
-[ -x "$arm_bin" ] || die "the bundle holds no executable edgeqa/edgeqa"
-cmp -s "$tmp/edgeqa/$(basename "$PACKAGE")" "$PACKAGE" || die "the bundle's $(basename "$PACKAGE") differs from $PACKAGE"
-grep -q "^ExecStart=.*/opt/edgeqa/edgeqa live --package /opt/edgeqa/$(basename "$PACKAGE") --board $BOARD" \
-  "$tmp/edgeqa/edgeqa.service" || die "the bundle's edgeqa.service does not run edgeqa live"
-[ -s "$tmp/edgeqa/README.md" ] || die "the bundle has no README.md"
-t1=$(now)
-# The host reference is the dev build of `edgeqa` that the test suite has just built for its
-# end-to-end tests (dependencies optimised, see the root Cargo.toml): the same answers as a release
-# build without a second optimised build. The same `cargo test` selection keeps its feature set,
-# so after `cargo test` this is a no-op (a plain `cargo build` would rebuild tract).
-cargo test -q --locked --workspace --all-targets --no-run
-cargo metadata -q --no-deps --format-version 1 >"$tmp/metadata.json"
-host_bin="$(json_field "$tmp/metadata.json" target_directory)/debug/edgeqa"
-[ -x "$host_bin" ] || die "cargo test --workspace --no-run produced no $host_bin"
-t2=$(now)
-log "aarch64 build $((t1 - t0)) s, host build $((t2 - t1)) s"
-if [ -n "$stripped" ]; then
-  log "stripped $TARGET binary: $stripped, $stripped_size bytes ($((stripped_size / 1024)) KiB)"
-else
-  log "no stripped binary (aarch64-linux-gnu-strip not found; it comes with binutils-aarch64-linux-gnu)"
-fi
+prepare() {
+  # Debian packages: the targets' libc (loaders for qemu, headers for v4l's bindgen), their
+  # binutils (strip), qemu's user-mode emulators, libclang, and ALSA and PocketSphinx as multiarch.
+  local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if command -v dpkg >/dev/null 2>&1; then
+    local need_apt=() pkg arch
+    for pkg in libc6-dev-arm64-cross libc6-dev-armhf-cross binutils-aarch64-linux-gnu \
+      binutils-arm-linux-gnueabihf qemu-user libclang-dev libasound2-dev pkg-config \
+      libpocketsphinx-dev pocketsphinx-en-us espeak-ng python3-venv; do
+      # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
+      dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
+        need_apt+=("$pkg")
+    done
+    for pkg in libasound2-dev:arm64 libpocketsphinx-dev:arm64 libasound2-dev:armhf; do
+      arch="${pkg#*:}"
+      if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+          log "dpkg --add-architecture $arch"
+          $SUDO dpkg --add-architecture "$arch"
+        fi
+        need_apt+=("$pkg")
+      fi
+    done
+    if [ ${#need_apt[@]} -gt 0 ]; then
+      log "installing ${need_apt[*]}"
+      # An index that fails to download (a mirror mid-sync) is not fatal if the packages resolve.
+      $SUDO apt-get update -qq || log "warning: apt-get update reported errors; trying the install anyway"
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    fi
+  else
+    local tool
+    for tool in qemu-aarch64 qemu-arm readelf; do
+      command -v "$tool" >/dev/null 2>&1 ||
+        die "$tool not found and this is not a Debian system: install qemu-user and binutils"
+    done
+  fi
 
-# 4. The same evaluation on both, listing every answer; then `edgeqa live` on one clip (its files
-#    standing in for the camera and microphone) with that clip's questions on stdin.
-# Under qemu-user /proc/cpuinfo is the host's, so tract warns that it cannot read the ARM features.
-export RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error}"
-# LD_LIBRARY_PATH keeps glibc the cross toolchain's, the one matching the dynamic loader under -L:
-# with arm64 multiarch installed, /etc/ld.so.cache lists /lib/aarch64-linux-gnu/libc.so.6 (another
-# build), and a program linking both hangs in its first pthread_create. ALSA still comes from there.
-# The timeout turns any other hang into a failure.
-on_qemu() { timeout 900 qemu-aarch64 -L "$SYSROOT" -E LD_LIBRARY_PATH="$SYSROOT/lib" -cpu "$QEMU_CPU" "$arm_bin" "$@"; }
-args=(eval --package "$PACKAGE" --set "$SET" --json --answers)
-"$host_bin" "${args[@]}" >"$tmp/host.json" || die "host edgeqa ${args[*]} failed"
-on_qemu "${args[@]}" >"$tmp/aarch64.json" || die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${args[*]} failed"
-t3=$(now)
+  # The Rust standard libraries of the targets.
+  local target
+  for target in aarch64-unknown-linux-gnu aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+    if ! command -v rustup >/dev/null 2>&1; then
+      [ -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ] ||
+        die "rustup not found, and there is no standard library for $target: install Rust with rustup (https://rustup.rs)"
+    elif ! rustup target list --installed | grep -qx "$target"; then
+      log "rustup target add $target"
+      rustup target add "$target"
+    fi
+  done
+  command -v python3 >/dev/null 2>&1 || die "python3 not found (it compares the JSON reports): install python3"
+  cargo build -q --locked -p edgeqa-firmware-config --bin edgeqa-board
+}
 
-python3 -c '
+# cargo's target dir (target/ unless CARGO_TARGET_DIR or a config says otherwise).
+target_dir() { cargo metadata -q --no-deps --format-version 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'; }
+
+# One board: `edgeqa-board build --json` (the build summary), then, for bundles, `bundle` from the
+# same build. $1 board, $2 "bundle" or "build", rest: extra edgeqa-board arguments.
+build_board() {
+  local board="$1" kind="$2"; shift 2
+  local t0; t0=$(now)
+  "$board_tool" build --board "$board" --profile "$PROFILE" --json "$@" -- --locked >"$CROSS_DIR/$board.json"
+  if [ "$kind" = bundle ]; then
+    "$board_tool" bundle --board "$board" --package "$PACKAGE" --profile "$PROFILE" "$@" \
+      -o "$CROSS_DIR/$board.tar.gz" -- --locked >&2
+  fi
+  log "$board: built in $(($(now) - t0)) s"
+}
+
+# In a subshell: CARGO_TARGET_DIR stays here.
+build_all() (
+  source scripts/setup-zig.sh
+  mkdir -p "$CROSS_DIR"
+  board_tool="$(target_dir)/debug/edgeqa-board"
+  [ -x "$board_tool" ] || die "$board_tool is missing: run \`$0 prepare\` first"
+  # The boards' own target dir: cargo locks it apart from target/, where the tests run.
+  export CARGO_TARGET_DIR="$PWD/$CROSS_DIR"
+  if selected generic-aarch64; then build_board generic-aarch64 bundle; fi
+  if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
+  if selected generic-aarch64-static; then build_board generic-aarch64-static build; fi
+  if selected generic-x86_64; then build_board generic-x86_64 build; fi
+)
+
+# The binary edgeqa-board reported for a board: its stripped copy when there is one.
+built_binary() {
+  local s; s="$(json_field "$CROSS_DIR/$1.json" stripped)"
+  [ -n "$s" ] && { echo "$s"; return; }
+  json_field "$CROSS_DIR/$1.json" binary
+}
+
+# Fails unless the board's build summary and readelf agree that the binary links as it must.
+check_linkage() {
+  local board="$1" bin="$2" want="$3" needed
+  if [ "$want" = static ]; then
+    [ "$(json_field "$CROSS_DIR/$board.json" static)" = True ] || die "$board: edgeqa-board does not report a static binary"
+    ! readelf -W --program-headers --dynamic "$bin" | grep -Eq 'INTERP|\(NEEDED\)' ||
+      die "$board: $bin has a program interpreter or needs shared libraries"
+    log "$board: static, $(stat -c %s "$bin") bytes"
+    return
+  fi
+  needed="$(readelf -W --version-info "$bin" | grep -o 'GLIBC_2\.[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)"
+  [ -n "$needed" ] || die "$board: readelf found no GLIBC_ version in $bin"
+  [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_MAX" | sort -V | tail -n 1)" = "$GLIBC_MAX" ] ||
+    die "$board: $bin needs glibc $needed, above $GLIBC_MAX"
+  [ "$(json_field "$CROSS_DIR/$board.json" glibc_required)" = "$needed" ] ||
+    die "$board: edgeqa-board reported glibc $(json_field "$CROSS_DIR/$board.json" glibc_required), readelf $needed"
+  log "$board: needs glibc $needed (at most $GLIBC_MAX), $(stat -c %s "$bin") bytes"
+}
+
+# Unpacks a board's bundle into $tmp/<board>/ and checks its files; prints the binary's path.
+unpack() {
+  local board="$1" dir="$tmp/$1"
+  mkdir -p "$dir"
+  tar -xzf "$CROSS_DIR/$board.tar.gz" -C "$dir"
+  [ -x "$dir/edgeqa/edgeqa" ] || die "$board: the bundle holds no executable edgeqa/edgeqa"
+  cmp -s "$dir/edgeqa/$(basename "$PACKAGE")" "$PACKAGE" || die "$board: the bundle's $(basename "$PACKAGE") differs from $PACKAGE"
+  grep -q "^ExecStart=.*/opt/edgeqa/edgeqa live --package /opt/edgeqa/$(basename "$PACKAGE") --board $board" \
+    "$dir/edgeqa/edgeqa.service" || die "$board: the bundle's edgeqa.service does not run edgeqa live"
+  [ -s "$dir/edgeqa/README.md" ] || die "$board: the bundle has no README.md"
+  cmp -s "$dir/edgeqa/edgeqa" "$(built_binary "$board")" || die "$board: the bundle's binary is not the one built"
+  echo "$dir/edgeqa/edgeqa"
+}
+
+# Compares lists of answers (JSON lines or an eval report's "answers"); prints "N M" (passed, failed).
+compare() {
+  python3 - "$@" <<'EOF'
+import json, sys
+
+CONFIDENCE_TOLERANCE = 1e-3
+name, kind, host_path, other_path, who = sys.argv[1:6]
+
+
+def answers(path):
+    if kind == "eval":
+        return json.load(open(path))["answers"]
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
+ha, oa = answers(host_path), answers(other_path)
+passed, failed, worst, diff = 0, 0, 0.0, []
+for i in range(max(len(ha), len(oa))):
+    h = ha[i] if i < len(ha) else None
+    a = oa[i] if i < len(oa) else None
+    same = (
+        h is not None and a is not None and "error" not in h and "error" not in a
+        and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
+    )
+    if same:
+        d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
+        worst = max(worst, d)
+        same = d <= CONFIDENCE_TOLERANCE
+    if same:
+        passed += 1
+        continue
+    failed += 1
+    for mark, label, r in (("-", "host", h), ("+", who, a)):
+        if r is None:
+            diff.append(f"{mark} {label} (no answer #{i + 1})")
+        elif "error" in r:
+            diff.append(f"{mark} {label} #{i + 1}: {r.get('question')!r} -> error {r['error']!r}")
+        else:
+            diff.append(
+                f"{mark} {label} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
+                f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
+            )
+if not ha:
+    failed += 1
+    diff.append("no answers at all")
+log = sys.stderr
+print(f"cross-test: {name}: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=log)
+if failed:
+    print(f"cross-test: {name}: the answers differ (- host, + {who}):", file=log)
+    print("\n".join(diff), file=log)
+print(f"cross-test: {name}: {passed} passed, {failed} failed", file=log)
+print(passed, failed)
+EOF
+}
+
+total_passed=0
+total_failed=0
+tally() { local p f; read -r p f <<<"$1"; total_passed=$((total_passed + p)); total_failed=$((total_failed + f)); }
+
+check_all() {
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  # The host reference is the dev build of `edgeqa` that the test suite has just built for its
+  # end-to-end tests (dependencies optimised, see the root Cargo.toml). The same `cargo test`
+  # selection keeps its feature set, so after `cargo test` this is a no-op.
+  cargo test -q --locked --workspace --all-targets --no-run
+  local host_bin
+  host_bin="$(target_dir)/debug/edgeqa"
+  [ -x "$host_bin" ] || die "cargo test --workspace --no-run produced no $host_bin"
+
+  # Under qemu-user /proc/cpuinfo is the host's, so tract warns that it cannot read the ARM features.
+  export RUST_LOG="${RUST_LOG:-warn,tract_linalg::arm64=error,tract_linalg::arm32=error}"
+  local eval_args=(eval --package "$PACKAGE" --set "$SET" --json --answers)
+  "$host_bin" "${eval_args[@]}" >"$tmp/host.json" || die "host edgeqa ${eval_args[*]} failed"
+  python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     q = json.loads(line) if line.strip() else {}
     if q.get("video") == sys.argv[2]:
         print(q["question"])
 ' "$SET" "$CLIP.y4m" >"$tmp/questions.txt"
-[ -s "$tmp/questions.txt" ] || die "$SET has no question about $CLIP.y4m"
-clips="$(dirname "$SET")"
-live=(live --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav" --ask-at-end --json)
-"$host_bin" "${live[@]}" <"$tmp/questions.txt" >"$tmp/host-live.jsonl" 2>"$tmp/host-live.err" ||
-  die "host edgeqa ${live[*]} failed: $(tail -n 3 "$tmp/host-live.err")"
-on_qemu "${live[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
-  die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${live[*]} failed: $(tail -n 3 "$tmp/aarch64-live.err")"
-# A spoken question: the clip's first question said by espeak-ng; the same transcript and answer.
-espeak-ng -v en-us -w "$tmp/question.wav" "$(head -n 1 "$tmp/questions.txt")"
-spoken=(ask --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav"
-  --question-audio "$tmp/question.wav" --json)
-"$host_bin" "${spoken[@]}" >"$tmp/host-spoken.json" || die "host edgeqa ${spoken[*]} failed"
-on_qemu "${spoken[@]}" >"$tmp/aarch64-spoken.json" ||
-  die "qemu-aarch64 -cpu $QEMU_CPU $arm_bin ${spoken[*]} failed"
-python3 - "$tmp/host-spoken.json" "$tmp/aarch64-spoken.json" <<'EOF2' || die "the spoken question differs"
+  [ -s "$tmp/questions.txt" ] || die "$SET has no question about $CLIP.y4m"
+  local clips; clips="$(dirname "$SET")"
+  local live_args=(live --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav" --ask-at-end --json)
+  "$host_bin" "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/host-live.jsonl" 2>"$tmp/host-live.err" ||
+    die "host edgeqa ${live_args[*]} failed: $(tail -n 3 "$tmp/host-live.err")"
+
+  if selected generic-aarch64; then check_generic_aarch64; fi
+  if selected rpi-zero-2w; then check_rpi_zero_2w; fi
+  if selected generic-aarch64-static; then check_static; fi
+  if selected generic-x86_64; then check_x86_64; fi
+
+  echo "cross-test: $total_passed passed, $total_failed failed"
+  [ "$total_failed" -eq 0 ]
+}
+
+check_generic_aarch64() {
+  # --- generic-aarch64: glibc 2.27, every feature but wgpu, from its bundle.
+  # LD_LIBRARY_PATH keeps glibc the cross toolchain's, the one matching the dynamic loader under
+  # -L: with arm64 multiarch installed, /etc/ld.so.cache lists /lib/aarch64-linux-gnu/libc.so.6
+  # (another build), and a program linking both hangs in its first pthread_create. ALSA and
+  # PocketSphinx still come from there. The timeout turns any other hang into a failure.
+  local t0 arm_bin; t0=$(now)
+  arm_bin="$(unpack generic-aarch64)"
+  check_linkage generic-aarch64 "$arm_bin" glibc
+  on_aarch64() { timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib -cpu cortex-a72 "$arm_bin" "$@"; }
+  on_aarch64 "${eval_args[@]}" >"$tmp/aarch64.json" || die "generic-aarch64: edgeqa ${eval_args[*]} failed under qemu"
+  tally "$(compare "generic-aarch64 eval" eval "$tmp/host.json" "$tmp/aarch64.json" aarch64)"
+  on_aarch64 "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
+    die "generic-aarch64: edgeqa ${live_args[*]} failed under qemu: $(tail -n 3 "$tmp/aarch64-live.err")"
+  tally "$(compare "generic-aarch64 live" lines "$tmp/host-live.jsonl" "$tmp/aarch64-live.jsonl" aarch64)"
+  # A spoken question: the clip's first question said by espeak-ng; the same transcript and answer.
+  espeak-ng -v en-us -w "$tmp/question.wav" "$(head -n 1 "$tmp/questions.txt")"
+  local spoken=(ask --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav"
+    --question-audio "$tmp/question.wav" --json)
+  "$host_bin" "${spoken[@]}" >"$tmp/host-spoken.json" || die "host edgeqa ${spoken[*]} failed"
+  on_aarch64 "${spoken[@]}" >"$tmp/aarch64-spoken.json" || die "generic-aarch64: edgeqa ${spoken[*]} failed under qemu"
+  python3 - "$tmp/host-spoken.json" "$tmp/aarch64-spoken.json" <<'EOF' || die "generic-aarch64: the spoken question differs"
 import json, sys
 h, a = (json.load(open(p)) for p in sys.argv[1:3])
 keys = ("transcript", "accepted", "answer")
 same = all(h[k] == a[k] for k in keys) and abs(h["confidence"] - a["confidence"]) <= 1e-3
-print(f"cross-test: spoken question: host heard {h['transcript']!r} -> {h['answer']!r}; "
+print(f"cross-test: generic-aarch64 spoken: host heard {h['transcript']!r} -> {h['answer']!r}; "
       f"aarch64 heard {a['transcript']!r} -> {a['answer']!r}", file=sys.stderr)
 sys.exit(0 if same and h["accepted"] else 1)
-EOF2
-t4=$(now)
-
-# No camera or sound card under qemu: `devices` must find none and succeed (ALSA may complain on
-# stderr). ALSA's `null` PCM (a discard device in alsa-lib's default configuration, listed on any
-# machine) is the only microphone allowed.
-on_qemu devices >"$tmp/devices.txt" 2>"$tmp/devices.err" ||
-  die "qemu-aarch64 $arm_bin devices failed: $(cat "$tmp/devices.txt") $(tail -n 3 "$tmp/devices.err")"
-grep -qx "cameras: none found" "$tmp/devices.txt" ||
-  die "edgeqa devices under qemu did not say \"cameras: none found\": $(cat "$tmp/devices.txt")"
-if grep -qx "microphones: none found" "$tmp/devices.txt"; then
-  log "edgeqa devices under qemu: no camera, no microphone"
-elif grep -q "^microphone null " "$tmp/devices.txt" && ! grep "^microphone " "$tmp/devices.txt" | grep -vq "^microphone null "; then
-  log "edgeqa devices under qemu: no camera; no microphone but ALSA's null device"
-else
-  die "edgeqa devices under qemu found a device: $(cat "$tmp/devices.txt")"
-fi
-if [ -s "$tmp/devices.err" ]; then
-  log "edgeqa devices under qemu said on stderr: $(head -c 300 "$tmp/devices.err" | tr '\n' ' ')"
-fi
-t5=$(now)
-log "evaluations (host + qemu) $((t3 - t2)) s, live and spoken (host + qemu) $((t4 - t3)) s, devices $((t5 - t4)) s, total $((t5 - start)) s"
-
-# 5. Compare every answer and its confidence: the evaluation's, then live's.
-python3 - "$tmp/host.json" "$tmp/aarch64.json" "$tmp/host-live.jsonl" "$tmp/aarch64-live.jsonl" <<'EOF'
-import json, sys
-
-CONFIDENCE_TOLERANCE = 1e-3
-
-
-def compare(name, ha, aa):
-    """Prints how two lists of answers differ; returns (passed, failed)."""
-    passed, failed, worst = 0, 0, 0.0
-    diff = []
-    for i in range(max(len(ha), len(aa))):
-        h = ha[i] if i < len(ha) else None
-        a = aa[i] if i < len(aa) else None
-        same = (
-            h is not None and a is not None and "error" not in h and "error" not in a
-            and h.get("question") == a.get("question") and h.get("answer") == a.get("answer")
-        )
-        if same:
-            d = abs(float(h.get("confidence", 0)) - float(a.get("confidence", 0)))
-            worst = max(worst, d)
-            same = d <= CONFIDENCE_TOLERANCE
-        if same:
-            passed += 1
-            continue
-        failed += 1
-        for mark, who, r in (("-", "host   ", h), ("+", "aarch64", a)):
-            if r is None:
-                diff.append(f"{mark} {who} (no answer #{i + 1})")
-            elif "error" in r:
-                diff.append(f"{mark} {who} #{i + 1}: {r.get('question')!r} -> error {r['error']!r}")
-            else:
-                diff.append(
-                    f"{mark} {who} line {r.get('line', i + 1)}: {r.get('question')!r} -> {r.get('answer')!r}"
-                    f" (confidence {float(r.get('confidence', 0)):.6f}, truth {r.get('truth')!r})"
-                )
-    print(f"cross-test: {name}: compared {len(ha)} answers; largest confidence difference {worst:.2e}", file=sys.stderr)
-    if failed:
-        print(f"cross-test: {name}: answers differ between the host and the aarch64 build (- host, + aarch64):",
-              file=sys.stderr)
-        print("\n".join(diff), file=sys.stderr)
-    print(f"cross-test: {name}: {passed} passed, {failed} failed", file=sys.stderr)
-    return passed, failed
-
-
-def lines(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
-
-
-host, arm = (json.load(open(p)) for p in sys.argv[1:3])
-results = [compare("eval", host["answers"], arm["answers"]), compare("live", lines(sys.argv[3]), lines(sys.argv[4]))]
-if not results[1][0] + results[1][1]:
-    print("cross-test: live: no answers at all", file=sys.stderr)
-    results.append((0, 1))
-passed, failed = (sum(r[i] for r in results) for i in (0, 1))
-print(f"cross-test: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
 EOF
+  tally "1 0"
+  # No camera or sound card under qemu: `devices` must find none and succeed (ALSA may complain on
+  # stderr). ALSA's `null` PCM (a discard device in alsa-lib's default configuration, listed on any
+  # machine) is the only microphone allowed.
+  on_aarch64 devices >"$tmp/devices.txt" 2>"$tmp/devices.err" ||
+    die "generic-aarch64: edgeqa devices failed under qemu: $(cat "$tmp/devices.txt") $(tail -n 3 "$tmp/devices.err")"
+  grep -qx "cameras: none found" "$tmp/devices.txt" ||
+    die "edgeqa devices under qemu did not say \"cameras: none found\": $(cat "$tmp/devices.txt")"
+  if grep -qx "microphones: none found" "$tmp/devices.txt"; then
+    log "generic-aarch64 devices: no camera, no microphone"
+  elif grep -q "^microphone null " "$tmp/devices.txt" && ! grep "^microphone " "$tmp/devices.txt" | grep -vq "^microphone null "; then
+    log "generic-aarch64 devices: no camera; no microphone but ALSA's null device"
+  else
+    die "edgeqa devices under qemu found a device: $(cat "$tmp/devices.txt")"
+  fi
+  [ ! -s "$tmp/devices.err" ] || log "generic-aarch64 devices said on stderr: $(head -c 300 "$tmp/devices.err" | tr '\n' ' ')"
+  log "generic-aarch64: checks took $(($(now) - t0)) s"
+}
+
+check_rpi_zero_2w() {
+  # --- rpi-zero-2w: 32-bit ARM, glibc 2.27, from its bundle. `-cpu max`: the build is tuned for
+  # the Cortex-A53 (ARMv8 in 32-bit mode), which qemu-arm has no model of.
+  local armv7_bin; t0=$(now)
+  armv7_bin="$(unpack rpi-zero-2w)"
+  check_linkage rpi-zero-2w "$armv7_bin" glibc
+  on_armv7() { timeout 900 qemu-arm -L /usr/arm-linux-gnueabihf -E LD_LIBRARY_PATH=/usr/arm-linux-gnueabihf/lib -cpu max "$armv7_bin" "$@"; }
+  on_armv7 "${eval_args[@]}" >"$tmp/armv7.json" || die "rpi-zero-2w: edgeqa ${eval_args[*]} failed under qemu-arm"
+  tally "$(compare "rpi-zero-2w eval" eval "$tmp/host.json" "$tmp/armv7.json" armv7)"
+  on_armv7 "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/armv7-live.jsonl" 2>"$tmp/armv7-live.err" ||
+    die "rpi-zero-2w: edgeqa ${live_args[*]} failed under qemu-arm: $(tail -n 3 "$tmp/armv7-live.err")"
+  tally "$(compare "rpi-zero-2w live" lines "$tmp/host-live.jsonl" "$tmp/armv7-live.jsonl" armv7)"
+  log "rpi-zero-2w: checks took $(($(now) - t0)) s"
+}
+
+check_static() {
+  # --- generic-aarch64-static: no sysroot, no loader, no library.
+  local static_bin; t0=$(now)
+  static_bin="$(built_binary generic-aarch64-static)"
+  check_linkage generic-aarch64-static "$static_bin" static
+  timeout 900 qemu-aarch64 -cpu cortex-a72 "$static_bin" "${eval_args[@]}" >"$tmp/static.json" ||
+    die "generic-aarch64-static: edgeqa ${eval_args[*]} failed under qemu"
+  tally "$(compare "generic-aarch64-static eval" eval "$tmp/host.json" "$tmp/static.json" musl)"
+  log "generic-aarch64-static: checks took $(($(now) - t0)) s"
+}
+
+check_x86_64() {
+  # --- generic-x86_64: glibc 2.27, natively.
+  local x86_bin; t0=$(now)
+  x86_bin="$(built_binary generic-x86_64)"
+  check_linkage generic-x86_64 "$x86_bin" glibc
+  "$x86_bin" "${eval_args[@]}" >"$tmp/x86_64.json" || die "generic-x86_64: edgeqa ${eval_args[*]} failed"
+  tally "$(compare "generic-x86_64 eval" eval "$tmp/host.json" "$tmp/x86_64.json" x86_64-glibc2.27)"
+  log "generic-x86_64: checks took $(($(now) - t0)) s"
+}
+
+start=$(now)
+case "${1:-all}" in
+  prepare) prepare ;;
+  build) build_all ;;
+  check) check_all ;;
+  all) prepare; build_all; check_all ;;
+  *) die "unknown step \`$1\`: use prepare, build, check or all" ;;
+esac
+log "${1:-all} took $(($(now) - start)) s"

@@ -16,10 +16,12 @@ use toml::de::{DeTable, DeValue};
 /// The shipped profiles: (name, TOML text). Adding a board = one file in `boards/` + one line here.
 const BUILTIN: &[(&str, &str)] = &[
     ("generic-aarch64", include_str!("../boards/generic-aarch64.toml")),
+    ("generic-aarch64-static", include_str!("../boards/generic-aarch64-static.toml")),
     ("generic-x86_64", include_str!("../boards/generic-x86_64.toml")),
     ("jetson-nano", include_str!("../boards/jetson-nano.toml")),
     ("jetson-orin-nano", include_str!("../boards/jetson-orin-nano.toml")),
     ("rpi-zero-2w", include_str!("../boards/rpi-zero-2w.toml")),
+    ("rpi-zero-2w-64", include_str!("../boards/rpi-zero-2w-64.toml")),
     ("rpi4", include_str!("../boards/rpi4.toml")),
     ("rpi5", include_str!("../boards/rpi5.toml")),
 ];
@@ -32,6 +34,15 @@ pub const MEMORY_BUDGET_MIB: RangeInclusive<u32> = 8..=65536;
 
 /// Allowed range of `threads` (tract's own limit, `edgeqa::backend::tract::MAX_THREADS`).
 pub const THREADS: RangeInclusive<u32> = 1..=64;
+
+/// glibc releases a profile's `glibc` may name (2.MINOR): 2.17 is the oldest zig links against;
+/// 2.39 the newest its symbol lists cover.
+pub const GLIBC_MINOR: RangeInclusive<u32> = 17..=39;
+
+/// Features a static musl build can carry: the Vulkan loader (wgpu), ALSA (mic) and PocketSphinx
+/// (voice) are shared libraries a static binary cannot load, and the camera's V4L2 bindings are
+/// generated from glibc headers.
+pub const MUSL_FEATURES: &[&str] = &["tract"];
 
 /// Allowed range of `microphone.sample_rate`, in Hz.
 pub const SAMPLE_RATE_HZ: RangeInclusive<u32> = 8000..=192_000;
@@ -144,6 +155,10 @@ pub struct Board {
     pub target: String,
     /// CPU passed as `-C target-cpu`; `None` builds for the baseline of the architecture.
     pub target_cpu: Option<String>,
+    /// Oldest glibc the binary must run on, e.g. `2.27` (the board's OS release): the build links
+    /// against that release's symbols (through cargo-zigbuild). `None` for musl targets, and for a
+    /// glibc target builds against the build machine's glibc.
+    pub glibc: Option<String>,
     /// Preferred backend.
     pub backend: Backend,
     /// Cargo features of the `edgeqa` binary built for this board (one of [`FEATURES`] each;
@@ -175,6 +190,8 @@ struct RawBoard {
     target: Spanned<String>,
     #[serde(default)]
     target_cpu: Option<Spanned<String>>,
+    #[serde(default)]
+    glibc: Option<Spanned<String>>,
     backend: Backend,
     features: Spanned<Vec<Spanned<String>>>,
     memory_budget_mib: Spanned<u32>,
@@ -369,6 +386,36 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
             Some(c.clone())
         }
     };
+    let musl = parts.last().is_some_and(|env| env.starts_with("musl"));
+    let glibc = match &raw.glibc {
+        None => None,
+        Some(g) => {
+            let v = g.get_ref();
+            if !parts.last().is_some_and(|env| env.starts_with("gnu")) {
+                return Err(invalid(
+                    "glibc",
+                    g.span(),
+                    format!("`{target}` does not link glibc: remove the key (it is for *-linux-gnu* targets)"),
+                ));
+            }
+            let minor = v.strip_prefix("2.").and_then(|m| m.parse::<u32>().ok()).filter(|m| m.to_string() == v[2..]);
+            match minor {
+                Some(m) if GLIBC_MINOR.contains(&m) => Some(v.clone()),
+                _ => {
+                    return Err(invalid(
+                        "glibc",
+                        g.span(),
+                        format!(
+                            "`{v}` is not a glibc release edgeqa can build for: use 2.{} to 2.{} (e.g. \"2.27\"), \
+                             or remove the key to build against the build machine's glibc",
+                            GLIBC_MINOR.start(),
+                            GLIBC_MINOR.end()
+                        ),
+                    ));
+                }
+            }
+        }
+    };
     let mut features: Vec<String> = Vec::with_capacity(raw.features.get_ref().len());
     for f in raw.features.get_ref() {
         let s = f.get_ref();
@@ -381,6 +428,17 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
         }
         if features.contains(s) {
             return Err(invalid("features", f.span(), format!("`{s}` is listed twice")));
+        }
+        if musl && !MUSL_FEATURES.contains(&s.as_str()) {
+            return Err(invalid(
+                "features",
+                f.span(),
+                format!(
+                    "`{s}` cannot be built for the static musl target {target}: it needs shared libraries of \
+                     the board (use a *-linux-gnu* target), or keep only {}",
+                    MUSL_FEATURES.join(", ")
+                ),
+            ));
         }
         features.push(s.clone());
     }
@@ -415,6 +473,7 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
         description,
         target: target.clone(),
         target_cpu,
+        glibc,
         backend: raw.backend,
         features,
         memory_budget_mib,
@@ -531,6 +590,14 @@ sample_rate = 16000
     fn shipped_values_are_sane() {
         let zero = find("rpi-zero-2w").unwrap();
         assert_eq!((zero.memory_budget_mib, zero.target_cpu.as_deref()), (64, Some("cortex-a53")));
+        assert_eq!(zero.target, "armv7-unknown-linux-gnueabihf");
+        assert_eq!(find("rpi-zero-2w-64").unwrap().target, "aarch64-unknown-linux-gnu");
+        let fixed = find("generic-aarch64-static").unwrap();
+        assert_eq!((fixed.target.as_str(), fixed.glibc.as_deref()), ("aarch64-unknown-linux-musl", None));
+        // Every glibc board runs on JetPack 4's glibc 2.27 and later.
+        for b in builtin().iter().filter(|b| b.target.contains("-gnu")) {
+            assert_eq!(b.glibc.as_deref(), Some("2.27"), "{}", b.name);
+        }
         assert_eq!(find("rpi4").unwrap().target_cpu.as_deref(), Some("cortex-a72"));
         assert_eq!(find("rpi5").unwrap().target_cpu.as_deref(), Some("cortex-a76"));
         let nano = find("jetson-nano").unwrap();
@@ -545,8 +612,9 @@ sample_rate = 16000
         }
         assert_eq!(find("rpi4").unwrap().features, ["tract", "camera", "mic", "voice"]);
         assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic", "voice"]);
-        // Every shipped board takes a USB camera and microphone, and hears spoken questions.
-        for b in builtin() {
+        // Every shipped board but the static one takes a USB camera and microphone, and hears
+        // spoken questions.
+        for b in builtin().into_iter().filter(|b| !b.target.ends_with("-musl")) {
             for f in ["camera", "mic", "voice"] {
                 assert!(b.features.iter().any(|g| g == f), "{}: {:?} lacks {f}", b.name, b.features);
             }
@@ -637,6 +705,29 @@ sample_rate = 16000
         assert_err(&threads("65"), "b.toml:8: key `threads`: ", "must be between 1 and 64");
         assert_eq!(parse(&threads("3"), "b.toml").unwrap().threads, 3);
         assert_eq!(parse(GOOD, "b.toml").unwrap().threads, 1, "threads defaults to 1");
+    }
+
+    #[test]
+    fn glibc_names_a_release_of_a_gnu_target() {
+        let glibc = |v: &str| with("backend", &format!("glibc = {v}\nbackend = \"tract\""));
+        assert_eq!(parse(&glibc("\"2.27\""), "b.toml").unwrap().glibc.as_deref(), Some("2.27"));
+        assert_eq!(parse(GOOD, "b.toml").unwrap().glibc, None, "no key: the build machine's glibc");
+        for bad in ["\"2.16\"", "\"2.40\"", "\"3.1\"", "\"2.027\"", "\"2.x\"", "\"\""] {
+            assert_err(&glibc(bad), "b.toml:5: key `glibc`: ", "use 2.17 to 2.39");
+        }
+        assert_err(&glibc("2.27"), "b.toml:5: key `glibc`: ", "invalid type");
+        let musl = glibc("\"2.27\"").replace("linux-gnu", "linux-musl");
+        assert_err(&musl, "b.toml:5: key `glibc`: ", "does not link glibc");
+    }
+
+    #[test]
+    fn musl_boards_carry_only_what_links_statically() {
+        let musl = GOOD.replace("linux-gnu", "linux-musl");
+        assert_eq!(parse(&musl, "b.toml").unwrap().features, ["tract"]);
+        for f in ["mic", "voice", "wgpu", "camera"] {
+            let text = musl.replace("features = [\"tract\"]", &format!("features = [\"tract\", \"{f}\"]"));
+            assert_err(&text, "b.toml:6: key `features`: ", &format!("`{f}` cannot be built for the static musl"));
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use edgeqa_firmware_config::Board;
 use edgeqa_format::manifest::{Manifest, PackageKind};
 use edgeqa_format::package::Package;
 
-use super::{BundleArgs, build_binary, mib, shown};
+use super::{BundleArgs, build_binary, mib, shown, with_features};
 
 /// Directory the bundle unpacks to under `/opt`.
 const DIR: &str = "edgeqa";
@@ -32,7 +32,7 @@ const QUESTIONS: &str = "/run/edgeqa/questions";
 pub(super) fn bundle(args: &BundleArgs) -> Result<()> {
     let package = Package::open(&args.package).with_context(|| "the package to bundle is not usable".to_string())?;
     let package_name = file_name(&args.package)?;
-    let board = edgeqa_firmware_config::find(&args.board)?;
+    let board = with_features(edgeqa_firmware_config::find(&args.board)?, args.features.as_deref())?;
     let plan = Plan::new(&board, package.manifest(), &package_name)?;
     let output = match &args.output {
         Some(o) => o.clone(),
@@ -290,6 +290,7 @@ mod tests {
             package,
             output: Some(dir.path().join("b.tar.gz")),
             profile: "deploy".into(),
+            features: None,
             cargo_args: vec![],
         };
         let missing = dir.path().join("missing.eqa");
@@ -300,8 +301,13 @@ mod tests {
         let e = format!("{:#}", bundle(&args(corrupt, "rpi4")).unwrap_err());
         assert!(e.contains("not an .eqa package"), "{e}");
         let (_, demo) = demo();
-        let e = format!("{:#}", bundle(&args(demo, "no-such-board")).unwrap_err());
+        let e = format!("{:#}", bundle(&args(demo.clone(), "no-such-board")).unwrap_err());
         assert!(e.contains("no-such-board"), "{e}");
+        // So is a feature list the board does not have.
+        let mut wrong = args(demo, "rpi4");
+        wrong.features = Some(vec!["tract".into(), "wgpu".into()]);
+        let e = format!("{:#}", bundle(&wrong).unwrap_err());
+        assert!(e.contains("`wgpu` is not a feature of the board rpi4"), "{e}");
         assert!(!dir.path().join("b.tar.gz").exists());
     }
 

@@ -55,6 +55,10 @@ struct BundleArgs {
     /// Cargo profile of the binary.
     #[arg(long, default_value = "deploy")]
     profile: String,
+    /// Build only these of the board's features (comma-separated, e.g. `tract,camera,mic` to leave
+    /// `voice` out); the board's backend must stay. Default: all the board's features.
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
     /// Extra arguments for `cargo build`, after `--` (e.g. `-- --locked`).
     #[arg(last = true)]
     cargo_args: Vec<String>,
@@ -69,6 +73,10 @@ struct BuildArgs {
     /// build) or `release` (quicker to build, larger).
     #[arg(long, default_value = "deploy")]
     profile: String,
+    /// Build only these of the board's features (comma-separated, e.g. `tract,camera,mic` to leave
+    /// `voice` out); the board's backend must stay. Default: all the board's features.
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
     /// Print a JSON summary on stdout: {"board", "target", "binary", "size_bytes", "stripped", ...}.
     #[arg(long)]
     json: bool,
@@ -122,6 +130,14 @@ fn show(name: &str, json: bool) -> Result<()> {
         ("description", b.description.clone()),
         ("target", b.target.clone()),
         ("target_cpu", b.target_cpu.clone().unwrap_or_else(|| "(none: baseline of the architecture)".into())),
+        (
+            "glibc",
+            match &b.glibc {
+                Some(g) => format!("{g} or newer (linked with zig)"),
+                None if b.target.contains("-musl") => "(none: static musl binary)".into(),
+                None => "(the build machine's)".into(),
+            },
+        ),
         ("backend", b.backend.as_str().into()),
         ("features", features),
         ("memory_budget_mib", format!("{} ({} bytes)", b.memory_budget_mib, b.memory_budget_bytes())),
@@ -152,10 +168,11 @@ struct CrossTools {
     dpkg_arch: &'static str,
 }
 
+/// The Debian cross toolchain for a target's architecture (any C library: its strip serves musl
+/// builds too).
 fn cross_tools(target: &str) -> Option<CrossTools> {
     let arch = target.split('-').next().unwrap_or_default();
-    let gnu = target.ends_with("-linux-gnu") || target.ends_with("-linux-gnueabihf");
-    if !gnu {
+    if !target.contains("-linux-") {
         return None;
     }
     Some(match arch {
@@ -237,9 +254,27 @@ fn cross_c_env(
                 tools.packages
             );
         }
-        env.push((format!("BINDGEN_EXTRA_CLANG_ARGS_{underscored}"), format!("--sysroot=/usr/{ma} -I{include}")));
+        // Both spellings: bindgen reads the one with the target as cargo spells it first, and
+        // cargo-zigbuild sets that one to zig's own headers unless it is set already.
+        let args = format!("--sysroot=/usr/{ma} -I{include}");
+        env.push((format!("BINDGEN_EXTRA_CLANG_ARGS_{target}"), args.clone()));
+        env.push((format!("BINDGEN_EXTRA_CLANG_ARGS_{underscored}"), args));
     }
     Ok(env)
+}
+
+/// Environment for the C dependencies of a native build linked by zig: cargo-zigbuild points
+/// bindgen (v4l, feature `camera`) at zig's own headers, which lack the Linux headers on the host
+/// target, so point it at the build machine's, `/usr/include` (a setting of the user's wins).
+fn native_zig_env(target: &str, var: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let underscored = target.replace('-', "_");
+    let names = [format!("BINDGEN_EXTRA_CLANG_ARGS_{target}"), format!("BINDGEN_EXTRA_CLANG_ARGS_{underscored}")];
+    if names.iter().any(|n| var(n).is_some_and(|v| !v.is_empty())) {
+        return Vec::new();
+    }
+    // Debian keeps `asm/` under the multiarch directory.
+    let multiarch = cross_tools(target).map(|t| format!("-I/usr/include/{} ", t.multiarch)).unwrap_or_default();
+    names.into_iter().map(|n| (n, format!("{multiarch}-I/usr/include"))).collect()
 }
 
 /// Full path of an executable found on PATH (or `name` itself when it contains a slash).
@@ -341,10 +376,33 @@ struct Built {
     stripped: Option<(PathBuf, u64)>,
     /// ` with -C target-cpu=...` when the board sets a CPU.
     flags_note: String,
+    /// Static, or the glibc it needs.
+    linkage: Linkage,
+}
+
+/// The board with only `only` of its features (all of them when `None`).
+fn with_features(mut board: Board, only: Option<&[String]>) -> Result<Board> {
+    let Some(only) = only else { return Ok(board) };
+    for f in only {
+        if !board.features.contains(f) {
+            bail!(
+                "--features: `{f}` is not a feature of the board {} (it has {})",
+                board.name,
+                board.features.join(", ")
+            );
+        }
+    }
+    let backend = board.backend.as_str();
+    if !only.iter().any(|f| f == backend) {
+        bail!("--features: the board {} runs the {backend} backend: keep `{backend}` in the list", board.name);
+    }
+    board.features.retain(|f| only.contains(f));
+    Ok(board)
 }
 
 fn build(args: &BuildArgs) -> Result<()> {
-    let built = build_binary(find(&args.board)?, &args.profile, &args.cargo_args)?;
+    let board = with_features(find(&args.board)?, args.features.as_deref())?;
+    let built = build_binary(board, &args.profile, &args.cargo_args)?;
     let (board, target) = (&built.board, built.board.target.as_str());
     let (binary, size) = (&built.binary, built.size);
     if args.json {
@@ -352,20 +410,65 @@ fn build(args: &BuildArgs) -> Result<()> {
             "board": board.name,
             "target": target,
             "target_cpu": board.target_cpu,
+            "features": board.features,
             "profile": args.profile,
             "binary": binary,
             "size_bytes": size,
             "stripped": built.stripped.as_ref().map(|s| &s.0),
             "stripped_size_bytes": built.stripped.as_ref().map(|s| s.1),
+            "glibc": board.glibc,
+            "static": built.linkage.json()["static"],
+            "glibc_required": built.linkage.json()["glibc_required"],
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("edgeqa for {} ({target}{}, profile {}):", board.name, built.flags_note, args.profile);
+    println!(
+        "edgeqa for {} ({target}{}, profile {}, features {}):",
+        board.name,
+        built.flags_note,
+        args.profile,
+        board.features.join(",")
+    );
     println!("  binary    {}  ({}, {size} bytes)", shown(binary), mib(size));
     match &built.stripped {
         Some((path, s)) => println!("  stripped  {}  ({}, {s} bytes)", shown(path), mib(*s)),
         None => println!("  stripped  (not made: no strip tool found on PATH; it comes with binutils)"),
+    }
+    println!("  links     {}", built.linkage.describe());
+    Ok(())
+}
+
+/// How a board's binary is linked.
+enum Link {
+    /// The build machine's own toolchain (a board of the build machine's target, without `glibc`).
+    Host,
+    /// A Debian cross gcc as linker, against the cross toolchain's glibc.
+    Gcc,
+    /// zig through cargo-zigbuild: against the symbols of an older glibc (`target.2.27`) or musl.
+    Zig { cargo_target: String },
+}
+
+/// Fails unless cargo-zigbuild and zig can be run, saying how to install what is missing.
+fn check_zig(board: &Board) -> Result<()> {
+    let why = match &board.glibc {
+        Some(g) => format!("the board {} asks for a binary that runs on glibc {g}", board.name),
+        None => format!("the board {} is a static musl build", board.name),
+    };
+    if on_path("cargo-zigbuild").is_none() {
+        bail!(
+            "{why}, which is linked with zig through cargo-zigbuild, and cargo-zigbuild is not on PATH: run \
+               `cargo install --locked cargo-zigbuild`"
+        );
+    }
+    let zig_runs =
+        |program: &str, args: &[&str]| Command::new(program).args(args).output().is_ok_and(|o| o.status.success());
+    let zig = std::env::var("CARGO_ZIGBUILD_ZIG_PATH").unwrap_or_else(|_| "zig".into());
+    if !zig_runs(&zig, &["version"]) && !zig_runs("python3", &["-m", "ziglang", "version"]) {
+        bail!(
+            "{why}, which is linked with zig, and neither `zig` nor python3's `ziglang` module was found: run \
+               `pip install ziglang` (or put zig on PATH)"
+        );
     }
     Ok(())
 }
@@ -379,10 +482,18 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     if cross {
         check_target_installed(target)?;
     }
+    let musl = target.split('-').next_back().is_some_and(|env| env.starts_with("musl"));
     let tools = if cross { cross_tools(target) } else { None };
     let linker_env = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace(['-', '.'], "_"));
     let linker_override = std::env::var(&linker_env).ok().filter(|l| !l.is_empty());
-    if let Some(t) = &tools {
+    let link = if board.glibc.is_some() || musl {
+        check_zig(&board)?;
+        let cargo_target = match &board.glibc {
+            Some(g) => format!("{target}.{g}"),
+            None => target.to_string(),
+        };
+        Link::Zig { cargo_target }
+    } else if let Some(t) = &tools {
         let linker = linker_override.as_deref().unwrap_or(t.linker);
         if on_path(linker).is_none() {
             bail!(
@@ -391,13 +502,19 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
                 t.packages
             );
         }
-    }
+        Link::Gcc
+    } else {
+        Link::Host
+    };
     if let Some(cpu) = &board.target_cpu {
         check_cpu(target, cpu)?;
     }
-    let c_env = match &tools {
-        Some(t) => cross_c_env(target, &board.features, t, |v| std::env::var(v).ok(), Path::exists)?,
-        None => Vec::new(),
+    // The target's C libraries and headers (pkg-config for ALSA and PocketSphinx, bindgen for
+    // V4L2) for every cross build that links them: zig links against the same Debian files.
+    let c_env = match (&tools, &link) {
+        (Some(t), _) if !musl => cross_c_env(target, &board.features, t, |v| std::env::var(v).ok(), Path::exists)?,
+        (None, Link::Zig { .. }) if !musl => native_zig_env(target, |v| std::env::var(v).ok()),
+        _ => Vec::new(),
     };
 
     // Builds with `-C target-cpu` get their own target dir so that boards with different CPUs do
@@ -406,9 +523,13 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     let board_dir = target_root.join("boards").join(&board.name);
     let target_dir = if board.target_cpu.is_some() { board_dir.clone() } else { target_root.clone() };
 
+    let (subcommand, cargo_target) = match &link {
+        Link::Zig { cargo_target } => ("zigbuild", cargo_target.as_str()),
+        _ => ("build", target),
+    };
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&root).args([
-        "build",
+        subcommand,
         "--profile",
         profile,
         "-p",
@@ -416,7 +537,7 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
         "--bin",
         "edgeqa",
         "--target",
-        target,
+        cargo_target,
         "--no-default-features",
         "--features",
         &board.features.join(","),
@@ -425,27 +546,46 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
         cmd.arg("--target-dir").arg(&target_dir);
     }
     cmd.args(cargo_args).env("PKG_CONFIG_ALLOW_CROSS", "1");
-    if let (Some(t), None) = (&tools, &linker_override) {
+    if let (Link::Gcc, Some(t), None) = (&link, &tools, &linker_override) {
         cmd.env(&linker_env, t.linker);
     }
     for (k, v) in &c_env {
         cmd.env(k, v);
     }
+    let mut flags: Vec<String> = Vec::new();
     let mut flags_note = String::new();
     if let Some(cpu) = &board.target_cpu {
-        let flag = format!("-C target-cpu={cpu}");
+        flags.extend(["-C".into(), format!("target-cpu={cpu}")]);
+        flags_note = format!(" with -C target-cpu={cpu}");
+    }
+    if board.glibc.is_some() {
+        // The target's ALSA and PocketSphinx are Debian's, linked against a newer glibc than the
+        // board's: their own glibc symbols are resolved on the board, by the board's builds of
+        // them. Only the binary's own symbols must exist in the old glibc, and zig checks those.
+        flags.extend(["-C".into(), "link-arg=-Wl,--allow-shlib-undefined".into()]);
+    }
+    if !flags.is_empty() {
         // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS in cargo: extend whichever is in force.
         match std::env::var("CARGO_ENCODED_RUSTFLAGS").ok().filter(|f| !f.is_empty()) {
             Some(enc) => {
-                cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("{enc}\x1f-C\x1ftarget-cpu={cpu}"));
+                cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("{enc}\x1f{}", flags.join("\x1f")));
             }
             None => {
-                let existing = std::env::var("RUSTFLAGS").unwrap_or_default();
-                let all = if existing.trim().is_empty() { flag.clone() } else { format!("{existing} {flag}") };
-                cmd.env("RUSTFLAGS", &all);
+                let mut all = std::env::var("RUSTFLAGS").unwrap_or_default();
+                for f in &flags {
+                    if !all.trim().is_empty() {
+                        all.push(' ');
+                    }
+                    all.push_str(f);
+                }
+                cmd.env("RUSTFLAGS", all.trim());
             }
         }
-        flags_note = format!(" with {flag}");
+    }
+    match &board.glibc {
+        Some(g) => flags_note.push_str(&format!(", for glibc {g}+")),
+        None if musl => flags_note.push_str(", static"),
+        None => {}
     }
     eprintln!("edgeqa-board: building edgeqa for {} ({target}{flags_note}, profile {profile})", board.name);
     for (k, v) in &c_env {
@@ -453,7 +593,7 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     }
     let status = cmd.status().with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
     if !status.success() {
-        bail!("cargo build of edgeqa for {} failed ({status}): see cargo's errors above", board.name);
+        bail!("cargo {subcommand} of edgeqa for {} failed ({status}): see cargo's errors above", board.name);
     }
 
     let profile_dir = match profile {
@@ -465,6 +605,20 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     let size = std::fs::metadata(&binary)
         .with_context(|| format!("cargo succeeded but {} is not there", binary.display()))?
         .len();
+    let linkage = linkage(&binary)?;
+    if let (Some(wanted), Linkage::Dynamic { glibc: Some(needed) }) = (&board.glibc, &linkage)
+        && glibc_minor(needed) > glibc_minor(wanted)
+    {
+        bail!(
+            "{} needs glibc {needed}, newer than the board's {wanted}: a C library it links was built against \
+             a newer glibc (see `readelf -V {}`)",
+            binary.display(),
+            binary.display()
+        );
+    }
+    if musl && linkage != Linkage::Static {
+        bail!("{} is not statically linked (see `readelf -d`), though {target} should be", binary.display());
+    }
 
     let strip = tools.as_ref().map_or("strip", |t| t.strip);
     let stripped = board_dir.join("edgeqa.stripped");
@@ -486,7 +640,69 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     };
 
     let stripped = stripped_size.map(|s| (stripped, s));
-    Ok(Built { board, binary, size, stripped, flags_note })
+    Ok(Built { board, binary, size, stripped, flags_note, linkage })
+}
+
+/// How a built binary loads: static, or through the dynamic loader needing some glibc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Linkage {
+    /// No program interpreter and no shared libraries.
+    Static,
+    /// Dynamically linked; the newest `GLIBC_` symbol version it needs (`None`: no glibc symbol).
+    Dynamic { glibc: Option<String> },
+    /// readelf (binutils) is not on PATH.
+    Unknown,
+}
+
+impl Linkage {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Linkage::Static => serde_json::json!({ "static": true, "glibc_required": null }),
+            Linkage::Dynamic { glibc } => serde_json::json!({ "static": false, "glibc_required": glibc }),
+            Linkage::Unknown => serde_json::json!({ "static": null, "glibc_required": null }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Linkage::Static => "static: needs no shared library".into(),
+            Linkage::Dynamic { glibc: Some(g) } => format!("dynamic: needs glibc {g} or newer"),
+            Linkage::Dynamic { glibc: None } => "dynamic: needs no versioned glibc symbol".into(),
+            Linkage::Unknown => "(not checked: readelf, from binutils, is not on PATH)".into(),
+        }
+    }
+}
+
+/// Minor number of a `2.N[.M]` glibc version (0 when it is not one).
+fn glibc_minor(version: &str) -> u32 {
+    version.strip_prefix("2.").and_then(|r| r.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0)
+}
+
+/// Reads how `binary` links with `readelf` (which reads any architecture's ELF).
+fn linkage(binary: &Path) -> Result<Linkage> {
+    if on_path("readelf").is_none() {
+        return Ok(Linkage::Unknown);
+    }
+    let bin = binary.as_os_str().to_string_lossy().into_owned();
+    let headers = output_of(&"readelf".into(), &["-W", "--program-headers", "--dynamic", &bin])?;
+    let dynamic = headers.contains("INTERP") || headers.contains("(NEEDED)");
+    if !dynamic {
+        return Ok(Linkage::Static);
+    }
+    let versions = output_of(&"readelf".into(), &["-W", "--version-info", &bin])?;
+    Ok(Linkage::Dynamic { glibc: newest_glibc(&versions) })
+}
+
+/// The newest `GLIBC_2.N[.M]` version named in `readelf --version-info` output.
+fn newest_glibc(readelf: &str) -> Option<String> {
+    readelf
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '@')
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter(|v| {
+            v.starts_with("2.") && v[2..].split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .max_by_key(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>())
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -506,6 +722,34 @@ mod tests {
     const V4L2: &str = "/usr/aarch64-linux-gnu/include/linux/videodev2.h";
 
     #[test]
+    fn features_narrow_to_a_subset_with_the_backend() {
+        let rpi4 = || find("rpi4").unwrap();
+        assert_eq!(with_features(rpi4(), None).unwrap().features, ["tract", "camera", "mic", "voice"]);
+        let only = ["mic".to_string(), "tract".to_string()];
+        assert_eq!(with_features(rpi4(), Some(&only)).unwrap().features, ["tract", "mic"]);
+        let msg = with_features(rpi4(), Some(&["mic".to_string()])).unwrap_err().to_string();
+        assert!(msg.contains("keep `tract`"), "{msg}");
+        let msg = with_features(rpi4(), Some(&["tract".to_string(), "wgpu".to_string()])).unwrap_err().to_string();
+        assert!(msg.contains("`wgpu` is not a feature of the board rpi4"), "{msg}");
+    }
+
+    #[test]
+    fn the_newest_glibc_version_is_found() {
+        let readelf = "Version needs section '.gnu.version_r' contains 2 entries:\n\
+             000000: Version: 1  File: libgcc_s.so.1  Cnt: 1\n\
+             0x0010:   Name: GCC_4.2.0  Flags: none  Version: 5\n\
+             0x0020: Version: 1  File: libc.so.6  Cnt: 3\n\
+             0x0030:   Name: GLIBC_2.9  Flags: none  Version: 4\n\
+             0x0040:   Name: GLIBC_2.17  Flags: none  Version: 3\n\
+             0x0050:   Name: GLIBC_2.17.1  Flags: none  Version: 2\n\
+             0x0060:   Name: GLIBC_PRIVATE  Flags: none  Version: 6\n\
+             0x0070:   0x1 (GLIBC_2.3.4) (GLIBC_2.x)\n";
+        assert_eq!(newest_glibc(readelf).as_deref(), Some("2.17.1"));
+        assert_eq!(newest_glibc("Name: GCC_3.0"), None);
+        assert_eq!((glibc_minor("2.27"), glibc_minor("2.17.1"), glibc_minor("x")), (27, 17, 0));
+    }
+
+    #[test]
     fn cross_builds_get_the_targets_pkg_config_and_headers() {
         let env = env_for(&["tract", "camera", "mic"], &[], &[ALSA, V4L2]).unwrap();
         assert_eq!(
@@ -516,13 +760,17 @@ mod tests {
                     "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig".to_string()
                 ),
                 (
+                    "BINDGEN_EXTRA_CLANG_ARGS_aarch64-unknown-linux-gnu".to_string(),
+                    "--sysroot=/usr/aarch64-linux-gnu -I/usr/aarch64-linux-gnu/include".to_string()
+                ),
+                (
                     "BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu".to_string(),
                     "--sysroot=/usr/aarch64-linux-gnu -I/usr/aarch64-linux-gnu/include".to_string()
                 ),
             ]
         );
         // Without the features nothing is checked; the settings are harmless.
-        assert_eq!(env_for(&["tract"], &[], &[]).unwrap().len(), 2);
+        assert_eq!(env_for(&["tract"], &[], &[]).unwrap().len(), 3);
     }
 
     #[test]
@@ -534,6 +782,22 @@ mod tests {
     }
 
     #[test]
+    fn native_zig_builds_read_the_hosts_linux_headers() {
+        let target = "x86_64-unknown-linux-gnu";
+        let env = native_zig_env(target, |_| None);
+        let args = "-I/usr/include/x86_64-linux-gnu -I/usr/include".to_string();
+        assert_eq!(
+            env,
+            [
+                ("BINDGEN_EXTRA_CLANG_ARGS_x86_64-unknown-linux-gnu".to_string(), args.clone()),
+                ("BINDGEN_EXTRA_CLANG_ARGS_x86_64_unknown_linux_gnu".to_string(), args),
+            ]
+        );
+        let mine = |k: &str| (k == "BINDGEN_EXTRA_CLANG_ARGS_x86_64_unknown_linux_gnu").then(|| "-I/mine".to_string());
+        assert!(native_zig_env(target, mine).is_empty());
+    }
+
+    #[test]
     fn the_users_settings_are_kept() {
         let vars = [
             ("PKG_CONFIG_SYSROOT_DIR_aarch64-unknown-linux-gnu", "/sysroot"),
@@ -541,7 +805,7 @@ mod tests {
         ];
         assert!(env_for(&["tract", "camera", "mic"], &vars, &[]).unwrap().is_empty());
         let only_pkg = env_for(&["mic"], &[("PKG_CONFIG_SYSROOT_DIR", "/s")], &[]).unwrap();
-        assert_eq!(only_pkg.len(), 1);
-        assert!(only_pkg[0].0.starts_with("BINDGEN_"));
+        assert_eq!(only_pkg.len(), 2);
+        assert!(only_pkg.iter().all(|(k, _)| k.starts_with("BINDGEN_")), "{only_pkg:?}");
     }
 }
