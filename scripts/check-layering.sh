@@ -5,7 +5,8 @@
 # - a runtime without the wgpu feature (`--no-default-features --features tract[,camera,mic]`,
 #   what the tract boards build) carries no wgpu;
 # - the converter reaches the runtime without its GPU backend.
-# Such a build (tract, camera, mic) is compiled by scripts/cross-test.sh (the generic-aarch64 board).
+# Such builds are compiled by scripts/cross-test.sh: rpi-zero-2w (tract, camera, mic), generic-aarch64
+# (tract, camera, mic, voice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "check-layering: $*" >&2; exit 1; }

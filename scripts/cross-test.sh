@@ -26,8 +26,9 @@
 #            its own, so this can run beside `cargo test` (scripts/test.sh does that)
 #   check    runs the checks; needs the host's dev build of edgeqa (`cargo test --no-run` makes it)
 #
-# Idempotent: installs only what is missing (Debian packages libc6-dev-arm64-cross,
-# libc6-dev-armhf-cross, binutils-aarch64-linux-gnu, binutils-arm-linux-gnueabihf, qemu-user,
+# Idempotent: installs only what the selected boards need and is missing (Debian packages
+# libc6-dev-arm64-cross, libc6-dev-armhf-cross, binutils-aarch64-linux-gnu,
+# binutils-arm-linux-gnueabihf, qemu-user,
 # libclang-dev for v4l's bindgen; arm64 and armhf multiarch with libasound2-dev for the microphone,
 # libpocketsphinx-dev:arm64 for spoken questions, with pocketsphinx-en-us and espeak-ng).
 # armv7 leaves `voice` out: libpocketsphinx-dev:armhf drags in armhf builds of GLib and more, whose
@@ -40,7 +41,7 @@ SET=models/demo/eval/questions.jsonl
 CLIP=clip_000               # the clip `edgeqa live` watches and listens to
 CROSS_DIR=target/cross      # the boards' cargo target dir and the bundles
 GLIBC_MAX=2.27
-# Release at opt-level 1 (root Cargo.toml): 10 to 20% quicker to build than `release`, and the
+# Release at opt-level 1 (root Cargo.toml): 9-26% quicker to build than `release` here, and the
 # answers are checked against the host build all the same.
 PROFILE=cross-test
 BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 rpi-zero-2w generic-aarch64-static generic-x86_64}"
@@ -62,16 +63,31 @@ prepare() {
   # Debian packages: the targets' libc (loaders for qemu, headers for v4l's bindgen), their
   # binutils (strip), qemu's user-mode emulators, libclang, and ALSA and PocketSphinx as multiarch.
   local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Only what the selected boards need: armhf multiarch is the least reliable part.
+  local host_pkgs=(qemu-user libclang-dev libasound2-dev pkg-config libpocketsphinx-dev
+    pocketsphinx-en-us espeak-ng python3-venv binutils)
+  local multiarch_pkgs=() targets=()
+  if selected generic-aarch64 || selected generic-aarch64-static; then
+    host_pkgs+=(libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
+  fi
+  if selected generic-aarch64; then
+    multiarch_pkgs+=(libasound2-dev:arm64 libpocketsphinx-dev:arm64)
+    targets+=(aarch64-unknown-linux-gnu)
+  fi
+  if selected rpi-zero-2w; then
+    host_pkgs+=(libc6-dev-armhf-cross binutils-arm-linux-gnueabihf)
+    multiarch_pkgs+=(libasound2-dev:armhf)
+    targets+=(armv7-unknown-linux-gnueabihf)
+  fi
+  if selected generic-aarch64-static; then targets+=(aarch64-unknown-linux-musl); fi
   if command -v dpkg >/dev/null 2>&1; then
     local need_apt=() pkg arch
-    for pkg in libc6-dev-arm64-cross libc6-dev-armhf-cross binutils-aarch64-linux-gnu \
-      binutils-arm-linux-gnueabihf qemu-user libclang-dev libasound2-dev pkg-config \
-      libpocketsphinx-dev pocketsphinx-en-us espeak-ng python3-venv; do
+    for pkg in "${host_pkgs[@]}"; do
       # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
       dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
         need_apt+=("$pkg")
     done
-    for pkg in libasound2-dev:arm64 libpocketsphinx-dev:arm64 libasound2-dev:armhf; do
+    for pkg in "${multiarch_pkgs[@]}"; do
       arch="${pkg#*:}"
       if ! dpkg -s "$pkg" >/dev/null 2>&1; then
         if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
@@ -97,7 +113,7 @@ prepare() {
 
   # The Rust standard libraries of the targets.
   local target
-  for target in aarch64-unknown-linux-gnu aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+  for target in "${targets[@]}"; do
     if ! command -v rustup >/dev/null 2>&1; then
       [ -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ] ||
         die "rustup not found, and there is no standard library for $target: install Rust with rustup (https://rustup.rs)"

@@ -264,8 +264,8 @@ fn cross_c_env(
 }
 
 /// Environment for the C dependencies of a native build linked by zig: cargo-zigbuild points
-/// bindgen (v4l, feature `camera`) at zig's own headers, which lack the Linux headers on the host
-/// target, so point it at the build machine's, `/usr/include` (a setting of the user's wins).
+/// bindgen (v4l, feature `camera`) at zig's own headers, and with those alone bindgen did not find
+/// `linux/videodev2.h`; so add the build machine's, `/usr/include` (a setting of the user's wins).
 fn native_zig_env(target: &str, var: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     let underscored = target.replace('-', "_");
     let names = [format!("BINDGEN_EXTRA_CLANG_ARGS_{target}"), format!("BINDGEN_EXTRA_CLANG_ARGS_{underscored}")];
