@@ -175,7 +175,17 @@ pub struct Board {
     pub microphone: Microphone,
 }
 
+/// Whether a target triple links musl (`*-linux-musl*`): a static binary.
+pub fn is_musl_target(target: &str) -> bool {
+    target.rsplit('-').next().is_some_and(|env| env.starts_with("musl"))
+}
+
 impl Board {
+    /// Whether the board's binary is a static musl build.
+    pub fn is_static(&self) -> bool {
+        is_musl_target(&self.target)
+    }
+
     /// The memory budget in bytes.
     pub fn memory_budget_bytes(&self) -> u64 {
         u64::from(self.memory_budget_mib) * 1024 * 1024
@@ -386,7 +396,7 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
             Some(c.clone())
         }
     };
-    let musl = parts.last().is_some_and(|env| env.starts_with("musl"));
+    let musl = is_musl_target(target);
     let glibc = match &raw.glibc {
         None => None,
         Some(g) => {
@@ -614,7 +624,7 @@ sample_rate = 16000
         assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic", "voice"]);
         // Every shipped board but the static one takes a USB camera and microphone, and hears
         // spoken questions.
-        for b in builtin().into_iter().filter(|b| !b.target.ends_with("-musl")) {
+        for b in builtin().into_iter().filter(|b| !b.is_static()) {
             for f in ["camera", "mic", "voice"] {
                 assert!(b.features.iter().any(|g| g == f), "{}: {:?} lacks {f}", b.name, b.features);
             }

@@ -134,7 +134,7 @@ fn show(name: &str, json: bool) -> Result<()> {
             "glibc",
             match &b.glibc {
                 Some(g) => format!("{g} or newer (linked with zig)"),
-                None if b.target.contains("-musl") => "(none: static musl binary)".into(),
+                None if b.is_static() => "(none: static musl binary)".into(),
                 None => "(the build machine's)".into(),
             },
         ),
@@ -406,6 +406,7 @@ fn build(args: &BuildArgs) -> Result<()> {
     let (board, target) = (&built.board, built.board.target.as_str());
     let (binary, size) = (&built.binary, built.size);
     if args.json {
+        let linkage = built.linkage.json();
         let v = serde_json::json!({
             "board": board.name,
             "target": target,
@@ -417,8 +418,8 @@ fn build(args: &BuildArgs) -> Result<()> {
             "stripped": built.stripped.as_ref().map(|s| &s.0),
             "stripped_size_bytes": built.stripped.as_ref().map(|s| s.1),
             "glibc": board.glibc,
-            "static": built.linkage.json()["static"],
-            "glibc_required": built.linkage.json()["glibc_required"],
+            "static": linkage["static"],
+            "glibc_required": linkage["glibc_required"],
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -458,7 +459,7 @@ fn check_zig(board: &Board) -> Result<()> {
     if on_path("cargo-zigbuild").is_none() {
         bail!(
             "{why}, which is linked with zig through cargo-zigbuild, and cargo-zigbuild is not on PATH: run \
-               `cargo install --locked cargo-zigbuild`"
+               `source scripts/setup-zig.sh` in the edgeqa tree (or `cargo install --locked cargo-zigbuild`)"
         );
     }
     let zig_runs =
@@ -467,7 +468,7 @@ fn check_zig(board: &Board) -> Result<()> {
     if !zig_runs(&zig, &["version"]) && !zig_runs("python3", &["-m", "ziglang", "version"]) {
         bail!(
             "{why}, which is linked with zig, and neither `zig` nor python3's `ziglang` module was found: run \
-               `pip install ziglang` (or put zig on PATH)"
+               `source scripts/setup-zig.sh` in the edgeqa tree (or `pip install ziglang`, or put zig on PATH)"
         );
     }
     Ok(())
@@ -482,7 +483,7 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     if cross {
         check_target_installed(target)?;
     }
-    let musl = target.split('-').next_back().is_some_and(|env| env.starts_with("musl"));
+    let musl = board.is_static();
     let tools = if cross { cross_tools(target) } else { None };
     let linker_env = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace(['-', '.'], "_"));
     let linker_override = std::env::var(&linker_env).ok().filter(|l| !l.is_empty());
