@@ -13,9 +13,10 @@ cargo fmt --all -- --check
 # checks one board, the aarch64 bundle (glibc 2.27, every feature but wgpu): each board build
 # costs 6-8 minutes of both cores, and a second one put a cold run at 50 minutes.
 # `bash scripts/cross-test.sh` checks all four (32-bit ARM, static musl, x86_64 too). The build's
-# log, target/cross/build.log, is printed if it fails.
-bash scripts/cross-test.sh prepare
+# log, target/cross/build.log, is printed if it fails. `prepare` installs only what the selected
+# boards need (the 32-bit ARM packages are not fetched for the aarch64 board).
 export CROSS_TEST_BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64}"
+bash scripts/cross-test.sh prepare
 mkdir -p target/cross
 # Job control gives the job a process group of its own (stopped if anything below fails) in this
 # session: a new session (setsid) would get a scheduler autogroup of its own, where nice is void.
