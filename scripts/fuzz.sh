@@ -2,7 +2,8 @@
 # Fuzzes every edgeqa parser with cargo-fuzz (libFuzzer); the targets are in fuzz/fuzz_targets/.
 #
 #   bash scripts/fuzz.sh --bounded [SECONDS] [TARGET]...  each target (or those named) for SECONDS
-#                                                   (default 20); run by scripts/test.sh
+#                                                   (default 20); scripts/test.sh runs the same
+#                                                   targets without libFuzzer (tests/fuzz_replay.rs)
 #   bash scripts/fuzz.sh --long [RUNS] [TARGET]...  each target (or those named) for RUNS
 #                                                   executions (default 10000000)
 #   bash scripts/fuzz.sh --build                    only install cargo-fuzz and build the targets

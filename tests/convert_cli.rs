@@ -112,4 +112,39 @@ fn generic_models_need_fixed_shapes() {
     assert!(ok, "{err}");
     let pkg = edgeqa::package::Package::open(&out).unwrap();
     assert_eq!(pkg.manifest().stages[0].outputs[0].shape, vec![2, 4]);
+    // Options that do not go together: the binary names the flags to change.
+    let shape: [&'static str; 2] = ["--input-shape", "x=2,4"];
+    let with = |extra: &[&'static str]| args(&[&shape[..], extra].concat());
+    assert_clean_error(&with(&["--scheme", "int8"]), &["scheme int8 needs samples", "pass --calibration"]);
+    assert_clean_error(&with(&["--scheme", "w4"]), &["scheme w4 needs samples", "or --verify"]);
+    assert_clean_error(&with(&["--calibration", "m.onnx"]), &["need a quantizing scheme", "pass --scheme"]);
+}
+
+/// The converter library's errors about its options name no command-line flag (the binary adds
+/// them): a library caller has no flags.
+#[test]
+fn library_errors_name_no_flags() {
+    use edgeqa_convert::quantized::OptionError;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = GraphBuilder::new("m", 13);
+    let x = g.input_f32("x", &[Dim::Symbolic("batch".into()), Dim::Fixed(4)]);
+    let y = g.node("Relu", &[&x], vec![]);
+    g.output(&y, "y");
+    let model = tmp.path().join("m.onnx");
+    std::fs::write(&model, g.build()).unwrap();
+    let opts = edgeqa_convert::quantized::Options::default();
+    let shape = edgeqa_convert::convert_model_with(&model, &Default::default(), &opts).unwrap_err().to_string();
+    let scheme = edgeqa_convert::quantize::Scheme::W4;
+    let messages = [
+        shape,
+        edgeqa_convert::parse_shape_args(&["x=zero".into()]).unwrap_err().to_string(),
+        "x".parse::<edgeqa_convert::quantized::Budget>().unwrap_err(),
+        OptionError::Top1WithoutClasses.to_string(),
+        OptionError::NothingToCalibrate.to_string(),
+        OptionError::NeedsSamples { scheme, verify_will_do: true }.to_string(),
+    ];
+    assert!(messages[0].contains("`batch`"), "{}", messages[0]);
+    for m in &messages {
+        assert!(!m.contains("--"), "a library error names a flag: {m}");
+    }
 }

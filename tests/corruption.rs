@@ -105,6 +105,6 @@ fn constant_node_without_outputs_is_one_clear_error_on_every_backend() {
     let graph = p.stage_graph("model").unwrap();
     let e = edgeqa::backend::tract::TractBackend::new().load_stage(stage, graph, "crafted").err().unwrap();
     assert_eq!(e.to_string(), format!("crafted: tract cannot load the graph: {why}"));
-    let e = edgeqa::backend::wgpu::plan_stage(stage, graph, "crafted").unwrap_err();
+    let e = edgeqa::backend::wgpu::plan_stage(stage, graph, &[], "crafted").unwrap_err();
     assert_eq!(e.to_string(), format!("crafted: wgpu cannot load the graph: {why}"));
 }

@@ -146,6 +146,66 @@ fn quantized_demo_students_match_tract() {
     }
 }
 
+/// Translate once: every quantized weight of the demo student converted to int8, w8 and w4 is
+/// taken as the package stores it (`graph::stored`), and the answers are bit for bit those of
+/// the same graph folded to f32 at load; a record the graph does not bear out is not taken, and
+/// changes nothing either.
+#[test]
+fn stored_weights_are_taken_as_stored_with_the_same_answers() {
+    use edgeqa_convert::calibrate::Method;
+    use edgeqa_convert::quantize::Scheme;
+    use edgeqa_convert::quantized::Options;
+    let dir = tempfile::tempdir().unwrap();
+    edgeqa_tests::synth_set(11, 4, dir.path());
+    let gpu = gpu();
+    for scheme in [Scheme::Int8, Scheme::W8, Scheme::W4] {
+        let opts = Options {
+            scheme,
+            method: Method::Percentile(99.99),
+            calibration: Some(dir.path().join("questions.jsonl")),
+            ..Default::default()
+        };
+        let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
+        let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
+        let mut taken = 0;
+        for stage in &pkg.manifest().stages {
+            let graph = pkg.stage_graph(&stage.name).unwrap();
+            let records = pkg.manifest().packed_weights(&stage.name);
+            let origin = format!("demo-{scheme} [{}]", stage.name);
+            let (plan, _) = edgeqa::backend::wgpu::plan_stage(stage, graph, &records, &origin).unwrap();
+            // Every quantized weight (the f16 tables are read by other ops, which get f32).
+            let weights: Vec<&str> = records
+                .iter()
+                .filter(|r| r.format != "f16")
+                .map(|r| r.packed.as_ref().unwrap().value.as_str())
+                .collect();
+            let stored: Vec<&str> =
+                plan.values.iter().filter(|v| v.stored.is_some()).map(|v| v.name.as_str()).collect();
+            for w in &weights {
+                assert!(stored.contains(w), "{origin}: weight `{w}` was not taken as stored ({stored:?})");
+            }
+            assert!(plan.stored_nodes >= plan.stored, "{origin}");
+            taken += plan.stored;
+            let x = inputs(stage, 5);
+            let folded = gpu.load_stage(stage, graph, &origin).unwrap().run(x.clone()).unwrap();
+            let session = gpu.load_stage_stored(stage, graph, &records, &origin).unwrap();
+            assert_eq!(session.run(x.clone()).unwrap(), folded, "{origin}: stored weights answer otherwise");
+            // A record whose scales are another tensor is not borne out by the graph.
+            if let Some(first) = records.iter().position(|r| r.format != "f16") {
+                let mut wrong = records.clone();
+                let p = wrong[first].packed.as_mut().unwrap();
+                p.scales = p.data.clone();
+                let (plan, _) = edgeqa::backend::wgpu::plan_stage(stage, graph, &wrong, &origin).unwrap();
+                assert!(!plan.values.iter().any(|v| v.stored.is_some() && v.name == weights[0]), "{origin}");
+                let session = gpu.load_stage_stored(stage, graph, &wrong, &origin).unwrap();
+                assert_eq!(session.run(x).unwrap(), folded, "{origin}: a record not taken changes the answers");
+            }
+        }
+        eprintln!("demo-{scheme}: {taken} weights taken as stored");
+        assert!(taken > 0, "demo-{scheme}");
+    }
+}
+
 fn testdata() -> PathBuf {
     let dir = root().join(".cache/testdata");
     assert!(dir.is_dir(), "{} is missing: run `bash scripts/fetch-test-data.sh`", dir.display());
@@ -179,8 +239,13 @@ fn int8_products(pkg: &Package) -> usize {
         .stages
         .iter()
         .map(|stage| {
-            let (graph, _) =
-                edgeqa::backend::wgpu::plan_stage(stage, pkg.stage_graph(&stage.name).unwrap(), &stage.name).unwrap();
+            let (graph, _) = edgeqa::backend::wgpu::plan_stage(
+                stage,
+                pkg.stage_graph(&stage.name).unwrap(),
+                &pkg.manifest().packed_weights(&stage.name),
+                &stage.name,
+            )
+            .unwrap();
             graph.nodes.iter().filter(|n| n.attribute_names().any(|a| a == "edgeqa.a_scale")).count()
         })
         .sum()
@@ -523,7 +588,7 @@ fn elementwise_chains_fuse_and_match_tract() {
     let full: &[usize] = &[2, 3, 8];
     let shapes: [(&str, &[usize]); 4] = [("x", full), ("y", &[8]), ("m", &[2, 1, 8]), ("z", full)];
     let (stage, model) = tiny_model(nodes, &shapes, &scalars, ("out", full));
-    let (graph, _) = edgeqa::backend::wgpu::plan_stage(&stage, &model, "chains").unwrap();
+    let (graph, _) = edgeqa::backend::wgpu::plan_stage(&stage, &model, &[], "chains").unwrap();
     let ops: Vec<(&str, usize)> = graph.nodes.iter().map(|n| (n.op.as_str(), n.inputs.len())).collect();
     let chain = "edgeqa.ElementwiseChain";
     // (hard-swish: x) (8 steps: d, y, m, x) (5 steps: l, x, y, m) (z cut: t, z)

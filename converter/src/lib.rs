@@ -54,11 +54,15 @@ pub enum ConvertError {
     Unsupported(Vec<String>),
     #[error("{origin}: input `{input}`: {reason}")]
     Shape { origin: String, input: String, reason: String },
+    /// The graph does not fix an input's shape, and no shape was given for it
+    /// ([`parse_shape_args`] reads `NAME=D0,D1,...`).
+    #[error("{origin}: input `{input}`: {reason}: its shape must be given")]
+    NeedsShape { origin: String, input: String, reason: String },
     #[error("{origin}: {reason}")]
     Graph { origin: String, reason: String },
     #[error("{dir}: {reason}")]
     Layout { dir: String, reason: String },
-    #[error("--input-shape `{0}`: expected NAME=D0,D1,... with positive integers")]
+    #[error("input shape `{0}`: expected NAME=D0,D1,... with positive integers")]
     BadShapeArg(String),
     #[error(transparent)]
     Package(#[from] edgeqa_format::package::PackageError),
@@ -76,6 +80,8 @@ pub enum ConvertError {
     Verification(#[from] verify::VerifyError),
     #[error("{0}")]
     Options(String),
+    #[error(transparent)]
+    Option(#[from] quantized::OptionError),
 }
 
 /// A finished conversion: the package bytes and what went into them.

@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use edgeqa_convert::calibrate::Method;
 use edgeqa_convert::quantize::{Int8Form, Scheme};
-use edgeqa_convert::quantized::{self, Budget, Options};
+use edgeqa_convert::quantized::{self, Budget, OptionError, Options};
 use edgeqa_convert::report::Report;
-use edgeqa_convert::{convert_model_with, convert_student_with, parse_shape_args};
+use edgeqa_convert::{ConvertError, convert_model_with, convert_student_with, parse_shape_args};
 use edgeqa_format::package::Package;
 
 /// Converts a student directory (stage ONNX files + student.toml) or one ONNX model into a
@@ -192,8 +192,31 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", edgeqa::error_line(e.as_ref()));
+            let line = edgeqa::error_line(e.as_ref());
+            match e.chain().find_map(|c| c.downcast_ref::<ConvertError>()).and_then(flag_advice) {
+                Some(advice) => eprintln!("error: {line} ({advice})"),
+                None => eprintln!("error: {line}"),
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Which flag to pass or change, for the library's errors about what it was given.
+fn flag_advice(e: &ConvertError) -> Option<String> {
+    Some(match e {
+        ConvertError::NeedsShape { input, .. } => format!("pass --input-shape {input}=D0,D1,..."),
+        ConvertError::BadShapeArg(_) => "--input-shape".into(),
+        ConvertError::Option(OptionError::Top1WithoutClasses) => "use --max-error cosine=... instead".into(),
+        ConvertError::Option(OptionError::NothingToCalibrate) => {
+            "pass --scheme int8, w8 or w4, or leave out --calibration and --max-error".into()
+        }
+        ConvertError::Option(OptionError::NeedsSamples { verify_will_do, .. }) => {
+            format!(
+                "pass --calibration DIR|SET.jsonl{}",
+                if *verify_will_do { " or --verify DIR|SET.jsonl" } else { "" }
+            )
+        }
+        _ => return None,
+    })
 }

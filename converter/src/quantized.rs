@@ -29,7 +29,7 @@ pub enum Budget {
 impl FromStr for Budget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("--max-error `{s}`: expected cosine=X or top1=X with X in (0, 1], e.g. top1=0.995");
+        let bad = || format!("`{s}`: expected cosine=X or top1=X with X in (0, 1], e.g. top1=0.995");
         let (k, v) = s.split_once('=').ok_or_else(bad)?;
         let v: f64 = v.trim().parse().map_err(|_| bad())?;
         if !(v > 0.0 && v <= 1.0) {
@@ -94,6 +94,29 @@ pub struct Outcome {
     pub converted: Converted,
     pub reference: Converted,
     pub report: Option<Report>,
+}
+
+/// Options that do not go together (the binary says which of its flags to change).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptionError {
+    /// A top-1 error budget, but no output has classes on its last axis.
+    #[error(
+        "an error budget on top-1 agreement needs an output with classes on its last axis; budget the cosine instead"
+    )]
+    Top1WithoutClasses,
+    /// Calibration samples or an error budget with the `fp32` scheme.
+    #[error("calibration samples and an error budget need a quantizing scheme (int8, w8 or w4)")]
+    NothingToCalibrate,
+    /// A quantizing scheme without samples of the model's inputs.
+    #[error(
+        "scheme {scheme} needs samples of the model's inputs to calibrate{}: a folder of <input>.npy files or a question set (.jsonl)",
+        if *verify_will_do { " or verify" } else { "" }
+    )]
+    NeedsSamples {
+        scheme: Scheme,
+        /// The verification samples would do (weight-only schemes without an error budget).
+        verify_will_do: bool,
+    },
 }
 
 fn opt_err(s: impl Into<String>) -> ConvertError {
@@ -191,6 +214,7 @@ fn build_package(
                 stage: p.stage.name.clone(),
                 tensor: w.weight.clone(),
                 format: w.format.clone(),
+                packed: w.packed.clone(),
             });
         }
         for a in &summary.activations {
@@ -198,6 +222,7 @@ fn build_package(
                 stage: p.stage.name.clone(),
                 tensor: a.tensor.clone(),
                 format: "uint8/tensor".into(),
+                packed: None,
             });
         }
         for k in &summary.kept_float {
@@ -243,9 +268,7 @@ fn measure(
         }
     }
     if worst.is_infinite() {
-        return Err(opt_err(
-            "--max-error top1=...: no output has classes on its last axis; use --max-error cosine=... instead",
-        ));
+        return Err(OptionError::Top1WithoutClasses.into());
     }
     Ok(worst)
 }
@@ -255,7 +278,7 @@ pub(crate) fn run(manifest: Manifest, graphs: Vec<Graph>, opts: &Options) -> Res
     let fp32 = finish(manifest.clone(), graphs.clone())?;
     if opts.scheme == Scheme::Fp32 {
         if opts.calibration.is_some() || opts.max_error.is_some() {
-            return Err(opt_err("--calibration and --max-error need a quantizing --scheme (int8, w8 or w4)"));
+            return Err(OptionError::NothingToCalibrate.into());
         }
         save_onnx(opts, &graphs.iter().map(|g| (g.stage.clone(), g.bytes.clone())).collect::<Vec<_>>())?;
         return Ok(Outcome { converted: fp32.clone(), reference: fp32, report: None });
@@ -264,11 +287,11 @@ pub(crate) fn run(manifest: Manifest, graphs: Vec<Graph>, opts: &Options) -> Res
         (Some(c), _) => c.clone(),
         (None, Some(v)) if !opts.scheme.needs_calibration() && opts.max_error.is_none() => v.clone(),
         _ => {
-            return Err(opt_err(format!(
-                "--scheme {} needs --calibration DIR|SET.jsonl (samples of the model's inputs){}",
-                opts.scheme,
-                if opts.scheme.needs_calibration() { "" } else { " or --verify" }
-            )));
+            return Err(OptionError::NeedsSamples {
+                scheme: opts.scheme,
+                verify_will_do: !opts.scheme.needs_calibration(),
+            }
+            .into());
         }
     };
     let samples = load_samples(&calibration, &fp32, &manifest)?;

@@ -11,23 +11,21 @@ use crate::ConvertError;
 /// Fixed declared dimensions must agree; symbolic ones take the wanted value.
 pub fn fix_input(origin: &str, decl: &DeclaredTensor, wanted: Option<&[usize]>) -> Result<TensorInfo, ConvertError> {
     let bad = |reason: String| ConvertError::Shape { origin: origin.to_string(), input: decl.name.clone(), reason };
+    let needs =
+        |reason: String| ConvertError::NeedsShape { origin: origin.to_string(), input: decl.name.clone(), reason };
     let dtype = decl
         .dtype
         .ok_or_else(|| bad(format!("element type {} is not supported", onnx::onnx_type_name(decl.onnx_type))))?;
     let shape = match (&decl.dims, wanted) {
         (None, Some(w)) => w.to_vec(),
         (None, None) => {
-            return Err(bad("the graph declares no shape: give one with --input-shape NAME=D0,D1,...".into()));
+            return Err(needs("the graph declares no shape".into()));
         }
         (Some(dims), None) => dims
             .iter()
             .map(|d| match d {
                 Dim::Fixed(v) => Ok(*v),
-                Dim::Symbolic(s) => Err(bad(format!(
-                    "dimension `{s}` is symbolic in {}: fix it with --input-shape {}=...",
-                    show(dims),
-                    decl.name
-                ))),
+                Dim::Symbolic(s) => Err(needs(format!("dimension `{s}` is symbolic in {}", show(dims)))),
             })
             .collect::<Result<_, _>>()?,
         (Some(dims), Some(w)) => {

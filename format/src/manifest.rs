@@ -205,8 +205,42 @@ pub struct QuantizedTensor {
     pub stage: String,
     /// Weight initializer or activation tensor name in the original graph.
     pub tensor: String,
-    /// `int8/channel`, `int8/block32`, `int4/block32` (weights) or `uint8/tensor` (activations).
+    /// `int8/channel`, `int8/block32`, `int4/block32`, `f16` (weights) or `uint8/tensor`
+    /// (activations).
     pub format: String,
+    /// Where the weight's stored form is in the graph, so that a backend can take it as it is
+    /// instead of folding its dequantizing sub-graph to f32 at load (`docs/quantization.md`,
+    /// "Translate once"). Absent for activations and in packages of older converters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<PackedWeight>,
+}
+
+/// The stored form of one quantized weight: its integers (or f16 values) and scales are
+/// initializers of the stage graph, and `value` is the float tensor the graph computes from them
+/// with the sub-graph [`QuantizedTensor::format`] implies (`docs/quantization.md`).
+///
+/// A row is one output channel: the weight with `axis` moved to the front, the other axes in
+/// order, `cols` = the product of the other dimensions.
+/// - `int8/channel`: `data` int8 in the weight's own shape, `scales` f32 `[rows]`, one
+///   `DequantizeLinear(data, scales, zero points 0, axis)`.
+/// - `int8/blockB`, `int4/blockB`: `data` int8 `[rows · blocks, B]`, or uint8 `[rows · blocks,
+///   B/2]` with column `j` of a block in the low nibble and `j + B/2` in the high one (value + 8);
+///   `scales` f16 `[rows · blocks, 1]`; rows padded with zeros to whole blocks.
+/// - `f16`: `data` f16 in the weight's own shape, one `Cast` to f32, no `scales`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackedWeight {
+    /// The float value the quantized nodes read.
+    pub value: String,
+    /// Initializer holding the integers (or the f16 values).
+    pub data: String,
+    /// Initializer holding the scales (empty for `f16`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scales: String,
+    /// Shape of the float weight.
+    pub shape: Vec<usize>,
+    /// Its output-channel axis.
+    pub axis: usize,
 }
 
 impl Default for QuantizationInfo {
@@ -258,6 +292,12 @@ impl Manifest {
             quantization: QuantizationInfo::default(),
             voice: None,
         }
+    }
+
+    /// The quantized weights of stage `name` whose stored form the package records
+    /// ([`PackedWeight`]): what a backend is given with the stage's graph.
+    pub fn packed_weights(&self, name: &str) -> Vec<QuantizedTensor> {
+        self.quantization.tensors.iter().filter(|t| t.stage == name && t.packed.is_some()).cloned().collect()
     }
 
     /// Stage by name.

@@ -157,7 +157,8 @@ impl Student {
             let graph = pkg
                 .stage_graph(name)
                 .ok_or_else(|| contract(&origin, format!("stage `{name}` has no graph section")))?;
-            Ok(Some(backend.load_stage(stage, graph, &format!("{origin} [{name}]"))?))
+            let stored = m.packed_weights(name);
+            Ok(Some(backend.load_stage_stored(stage, graph, &stored, &format!("{origin} [{name}]"))?))
         };
         let head_info = m.stage(HEAD).ok_or_else(|| contract(&origin, "no head stage"))?;
         for input in &head_info.inputs {

@@ -787,6 +787,7 @@ pub fn main(args: Args) -> Result<()> {
     for st in &m.stages {
         let graph = pkg.stage_graph(&st.name).with_context(|| format!("stage `{}` has no graph", st.name))?;
         let origin = format!("{} [{}]", pkg.origin(), st.name);
+        let stored = m.packed_weights(&st.name);
         let mut inputs = edgeqa::synthetic::inputs(&st.inputs, 1);
         for (i, info) in st.inputs.iter().enumerate() {
             if let Some((_, _, t)) = given.iter().find(|(s, n, _)| *s == st.name && *n == info.name) {
@@ -794,7 +795,7 @@ pub fn main(args: Args) -> Result<()> {
             }
         }
         let load = |e: &Engine| -> Result<Work> {
-            let session = e.backend.load_stage(st, graph, &origin)?;
+            let session = e.backend.load_stage_stored(st, graph, &stored, &origin)?;
             Ok(Work::Stage { session, inputs: inputs.clone() })
         };
         results.extend(measure(&format!("stage/{}", st.name), &engines, &plan, &load, args.profile, &mut skipped)?);

@@ -66,6 +66,10 @@ enum WgpuPlan {
         /// Nodes that run after constant folding and fusion.
         nodes: usize,
         folded: usize,
+        /// Quantized weights taken as the package stores them (not folded to f32), and the nodes
+        /// of their dequantizing sub-graphs.
+        stored_weights: usize,
+        stored_nodes: usize,
         /// Device buffers for activations, and their bytes (peak device memory for tensors).
         buffers: usize,
         activation_bytes: u64,
@@ -114,7 +118,9 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     let mut sessions = Vec::new();
     for st in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&st.name).with_context(|| format!("no graph for stage {}", st.name))?;
-        sessions.push((st.name.as_str(), b.load_stage(st, graph, &format!("{} [{}]", pkg.origin(), st.name))?));
+        let stored = pkg.manifest().packed_weights(&st.name);
+        let origin = format!("{} [{}]", pkg.origin(), st.name);
+        sessions.push((st.name.as_str(), b.load_stage_stored(st, graph, &stored, &origin)?));
     }
     let refs: Vec<(&str, &dyn edgeqa::backend::StageSession)> =
         sessions.iter().map(|(n, s)| (*n, s.as_ref())).collect();
@@ -210,11 +216,13 @@ fn shape(t: &TensorInfo) -> String {
 
 /// What the wgpu backend would run of a stage: its plan, or why it cannot.
 #[cfg(feature = "wgpu")]
-fn wgpu_plan(st: &edgeqa::manifest::StageInfo, bytes: &[u8], origin: &str) -> WgpuPlan {
-    match edgeqa::backend::wgpu::plan_stage(st, bytes, origin) {
+fn wgpu_plan(m: &edgeqa::manifest::Manifest, st: &edgeqa::manifest::StageInfo, bytes: &[u8], origin: &str) -> WgpuPlan {
+    match edgeqa::backend::wgpu::plan_stage(st, bytes, &m.packed_weights(&st.name), origin) {
         Ok((g, p)) => WgpuPlan::Plan {
             nodes: g.nodes.len(),
             folded: g.folded,
+            stored_weights: g.stored,
+            stored_nodes: g.stored_nodes,
             buffers: p.buffers.len(),
             activation_bytes: p.total_bytes(),
             unshared_bytes: p.unshared_bytes,
@@ -226,7 +234,7 @@ fn wgpu_plan(st: &edgeqa::manifest::StageInfo, bytes: &[u8], origin: &str) -> Wg
 
 /// A build without the wgpu backend has no plan to show.
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_plan(_: &edgeqa::manifest::StageInfo, _: &[u8], _: &str) -> WgpuPlan {
+fn wgpu_plan(_: &edgeqa::manifest::Manifest, _: &edgeqa::manifest::StageInfo, _: &[u8], _: &str) -> WgpuPlan {
     WgpuPlan::Unsupported("this build of edgeqa has no wgpu backend".into())
 }
 
@@ -251,7 +259,7 @@ pub fn main(args: Args) -> Result<()> {
         let bytes = pkg.stage_graph(&st.name).with_context(|| format!("{origin}: no graph section"))?;
         let proto = onnx::decode(bytes, &origin)?;
         let ops = onnx::op_histogram(&proto);
-        let wgpu = wgpu_plan(st, bytes, &origin);
+        let wgpu = wgpu_plan(m, st, bytes, &origin);
         stages.push(StageReport {
             name: st.name.clone(),
             section: st.section.clone(),
@@ -307,8 +315,18 @@ pub fn main(args: Args) -> Result<()> {
         println!("    out: {}", s.outputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    ops: {}", s.ops.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" "));
         match &s.wgpu {
-            WgpuPlan::Plan { nodes, folded, buffers, activation_bytes, unshared_bytes, constant_bytes } => println!(
-                "    wgpu: {nodes} nodes to run ({folded} folded at load), {buffers} buffers {activation_bytes} bytes \
+            WgpuPlan::Plan {
+                nodes,
+                folded,
+                stored_weights,
+                stored_nodes,
+                buffers,
+                activation_bytes,
+                unshared_bytes,
+                constant_bytes,
+            } => println!(
+                "    wgpu: {nodes} nodes to run ({folded} folded at load, {stored_weights} weights taken as stored \
+                 instead of {stored_nodes} dequantizing nodes), {buffers} buffers {activation_bytes} bytes \
                  ({unshared_bytes} without reuse), constants {constant_bytes} bytes"
             ),
             WgpuPlan::Unsupported(why) => println!("    wgpu: cannot run it ({why})"),

@@ -108,7 +108,8 @@ pub fn main(args: Args) -> Result<()> {
     let (backend, reason) = backend::select(args.backend.backend, None)?;
     log::info!("backend {} ({reason})", backend.name());
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
-    let session = backend.load_stage(stage, graph, &format!("{} [{}]", pkg.origin(), stage.name))?;
+    let stored = pkg.manifest().packed_weights(&stage.name);
+    let session = backend.load_stage_stored(stage, graph, &stored, &format!("{} [{}]", pkg.origin(), stage.name))?;
     let profile = match args.profile {
         Some(runs) => Some(
             session

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use edgeqa_format::manifest::PackedWeight;
 use edgeqa_format::onnx::pb;
 
 use super::math::{self, ActType};
@@ -64,6 +65,13 @@ pub fn apply(
                 weight: t.weight.clone(),
                 format: "int8/channel".into(),
                 elements: w.len(),
+                packed: Some(PackedWeight {
+                    value: out.clone(),
+                    data: q.clone(),
+                    scales: s.clone(),
+                    shape: w.shape.clone(),
+                    axis: t.channel_axis,
+                }),
             });
             weights.insert(t.weight.clone(), out);
         }

@@ -288,6 +288,10 @@ pub struct QuantizedWeight {
     pub weight: String,
     pub format: String,
     pub elements: usize,
+    /// Where the stored form is (the manifest's record); `None` where the quantized node reads
+    /// the integers itself (QLinear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packed: Option<edgeqa_format::manifest::PackedWeight>,
 }
 
 /// One quantized activation.

@@ -113,6 +113,7 @@ pub fn apply(
             weight: t.weight.clone(),
             format: "int8/channel".into(),
             elements: w.len(),
+            packed: None,
         });
 
         // The output, in uint8, and its dequantization under the original name.

@@ -16,10 +16,13 @@
 //! tensors get short names (`wq<k>...`) and nodes none: the graph structure stays a small part
 //! of the package.
 //!
-//! The runtime folds the sub-graph once at load; the package stores only the packed weights.
+//! tract folds the sub-graph once at load; the wgpu backend takes the packed weights as stored
+//! (the manifest's `packed` record, `runtime/src/graph/stored.rs`). The package stores only the
+//! packed weights.
 
 use std::collections::HashMap;
 
+use edgeqa_format::manifest::PackedWeight;
 use edgeqa_format::onnx::pb;
 
 use super::math::{self, Bits};
@@ -165,10 +168,11 @@ pub fn apply(
                 opset,
                 shared: &mut shared,
             };
-            let values = match bits {
+            let (data, values) = match bits {
                 Bits::Eight => {
                     let qv = bld.init("", |n| make_i8(n, &[rows * nb, b], &q.values));
-                    bld.cast_f32(&qv)
+                    let f = bld.cast_f32(&qv);
+                    (qv, f)
                 }
                 Bits::Four => {
                     let packed = pack_halves(&q.values, b).map_err(|e| node_err(e.to_string()))?;
@@ -182,12 +186,12 @@ pub fn apply(
                     let hi16 = bld.op("Mul", &[&hi, &sixteen], vec![]);
                     let lo = bld.op("Sub", &[&f, &hi16], vec![]);
                     let grid = bld.op("Concat", &[&lo, &hi], vec![attr_int("axis", 1)]);
-                    bld.op("Sub", &[&grid, &eight], vec![])
+                    (pv, bld.op("Sub", &[&grid, &eight], vec![]))
                 }
             };
             let bits16 = q.scales_f16.clone().unwrap_or_default();
-            let scales = bld.init("s16", |n| make_f16_bits(n, &[rows * nb, 1], &bits16));
-            let scales = bld.cast_f32(&scales);
+            let scales_f16 = bld.init("s16", |n| make_f16_bits(n, &[rows * nb, 1], &bits16));
+            let scales = bld.cast_f32(&scales_f16);
             let deq = bld.op("Mul", &[&values, &scales], vec![]);
             let mut out = deq;
             if q.padded_cols != cols {
@@ -219,6 +223,13 @@ pub fn apply(
                 weight: t.weight.clone(),
                 format: format!("{}/block{b}", if bits == Bits::Eight { "int8" } else { "int4" }),
                 elements: w.len(),
+                packed: Some(PackedWeight {
+                    value: out.clone(),
+                    data,
+                    scales: scales_f16,
+                    shape: w.shape.clone(),
+                    axis: t.channel_axis,
+                }),
             });
             done.insert(t.weight.clone(), out);
         }
@@ -235,11 +246,16 @@ pub fn apply(
 /// below 2^-11.
 pub(super) fn store_rest_as_f16(g: &mut pb::GraphProto, names: &mut Names, summary: &mut QuantSummary) {
     let consumers = graph::consumers(g);
+    // The scales of the quantized weights stay as their records say (f32 per channel for
+    // `int8/channel`): a backend reads them from there (translate once).
+    let scales: std::collections::HashSet<String> =
+        summary.weights.iter().filter_map(|w| w.packed.as_ref()).map(|p| p.scales.clone()).collect();
     let mut replaced: Vec<(String, String)> = Vec::new();
     let mut new_inits = Vec::new();
     let mut new_nodes = Vec::new();
     for t in &g.initializer {
         if t.data_type != pb::tensor_proto::DataType::Float as i32
+            || scales.contains(&t.name)
             || graph::element_count(t) < super::REPORT_MIN_ELEMENTS
             || !consumers.contains_key(&t.name)
         {
@@ -266,6 +282,13 @@ pub(super) fn store_rest_as_f16(g: &mut pb::GraphProto, names: &mut Names, summa
             weight: t.name.clone(),
             format: "f16".into(),
             elements: w.len(),
+            packed: Some(PackedWeight {
+                value: out.clone(),
+                data: h.clone(),
+                scales: String::new(),
+                shape: w.shape.clone(),
+                axis: 0,
+            }),
         });
         replaced.push((t.name.clone(), out));
     }

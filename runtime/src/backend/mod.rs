@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::manifest::StageInfo;
+use crate::manifest::{QuantizedTensor, StageInfo};
 use crate::tensor::Tensor;
 
 pub mod checked;
@@ -148,6 +148,20 @@ pub trait Backend: Send + Sync {
     /// Loads a stage with its shapes fixed by the manifest. Every node the backend cannot run
     /// is reported at once in [`BackendError::Unsupported`].
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError>;
+    /// [`Backend::load_stage`] of a package's stage with the package's records of its quantized
+    /// weights (`Manifest::packed_weights`): a backend that can take a weight as stored does,
+    /// instead of folding it to f32 at load (wgpu, `graph::stored`); the others (tract) load
+    /// the graph alone. The answers are the same either way.
+    fn load_stage_stored(
+        &self,
+        stage: &StageInfo,
+        onnx: &[u8],
+        stored: &[QuantizedTensor],
+        origin: &str,
+    ) -> Result<Box<dyn StageSession>, BackendError> {
+        let _ = stored;
+        self.load_stage(stage, onnx, origin)
+    }
 }
 
 /// Memory a loaded stage holds and needs while it runs, known at load.
@@ -359,7 +373,17 @@ impl Backend for AutoBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
-        match self.gpu.load_stage(stage, onnx, origin) {
+        self.load_stage_stored(stage, onnx, &[], origin)
+    }
+
+    fn load_stage_stored(
+        &self,
+        stage: &StageInfo,
+        onnx: &[u8],
+        stored: &[QuantizedTensor],
+        origin: &str,
+    ) -> Result<Box<dyn StageSession>, BackendError> {
+        match self.gpu.load_stage_stored(stage, onnx, stored, origin) {
             Ok(s) => {
                 let mut used = self.on_gpu.lock().unwrap_or_else(|e| e.into_inner());
                 match over_budget(*used, s.memory(), self.budget) {

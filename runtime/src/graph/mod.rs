@@ -12,9 +12,11 @@ mod attrs;
 mod error;
 pub mod fold;
 pub mod plan;
+pub mod stored;
 
 pub use attrs::{Attrs, ReadAttrs};
 pub use error::NodeError;
+pub use stored::{StoredForm, StoredWeight};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use thiserror::Error;
 use tract_onnx::prelude::{DatumType, Tensor};
 
 use crate::onnx::{self as onnx_pb, pb};
+use edgeqa_format::manifest::QuantizedTensor;
 
 /// Index of a [`Value`] in [`Graph::values`].
 pub type ValueId = usize;
@@ -36,9 +39,28 @@ pub struct Value {
     pub shape: Vec<usize>,
     /// The value, for initializers and folded nodes.
     pub constant: Option<Arc<Tensor>>,
+    /// A quantized weight kept as the package stores it ([`stored`]): a constant whose f32
+    /// values are not materialized ([`Value::constant_tensor`] computes them).
+    pub stored: Option<Arc<StoredWeight>>,
 }
 
 impl Value {
+    /// A tensor computed at run time (a graph input or node output) of `dtype` and `shape`.
+    pub fn computed(name: &str, dtype: DatumType, shape: Vec<usize>) -> Value {
+        Value { name: name.to_string(), dtype, shape, constant: None, stored: None }
+    }
+
+    /// Whether the value is known at load (held, or stored quantized).
+    pub fn is_constant(&self) -> bool {
+        self.constant.is_some() || self.stored.is_some()
+    }
+
+    /// The value as a tensor when it is a constant; a stored weight is dequantized (a new f32
+    /// tensor each call).
+    pub fn constant_tensor(&self) -> Option<Arc<Tensor>> {
+        self.constant.clone().or_else(|| self.stored.as_ref().map(|s| Arc::new(s.dequantize())))
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
@@ -135,6 +157,10 @@ pub struct Graph {
     pub outputs: Vec<ValueId>,
     /// Nodes folded into constants at load.
     pub folded: usize,
+    /// Quantized weights taken as stored ([`stored`]) and the nodes of their dequantizing
+    /// sub-graphs, which were neither folded nor kept.
+    pub stored: usize,
+    pub stored_nodes: usize,
     /// The default-domain opset (op semantics that changed between opsets depend on it).
     pub opset: i64,
 }
@@ -162,10 +188,13 @@ const NEVER_FOLD: &[&str] = &[
 
 impl Graph {
     /// Builds the IR of an ONNX model with its inputs fixed by `inputs` (every graph input that is
-    /// not an initializer must be listed).
+    /// not an initializer must be listed). `stored` are the package's records of the stage's
+    /// quantized weights (`Manifest::packed_weights`): each one the graph bears out is kept as
+    /// stored instead of folded ([`stored`]); pass `&[]` for a plain ONNX model.
     pub fn load(
         model: &pb::ModelProto,
         inputs: &[InputSpec],
+        stored: &[QuantizedTensor],
         ops: &dyn OpSet,
         origin: &str,
     ) -> Result<Graph, GraphError> {
@@ -190,17 +219,43 @@ impl Graph {
             let spec = inputs.iter().find(|s| s.name == vi.name).ok_or_else(|| {
                 invalid(format!("graph input `{}` has no fixed shape (is it in the manifest?)", vi.name))
             })?;
-            let id = add(
-                &mut values,
-                &mut by_name,
-                Value { name: vi.name.clone(), dtype: spec.dtype, shape: spec.shape.clone(), constant: None },
-            );
+            let id = add(&mut values, &mut by_name, Value::computed(&vi.name, spec.dtype, spec.shape.clone()));
             graph_inputs.push(id);
         }
+        // Translate once: the records the graph bears out, by the nodes of their sub-graphs.
+        let wiring = stored::Wiring::new(g);
+        let mut claims: Vec<Option<StoredWeight>> = Vec::new();
+        let mut claimed: HashMap<usize, usize> = HashMap::new();
+        for record in stored {
+            let constant = |name: &str| by_name.get(name).and_then(|&id| values[id].constant.clone());
+            match stored::claim(&wiring, opset, record, &constant) {
+                Ok(c) if c.nodes.iter().all(|ix| !claimed.contains_key(ix)) => {
+                    for ix in c.nodes {
+                        claimed.insert(ix, claims.len());
+                    }
+                    claims.push(Some(c.weight));
+                }
+                Ok(_) => log::debug!("{origin}: weight `{}`: its sub-graph is another record's; folded", record.tensor),
+                Err(why) => log::warn!(
+                    "{origin}: weight `{}` ({}): stored form not taken ({why}); folded instead",
+                    record.tensor,
+                    record.format
+                ),
+            }
+        }
+        let stored_nodes = claimed.len();
         let mut nodes: Vec<Node> = Vec::new();
         let mut unsupported: Vec<String> = Vec::new();
         let mut folded = 0;
         for (ix, n) in g.node.iter().enumerate() {
+            if let Some(&c) = claimed.get(&ix) {
+                // A node of a dequantizing sub-graph: the weight's own node adds the weight.
+                if let Some(weight) = claims[c].take_if(|w| g.node[ix].output.first() == Some(&w.value_name)) {
+                    let v = Value::computed(&weight.value_name, DatumType::F32, weight.shape.clone());
+                    add(&mut values, &mut by_name, Value { stored: Some(Arc::new(weight)), ..v });
+                }
+                continue;
+            }
             let name = if !n.name.is_empty() {
                 n.name.clone()
             } else {
@@ -269,13 +324,13 @@ impl Graph {
                 folded += 1;
                 continue;
             }
-            let all_constant = input_values.iter().flatten().all(|v| v.constant.is_some());
+            let all_constant = input_values.iter().flatten().all(|v| v.is_constant());
             if all_constant && !NEVER_FOLD.contains(&n.op_type.as_str()) {
                 let ins: Vec<(String, Arc<Tensor>)> = n
                     .input
                     .iter()
                     .zip(&input_values)
-                    .filter_map(|(name, v)| Some((name.clone(), v.as_ref()?.constant.clone()?)))
+                    .filter_map(|(name, v)| Some((name.clone(), v.as_ref()?.constant_tensor()?)))
                     .collect();
                 match fold::evaluate_node(opset, n, &ins) {
                     Ok(outs) => {
@@ -305,11 +360,7 @@ impl Graph {
                     }
                     let names = n.output.iter().filter(|o| !o.is_empty());
                     for ((out, t), &want) in names.zip(types).zip(&node.outputs) {
-                        let id = add(
-                            &mut values,
-                            &mut by_name,
-                            Value { name: out.clone(), dtype: t.dtype, shape: t.shape, constant: None },
-                        );
+                        let id = add(&mut values, &mut by_name, Value::computed(out, t.dtype, t.shape));
                         debug_assert_eq!(id, want);
                     }
                     nodes.push(node);
@@ -326,9 +377,36 @@ impl Graph {
                 .ok_or_else(|| invalid(format!("graph output `{}` is produced by no node", o.name)))?;
             outputs.push(id);
         }
-        let mut graph = Graph { values, nodes, inputs: graph_inputs, outputs, folded, opset };
+        let taken = claims.iter().filter(|c| c.is_none()).count();
+        let mut graph =
+            Graph { values, nodes, inputs: graph_inputs, outputs, folded, stored: taken, stored_nodes, opset };
         graph.remove_dead_nodes();
+        graph.materialize_stored();
         Ok(graph)
+    }
+
+    /// Gives every stored weight that is read other than as a kernel's packable weight (or is a
+    /// graph output) its f32 values, so that only [`stored::takes_stored`] inputs see a
+    /// [`StoredWeight`].
+    fn materialize_stored(&mut self) {
+        let mut other: Vec<ValueId> = self.outputs.clone();
+        for n in &self.nodes {
+            for (slot, i) in n.inputs.iter().enumerate() {
+                if let Some(i) = *i
+                    && !stored::takes_stored(&n.op, slot)
+                {
+                    other.push(i);
+                }
+            }
+        }
+        for id in other {
+            let v = &mut self.values[id];
+            if let Some(s) = v.stored.take() {
+                log::debug!("weight `{}` is read as f32 too: dequantized at load", v.name);
+                v.constant = Some(Arc::new(s.dequantize()));
+                self.stored -= 1;
+            }
+        }
     }
 
     /// Drops nodes none of whose outputs reach a graph output.
@@ -356,9 +434,9 @@ impl Graph {
         let mut total = 0;
         for id in self.nodes.iter().flat_map(|n| n.inputs.iter().flatten()).chain(&self.outputs) {
             let v = &self.values[*id];
-            if v.constant.is_some() && !seen[*id] {
+            if v.is_constant() && !seen[*id] {
                 seen[*id] = true;
-                total += v.bytes();
+                total += v.stored.as_ref().map_or(v.bytes(), |s| s.bytes());
             }
         }
         total
@@ -379,6 +457,7 @@ fn constant(name: &str, tensor: Tensor) -> Value {
         dtype: tensor.datum_type(),
         shape: tensor.shape().to_vec(),
         constant: Some(Arc::new(tensor)),
+        stored: None,
     }
 }
 
@@ -486,7 +565,7 @@ mod tests {
 
     fn load(m: &pb::ModelProto) -> Result<Graph, GraphError> {
         let x = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 3] };
-        Graph::load(m, &[x], &ReluOnly, "crafted.onnx")
+        Graph::load(m, &[x], &[], &ReluOnly, "crafted.onnx")
     }
 
     fn invalid(m: &pb::ModelProto, needles: &[&str]) {
@@ -611,7 +690,7 @@ mod tests {
                 g.output.truncate(1);
             });
             let stage = stage_of_x(vec![2, 3]);
-            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "reshape.onnx").unwrap_err();
+            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), &[], "reshape.onnx").unwrap_err();
             assert!(e.to_string().contains("Reshape (reshape): cannot reshape [2, 3]"), "{spec:?}: {e}");
         }
     }
@@ -643,7 +722,7 @@ mod tests {
                 g.output.truncate(1);
             });
             let stage = stage_of_x(vec![]);
-            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), "scalar.onnx").unwrap_err();
+            let e = crate::backend::wgpu::plan_stage(&stage, &m.encode_to_vec(), &[], "scalar.onnx").unwrap_err();
             assert!(e.to_string().contains(&format!("{op} (n): ")), "{op}: {e}");
         }
     }

@@ -35,7 +35,7 @@ impl MemoryPlan {
         for node in &graph.nodes {
             if let Some(i) = alias(node)
                 && let (Some(Some(input)), Some(&out)) = (node.inputs.get(i), node.outputs.first())
-                && graph.values[*input].constant.is_none()
+                && !graph.values[*input].is_constant()
             {
                 root[out] = root[*input];
             }
@@ -80,7 +80,7 @@ impl MemoryPlan {
         };
         let place =
             |plan: &mut MemoryPlan, free: &mut Vec<usize>, release: &mut Vec<Vec<usize>>, v: ValueId, step: usize| {
-                if graph.values[v].constant.is_some() || plan.assignment[v].is_some() {
+                if graph.values[v].is_constant() || plan.assignment[v].is_some() {
                     return;
                 }
                 if root[v] != v {
@@ -111,7 +111,7 @@ mod tests {
     use tract_onnx::prelude::DatumType;
 
     fn value(name: &str, len: usize) -> Value {
-        Value { name: name.into(), dtype: DatumType::F32, shape: vec![len], constant: None }
+        Value::computed(name, DatumType::F32, vec![len])
     }
 
     fn node(op: &str, inputs: &[ValueId], outputs: &[ValueId]) -> Node {
@@ -130,7 +130,16 @@ mod tests {
     fn a_chain_ping_pongs_between_two_buffers() {
         let values = (0..5).map(|i| value(&format!("v{i}"), 100)).collect();
         let nodes = (0..4).map(|i| node("Relu", &[i], &[i + 1])).collect();
-        let g = Graph { values, nodes, inputs: vec![0], outputs: vec![4], folded: 0, opset: 13 };
+        let g = Graph {
+            values,
+            nodes,
+            inputs: vec![0],
+            outputs: vec![4],
+            folded: 0,
+            stored: 0,
+            stored_nodes: 0,
+            opset: 13,
+        };
         let p = MemoryPlan::new(&g, &|v| g.values[v].len() as u64 * 4, &|_| None);
         assert_eq!(p.buffers.len(), 2, "{p:?}");
         assert_eq!((p.total_bytes(), p.unshared_bytes), (800, 2000));
@@ -150,7 +159,16 @@ mod tests {
             node("Relu", &[2], &[3]),
             node("Add", &[3, 0], &[4]),
         ];
-        let g = Graph { values, nodes, inputs: vec![0], outputs: vec![4], folded: 0, opset: 13 };
+        let g = Graph {
+            values,
+            nodes,
+            inputs: vec![0],
+            outputs: vec![4],
+            folded: 0,
+            stored: 0,
+            stored_nodes: 0,
+            opset: 13,
+        };
         let p = MemoryPlan::new(&g, &|v| g.values[v].len() as u64 * 4, &|n| (n.op == "Reshape").then_some(0));
         let a = |v: usize| p.assignment[v].unwrap();
         assert_eq!(a(1), a(2), "the reshape aliases");
@@ -174,7 +192,7 @@ mod tests {
                 nodes.push(node("Add", &[a % n, b % n], &[n]));
             }
             let last = values.len() - 1;
-            let g = Graph { values, nodes, inputs: vec![0], outputs: vec![last], folded: 0, opset: 13 };
+            let g = Graph { values, nodes, inputs: vec![0], outputs: vec![last], folded: 0, stored: 0, stored_nodes: 0, opset: 13 };
             let bytes = |v: usize| g.values[v].len() as u64 * 4;
             let p = MemoryPlan::new(&g, &bytes, &|_| None);
             // Lifetimes: [def, last use].

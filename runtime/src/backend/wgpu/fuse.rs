@@ -289,6 +289,7 @@ impl LayerNormChain {
                 dtype: tract_onnx::prelude::DatumType::F32,
                 shape: vec![len],
                 constant: Some(std::sync::Arc::new(ones)),
+                stored: None,
             });
             graph.values.len() - 1
         });
@@ -457,7 +458,8 @@ mod tests {
     fn a_layer_norm_chain_becomes_one_node() {
         for square in ["Pow", "Mul"] {
             let spec = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 8] };
-            let mut g = Graph::load(&layer_norm_model(square), &[spec], &super::super::kernels::Kernels, "ln").unwrap();
+            let mut g =
+                Graph::load(&layer_norm_model(square), &[spec], &[], &super::super::kernels::Kernels, "ln").unwrap();
             assert_eq!(g.nodes.len(), 9);
             assert_eq!(fuse(&mut g), 8);
             let n = &g.nodes[0];
@@ -474,7 +476,7 @@ mod tests {
         let graph = model.graph.as_mut().unwrap();
         graph.output.push(crate::onnx_builder::value_untyped("s"));
         let spec = InputSpec { name: "x".into(), dtype: DatumType::F32, shape: vec![2, 8] };
-        let mut g = Graph::load(&model, &[spec], &super::super::kernels::Kernels, "ln").unwrap();
+        let mut g = Graph::load(&model, &[spec], &[], &super::super::kernels::Kernels, "ln").unwrap();
         fuse(&mut g);
         assert!(g.nodes.iter().all(|n| n.op != "LayerNormalization"));
     }

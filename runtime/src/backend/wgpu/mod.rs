@@ -20,7 +20,7 @@ use tract_onnx::prelude::DatumType;
 use super::{Backend, BackendError, NodeProfile, StageMemory, StageSession};
 use crate::graph::plan::MemoryPlan;
 use crate::graph::{Graph, GraphError, InputSpec, NodeError, ValueId};
-use crate::manifest::{DType, StageInfo};
+use crate::manifest::{DType, QuantizedTensor, StageInfo};
 use crate::tensor::{Tensor, TensorData};
 use kernels::{Build, Dispatch, IndexChecks, Kernels, PipelineCache, SITE_WORDS};
 
@@ -180,8 +180,15 @@ fn datum(d: DType) -> DatumType {
 }
 
 /// The graph of a stage in the IR, fused and planned (no device needed): what `load_stage`
-/// compiles, and what `edgeqa inspect` shows.
-pub fn plan_stage(stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<(Graph, MemoryPlan), BackendError> {
+/// compiles, and what `edgeqa inspect` shows. `stored` are the package's records of the stage's
+/// quantized weights (`Manifest::packed_weights`; `&[]` for none), taken as stored where the
+/// graph bears them out (`graph::stored`).
+pub fn plan_stage(
+    stage: &StageInfo,
+    onnx: &[u8],
+    stored: &[QuantizedTensor],
+    origin: &str,
+) -> Result<(Graph, MemoryPlan), BackendError> {
     let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
     let proto = crate::onnx::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
     let specs: Vec<InputSpec> = stage
@@ -189,14 +196,19 @@ pub fn plan_stage(stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<(Graph
         .iter()
         .map(|t| InputSpec { name: t.name.clone(), dtype: datum(t.dtype), shape: t.shape.clone() })
         .collect();
-    let mut graph = Graph::load(&proto, &specs, &Kernels, origin).map_err(|e| match e {
+    let mut graph = Graph::load(&proto, &specs, stored, &Kernels, origin).map_err(|e| match e {
         GraphError::Unsupported { nodes, .. } => {
             BackendError::Unsupported { origin: origin.to_string(), backend: NAME, nodes }
         }
         GraphError::Invalid { reason, .. } => load_err(reason),
     })?;
     let fused = fuse::fuse(&mut graph);
-    log::debug!("{origin}: {} nodes after folding {} and fusing {fused}", graph.nodes.len(), graph.folded);
+    log::debug!(
+        "{origin}: {} nodes after folding {}, taking {} weights as stored and fusing {fused}",
+        graph.nodes.len(),
+        graph.folded,
+        graph.stored
+    );
     let plan =
         MemoryPlan::new(&graph, &|v| device_bytes(&graph, v), &|n| kernels::kernel(&n.op).and_then(|k| k.alias(n)));
     Ok((graph, plan))
@@ -228,8 +240,18 @@ impl Backend for WgpuBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        self.load_stage_stored(stage, onnx, &[], origin)
+    }
+
+    fn load_stage_stored(
+        &self,
+        stage: &StageInfo,
+        onnx: &[u8],
+        stored: &[QuantizedTensor],
+        origin: &str,
+    ) -> Result<Box<dyn StageSession>, BackendError> {
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
-        let (graph, plan) = plan_stage(stage, onnx, origin)?;
+        let (mut graph, plan) = plan_stage(stage, onnx, stored, origin)?;
         let gpu = self.gpu.clone();
         let max = gpu.limits.max_storage_buffer_binding_size;
         if let Some(big) = plan.buffers.iter().find(|&&b| b > max) {
@@ -325,6 +347,13 @@ impl Backend for WgpuBackend {
             mapped_at_creation: false,
         });
         let memory = StageMemory { weights, activations: plan.total_bytes() };
+        // The device holds the weights now: the host keeps only the constants a run returns.
+        for (id, v) in graph.values.iter_mut().enumerate() {
+            if !graph.outputs.contains(&id) {
+                v.constant = None;
+                v.stored = None;
+            }
+        }
         log::debug!(
             "{origin}: wgpu: {} dispatches, {} buffers ({} bytes; {} without reuse), weights {weights} bytes",
             dispatches.len(),

@@ -266,13 +266,15 @@ mod tests {
     use crate::backend::wgpu::kernels::activation_of;
 
     fn graph() -> Graph {
-        let v = |name: &str| Value { name: name.into(), dtype: DatumType::F32, shape: vec![4], constant: None };
+        let v = |name: &str| Value::computed(name, DatumType::F32, vec![4]);
         Graph {
             values: vec![v("x"), v("z"), v("y")],
             nodes: vec![],
             inputs: vec![0, 1],
             outputs: vec![2],
             folded: 0,
+            stored: 0,
+            stored_nodes: 0,
             opset: 17,
         }
     }

@@ -222,7 +222,7 @@ mod tests {
     fn value(name: &str, shape: &[usize], constant: bool) -> Value {
         let n = shape.iter().product();
         let t = constant.then(|| Arc::new(Tensor::from_shape(shape, &vec![0f32; n]).unwrap()));
-        Value { name: name.into(), dtype: DatumType::F32, shape: shape.to_vec(), constant: t }
+        Value { constant: t, ..Value::computed(name, DatumType::F32, shape.to_vec()) }
     }
 
     fn lstm(attributes: Vec<pb::AttributeProto>) -> Node {

@@ -352,11 +352,11 @@ impl<'a> Build<'a> {
             return Ok(b.clone());
         }
         let value = &self.graph.values[v];
+        // A stored quantized weight read as f32 (not packed) is dequantized for the upload.
         let t = value
-            .constant
-            .as_ref()
+            .constant_tensor()
             .ok_or_else(|| NodeError::Internal(format!("value `{}` has no device buffer", value.name)))?;
-        let words = words(t).map_err(|e| NodeError::Unsupported(format!("constant `{}`: {e}", value.name)))?;
+        let words = words(&t).map_err(|e| NodeError::Unsupported(format!("constant `{}`: {e}", value.name)))?;
         let bytes = (words.len().max(1) * 4) as u64;
         if bytes > self.max_binding {
             return Err(NodeError::TooLarge(format!(

@@ -164,10 +164,9 @@ mod tests {
     }
 
     fn values(pads: &[i64]) -> (Value, Value) {
-        let x = Value { name: "x".into(), dtype: DatumType::F32, shape: vec![1, 4], constant: None };
+        let x = Value::computed("x", DatumType::F32, vec![1, 4]);
         let t = Tensor::from_shape(&[pads.len()], pads).unwrap();
-        let p =
-            Value { name: "pads".into(), dtype: DatumType::I64, shape: vec![pads.len()], constant: Some(Arc::new(t)) };
+        let p = Value { constant: Some(Arc::new(t)), ..Value::computed("pads", DatumType::I64, vec![pads.len()]) };
         (x, p)
     }
 

@@ -1,6 +1,7 @@
 //! QuantizeLinear and DequantizeLinear (opset 10–19; per tensor, or per axis from opset 13;
-//! int8/uint8), `qdq.wgsl`. A DequantizeLinear of a constant weight is folded to f32 at load, so
-//! these kernels run on activations: a full-int8 package's Q/DQ pairs.
+//! int8/uint8), `qdq.wgsl`. A DequantizeLinear of a constant weight is taken as stored or folded
+//! to f32 at load (`graph::stored`), so these kernels run on activations: a full-int8
+//! package's Q/DQ pairs.
 
 use tract_onnx::prelude::DatumType;
 

@@ -21,7 +21,8 @@
 use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Shader};
-use crate::graph::ValueId;
+use crate::graph::stored::StoredValues;
+use crate::graph::{StoredForm, StoredWeight, ValueId};
 
 /// How [`bind`] stored a weight matrix, and so which WGSL header reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,15 +154,9 @@ fn pack_as(layouts: &[(u32, usize)], rows: usize, cols: usize, at: &dyn Fn(usize
     if rows * cols < MIN_VALUES || cols == 0 {
         return None;
     }
+    let mut row = Vec::with_capacity(cols);
     'layout: for &(bits, block_len) in layouts {
-        let per_word = (32 / bits) as usize;
-        // One block per row is padded to whole words, so every row starts on a word.
-        let block_len = if block_len == 0 { cols.next_multiple_of(per_word) } else { block_len };
-        let blocks = cols.div_ceil(block_len);
-        let padded = blocks * block_len;
-        let mut q = vec![0i32; rows * padded];
-        let mut scales = Vec::with_capacity(rows * blocks);
-        let mut row = Vec::with_capacity(cols);
+        let Some(mut m) = Matrix::new(bits, block_len, rows, cols) else { continue };
         for r in 0..rows {
             // Rows are read as they are checked: f32 weights fail in their first block.
             row.clear();
@@ -171,37 +166,119 @@ fn pack_as(layouts: &[(u32, usize)], rows: usize, cols: usize, at: &dyn Fn(usize
                     continue 'layout;
                 }
                 for (c, &w) in row.iter().enumerate() {
-                    q[r * padded + c] = half::f16::from_f32(w).to_bits() as i32;
+                    m.put(r, c, half::f16::from_f32(w).to_bits() as i32);
                 }
                 continue;
             }
-            for (k, chunk) in row.chunks(block_len).enumerate() {
+            for (k, chunk) in row.chunks(m.block).enumerate() {
                 let Some((ints, s)) = block(chunk, qmax(bits)) else { continue 'layout };
-                let at = r * padded + k * block_len;
-                q[at..at + ints.len()].copy_from_slice(&ints);
-                scales.push(s.to_bits());
+                for (j, q) in ints.into_iter().enumerate() {
+                    m.put(r, k * m.block + j, q);
+                }
+                m.scale(r, k, s);
             }
         }
+        return Some(m.into_packed());
+    }
+    None
+}
+
+/// The words of a packed matrix as they are filled in.
+struct Matrix {
+    bits: u32,
+    block: usize,
+    padded: usize,
+    blocks: usize,
+    scales_at: usize,
+    words: Vec<u32>,
+}
+
+impl Matrix {
+    /// An all-zero `rows × cols` matrix of `bits`-bit values in blocks of `block_len` (0: one
+    /// block per row, padded to whole words so that every row starts on a word); `None` when
+    /// the f16 header cannot hold the column count.
+    fn new(bits: u32, block_len: usize, rows: usize, cols: usize) -> Option<Matrix> {
+        let per_word = (32 / bits) as usize;
+        let block = if block_len == 0 { cols.next_multiple_of(per_word) } else { block_len };
+        let blocks = cols.div_ceil(block);
+        let padded = blocks * block;
         let values = (rows * padded).div_ceil(per_word);
-        let mask = (1u32 << bits) - 1;
-        let mut words = vec![0u32; HEADER + values + scales.len()];
-        words[..5].copy_from_slice(&[bits, padded as u32, block_len as u32, blocks as u32, (HEADER + values) as u32]);
+        let scales = if bits == 16 { 0 } else { rows * blocks };
+        let mut words = vec![0u32; HEADER + values + scales];
+        words[..5].copy_from_slice(&[bits, padded as u32, block as u32, blocks as u32, (HEADER + values) as u32]);
         if bits == 16 {
             // weights_f16.wgsl reads the column count as two f16 integers.
             let (lo, hi) = ((padded % 2048) as f32, (padded / 2048) as f32);
             if hi > 2047.0 {
-                continue 'layout;
+                return None;
             }
             let h = |v: f32| half::f16::from_f32(v).to_bits() as u32;
             words[5] = h(lo) | h(hi) << 16;
         }
-        for (i, &v) in q.iter().enumerate() {
-            words[HEADER + i / per_word] |= (v as u32 & mask) << (bits as usize * (i % per_word));
-        }
-        words[HEADER + values..].copy_from_slice(&scales);
-        return Some(Packed { bits, block: block_len, words });
+        Some(Matrix { bits, block, padded, blocks, scales_at: HEADER + values, words })
     }
-    None
+
+    /// Sets (row, col) to the integer (or f16 bits) `v`, once.
+    fn put(&mut self, row: usize, col: usize, v: i32) {
+        let e = row * self.padded + col;
+        let per_word = (32 / self.bits) as usize;
+        let mask = ((1u64 << self.bits) - 1) as u32;
+        self.words[HEADER + e / per_word] |= (v as u32 & mask) << (self.bits as usize * (e % per_word));
+    }
+
+    /// Sets the scale of block `k` of `row`.
+    fn scale(&mut self, row: usize, k: usize, s: f32) {
+        self.words[self.scales_at + row * self.blocks + k] = s.to_bits();
+    }
+
+    fn into_packed(self) -> Packed {
+        Packed { bits: self.bits, block: self.block, words: self.words }
+    }
+}
+
+/// A stored weight ([`StoredWeight`]) packed as the package stores it, for a kernel that reads
+/// it as `rows × cols` with element (row, col) at flat index `index(row, col)`: its integers and
+/// scales as they are, never an f32 value. `None` when the kernel's rows are not the weight's
+/// channels and its columns not their values in order (the caller then dequantizes and packs
+/// like any f32 constant), when it is too small to be worth packing, or, for `int8_rows` (the
+/// int8×int8 product's per-channel layout), when it is not per-channel int8.
+fn pack_stored(
+    s: &StoredWeight,
+    rows: usize,
+    cols: usize,
+    index: &dyn Fn(usize, usize) -> usize,
+    int8_rows: bool,
+) -> Option<Packed> {
+    if rows != s.rows || cols != s.cols || rows * cols < MIN_VALUES {
+        return None;
+    }
+    let (bits, block_len) = match s.form {
+        StoredForm::Channel8 => (8, 0),
+        StoredForm::Blocks { bits, block } if !int8_rows => (bits, block),
+        StoredForm::F16 if !int8_rows => (16, 0),
+        _ => return None,
+    };
+    let values = s.values()?;
+    let mut m = Matrix::new(bits, block_len, rows, cols)?;
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = index(r, c);
+            if s.locate(i) != (r, c) {
+                return None;
+            }
+            let q = match &values {
+                StoredValues::F16(v) => v[i].to_bits() as i32,
+                v => s.int(v, r, c),
+            };
+            m.put(r, c, q);
+        }
+        if bits != 16 {
+            for k in 0..m.blocks {
+                m.scale(r, k, s.scale(r, k * m.block));
+            }
+        }
+    }
+    Some(m.into_packed())
 }
 
 impl Packed {
@@ -227,8 +304,9 @@ impl Packed {
 }
 
 /// The binding of weight value `id` seen as a `rows × cols` matrix whose element (row, col) is
-/// at flat index `index(row, col)`: packed when it is an f32 constant that [`pack`] takes
-/// (counted in the stage's weight bytes), else the value itself; with the form it is in.
+/// at flat index `index(row, col)`: packed when it is a stored quantized weight (as stored) or an
+/// f32 constant that [`pack`] takes (counted in the stage's weight bytes), else the value itself;
+/// with the form it is in.
 pub(crate) fn bind(
     b: &mut Build<'_>,
     id: ValueId,
@@ -237,12 +315,24 @@ pub(crate) fn bind(
     index: &dyn Fn(usize, usize) -> usize,
 ) -> (Binding, Form) {
     let graph = b.graph;
-    let values = match &graph.values[id].constant {
-        Some(t) if t.datum_type() == DatumType::F32 => t.to_plain_array_view::<f32>().ok(),
+    let value = &graph.values[id];
+    let packed = match (&value.stored, &value.constant) {
+        (Some(s), _) => pack_stored(s, rows, cols, index, false).or_else(|| {
+            // Small, or read in another order than by channel: its f32 values, packed like any
+            // constant's.
+            log::debug!("{}: weight `{}` not packed as stored: dequantized", b.node.label(), value.name);
+            let t = s.dequantize();
+            let v = crate::graph::stored::slice::<f32>(&t)?;
+            pack(rows, cols, &|r, c| v[index(r, c)])
+        }),
+        (None, Some(t)) if t.datum_type() == DatumType::F32 => {
+            let view = t.to_plain_array_view::<f32>().ok();
+            let values = view.as_ref().and_then(|v| v.as_slice());
+            values.and_then(|v| pack(rows, cols, &|r, c| v[index(r, c)]))
+        }
         _ => None,
     };
-    let Some(values) = values.as_ref().and_then(|v| v.as_slice()) else { return (Binding::Value(id), Form::F32) };
-    match pack(rows, cols, &|r, c| values[index(r, c)]) {
+    match packed {
         Some(p) => {
             let form = if p.bits == 16 { Form::F16 } else { Form::Packed };
             log::debug!("{}: weights stored as {form:?} ({} bits, blocks of {})", b.node.label(), p.bits, p.block);
@@ -263,7 +353,15 @@ pub(crate) fn int8_matrix(
     cols: usize,
     index: &dyn Fn(usize, usize) -> usize,
 ) -> Option<Packed> {
-    let t = graph.values[id].constant.as_ref().filter(|t| t.datum_type() == DatumType::F32)?;
+    let value = &graph.values[id];
+    if let Some(s) = &value.stored {
+        return pack_stored(s, rows, cols, index, true).or_else(|| {
+            let t = s.dequantize();
+            let v = crate::graph::stored::slice::<f32>(&t)?;
+            pack_int8(rows, cols, &|r, c| v[index(r, c)])
+        });
+    }
+    let t = value.constant.as_ref().filter(|t| t.datum_type() == DatumType::F32)?;
     let view = t.to_plain_array_view::<f32>().ok()?;
     let values = view.as_slice()?;
     pack_int8(rows, cols, &|r, c| values[index(r, c)])
