@@ -185,7 +185,9 @@ fn demo_student_int8_agrees_with_fp32_at_under_a_third_of_the_size() {
     let a = r.answers.as_ref().unwrap();
     assert!(a.agreement >= 0.995, "top-1 agreement {:.4}", a.agreement);
     assert!((a.reference_accuracy - a.candidate_accuracy).abs() <= 0.005, "{a:?}");
-    assert!(r.package_bytes.ratio <= 0.30, "package ratio {:.3}", r.package_bytes.ratio);
+    // 0.302 here: the manifest's translate-once records (`packed`) take 6.6 KB of its 20.4 KB of
+    // pretty-printed JSON, 0.007 of this 0.96 MB student (a real model's share is far smaller).
+    assert!(r.package_bytes.ratio <= 0.31, "package ratio {:.3}", r.package_bytes.ratio);
     assert_eq!(Package::from_bytes(o.converted.bytes, "int8").unwrap().manifest().quantization.scheme, "int8");
 
     // w4: a fifth of the size or less, agreement reported (asserted loosely: it is what it is).

@@ -222,7 +222,8 @@ pub struct QuantizedTensor {
 /// A row is one output channel: the weight with `axis` moved to the front, the other axes in
 /// order, `cols` = the product of the other dimensions.
 /// - `int8/channel`: `data` int8 in the weight's own shape, `scales` f32 `[rows]`, one
-///   `DequantizeLinear(data, scales, zero points 0, axis)`.
+///   `DequantizeLinear(data, scales, zero points 0, axis)`; or `scales` f16 `[rows]` read through a
+///   `Cast` to f32 (wide scale vectors, stored as f16 like other wide tables).
 /// - `int8/blockB`, `int4/blockB`: `data` int8 `[rows · blocks, B]`, or uint8 `[rows · blocks,
 ///   B/2]` with column `j` of a block in the low nibble and `j + B/2` in the high one (value + 8);
 ///   `scales` f16 `[rows · blocks, 1]`; rows padded with zeros to whole blocks.

@@ -246,16 +246,11 @@ pub fn apply(
 /// below 2^-11.
 pub(super) fn store_rest_as_f16(g: &mut pb::GraphProto, names: &mut Names, summary: &mut QuantSummary) {
     let consumers = graph::consumers(g);
-    // The scales of the quantized weights stay as their records say (f32 per channel for
-    // `int8/channel`): a backend reads them from there (translate once).
-    let scales: std::collections::HashSet<String> =
-        summary.weights.iter().filter_map(|w| w.packed.as_ref()).map(|p| p.scales.clone()).collect();
     let mut replaced: Vec<(String, String)> = Vec::new();
     let mut new_inits = Vec::new();
     let mut new_nodes = Vec::new();
     for t in &g.initializer {
         if t.data_type != pb::tensor_proto::DataType::Float as i32
-            || scales.contains(&t.name)
             || graph::element_count(t) < super::REPORT_MIN_ELEMENTS
             || !consumers.contains_key(&t.name)
         {
@@ -269,6 +264,12 @@ pub(super) fn store_rest_as_f16(g: &mut pb::GraphProto, names: &mut Names, summa
         let h = names.fresh(&format!("{}.f16", t.name));
         let out = names.fresh(&format!("{}.f32", t.name));
         new_inits.push(make_f16_bits(&h, &w.shape, &bits));
+        // Wide per-channel scales of int8 weights too: their records now name the f16 tensor.
+        for p in summary.weights.iter_mut().filter_map(|w| w.packed.as_mut()) {
+            if p.scales == t.name {
+                p.scales = h.clone();
+            }
+        }
         new_nodes.push(node(
             "Cast",
             "",

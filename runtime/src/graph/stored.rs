@@ -323,11 +323,21 @@ pub(super) fn claim(
             let n = walk.node(&p.value, "DequantizeLinear", &[2, 3], &["axis"])?;
             let axis = int_attr(n, "axis").unwrap_or(1);
             let axis = if axis < 0 { axis + rank as i64 } else { axis };
-            if axis != p.axis as i64 || n.input[0] != p.data || n.input[1] != p.scales {
-                return Err("the DequantizeLinear reads other tensors or another axis".into());
+            if axis != p.axis as i64 || n.input[0] != p.data {
+                return Err("the DequantizeLinear reads other integers or another axis".into());
             }
             let data = walk.init(&p.data, DatumType::I8, &p.shape)?;
-            let s = walk.init(&p.scales, DatumType::F32, &[rows])?;
+            // The scales: f32, or f16 widened by a Cast.
+            let scales = if n.input[1] == p.scales {
+                let s = walk.init(&p.scales, DatumType::F32, &[rows])?;
+                slice::<f32>(&s).ok_or("the scales are not plain f32")?.to_vec()
+            } else {
+                if walk.cast_f32(&n.input[1])? != p.scales {
+                    return Err(format!("the DequantizeLinear's scales are not `{}`", p.scales));
+                }
+                let s = walk.init(&p.scales, DatumType::F16, &[rows])?;
+                slice::<half::f16>(&s).ok_or("the scales are not plain f16")?.iter().map(|h| h.to_f32()).collect()
+            };
             if let Some(zp) = n.input.get(2) {
                 let t = (walk.constant)(zp).ok_or_else(|| format!("`{zp}` is not an initializer"))?;
                 let zeros = t.datum_type() == DatumType::I8
@@ -337,7 +347,7 @@ pub(super) fn claim(
                     return Err(format!("zero point `{zp}` is not int8 zeros"));
                 }
             }
-            (data, slice::<f32>(&s).ok_or("the scales are not plain f32")?.to_vec())
+            (data, scales)
         }
         StoredForm::Blocks { bits, block } => {
             let nb = cols.div_ceil(block);
