@@ -185,8 +185,8 @@ fn demo_student_int8_agrees_with_fp32_at_under_a_third_of_the_size() {
     let a = r.answers.as_ref().unwrap();
     assert!(a.agreement >= 0.995, "top-1 agreement {:.4}", a.agreement);
     assert!((a.reference_accuracy - a.candidate_accuracy).abs() <= 0.005, "{a:?}");
-    // 0.302 here: the manifest's translate-once records (`packed`) take 6.6 KB of its 20.4 KB of
-    // pretty-printed JSON, 0.007 of this 0.96 MB student (a real model's share is far smaller).
+    // The manifest's translate-once records (`packed`) add a few hundred bytes of pretty-printed
+    // JSON per weight: 6.6 KB (0.007 of this 0.96 MB student) to the int8 package, 0.30 before.
     assert!(r.package_bytes.ratio <= 0.31, "package ratio {:.3}", r.package_bytes.ratio);
     assert_eq!(Package::from_bytes(o.converted.bytes, "int8").unwrap().manifest().quantization.scheme, "int8");
 
@@ -194,7 +194,8 @@ fn demo_student_int8_agrees_with_fp32_at_under_a_third_of_the_size() {
     let o = convert_demo(Scheme::W4, &calibration, None);
     print_report("demo student w4", &o);
     let r = o.report.unwrap();
-    assert!(r.package_bytes.ratio <= 0.18, "w4 package ratio {:.3}", r.package_bytes.ratio);
+    // 0.18 before the records (see above).
+    assert!(r.package_bytes.ratio <= 0.19, "w4 package ratio {:.3}", r.package_bytes.ratio);
     let a = r.answers.unwrap();
     assert!(a.agreement > 0.8, "w4 agreement {:.4}", a.agreement);
 }
