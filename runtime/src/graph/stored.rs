@@ -185,6 +185,7 @@ pub fn takes_stored(op: &str, slot: usize) -> bool {
 }
 
 /// A record the graph bears out: the nodes of its sub-graph, and the weight.
+#[derive(Debug)]
 pub(super) struct Claim {
     pub nodes: Vec<usize>,
     pub weight: StoredWeight,
@@ -320,6 +321,9 @@ pub(super) fn claim(
             (walk.init(&p.data, DatumType::F16, &p.shape)?, Vec::new())
         }
         StoredForm::Channel8 => {
+            if opset < 13 {
+                return Err(format!("a per-channel DequantizeLinear needs opset 13, the graph has {opset}"));
+            }
             let n = walk.node(&p.value, "DequantizeLinear", &[2, 3], &["axis"])?;
             let axis = int_attr(n, "axis").unwrap_or(1);
             let axis = if axis < 0 { axis + rank as i64 } else { axis };
@@ -516,6 +520,63 @@ mod tests {
         let ints: Vec<i32> = (0..5).map(|c| w.int(&values, 0, c)).collect();
         assert_eq!(ints, &q[..5]);
         assert_eq!(slice::<f32>(&w.dequantize()).unwrap(), &[-4.0, -0.5, 0.0, 3.5, 1.5]);
+    }
+
+    /// `x · DequantizeLinear(q, s, zp, axis 1)` at `opset`, and the record of its weight.
+    fn per_channel(opset: i64, zp: [i8; 3]) -> (pb::ModelProto, QuantizedTensor) {
+        use crate::onnx_builder::{GraphBuilder, attr_int, make_f32, make_i8, node};
+        let mut b = GraphBuilder::new("m", opset);
+        let x = b.input_f32("x", &[crate::onnx::Dim::Fixed(1), crate::onnx::Dim::Fixed(2)]);
+        b.initializer(make_i8("q", &[2, 3], &[1, -2, 3, 4, 5, -6]));
+        b.initializer(make_f32("s", &[3], &[0.5, 2.0, 0.25]));
+        b.initializer(make_i8("zp", &[3], &zp));
+        b.push(node("DequantizeLinear", "dq", &["q", "s", "zp"], &["w"], vec![attr_int("axis", 1)]));
+        b.push(node("MatMul", "mm", &[&x, "w"], &["y"], vec![]));
+        b.output("y", "y");
+        let packed =
+            PackedWeight { value: "w".into(), data: "q".into(), scales: "s".into(), shape: vec![2, 3], axis: 1 };
+        let record = QuantizedTensor {
+            stage: "model".into(),
+            tensor: "W".into(),
+            format: "int8/channel".into(),
+            packed: Some(packed),
+        };
+        (b.into_model(), record)
+    }
+
+    fn try_claim(model: &pb::ModelProto, record: &QuantizedTensor) -> Result<Claim, String> {
+        let g = model.graph.as_ref().unwrap();
+        let provider = tract_onnx::data_resolver::default();
+        let inits: HashMap<String, Arc<Tensor>> = g
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone(), Arc::new(tract_onnx::tensor::load_tensor(&*provider, t, None).unwrap())))
+            .collect();
+        let opset = crate::onnx::opset(model).unwrap();
+        claim(&Wiring::new(g), opset, record, &|n: &str| inits.get(n).cloned())
+    }
+
+    #[test]
+    fn a_record_is_taken_only_where_the_graph_bears_it_out() {
+        let (model, record) = per_channel(13, [0; 3]);
+        let c = try_claim(&model, &record).expect("the record holds");
+        assert_eq!(c.nodes, vec![0]);
+        assert_eq!(slice::<f32>(&c.weight.dequantize()).unwrap(), &[0.5, -4.0, 0.75, 2.0, 10.0, -1.5]);
+        // A zero point that is not zero, another axis, another scale tensor, an opset without
+        // per-channel DequantizeLinear, another format: not taken.
+        let (model_zp, _) = per_channel(13, [0, 1, 0]);
+        assert!(try_claim(&model_zp, &record).unwrap_err().contains("zero point"));
+        let mut axis0 = record.clone();
+        axis0.packed.as_mut().unwrap().axis = 0;
+        assert!(try_claim(&model, &axis0).is_err());
+        let mut scales = record.clone();
+        scales.packed.as_mut().unwrap().scales = "zp".into();
+        assert!(try_claim(&model, &scales).is_err());
+        let (model11, _) = per_channel(11, [0; 3]);
+        assert!(try_claim(&model11, &record).unwrap_err().contains("opset 13"));
+        let mut w4 = record.clone();
+        w4.format = "int4/block32".into();
+        assert!(try_claim(&model, &w4).is_err());
     }
 
     #[test]
