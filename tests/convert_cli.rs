@@ -89,15 +89,21 @@ fn unsupported_ops_are_all_listed_before_anything_is_written() {
     assert!(!out.exists());
 }
 
-#[test]
-fn generic_models_need_fixed_shapes() {
-    let tmp = tempfile::tempdir().unwrap();
+/// `dir/m.onnx`: a Relu whose input `x` is `[batch, 4]`, `batch` symbolic.
+fn batch_relu(dir: &std::path::Path) -> std::path::PathBuf {
     let mut g = GraphBuilder::new("m", 13);
     let x = g.input_f32("x", &[Dim::Symbolic("batch".into()), Dim::Fixed(4)]);
     let y = g.node("Relu", &[&x], vec![]);
     g.output(&y, "y");
-    let model = tmp.path().join("m.onnx");
+    let model = dir.join("m.onnx");
     std::fs::write(&model, g.build()).unwrap();
+    model
+}
+
+#[test]
+fn generic_models_need_fixed_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = batch_relu(tmp.path());
     let out = tmp.path().join("m.eqa");
     let args = |extra: &[&'static str]| {
         let mut v: Vec<&OsStr> = vec![OsStr::new("--model"), model.as_os_str(), OsStr::new("-o"), out.as_os_str()];
@@ -126,12 +132,7 @@ fn generic_models_need_fixed_shapes() {
 fn library_errors_name_no_flags() {
     use edgeqa_convert::quantized::OptionError;
     let tmp = tempfile::tempdir().unwrap();
-    let mut g = GraphBuilder::new("m", 13);
-    let x = g.input_f32("x", &[Dim::Symbolic("batch".into()), Dim::Fixed(4)]);
-    let y = g.node("Relu", &[&x], vec![]);
-    g.output(&y, "y");
-    let model = tmp.path().join("m.onnx");
-    std::fs::write(&model, g.build()).unwrap();
+    let model = batch_relu(tmp.path());
     let opts = edgeqa_convert::quantized::Options::default();
     let shape = edgeqa_convert::convert_model_with(&model, &Default::default(), &opts).unwrap_err().to_string();
     let scheme = edgeqa_convert::quantize::Scheme::W4;

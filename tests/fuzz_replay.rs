@@ -144,14 +144,7 @@ fn quiet_worker_panics() {
             if !WORKER.with(|w| w.get()) {
                 return default(info);
             }
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-            LAST_PANIC.with(|l| *l.borrow_mut() = format!("panicked at {at}: {msg}"));
+            LAST_PANIC.with(|l| *l.borrow_mut() = targets::panic_line(info));
         }))
     });
 }

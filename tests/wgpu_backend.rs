@@ -115,27 +115,31 @@ fn profile_times_every_node() {
     assert_eq!(cpu.run(x).unwrap(), want, "a profiled tract stage runs as before");
 }
 
+/// The demo student converted with `scheme`, calibrated on the SynthAVQA set in `set` (its
+/// `questions.jsonl`).
+fn quantized_demo(scheme: edgeqa_convert::quantize::Scheme, set: &std::path::Path) -> Package {
+    let opts = edgeqa_convert::quantized::Options {
+        scheme,
+        method: edgeqa_convert::calibrate::Method::Percentile(99.99),
+        calibration: Some(set.join("questions.jsonl")),
+        ..Default::default()
+    };
+    let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
+    Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap()
+}
+
 /// The demo student quantized (int8 with calibrated activations: Q/DQ pairs run on the GPU; w4:
 /// block weights) runs on wgpu like on tract, its weights packed on the GPU (int8 per channel,
 /// int4 blocks) rather than widened to f32.
 #[test]
 fn quantized_demo_students_match_tract() {
-    use edgeqa_convert::calibrate::Method;
     use edgeqa_convert::quantize::Scheme;
-    use edgeqa_convert::quantized::Options;
     let dir = tempfile::tempdir().unwrap();
     edgeqa_tests::synth_set(11, 4, dir.path());
     let fp32 = Package::open(&root().join("models/demo/demo.eqa")).unwrap();
     let fp32_weights = compare_package(&fp32, &|s| inputs(s, 9), false);
     for (scheme, most) in [(Scheme::Int8, 0.30), (Scheme::W4, 0.20)] {
-        let opts = Options {
-            scheme,
-            method: Method::Percentile(99.99),
-            calibration: Some(dir.path().join("questions.jsonl")),
-            ..Default::default()
-        };
-        let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
-        let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
+        let pkg = quantized_demo(scheme, dir.path());
         // The int8 student's Gemm/MatMul layers multiply in integers (w4 keeps float activations).
         let products = int8_products(&pkg);
         assert_eq!(products > 0, scheme == Scheme::Int8, "demo-{scheme}: {products} int8×int8 products");
@@ -152,21 +156,12 @@ fn quantized_demo_students_match_tract() {
 /// changes nothing either.
 #[test]
 fn stored_weights_are_taken_as_stored_with_the_same_answers() {
-    use edgeqa_convert::calibrate::Method;
     use edgeqa_convert::quantize::Scheme;
-    use edgeqa_convert::quantized::Options;
     let dir = tempfile::tempdir().unwrap();
     edgeqa_tests::synth_set(11, 4, dir.path());
     let gpu = gpu();
     for scheme in [Scheme::Int8, Scheme::W8, Scheme::W4] {
-        let opts = Options {
-            scheme,
-            method: Method::Percentile(99.99),
-            calibration: Some(dir.path().join("questions.jsonl")),
-            ..Default::default()
-        };
-        let out = edgeqa_convert::convert_student_with(&root().join("models/demo/student"), &opts).unwrap();
-        let pkg = Package::from_bytes(out.converted.bytes, &format!("demo-{scheme}")).unwrap();
+        let pkg = quantized_demo(scheme, dir.path());
         let mut taken = 0;
         for stage in &pkg.manifest().stages {
             let graph = pkg.stage_graph(&stage.name).unwrap();

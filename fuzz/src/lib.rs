@@ -181,14 +181,17 @@ pub fn stage_for(model: &onnx::pb::ModelProto) -> StageInfo {
 /// `scripts/fuzz.sh` shows.
 pub fn print_panics_without_aborting() {
     let _ = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        eprintln!("panicked at {at}: {}", msg.lines().next().unwrap_or(""));
-    }));
+    std::panic::set_hook(Box::new(|info| eprintln!("{}", panic_line(info))));
+}
+
+/// `panicked at FILE:LINE: MESSAGE` (the message's first line) of a panic.
+pub fn panic_line(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+    let msg = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("panicked at {at}: {}", msg.lines().next().unwrap_or(""))
 }
