@@ -125,21 +125,26 @@ mod tests {
         }
     }
 
+    /// A graph of `values` and `nodes` from input 0 to output `output`.
+    fn graph(values: Vec<Value>, nodes: Vec<Node>, output: usize) -> Graph {
+        Graph {
+            values,
+            nodes,
+            inputs: vec![0],
+            outputs: vec![output],
+            folded: 0,
+            stored: 0,
+            stored_nodes: 0,
+            opset: 13,
+        }
+    }
+
     /// x → a → b → c → y: a chain needs two buffers, not five.
     #[test]
     fn a_chain_ping_pongs_between_two_buffers() {
         let values = (0..5).map(|i| value(&format!("v{i}"), 100)).collect();
         let nodes = (0..4).map(|i| node("Relu", &[i], &[i + 1])).collect();
-        let g = Graph {
-            values,
-            nodes,
-            inputs: vec![0],
-            outputs: vec![4],
-            folded: 0,
-            stored: 0,
-            stored_nodes: 0,
-            opset: 13,
-        };
+        let g = graph(values, nodes, 4);
         let p = MemoryPlan::new(&g, &|v| g.values[v].len() as u64 * 4, &|_| None);
         assert_eq!(p.buffers.len(), 2, "{p:?}");
         assert_eq!((p.total_bytes(), p.unshared_bytes), (800, 2000));
@@ -159,16 +164,7 @@ mod tests {
             node("Relu", &[2], &[3]),
             node("Add", &[3, 0], &[4]),
         ];
-        let g = Graph {
-            values,
-            nodes,
-            inputs: vec![0],
-            outputs: vec![4],
-            folded: 0,
-            stored: 0,
-            stored_nodes: 0,
-            opset: 13,
-        };
+        let g = graph(values, nodes, 4);
         let p = MemoryPlan::new(&g, &|v| g.values[v].len() as u64 * 4, &|n| (n.op == "Reshape").then_some(0));
         let a = |v: usize| p.assignment[v].unwrap();
         assert_eq!(a(1), a(2), "the reshape aliases");
@@ -192,7 +188,7 @@ mod tests {
                 nodes.push(node("Add", &[a % n, b % n], &[n]));
             }
             let last = values.len() - 1;
-            let g = Graph { values, nodes, inputs: vec![0], outputs: vec![last], folded: 0, stored: 0, stored_nodes: 0, opset: 13 };
+            let g = graph(values, nodes, last);
             let bytes = |v: usize| g.values[v].len() as u64 * 4;
             let p = MemoryPlan::new(&g, &bytes, &|_| None);
             // Lifetimes: [def, last use].

@@ -22,7 +22,7 @@ use tract_onnx::prelude::DatumType;
 
 use super::{Binding, Build, Shader};
 use crate::graph::stored::StoredValues;
-use crate::graph::{StoredForm, StoredWeight, ValueId};
+use crate::graph::{StoredForm, StoredWeight, Value, ValueId};
 
 /// How [`bind`] stored a weight matrix, and so which WGSL header reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,24 +314,12 @@ pub(crate) fn bind(
     cols: usize,
     index: &dyn Fn(usize, usize) -> usize,
 ) -> (Binding, Form) {
-    let graph = b.graph;
-    let value = &graph.values[id];
-    let packed = match (&value.stored, &value.constant) {
-        (Some(s), _) => pack_stored(s, rows, cols, index, false).or_else(|| {
-            // Small, or read in another order than by channel: its f32 values, packed like any
-            // constant's.
-            log::debug!("{}: weight `{}` not packed as stored: dequantized", b.node.label(), value.name);
-            let t = s.dequantize();
-            let v = crate::graph::stored::slice::<f32>(&t)?;
-            pack(rows, cols, &|r, c| v[index(r, c)])
-        }),
-        (None, Some(t)) if t.datum_type() == DatumType::F32 => {
-            let view = t.to_plain_array_view::<f32>().ok();
-            let values = view.as_ref().and_then(|v| v.as_slice());
-            values.and_then(|v| pack(rows, cols, &|r, c| v[index(r, c)]))
-        }
-        _ => None,
-    };
+    let value = &b.graph.values[id];
+    let packed = value
+        .stored
+        .as_ref()
+        .and_then(|s| pack_stored(s, rows, cols, index, false))
+        .or_else(|| with_f32(value, |v| pack(rows, cols, &|r, c| v[index(r, c)])));
     match packed {
         Some(p) => {
             let form = if p.bits == 16 { Form::F16 } else { Form::Packed };
@@ -354,17 +342,25 @@ pub(crate) fn int8_matrix(
     index: &dyn Fn(usize, usize) -> usize,
 ) -> Option<Packed> {
     let value = &graph.values[id];
+    value
+        .stored
+        .as_ref()
+        .and_then(|s| pack_stored(s, rows, cols, index, true))
+        .or_else(|| with_f32(value, |v| pack_int8(rows, cols, &|r, c| v[index(r, c)])))
+}
+
+/// `f` of a constant's f32 values: an f32 constant's own, or a stored weight's dequantized (when
+/// [`pack_stored`] did not take it: small, or read in another order than by channel). `None` for
+/// anything else.
+fn with_f32<R>(value: &Value, f: impl FnOnce(&[f32]) -> Option<R>) -> Option<R> {
     if let Some(s) = &value.stored {
-        return pack_stored(s, rows, cols, index, true).or_else(|| {
-            let t = s.dequantize();
-            let v = crate::graph::stored::slice::<f32>(&t)?;
-            pack_int8(rows, cols, &|r, c| v[index(r, c)])
-        });
+        log::debug!("weight `{}` not packed as stored: dequantized", value.name);
+        let t = s.dequantize();
+        return f(crate::graph::stored::slice::<f32>(&t)?);
     }
     let t = value.constant.as_ref().filter(|t| t.datum_type() == DatumType::F32)?;
     let view = t.to_plain_array_view::<f32>().ok()?;
-    let values = view.as_slice()?;
-    pack_int8(rows, cols, &|r, c| values[index(r, c)])
+    f(view.as_slice()?)
 }
 
 #[cfg(test)]
