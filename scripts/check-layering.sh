@@ -4,7 +4,8 @@
 #   anyhow itself (tract, which it links, does);
 # - a runtime without the wgpu feature (`--no-default-features --features tract[,camera,mic]`,
 #   what the tract boards build) carries no wgpu;
-# - the converter reaches the runtime without its GPU backend.
+# - the converter reaches the runtime without its GPU backend;
+# - the default builds carry neither TFLite library (features `tflite`, `litert`).
 # Such builds are compiled by scripts/cross-test.sh: rpi-zero-2w (tract, camera, mic), generic-aarch64
 # (tract, camera, mic, voice).
 set -euo pipefail
@@ -22,6 +23,10 @@ for features in tract tract,camera,mic tract,camera,mic,voice; do
     fail "edgeqa with features $features (no wgpu) still pulls in wgpu"
 done
 ! grep -qx wgpu <<<"$(tree -p edgeqa-convert)" || fail "the converter pulls in the wgpu backend"
+for crate in tflitec litert; do
+  ! grep -qx "$crate" <<<"$(tree -p edgeqa-cli)$(tree -p edgeqa-convert)" ||
+    fail "a build without the tflite/litert features pulls in $crate"
+done
 ! grep -qx clap <<<"$(tree -p edgeqa-firmware-config --no-default-features)" ||
   fail "the board-profile library pulls in clap without its cli feature"
-echo "check-layering: ok (no CLI crates in the libraries, no wgpu in builds without it or in the converter)"
+echo "check-layering: ok (no CLI crates in the libraries, no wgpu in builds without it or in the converter, no TFLite library by default)"

@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(package manifest graph_wgpu graph_tract y4m wav npy board mjpeg)
+TARGETS=(package manifest graph_wgpu graph_tract y4m wav npy board mjpeg tflite)
 CARGO_FUZZ_VERSION=0.13.2
 PY=.cache/venv/bin/python
 

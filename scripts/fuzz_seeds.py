@@ -92,6 +92,97 @@ def npy(a):
     return b.getvalue()
 
 
+def tflite(root):
+    """A .tflite model: the FlatBuffer (identifier TFL3) of `root`, a table given as {field index:
+    value}, a value being ("i8" | "i32" | "u32", n), a str, ("ints" | "longs" | "floats", [...]), a table or
+    a list of tables. Laid out front to back, children after their parents."""
+    buf = bytearray(b"\0\0\0\0TFL3")
+
+    def pad():
+        buf.extend(b"\0" * (-len(buf) % 4))
+
+    def table(t):
+        pad()
+        n = max(t, default=-1) + 1
+        vt = len(buf)
+        buf.extend(struct.pack("<HH", 4 + 2 * n, 0) + b"\0" * (2 * n))
+        pad()
+        pos = len(buf)
+        buf.extend(struct.pack("<i", pos - vt))
+        later = []
+        for i, v in t.items():
+            struct.pack_into("<H", buf, vt + 4 + 2 * i, len(buf) - pos)
+            if isinstance(v, tuple) and v[0] in ("i8", "i32", "u32"):
+                buf.extend(struct.pack({"i8": "<b", "i32": "<i", "u32": "<I"}[v[0]], v[1]))
+            else:
+                later.append((len(buf), v))
+                buf.extend(b"\0" * 4)
+        struct.pack_into("<H", buf, vt + 2, len(buf) - pos)
+        for slot, v in later:
+            struct.pack_into("<I", buf, slot, child(v) - slot)
+        return pos
+
+    def child(v):
+        if isinstance(v, dict):
+            return table(v)
+        pad()
+        at = len(buf)
+        if isinstance(v, str):
+            buf.extend(struct.pack("<I", len(v.encode())) + v.encode() + b"\0")
+        elif isinstance(v, list):
+            buf.extend(struct.pack("<I", len(v)))
+            first = len(buf)
+            buf.extend(b"\0" * (4 * len(v)))
+            for k, t in enumerate(v):
+                struct.pack_into("<I", buf, first + 4 * k, table(t) - (first + 4 * k))
+        else:
+            kind, xs = v
+            buf.extend(struct.pack("<I%d%s" % (len(xs), {"ints": "i", "longs": "q", "floats": "f"}[kind]), len(xs), *xs))
+        return at
+
+    struct.pack_into("<I", buf, 0, table(root))
+    return bytes(buf)
+
+
+def tflite_seeds():
+    """Small TFLite models (the schema's field numbers: tensorflow/compiler/mlir/lite/schema)."""
+
+    def tensor(name, shape, dtype, buffer=0, extra=()):
+        return {0: ("ints", shape), 1: ("i8", dtype), 2: ("u32", buffer), 3: name, **dict(extra)}
+
+    def op(opcode, inputs, outputs):
+        return {0: ("u32", opcode), 1: ("ints", inputs), 2: ("ints", outputs)}
+
+    def builtin(code, version=1):
+        return {0: ("i8", min(code, 127)), 2: ("i32", version), 3: ("i32", code)}
+
+    quant = {2: ("floats", [0.05]), 3: ("longs", [0])}
+    # An ADD and a custom operator, with a signature (the unit tests' model).
+    yield "add-custom.tflite", tflite({
+        0: ("u32", 3),
+        1: [builtin(0), {0: ("i8", 32), 1: "MyOp", 2: ("i32", 3)}],
+        2: [{0: [tensor("input", [1, 4], 0, 0, [(7, ("ints", [-1, 4]))]), tensor("output", [1, 4], 9, 1, [(4, quant)])],
+             1: ("ints", [0]), 2: ("ints", [1]),
+             3: [op(0, [0, 0], [1]), op(1, [1], [1])], 4: "main"}],
+        3: "edgeqa fuzz seed",
+        7: [{0: [{0: "x", 1: ("u32", 0)}], 1: [{0: "y", 1: ("u32", 1)}], 2: "serving_default", 4: ("u32", 0)}],
+    })
+    # Quantized CONV_2D → RESHAPE → SOFTMAX, and an extended code (GELU, 150) in a second subgraph.
+    tensors = [tensor("image", [1, 8, 8, 3], 9, 0, [(4, quant)]), tensor("w", [4, 3, 3, 3], 9, 1, [(4, quant)]),
+               tensor("b", [4], 2, 2), tensor("conv", [1, 8, 8, 4], 9, 0, [(4, quant)]),
+               tensor("flat", [1, 256], 9), tensor("probs", [1, 256], 9)]
+    yield "conv-softmax.tflite", tflite({
+        0: ("u32", 3),
+        1: [builtin(3, 3), builtin(22), builtin(25, 2), builtin(150)],
+        2: [{0: tensors, 1: ("ints", [0]), 2: ("ints", [5]),
+             3: [op(0, [0, 1, 2], [3]), op(1, [3], [4]), op(2, [4], [5])]},
+            {0: [tensor("a", [2], 0), tensor("g", [2], 0)], 1: ("ints", [0]), 2: ("ints", [1]),
+             3: [op(3, [0], [1])], 4: "gelu"}],
+    })
+    # Only a version: no operator codes, no subgraphs.
+    yield "empty.tflite", tflite({0: ("u32", 3)})
+
+
 def main():
     if not os.path.isdir(NODE_TESTS):
         sys.exit("fuzz seeds: .cache/testdata/onnx-node is missing: run `bash scripts/fetch-test-data.sh`")
@@ -177,6 +268,13 @@ def main():
 
     for board in sorted(glob.glob(os.path.join(ROOT, "firmware-config", "boards", "*.toml"))):
         put("board", os.path.basename(board), open(board, "rb").read())
+
+    for name, data in tflite_seeds():
+        put("tflite", name, data)
+    # Real models fetched by scripts/fetch-test-data.sh, when small enough to mutate quickly.
+    for model in sorted(glob.glob(os.path.join(ROOT, ".cache", "testdata", "tflite", "models", "*.tflite"))):
+        if os.path.getsize(model) <= 1 << 20:
+            put("tflite", os.path.basename(model), open(model, "rb").read())
 
     for t in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, t))

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 bash scripts/fetch-test-data.sh   # real models + ONNX Runtime references for tests/real_models.rs
+bash scripts/fetch-tflite.sh      # TF Lite libraries, TFLite models + references (tests/tflite.rs)
+source scripts/tflite-env.sh      # build and run the TFLite backends against them (docs/tflite.md)
+# Every crate is built and tested with the TFLite backends too (cargo features of edgeqa-cli).
+FEATURES=(--features edgeqa-cli/tflite,edgeqa-cli/litert)
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"   # lavapipe wants one (0700)
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
@@ -25,9 +29,9 @@ nice -n 19 bash scripts/cross-test.sh build >target/cross/build.log 2>&1 &
 cross_build=$!
 set +m
 trap 'kill -- "-$cross_build" 2>/dev/null || true' EXIT
-cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets "${FEATURES[@]}" -- -D warnings
 bash scripts/check-layering.sh    # no CLI crates in the libraries, no wgpu in tract-only builds
-cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --all-targets "${FEATURES[@]}"
 if ! wait "$cross_build"; then
   tail -n 60 target/cross/build.log >&2
   echo "test.sh: the boards' builds failed (target/cross/build.log)" >&2

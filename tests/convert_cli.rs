@@ -149,3 +149,37 @@ fn library_errors_name_no_flags() {
         assert!(!m.contains("--"), "a library error names a flag: {m}");
     }
 }
+
+/// A TFLite model from the registry (scripts/fetch-tflite.sh) is packaged as the stage `model`;
+/// the quantizing flags are refused for it, naming the flag.
+#[test]
+fn a_tflite_model_is_packaged_as_exported() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let index = root.join(".cache/testdata/tflite/reference/index.json");
+    let text = std::fs::read_to_string(&index)
+        .unwrap_or_else(|e| panic!("{}: {e}: run `bash scripts/fetch-tflite.sh`", index.display()));
+    let index: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = index["models"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m.get("error").is_none()))
+        .expect("index.json lists no runnable model");
+    let src = root.join(model["file"].as_str().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.eqa");
+    let (ok, stdout, err) = convert(&[OsStr::new("--model"), src.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("(TFLite)"), "{stdout}");
+    let pkg = edgeqa::package::Package::open(&out).unwrap();
+    let stage = &pkg.manifest().stages[0];
+    assert_eq!(stage.format, edgeqa::manifest::StageFormat::Tflite);
+    assert_eq!(pkg.stage_graph("model").unwrap(), std::fs::read(&src).unwrap(), "the model is packaged as given");
+    let names: Vec<&str> = stage.inputs.iter().map(|t| t.name.as_str()).collect();
+    let want: Vec<&str> = model["inputs"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, want, "inputs in the model's order");
+    for flag in [["--scheme", "int8"], ["--input-shape", "x=1"]] {
+        let mut args = vec![OsStr::new("--model"), src.as_os_str(), OsStr::new("-o"), out.as_os_str()];
+        args.extend(flag.map(OsStr::new));
+        let (ok, _, err) = convert(&args);
+        assert!(!ok && err.contains(&format!("{} does not apply to a TFLite model", flag[0])), "{err}");
+    }
+}

@@ -298,6 +298,11 @@ fn fuzz_mjpeg() {
     fuzz("mjpeg");
 }
 
+#[test]
+fn fuzz_tflite() {
+    fuzz("tflite");
+}
+
 /// The harness finds what it is there to find: a panic behind a byte the seeds lack, and an
 /// input that never ends, each with the input.
 #[test]

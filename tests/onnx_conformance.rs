@@ -193,6 +193,7 @@ fn run_test_with(backend: &dyn Backend, entry: &Entry, freeze: bool) -> Result<(
         section: "graph/model".into(),
         inputs: input_names.iter().zip(&inputs).map(|(n, t)| info(n, t)).collect(),
         outputs: g.output.iter().zip(&outputs).map(|(o, t)| info(&o.name, t)).collect(),
+        format: Default::default(),
     };
     let session: Box<dyn StageSession> =
         backend.load_stage(&stage, &bytes, name).map_err(|e| Failure::Load(e.to_string()))?;

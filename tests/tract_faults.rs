@@ -122,6 +122,7 @@ fn model(
         section: "model".into(),
         inputs: vec![TensorInfo { name: input.0.into(), dtype: input.1, shape: input.2.to_vec() }],
         outputs: vec![TensorInfo { name: output.0.into(), dtype: DType::F32, shape: output.1.to_vec() }],
+        format: Default::default(),
     };
     (stage, m.encode_to_vec())
 }

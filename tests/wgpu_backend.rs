@@ -356,6 +356,7 @@ fn typed_model(
         section: "graph/model".into(),
         inputs: inputs.iter().map(|&(n, d, s)| info(n, d, s)).collect(),
         outputs: vec![info(output.0, output.1, output.2)],
+        format: Default::default(),
     };
     (stage, b.build())
 }
@@ -680,6 +681,7 @@ fn silero_vad_with_if_is_listed_unsupported() {
             info("sr", DType::I64, &[]),
         ],
         outputs: vec![info("output", DType::F32, &[1, 1]), info("stateN", DType::F32, &[2, 1, 128])],
+        format: Default::default(),
     };
     let err = match gpu().load_stage(&stage, &bytes, "silero_vad.onnx") {
         Err(e) => e,

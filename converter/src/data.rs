@@ -285,6 +285,7 @@ mod tests {
             section: "model".into(),
             inputs: vec![TensorInfo { name: "x".into(), dtype: DType::F32, shape: vec![1, 3] }],
             outputs: vec![],
+            format: Default::default(),
         }
     }
 

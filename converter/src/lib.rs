@@ -33,6 +33,7 @@ pub mod quantized;
 pub mod report;
 pub mod shapes;
 pub mod student;
+pub mod tflite;
 pub mod verify;
 pub mod voice;
 
@@ -219,7 +220,7 @@ fn stage_info(g: &Graph, wanted: &BTreeMap<String, Vec<usize>>) -> Result<StageI
         .map(|d| shapes::fix_input(&g.origin, d, wanted.get(&d.name).map(|v| v.as_slice())))
         .collect::<Result<Vec<_>, _>>()?;
     let outputs = shapes::infer_outputs(&g.origin, &g.proto, &inputs)?;
-    Ok(StageInfo { name: g.stage.clone(), section: g.stage.clone(), inputs, outputs })
+    Ok(StageInfo { name: g.stage.clone(), section: g.stage.clone(), inputs, outputs, format: Default::default() })
 }
 
 fn finish(manifest: Manifest, graphs: Vec<Graph>) -> Result<Converted, ConvertError> {

@@ -43,7 +43,7 @@ struct ConvertArgs {
     /// question_encoder (each optional) and head.
     #[arg(long, conflicts_with = "model", required_unless_present = "model")]
     student: Option<PathBuf>,
-    /// A single ONNX model, packaged as the generic stage `model`.
+    /// A single ONNX or TFLite (.tflite) model, packaged as the generic stage `model`.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Fix a symbolic input shape of --model: NAME=D0,D1,... (repeatable).
@@ -152,6 +152,9 @@ fn convert(args: ConvertArgs) -> Result<()> {
     if args.report.is_some() && args.scheme == Scheme::Fp32 {
         bail!("--report needs a quantizing --scheme; use `edgeqa-convert compare` to compare two packages");
     }
+    if let Some(model) = args.model.as_ref().filter(|m| edgeqa_convert::tflite::is_tflite(m)) {
+        return convert_tflite(&args, model, &output);
+    }
     let outcome = match (&args.student, &args.model) {
         (Some(dir), None) => convert_student_with(dir, &opts)?,
         (None, Some(model)) => convert_model_with(model, &parse_shape_args(&args.input_shapes)?, &opts)?,
@@ -172,6 +175,36 @@ fn convert(args: ConvertArgs) -> Result<()> {
     if let Some(r) = &outcome.report {
         write_report(r, args.report.as_ref())?;
     }
+    Ok(())
+}
+
+/// `--model X.tflite`: packaged as exported; the quantizing and ONNX flags do not apply.
+fn convert_tflite(args: &ConvertArgs, model: &std::path::Path, output: &std::path::Path) -> Result<()> {
+    let ignored = [
+        (args.scheme != Scheme::Fp32, "--scheme"),
+        (!args.input_shapes.is_empty(), "--input-shape"),
+        (args.calibration.is_some(), "--calibration"),
+        (args.verify.is_some(), "--verify"),
+        (args.max_error.is_some(), "--max-error"),
+        (args.report.is_some(), "--report"),
+        (args.save_onnx.is_some(), "--save-onnx"),
+        (args.dump_calibration.is_some(), "--dump-calibration"),
+    ];
+    if let Some((_, flag)) = ignored.iter().find(|(given, _)| *given) {
+        bail!(
+            "{flag} does not apply to a TFLite model ({}): it is packaged as exported, with the shapes \
+             in the file (quantize it with the TFLite converter)",
+            model.display()
+        );
+    }
+    let converted = edgeqa_convert::tflite::convert_tflite(model)?;
+    converted.write(output).with_context(|| "cannot write the package")?;
+    println!(
+        "wrote {} ({} bytes): model `{}` (TFLite), stage model",
+        output.display(),
+        converted.bytes.len(),
+        converted.manifest.name
+    );
     Ok(())
 }
 

@@ -141,8 +141,11 @@ pub struct Microphone {
 /// - `mic`: ALSA microphone capture for `edgeqa live --mic` (building needs the target's
 ///   libasound2-dev; the board needs libasound2);
 /// - `voice`: spoken questions through PocketSphinx (building needs the target's
-///   libpocketsphinx-dev; the board needs libpocketsphinx3 and pocketsphinx-en-us).
-pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic", "voice"];
+///   libpocketsphinx-dev; the board needs libpocketsphinx3 and pocketsphinx-en-us);
+/// - `litert`: TFLite models on LiteRT (building needs the target's libLiteRt.so from
+///   scripts/fetch-tflite.sh; the board needs it too, and glibc 2.34+ on aarch64);
+/// - `tflite`: TFLite models on the TF Lite C library (x86_64 only: docs/tflite.md).
+pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic", "voice", "tflite", "litert"];
 
 /// One validated board profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -754,7 +757,7 @@ sample_rate = 16000
         assert_err(
             &with("features", "features = [\"tract\", \"cam\"]"),
             "b.toml:6: key `features`: ",
-            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic, voice)",
+            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic, voice, tflite, litert)",
         );
         assert_err(
             &with("features", "features = [\"tract\", \"tract\"]"),

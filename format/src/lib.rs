@@ -12,4 +12,6 @@ pub mod onnx_builder;
 pub mod package;
 pub mod synthetic;
 pub mod tensor;
+/// TensorFlow Lite model files (`.tflite`): a bounds-checked reader of their operators, tensors and signatures.
+pub mod tflite;
 pub mod tract;

@@ -85,10 +85,39 @@ impl TensorInfo {
 pub struct StageInfo {
     /// Stage name (`frame_encoder`, `audio_encoder`, `question_encoder`, `head` or `model`).
     pub name: String,
-    /// Name of the package section holding the ONNX graph.
+    /// Name of the package section holding the graph.
     pub section: String,
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
+    /// What the section holds: an ONNX graph (the default, not written) or a TFLite model.
+    #[serde(default, skip_serializing_if = "StageFormat::is_onnx")]
+    pub format: StageFormat,
+}
+
+/// The file format of a stage's graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageFormat {
+    /// An ONNX `ModelProto` (tract, wgpu).
+    #[default]
+    Onnx,
+    /// A TensorFlow Lite FlatBuffer (the `tflite` and `litert` backends).
+    Tflite,
+}
+
+impl StageFormat {
+    /// True for ONNX, the format a manifest leaves unsaid.
+    pub fn is_onnx(&self) -> bool {
+        *self == StageFormat::Onnx
+    }
+
+    /// Name as written in manifests and messages (`onnx`, `tflite`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StageFormat::Onnx => "onnx",
+            StageFormat::Tflite => "tflite",
+        }
+    }
 }
 
 /// How clip frames become the `frames` input of the frame encoder.
@@ -277,6 +306,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The format of the package's stages: TFLite when any stage is a TFLite model, else ONNX.
+    pub fn format(&self) -> StageFormat {
+        if self.stages.iter().any(|s| s.format == StageFormat::Tflite) {
+            StageFormat::Tflite
+        } else {
+            StageFormat::Onnx
+        }
+    }
+
     /// The manifest of a generic model package: one stage named [`MODEL_STAGE`] with these inputs
     /// and outputs, its graph in the section of the same name, at this build's contract version.
     pub fn model(producer: &str, name: &str, inputs: Vec<TensorInfo>, outputs: Vec<TensorInfo>) -> Manifest {
@@ -285,7 +323,13 @@ impl Manifest {
             producer: producer.to_string(),
             kind: PackageKind::Model,
             name: name.to_string(),
-            stages: vec![StageInfo { name: MODEL_STAGE.into(), section: MODEL_STAGE.into(), inputs, outputs }],
+            stages: vec![StageInfo {
+                name: MODEL_STAGE.into(),
+                section: MODEL_STAGE.into(),
+                inputs,
+                outputs,
+                format: StageFormat::Onnx,
+            }],
             video: None,
             audio: None,
             tokenizer: None,

@@ -19,6 +19,7 @@ use edgeqa::package::Package;
 use edgeqa::preprocess::mel::LogMel;
 use edgeqa::tensor::Tensor;
 use edgeqa::text::tokenizer::Tokenizer;
+use edgeqa::tflite;
 
 /// A target's body: one input.
 pub type Body = fn(&[u8]);
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("npy", npy),
     ("board", board),
     ("mjpeg", mjpeg),
+    ("tflite", tflite),
 ];
 
 /// `.eqa` bytes → a verified `Package`; on success every section and stage graph is read.
@@ -147,6 +149,28 @@ pub fn mjpeg(data: &[u8]) {
     );
 }
 
+/// `.tflite` bytes → `tflite::parse`; on success the main subgraph, its inputs and outputs, the
+/// operator counts, the custom operators and every operator's name are derived.
+pub fn tflite(data: &[u8]) {
+    let Ok(model) = tflite::parse(data) else { return };
+    let uses: usize = model.op_counts().iter().map(|(_, n)| n).sum();
+    assert_eq!(uses, model.subgraphs.iter().map(|s| s.operators.len()).sum::<usize>());
+    let names: Vec<String> = model.operator_codes.iter().map(|c| c.name()).collect();
+    assert!(names.iter().all(|n| !n.is_empty()));
+    for custom in model.custom_ops() {
+        assert!(names.contains(&format!("CUSTOM:{custom}")));
+    }
+    match model.main() {
+        Ok(main) => match model.io() {
+            Ok((inputs, outputs)) => {
+                assert_eq!((inputs.len(), outputs.len()), (main.inputs.len(), main.outputs.len()));
+            }
+            Err(e) => assert!(e.to_string().contains("subgraphs[0].")),
+        },
+        Err(e) => assert!(model.subgraphs.is_empty() && model.io().is_err_and(|f| f == e)),
+    }
+}
+
 /// Largest dimension given to a graph input: keeps each run to milliseconds.
 const MAX_DIM: usize = 16;
 
@@ -172,6 +196,7 @@ pub fn stage_for(model: &onnx::pb::ModelProto) -> StageInfo {
         section: "model".into(),
         inputs: onnx::graph_inputs(model).into_iter().map(info).collect(),
         outputs: onnx::graph_outputs(model).into_iter().map(info).collect(),
+        format: Default::default(),
     }
 }
 

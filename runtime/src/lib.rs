@@ -14,7 +14,7 @@
 #[cfg(not(any(feature = "tract", feature = "wgpu")))]
 compile_error!("edgeqa needs at least one backend: enable the `tract` or the `wgpu` feature");
 
-pub use edgeqa_format::{contract, manifest, onnx, onnx_builder, package, synthetic, tensor};
+pub use edgeqa_format::{contract, manifest, onnx, onnx_builder, package, synthetic, tensor, tflite};
 
 pub mod backend;
 pub mod budget;

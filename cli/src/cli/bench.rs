@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use edgeqa::backend::{self, Backend, BackendChoice, StageSession};
 use edgeqa::capture::y4m::Y4mVideo;
 use edgeqa::contract::{AUDIO_FEATURES, FRAME_FEATURES, HEAD};
-use edgeqa::manifest::{PackageKind, StageInfo};
+use edgeqa::manifest::{PackageKind, StageFormat, StageInfo};
 use edgeqa::package::Package;
 use edgeqa::pipeline::{ClipFeatures, Student};
 use edgeqa::tensor::Tensor;
@@ -56,8 +56,9 @@ pub struct Args {
     /// The package (.eqa): a student or a generic model.
     #[arg(long)]
     package: PathBuf,
-    /// Backends, comma-separated: `auto`, `tract`, `wgpu`, or `all` (every backend this build
-    /// has that starts here). Several run side by side, with ratios to the first.
+    /// Backends, comma-separated: `auto`, `tract`, `wgpu`, `litert`, `tflite`, or `all` (every
+    /// backend this build has that starts here and runs the package's format: tract and wgpu
+    /// for ONNX, litert and tflite for TFLite). Several run side by side, with ratios to the first.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     backend: Vec<String>,
     /// CPU threads for tract's matrix products, comma-separated to compare (e.g. 1,2,4): every
@@ -379,7 +380,12 @@ struct Engine {
     choice: BackendChoice,
 }
 
-fn engines(asked: &[String], threads: &[usize], skipped: &mut Vec<Skipped>) -> Result<Vec<Engine>> {
+fn engines(
+    asked: &[String],
+    threads: &[usize],
+    format: StageFormat,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Engine>> {
     let mut out: Vec<Engine> = Vec::new();
     for &t in threads {
         if !(1..=MAX_THREADS).contains(&t) {
@@ -389,11 +395,12 @@ fn engines(asked: &[String], threads: &[usize], skipped: &mut Vec<Skipped>) -> R
     for a in asked {
         let a = a.trim();
         let (choices, optional): (Vec<BackendChoice>, bool) = match a {
+            "all" if format == StageFormat::Tflite => (vec![BackendChoice::Litert, BackendChoice::Tflite], true),
             "all" => (vec![BackendChoice::Tract, BackendChoice::Wgpu], true),
             other => (vec![other.parse().map_err(|e: String| anyhow::anyhow!("--backend: {e}, or all"))?], false),
         };
         for choice in choices {
-            match backend::select(choice, None) {
+            match backend::select_for(choice, format, None) {
                 Ok((b, reason)) => {
                     let name = b.name().to_string();
                     if out.iter().any(|e| e.name == name) {
@@ -403,15 +410,18 @@ fn engines(asked: &[String], threads: &[usize], skipped: &mut Vec<Skipped>) -> R
                     let choice = match name.as_str() {
                         "tract" => BackendChoice::Tract,
                         "wgpu" => BackendChoice::Wgpu,
+                        "tflite" => BackendChoice::Tflite,
+                        "litert" => BackendChoice::Litert,
                         _ => choice,
                     };
-                    // CPU threads mean nothing to wgpu: it runs once.
-                    let counts: &[usize] = if name == "wgpu" { &[1] } else { threads };
+                    // CPU threads mean nothing to wgpu, and the TFLite engines keep their own
+                    // (tflite: one; litert: the library's default): they run once.
+                    let counts: &[usize] = if name == "tract" { threads } else { &[1] };
                     let mut first = Some(b);
                     for &t in counts {
                         let backend = match first.take() {
                             Some(b) => b,
-                            None => backend::select(choice, None)?.0,
+                            None => backend::select_for(choice, format, None)?.0,
                         };
                         out.push(Engine { name: name.clone(), threads: t, note: reason.clone(), backend, choice });
                     }
@@ -781,7 +791,7 @@ pub fn main(args: Args) -> Result<()> {
         ([], _) => vec![1],
         (given, _) => given.to_vec(),
     };
-    let engines = engines(&args.backend, &threads, &mut skipped)?;
+    let engines = engines(&args.backend, &threads, pkg.manifest().format(), &mut skipped)?;
     let m = pkg.manifest();
     let mut results = Vec::new();
     for st in &m.stages {

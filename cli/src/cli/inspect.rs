@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use edgeqa::manifest::{Manifest, TensorInfo};
+use edgeqa::manifest::{Manifest, StageFormat, StageInfo, TensorInfo};
 use edgeqa::onnx;
 use serde::Serialize;
 
@@ -48,6 +48,8 @@ struct SectionReport {
 struct StageReport {
     name: String,
     section: String,
+    /// `onnx` or `tflite`.
+    format: &'static str,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
     opset: Option<i64>,
@@ -56,6 +58,19 @@ struct StageReport {
     ops: BTreeMap<String, usize>,
     /// The wgpu backend's static plan (computed without a device), or why it cannot run the stage.
     wgpu: WgpuPlan,
+    /// A TFLite model's tensors (main subgraph), in the model's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tensors: Vec<TfliteTensor>,
+}
+
+#[derive(Serialize)]
+struct TfliteTensor {
+    name: String,
+    dtype: String,
+    shape: Vec<i32>,
+    /// Holds constant data (a weight) rather than an activation.
+    constant: bool,
+    quantized: bool,
 }
 
 #[derive(Serialize)]
@@ -114,7 +129,7 @@ fn memory_plan(pkg: &edgeqa::package::Package, board: &str, backend: &BackendArg
     let board = edgeqa_firmware_config::find(board)?;
     let resident = edgeqa::budget::rss().map_or(0, |(now, _)| now);
     let budget = board.memory_budget_bytes();
-    let (b, _) = edgeqa::backend::select(backend.backend, Some(budget))?;
+    let (b, _) = edgeqa::backend::select_for(backend.backend, pkg.manifest().format(), Some(budget))?;
     let mut sessions = Vec::new();
     for st in &pkg.manifest().stages {
         let graph = pkg.stage_graph(&st.name).with_context(|| format!("no graph for stage {}", st.name))?;
@@ -238,6 +253,43 @@ fn wgpu_plan(_: &edgeqa::manifest::Manifest, _: &edgeqa::manifest::StageInfo, _:
     WgpuPlan::Unsupported("this build of edgeqa has no wgpu backend".into())
 }
 
+/// What a TFLite stage holds: its operators and tensors, read by edgeqa's own reader.
+fn tflite_stage(st: &StageInfo, bytes: &[u8], origin: &str) -> Result<StageReport> {
+    let model = edgeqa::tflite::parse(bytes).with_context(|| format!("{origin}: not a readable TFLite model"))?;
+    let main = model.main().with_context(|| origin.to_string())?;
+    let ops: BTreeMap<String, usize> = model.op_counts().into_iter().collect();
+    let tensors: Vec<TfliteTensor> = main
+        .tensors
+        .iter()
+        .zip(main.constants())
+        .map(|(t, constant)| TfliteTensor {
+            name: t.name.clone(),
+            dtype: format!("{:?}", t.dtype).to_lowercase(),
+            shape: t.shape.clone(),
+            constant,
+            quantized: t.quantized,
+        })
+        .collect();
+    let parameters = tensors
+        .iter()
+        .filter(|t| t.constant)
+        .map(|t| t.shape.iter().map(|&d| d.max(0) as usize).product::<usize>())
+        .sum();
+    Ok(StageReport {
+        name: st.name.clone(),
+        section: st.section.clone(),
+        format: st.format.name(),
+        inputs: st.inputs.clone(),
+        outputs: st.outputs.clone(),
+        opset: None,
+        parameters,
+        nodes: ops.values().sum(),
+        ops,
+        wgpu: WgpuPlan::Unsupported("a TFLite model runs on the litert or tflite backend".into()),
+        tensors,
+    })
+}
+
 pub fn main(args: Args) -> Result<()> {
     let pkg = open_package(&args.package)?;
     let m = pkg.manifest();
@@ -257,6 +309,10 @@ pub fn main(args: Args) -> Result<()> {
     for st in &m.stages {
         let origin = format!("{} [{}]", pkg.origin(), st.name);
         let bytes = pkg.stage_graph(&st.name).with_context(|| format!("{origin}: no graph section"))?;
+        if st.format == StageFormat::Tflite {
+            stages.push(tflite_stage(st, bytes, &origin)?);
+            continue;
+        }
         let proto = onnx::decode(bytes, &origin)?;
         let ops = onnx::op_histogram(&proto);
         let wgpu = wgpu_plan(m, st, bytes, &origin);
@@ -270,6 +326,8 @@ pub fn main(args: Args) -> Result<()> {
             nodes: ops.values().sum(),
             ops,
             wgpu,
+            format: st.format.name(),
+            tensors: vec![],
         });
     }
     let plan = match (&args.board, args.history) {
@@ -304,13 +362,24 @@ pub fn main(args: Args) -> Result<()> {
     }
     println!("stages:");
     for s in &report.stages {
-        println!(
-            "  {} (opset {}, {} nodes, {} parameters)",
-            s.name,
-            s.opset.map_or("?".into(), |o| o.to_string()),
-            s.nodes,
-            s.parameters
-        );
+        if s.format == "tflite" {
+            let constants = s.tensors.iter().filter(|t| t.constant).count();
+            println!(
+                "  {} (TFLite, {} operators, {} tensors of which {constants} constant, {} parameters)",
+                s.name,
+                s.nodes,
+                s.tensors.len(),
+                s.parameters
+            );
+        } else {
+            println!(
+                "  {} (opset {}, {} nodes, {} parameters)",
+                s.name,
+                s.opset.map_or("?".into(), |o| o.to_string()),
+                s.nodes,
+                s.parameters
+            );
+        }
         println!("    in : {}", s.inputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    out: {}", s.outputs.iter().map(shape).collect::<Vec<_>>().join(", "));
         println!("    ops: {}", s.ops.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" "));

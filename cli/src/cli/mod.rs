@@ -58,6 +58,8 @@ enum Command {
 struct BackendArg {
     /// Backend: `auto` picks the GPU (wgpu) when a hardware adapter can run a stage, else tract,
     /// and logs why; `wgpu` forces our GPU kernels (lavapipe counts); `tract` runs on the CPU.
+    /// TFLite packages run on `litert` (LiteRT) or `tflite` (the TF Lite C library); `auto`
+    /// takes litert for them when the build has it (cargo features `litert`, `tflite`).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Threads for tract's matrix products (convolutions, MatMul, Gemm); the rest of a stage
@@ -147,6 +149,10 @@ pub fn advice(e: &anyhow::Error) -> Option<&'static str> {
     fn backend(b: &BackendError) -> Option<&'static str> {
         match b {
             BackendError::NotBuilt { .. } => Some("choose another --backend, or rebuild edgeqa with that feature"),
+            BackendError::WrongFormat { format: edgeqa::manifest::StageFormat::Tflite, .. } => {
+                Some("--backend litert or --backend tflite runs it (edgeqa built with those features)")
+            }
+            BackendError::WrongFormat { .. } => Some("--backend tract or --backend wgpu runs it"),
             BackendError::Unsupported { backend: "wgpu", .. } | BackendError::Load { backend: "wgpu", .. } => {
                 Some("--backend tract runs it on the CPU")
             }

@@ -105,7 +105,7 @@ pub fn main(args: Args) -> Result<()> {
         inputs.push(t);
     }
     args.backend.apply_threads(None)?;
-    let (backend, reason) = backend::select(args.backend.backend, None)?;
+    let (backend, reason) = backend::select_for(args.backend.backend, pkg.manifest().format(), None)?;
     log::info!("backend {} ({reason})", backend.name());
     let graph = pkg.stage_graph(&stage.name).with_context(|| format!("stage `{}` has no graph", stage.name))?;
     let stored = pkg.manifest().packed_weights(&stage.name);

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::format::{FORMAT_VERSION, HEADER_LEN};
+use super::format::{FORMAT_VERSION, HEADER_LEN, LATEST_FORMAT_VERSION};
 use crate::manifest::ManifestError;
 
 /// Advice for damaged files.
@@ -21,7 +21,7 @@ pub enum PackageError {
     #[error("{origin}: not an .eqa package (it does not start with `EDGEQAPK`); check the path, or {RECOPY}")]
     BadMagic { origin: String },
     #[error(
-        "{origin}: package format version {version} is not supported (this runtime reads version {FORMAT_VERSION}); rebuild the package with a matching edgeqa-convert or update the runtime"
+        "{origin}: package format version {version} is not supported (this runtime reads versions {FORMAT_VERSION} to {LATEST_FORMAT_VERSION}); rebuild the package with a matching edgeqa-convert or update the runtime"
     )]
     UnsupportedVersion { origin: String, version: u32 },
     #[error(

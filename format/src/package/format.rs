@@ -8,8 +8,12 @@ use sha2::{Digest, Sha256};
 
 /// First 8 bytes of every package.
 pub const MAGIC: [u8; 8] = *b"EDGEQAPK";
-/// The only format version this runtime reads and writes.
+/// The format version of a package whose sections are the manifest and ONNX graphs.
 pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this runtime reads and writes: version 1 plus TFLite sections
+/// (kind 3). A package is written at the lowest version its sections need
+/// ([`SectionKind::min_version`]), so ONNX packages stay readable by version-1 readers.
+pub const LATEST_FORMAT_VERSION: u32 = 2;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Length of one section-table entry.
@@ -49,14 +53,25 @@ pub enum SectionKind {
     Manifest,
     /// One ONNX graph (kind code 2).
     Onnx,
+    /// One TensorFlow Lite model (kind code 3).
+    Tflite,
 }
 
 impl SectionKind {
+    /// The section kind that holds a stage of this format.
+    pub fn of_stage(format: crate::manifest::StageFormat) -> SectionKind {
+        match format {
+            crate::manifest::StageFormat::Onnx => SectionKind::Onnx,
+            crate::manifest::StageFormat::Tflite => SectionKind::Tflite,
+        }
+    }
+
     /// Numeric code stored in the section table.
     pub fn code(self) -> u32 {
         match self {
             SectionKind::Manifest => 1,
             SectionKind::Onnx => 2,
+            SectionKind::Tflite => 3,
         }
     }
 
@@ -65,7 +80,16 @@ impl SectionKind {
         match code {
             1 => Some(SectionKind::Manifest),
             2 => Some(SectionKind::Onnx),
+            3 => Some(SectionKind::Tflite),
             _ => None,
+        }
+    }
+
+    /// The lowest format version whose packages may hold a section of this kind.
+    pub fn min_version(self) -> u32 {
+        match self {
+            SectionKind::Manifest | SectionKind::Onnx => FORMAT_VERSION,
+            SectionKind::Tflite => 2,
         }
     }
 
@@ -74,6 +98,7 @@ impl SectionKind {
         match self {
             SectionKind::Manifest => "manifest",
             SectionKind::Onnx => "onnx",
+            SectionKind::Tflite => "tflite",
         }
     }
 }

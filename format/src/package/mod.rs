@@ -12,8 +12,8 @@ mod write;
 
 pub use error::PackageError;
 pub use format::{
-    ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN, MAX_SECTIONS, NAME_LEN,
-    SectionInfo, SectionKind,
+    ALIGN, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, LATEST_FORMAT_VERSION, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN,
+    MAX_SECTIONS, NAME_LEN, SectionInfo, SectionKind,
 };
 pub use read::Package;
 pub use write::PackageWriter;
@@ -211,9 +211,9 @@ mod tests {
         assert!(matches!(err(b), PackageError::BadMagic { .. }));
 
         let mut b = valid();
-        b[8] = 2;
+        b[8] = 3;
         let e = err(b);
-        assert!(matches!(e, PackageError::UnsupportedVersion { version: 2, .. }), "{e}");
+        assert!(matches!(e, PackageError::UnsupportedVersion { version: 3, .. }), "{e}");
 
         let mut b = valid();
         let last = b.len() - 1;
@@ -312,6 +312,34 @@ mod tests {
         b[24] = 1;
         resign(&mut b);
         assert!(matches!(err(b), PackageError::BadHeader { .. }));
+    }
+
+    /// A TFLite stage lives in a kind-3 section of a version-2 package; ONNX packages stay at
+    /// version 1, a kind-3 section in a version-1 file is refused, and so is a stage whose
+    /// section has the other format's kind.
+    #[test]
+    fn tflite_sections_need_version_2() {
+        assert_eq!(u32::from_le_bytes(valid()[8..12].try_into().unwrap()), FORMAT_VERSION);
+        let mut m = manifest();
+        m.stages[0].format = crate::manifest::StageFormat::Tflite;
+        let mut w = PackageWriter::new(m.clone());
+        w.add_tflite("model", GRAPH.to_vec()).unwrap();
+        let bytes = w.to_bytes().unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), LATEST_FORMAT_VERSION);
+        let p = Package::from_bytes(bytes.clone(), ORIGIN).unwrap();
+        assert_eq!(p.manifest(), &m);
+        assert_eq!(p.stage_graph("model"), Some(GRAPH));
+        assert_eq!(p.sections()[1].kind, SectionKind::Tflite);
+
+        let mut old = bytes;
+        old[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        resign(&mut old);
+        let e = err(old);
+        assert!(e.to_string().contains("a tflite section needs format version 2"), "{e}");
+
+        let mut w = PackageWriter::new(m);
+        w.add_onnx("model", GRAPH.to_vec()).unwrap();
+        assert!(matches!(w.to_bytes().unwrap_err(), PackageError::MissingStageSection { .. }));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::error::PackageError;
 use super::format::{
     ALIGN, E_FLAGS, E_KIND, E_LEN, E_NAME, E_OFFSET, E_RESERVED, E_SHA, ENTRY_LEN, FORMAT_VERSION, H_COUNT, H_DIGEST,
-    H_FILE_LEN, H_RESERVED, H_VERSION, HEADER_LEN, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN, MAX_SECTIONS,
-    SectionInfo, SectionKind, align_up, decode_name, header_digest, printable, sha256, u32_at, u64_at,
+    H_FILE_LEN, H_RESERVED, H_VERSION, HEADER_LEN, LATEST_FORMAT_VERSION, MAGIC, MANIFEST_SECTION, MAX_MANIFEST_LEN,
+    MAX_SECTIONS, SectionInfo, SectionKind, align_up, decode_name, header_digest, printable, sha256, u32_at, u64_at,
 };
 use crate::manifest::Manifest;
 
@@ -143,7 +143,7 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
         return Err(PackageError::BadMagic { origin: o() });
     }
     let version = u32_at(bytes, H_VERSION);
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION..=LATEST_FORMAT_VERSION).contains(&version) {
         return Err(PackageError::UnsupportedVersion { origin: o(), version });
     }
     let file_len = u64_at(bytes, H_FILE_LEN);
@@ -182,8 +182,18 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
         let name = decode_name(&e[E_NAME..E_NAME + 32]).map_err(|(shown, why)| bad(&shown, why))?;
         let code = u32_at(e, E_KIND);
         let kind = SectionKind::from_code(code).ok_or_else(|| {
-            bad(&name, format!("unknown section kind {code} (this runtime knows 1 = manifest, 2 = onnx)"))
+            bad(&name, format!("unknown section kind {code} (this runtime knows 1 = manifest, 2 = onnx, 3 = tflite)"))
         })?;
+        if kind.min_version() > version {
+            return Err(bad(
+                &name,
+                format!(
+                    "a {} section needs format version {} or later; the file says {version}",
+                    kind.name(),
+                    kind.min_version()
+                ),
+            ));
+        }
         let flags = u32_at(e, E_FLAGS);
         if flags != 0 {
             return Err(bad(&name, format!("flags are {flags:#x}, must be 0")));
@@ -262,7 +272,7 @@ fn verify(bytes: &[u8], origin: &str) -> Result<(Manifest, Vec<SectionInfo>), Pa
     manifest.validate().map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
     let vad = manifest.voice.as_ref().and_then(|v| v.vad.as_ref()).map(|v| &v.stage);
     for stage in manifest.stages.iter().chain(vad) {
-        if !sections.iter().any(|s| s.name == stage.section && s.kind == SectionKind::Onnx) {
+        if !sections.iter().any(|s| s.name == stage.section && s.kind == SectionKind::of_stage(stage.format)) {
             return Err(PackageError::MissingStageSection {
                 origin: o(),
                 stage: printable(&stage.name),

@@ -20,7 +20,7 @@ use crate::manifest::Manifest;
 #[derive(Debug, Clone)]
 pub struct PackageWriter {
     manifest: Manifest,
-    sections: Vec<(String, Vec<u8>)>,
+    sections: Vec<(SectionKind, String, Vec<u8>)>,
 }
 
 impl PackageWriter {
@@ -32,6 +32,15 @@ impl PackageWriter {
     /// Adds an ONNX graph section. The name must be non-empty, at most 32 bytes, without NUL,
     /// not `manifest` and not already used; a package holds at most 64 sections.
     pub fn add_onnx(&mut self, section_name: &str, bytes: Vec<u8>) -> Result<(), PackageError> {
+        self.add_section(SectionKind::Onnx, section_name, bytes)
+    }
+
+    /// Adds a TFLite model section (same rules as [`PackageWriter::add_onnx`]).
+    pub fn add_tflite(&mut self, section_name: &str, bytes: Vec<u8>) -> Result<(), PackageError> {
+        self.add_section(SectionKind::Tflite, section_name, bytes)
+    }
+
+    fn add_section(&mut self, kind: SectionKind, section_name: &str, bytes: Vec<u8>) -> Result<(), PackageError> {
         let index = self.sections.len() + 1;
         let bad = |reason: String| PackageError::BadSection {
             origin: self.origin(),
@@ -43,13 +52,13 @@ impl PackageWriter {
         if section_name == MANIFEST_SECTION {
             return Err(bad(format!("the name `{MANIFEST_SECTION}` is reserved for the manifest section")));
         }
-        if self.sections.iter().any(|(n, _)| n == section_name) {
+        if self.sections.iter().any(|(_, n, _)| n == section_name) {
             return Err(bad("a section of that name was already added".into()));
         }
         if index >= MAX_SECTIONS {
             return Err(bad(format!("a package holds at most {MAX_SECTIONS} sections, manifest included")));
         }
-        self.sections.push((section_name.to_owned(), bytes));
+        self.sections.push((kind, section_name.to_owned(), bytes));
         Ok(())
     }
 
@@ -81,7 +90,7 @@ impl PackageWriter {
         let o = || origin.to_owned();
         self.manifest.validate().map_err(|error| PackageError::ManifestInvalid { origin: o(), error })?;
         for stage in &self.manifest.stages {
-            if !self.sections.iter().any(|(n, _)| *n == stage.section) {
+            if !self.sections.iter().any(|(k, n, _)| *n == stage.section && *k == SectionKind::of_stage(stage.format)) {
                 return Err(PackageError::MissingStageSection {
                     origin: o(),
                     stage: printable(&stage.name),
@@ -102,7 +111,7 @@ impl PackageWriter {
             });
         }
         let mut all: Vec<(SectionKind, &str, &[u8])> = vec![(SectionKind::Manifest, MANIFEST_SECTION, &json)];
-        all.extend(self.sections.iter().map(|(n, b)| (SectionKind::Onnx, n.as_str(), b.as_slice())));
+        all.extend(self.sections.iter().map(|(k, n, b)| (*k, n.as_str(), b.as_slice())));
         Ok(layout(&all))
     }
 }
@@ -125,7 +134,8 @@ pub(crate) fn layout(sections: &[(SectionKind, &str, &[u8])]) -> Vec<u8> {
     }
     let mut out = vec![0u8; end];
     out[..MAGIC.len()].copy_from_slice(&MAGIC);
-    out[H_VERSION..H_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let version = sections.iter().map(|(kind, _, _)| kind.min_version()).max().unwrap_or(FORMAT_VERSION);
+    out[H_VERSION..H_VERSION + 4].copy_from_slice(&version.to_le_bytes());
     out[H_COUNT..H_COUNT + 4].copy_from_slice(&(sections.len() as u32).to_le_bytes());
     out[H_FILE_LEN..H_FILE_LEN + 8].copy_from_slice(&(end as u64).to_le_bytes());
     for (i, ((kind, name, bytes), &offset)) in sections.iter().zip(&offsets).enumerate() {

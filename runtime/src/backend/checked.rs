@@ -129,9 +129,34 @@ pub fn wrap(
     origin: &str,
     inner: Box<dyn StageSession>,
 ) -> Result<Box<dyn StageSession>, BackendError> {
+    let inputs: Vec<String> = onnx_pb::graph_inputs(model).into_iter().map(|t| t.name).collect();
+    let outputs: Vec<String> = onnx_pb::graph_outputs(model).into_iter().map(|t| t.name).collect();
+    let mut session = check_names(stage, inputs, outputs, origin, inner)?;
+    session.gathers = gather_bounds(model, stage);
+    Ok(Box::new(session))
+}
+
+/// [`wrap`] for a graph that is not ONNX (a TFLite model): `inputs` and `outputs` are the
+/// graph's names, in its order. Indices are checked by the backend itself.
+pub fn wrap_names(
+    stage: &StageInfo,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    origin: &str,
+    inner: Box<dyn StageSession>,
+) -> Result<Box<dyn StageSession>, BackendError> {
+    Ok(Box::new(check_names(stage, inputs, outputs, origin, inner)?))
+}
+
+fn check_names(
+    stage: &StageInfo,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    origin: &str,
+    inner: Box<dyn StageSession>,
+) -> Result<CheckedSession, BackendError> {
     let backend = inner.backend();
     let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend, reason };
-    let inputs: Vec<String> = onnx_pb::graph_inputs(model).into_iter().map(|t| t.name).collect();
     for name in &inputs {
         if !stage.inputs.iter().any(|t| &t.name == name) {
             return Err(load_err(format!(
@@ -145,7 +170,6 @@ pub fn wrap(
             t.name
         )));
     }
-    let outputs: Vec<String> = onnx_pb::graph_outputs(model).into_iter().map(|t| t.name).collect();
     let declared: Vec<&str> = stage.outputs.iter().map(|t| t.name.as_str()).collect();
     if outputs != declared {
         return Err(load_err(format!(
@@ -153,8 +177,7 @@ pub fn wrap(
              rebuild the package from this graph"
         )));
     }
-    let gathers = gather_bounds(model, stage);
-    Ok(Box::new(CheckedSession { origin: origin.to_string(), stage: stage.clone(), gathers, inner }))
+    Ok(CheckedSession { origin: origin.to_string(), stage: stage.clone(), gathers: vec![], inner })
 }
 
 /// [`wrap`] for a backend that has only the ONNX bytes at hand.
@@ -333,6 +356,7 @@ mod tests {
             section: "model".into(),
             inputs: vec![info("ids", DType::I64, &[1, 4])],
             outputs: vec![info("y", DType::F32, &[4, 3])],
+            format: Default::default(),
         };
         (stage, model)
     }

@@ -5,10 +5,12 @@
 
 use thiserror::Error;
 
-use crate::manifest::{QuantizedTensor, StageInfo};
+use crate::manifest::{QuantizedTensor, StageFormat, StageInfo};
 use crate::tensor::Tensor;
 
 pub mod checked;
+#[cfg(any(feature = "tflite", feature = "litert"))]
+pub mod tflite;
 #[cfg(feature = "tract")]
 pub mod tract;
 #[cfg(feature = "tract")]
@@ -22,8 +24,9 @@ pub mod wgpu;
 /// about it.
 #[derive(Debug, Error)]
 pub enum BackendError {
-    /// Nodes the backend has no kernel for, or cannot run with their attributes, types or shapes.
-    #[error("{origin}: unsupported ONNX node(s) for the {backend} backend: {}", .nodes.join("; "))]
+    /// Nodes (ONNX) or operators (TFLite) the backend has no kernel for, or cannot run with
+    /// their attributes, types or shapes.
+    #[error("{origin}: unsupported {} for the {backend} backend: {}", if matches!(*.backend, "litert" | "tflite") { "operator(s)" } else { "ONNX node(s)" }, .nodes.join("; "))]
     Unsupported { origin: String, backend: &'static str, nodes: Vec<String> },
     /// The graph as a whole cannot be loaded (invalid, or beyond the device's limits).
     #[error("{origin}: {backend} cannot load the graph: {reason}")]
@@ -48,6 +51,14 @@ pub enum BackendError {
     /// The run failed (a backend without finer errors, such as tract).
     #[error("{origin}: {backend} failed while running: {reason}")]
     Run { origin: String, backend: &'static str, reason: String },
+    /// A stage in a format the backend does not run (a TFLite model on tract or wgpu, an ONNX
+    /// graph on litert or tflite).
+    #[error(
+        "{origin}: stage `{stage}` is {} model; the {backend} backend runs {}",
+        if *.format == StageFormat::Tflite { "a TFLite" } else { "an ONNX" },
+        if *.format == StageFormat::Tflite { "ONNX graphs (TFLite models run on the litert or tflite backend)" } else { "TFLite models (ONNX graphs run on tract or wgpu)" }
+    )]
+    WrongFormat { origin: String, backend: &'static str, stage: String, format: StageFormat },
     /// A backend this build does not carry (its cargo feature is off).
     #[error("this build of edgeqa has no {backend} backend (it was built without the `{feature}` cargo feature)")]
     NotBuilt { backend: &'static str, feature: &'static str },
@@ -100,9 +111,10 @@ impl BackendError {
     /// What a caller can do about the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            BackendError::Unsupported { .. } | BackendError::Load { .. } | BackendError::NotBuilt { .. } => {
-                ErrorKind::Unsupported
-            }
+            BackendError::Unsupported { .. }
+            | BackendError::Load { .. }
+            | BackendError::NotBuilt { .. }
+            | BackendError::WrongFormat { .. } => ErrorKind::Unsupported,
             #[cfg(feature = "wgpu")]
             BackendError::Node { error, .. } if error.is_internal() => ErrorKind::Internal,
             #[cfg(feature = "wgpu")]
@@ -127,6 +139,10 @@ pub enum BackendChoice {
     Tract,
     /// Our WGSL kernels through wgpu; fails when there is no adapter or a node is unsupported.
     Wgpu,
+    /// TFLite models on the TF Lite C library (`tflitec`).
+    Tflite,
+    /// TFLite models on LiteRT (`libLiteRt.so`).
+    Litert,
 }
 
 impl std::str::FromStr for BackendChoice {
@@ -136,7 +152,9 @@ impl std::str::FromStr for BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "tract" => Ok(BackendChoice::Tract),
             "wgpu" => Ok(BackendChoice::Wgpu),
-            other => Err(format!("unknown backend `{other}` (choose auto, wgpu or tract)")),
+            "tflite" => Ok(BackendChoice::Tflite),
+            "litert" => Ok(BackendChoice::Litert),
+            other => Err(format!("unknown backend `{other}` (choose auto, wgpu, tract, litert or tflite)")),
         }
     }
 }
@@ -162,6 +180,29 @@ pub trait Backend: Send + Sync {
         let _ = stored;
         self.load_stage(stage, onnx, origin)
     }
+}
+
+/// Refuses a stage that is not an ONNX graph (a TFLite model) on an ONNX backend.
+pub fn require_onnx(stage: &StageInfo, origin: &str, backend: &'static str) -> Result<(), BackendError> {
+    require_format(stage, StageFormat::Onnx, origin, backend)
+}
+
+/// Refuses a stage whose format is not `format`: [`BackendError::WrongFormat`].
+pub fn require_format(
+    stage: &StageInfo,
+    format: StageFormat,
+    origin: &str,
+    backend: &'static str,
+) -> Result<(), BackendError> {
+    if stage.format == format {
+        return Ok(());
+    }
+    Err(BackendError::WrongFormat {
+        origin: origin.to_string(),
+        backend,
+        stage: stage.name.clone(),
+        format: stage.format,
+    })
 }
 
 /// Memory a loaded stage holds and needs while it runs, known at load.
@@ -241,8 +282,48 @@ pub fn select(choice: BackendChoice, budget: Option<u64>) -> Result<(Box<dyn Bac
     match choice {
         BackendChoice::Tract => tract_backend("requested".into()),
         BackendChoice::Wgpu => wgpu_backend(),
+        BackendChoice::Tflite => tflite_backend("requested".into()),
+        BackendChoice::Litert => litert_backend("requested".into()),
         BackendChoice::Auto => auto_backend(budget),
     }
+}
+
+/// [`select`] for a package whose stages are in `format`: `Auto` for TFLite stages takes
+/// LiteRT when this build carries it, else the TF Lite C library.
+pub fn select_for(
+    choice: BackendChoice,
+    format: StageFormat,
+    budget: Option<u64>,
+) -> Result<(Box<dyn Backend>, String), BackendError> {
+    match (choice, format) {
+        (BackendChoice::Auto, StageFormat::Tflite) if cfg!(feature = "litert") || !cfg!(feature = "tflite") => {
+            litert_backend("auto: the package's stages are TFLite models".into())
+        }
+        (BackendChoice::Auto, StageFormat::Tflite) => {
+            tflite_backend("auto: the package's stages are TFLite models".into())
+        }
+        _ => select(choice, budget),
+    }
+}
+
+#[cfg(feature = "tflite")]
+fn tflite_backend(reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Ok((Box::new(tflite::tflitec::TfliteBackend::new()), reason))
+}
+
+#[cfg(not(feature = "tflite"))]
+fn tflite_backend(_reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Err(BackendError::NotBuilt { backend: "tflite", feature: "tflite" })
+}
+
+#[cfg(feature = "litert")]
+fn litert_backend(reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Ok((Box::new(tflite::litert::LitertBackend::new()), reason))
+}
+
+#[cfg(not(feature = "litert"))]
+fn litert_backend(_reason: String) -> Result<(Box<dyn Backend>, String), BackendError> {
+    Err(BackendError::NotBuilt { backend: "litert", feature: "litert" })
 }
 
 #[cfg(feature = "tract")]

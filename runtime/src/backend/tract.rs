@@ -136,6 +136,7 @@ impl Backend for TractBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, onnx: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        super::require_onnx(stage, origin, NAME)?;
         let (live_before, _) = crate::budget::heap();
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
         let mut proto = onnx_pb::decode(onnx, origin).map_err(|e| load_err(e.to_string()))?;
@@ -392,6 +393,7 @@ mod tests {
             section: "model".into(),
             inputs: vec![info("x", vec![m, k])],
             outputs: vec![info("y", vec![m, n])],
+            format: Default::default(),
         };
         (stage, g.build(), w)
     }

@@ -163,6 +163,7 @@ mod tests {
             section: "model".into(),
             inputs: vec![TensorInfo { name: "ids".into(), dtype: DType::I64, shape: vec![1, 4] }],
             outputs: vec![TensorInfo { name: "rows".into(), dtype: DType::F32, shape: out_shape }],
+            format: Default::default(),
         };
         (b.into_model(), stage)
     }

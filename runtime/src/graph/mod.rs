@@ -560,6 +560,7 @@ mod tests {
             section: "model".into(),
             inputs: vec![crate::manifest::TensorInfo { name: "x".into(), dtype: crate::manifest::DType::F32, shape }],
             outputs: vec![],
+            format: Default::default(),
         }
     }
 

@@ -250,6 +250,7 @@ impl Backend for WgpuBackend {
         stored: &[QuantizedTensor],
         origin: &str,
     ) -> Result<Box<dyn StageSession>, BackendError> {
+        super::require_onnx(stage, origin, NAME)?;
         let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend: NAME, reason };
         let (mut graph, plan) = plan_stage(stage, onnx, stored, origin)?;
         let gpu = self.gpu.clone();

@@ -1,0 +1,214 @@
+//! The `litert` backend: TFLite stages on LiteRT 2's compiled-model API (`libLiteRt.so`), the
+//! TF Lite library that loads on the boards (x86_64 with glibc 2.27+, aarch64 with 2.34+).
+
+use std::sync::Mutex;
+
+use litert::{CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape};
+
+use super::{ModelIo, require_tflite, tensor_bytes, tensor_from_bytes};
+use crate::backend::{Backend, BackendError, StageMemory, StageSession, checked};
+use crate::manifest::{DType, StageInfo};
+use crate::tensor::Tensor;
+
+const NAME: &str = "litert";
+
+/// TFLite stages on LiteRT's CPU path.
+#[derive(Debug, Default)]
+pub struct LitertBackend;
+
+impl LitertBackend {
+    /// A backend; LiteRT itself is loaded with the first stage. LiteRT's log is set to errors
+    /// only where the library exports that control (the `ai-edge-litert` 2.1.4 build does not:
+    /// it reports on stderr, at every load, which accelerators it did not find).
+    pub fn new() -> LitertBackend {
+        if let Err(e) = litert::set_global_log_severity(litert::LogSeverity::Error) {
+            log::debug!("LiteRT's log level was not set: {e}");
+        }
+        LitertBackend
+    }
+}
+
+fn element_type(d: DType) -> ElementType {
+    match d {
+        DType::F32 => ElementType::Float32,
+        DType::I64 => ElementType::Int64,
+        DType::I32 => ElementType::Int32,
+        DType::U8 => ElementType::UInt8,
+        DType::I8 => ElementType::Int8,
+        DType::Bool => ElementType::Bool,
+    }
+}
+
+fn shape_of(dtype: DType, shape: &[usize]) -> TensorShape {
+    TensorShape { element_type: element_type(dtype), dims: shape.iter().map(|&d| d as i32).collect() }
+}
+
+/// Input and output buffers of one compiled model, reused by every run.
+struct Buffers {
+    inputs: Vec<TensorBuffer>,
+    outputs: Vec<TensorBuffer>,
+}
+
+struct LitertSession {
+    origin: String,
+    io: ModelIo,
+    model_bytes: usize,
+    // Field order is drop order: the buffers and the compiled model go before the environment.
+    buffers: Mutex<Buffers>,
+    compiled: Mutex<CompiledModel>,
+}
+
+impl Backend for LitertBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn load_stage(&self, stage: &StageInfo, bytes: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
+        require_tflite(stage, origin, NAME)?;
+        let io = ModelIo::read(bytes, origin, NAME)?;
+        io.check(stage, origin, NAME)?;
+        let load_err = |what: &str, e: litert::Error| BackendError::Load {
+            origin: origin.to_string(),
+            backend: NAME,
+            reason: format!("LiteRT could not {what}: {e}"),
+        };
+        let env = Environment::new().map_err(|e| load_err("start", e))?;
+        let model = Model::from_bytes(bytes.to_vec()).map_err(|e| load_err("read the model", e))?;
+        let signature = model.signature(0).map_err(|e| load_err("read the model's signature", e))?;
+        for (role, count, want) in
+            [("inputs", signature.input_count(), &io.inputs), ("outputs", signature.output_count(), &io.outputs)]
+        {
+            let count = count.map_err(|e| load_err("count the signature's tensors", e))?;
+            if count != want.len() {
+                return Err(BackendError::Load {
+                    origin: origin.to_string(),
+                    backend: NAME,
+                    reason: format!("LiteRT's signature has {count} {role}, the model's main subgraph {}", want.len()),
+                });
+            }
+        }
+        for (i, (name, dtype, shape)) in io.inputs.iter().enumerate() {
+            let got = signature.input_shape(i).map_err(|e| load_err("read an input's shape", e))?;
+            let want = shape_of(*dtype, shape);
+            if got.element_type != want.element_type || got.dims != want.dims {
+                return Err(BackendError::Load {
+                    origin: origin.to_string(),
+                    backend: NAME,
+                    reason: format!(
+                        "LiteRT's signature input {i} is {:?} {:?}, not `{name}` {} {shape:?}: a model whose \
+                         signature reorders its inputs is not supported",
+                        got.element_type,
+                        got.dims,
+                        dtype.name()
+                    ),
+                });
+            }
+        }
+        let buffer = |(_, d, s): &(String, DType, Vec<usize>)| TensorBuffer::managed_host(&env, &shape_of(*d, s));
+        let inputs = io.inputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
+        let outputs = io.outputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
+        let buffers = Buffers {
+            inputs: inputs.map_err(|e| load_err("allocate an input buffer", e))?,
+            outputs: outputs.map_err(|e| load_err("allocate an output buffer", e))?,
+        };
+        let options = CompilationOptions::new().map_err(|e| load_err("make compilation options", e))?;
+        let compiled = CompiledModel::new(env, model, &options).map_err(|e| load_err("compile the model", e))?;
+        let session = LitertSession {
+            origin: origin.to_string(),
+            io,
+            model_bytes: bytes.len(),
+            buffers: Mutex::new(buffers),
+            compiled: Mutex::new(compiled),
+        };
+        let names = |v: &[(String, DType, Vec<usize>)]| v.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+        let (ins, outs) = (names(&session.io.inputs), names(&session.io.outputs));
+        checked::wrap_names(stage, ins, outs, origin, Box::new(session))
+    }
+}
+
+impl LitertSession {
+    fn run_err(&self, what: &str, e: impl std::fmt::Display) -> BackendError {
+        BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{what}: {e}") }
+    }
+
+    fn write(&self, buffer: &mut TensorBuffer, t: &Tensor) -> Result<(), BackendError> {
+        let bytes = tensor_bytes(t);
+        macro_rules! put {
+            ($ty:ty) => {{
+                let mut guard = buffer.lock_for_write::<$ty>().map_err(|e| self.run_err("writing an input", e))?;
+                let dst: &mut [$ty] = &mut guard;
+                let dst = bytemuck_bytes_mut(dst);
+                if dst.len() != bytes.len() {
+                    return Err(self
+                        .run_err("writing an input", format!("{} bytes for a buffer of {}", bytes.len(), dst.len())));
+                }
+                dst.copy_from_slice(&bytes);
+            }};
+        }
+        match t.dtype() {
+            DType::F32 => put!(f32),
+            DType::I64 => put!(i64),
+            DType::I32 => put!(i32),
+            DType::U8 => put!(u8),
+            DType::I8 => put!(i8),
+            DType::Bool => put!(bool),
+        }
+        Ok(())
+    }
+
+    fn read(&self, buffer: &TensorBuffer, dtype: DType, shape: &[usize]) -> Result<Tensor, BackendError> {
+        macro_rules! get {
+            ($ty:ty) => {{
+                let guard = buffer.lock_for_read::<$ty>().map_err(|e| self.run_err("reading an output", e))?;
+                let src: &[$ty] = &guard;
+                tensor_from_bytes(dtype, shape.to_vec(), bytemuck_bytes(src))
+            }};
+        }
+        let t = match dtype {
+            DType::F32 => get!(f32),
+            DType::I64 => get!(i64),
+            DType::I32 => get!(i32),
+            DType::U8 => get!(u8),
+            DType::I8 => get!(i8),
+            DType::Bool => get!(bool),
+        };
+        t.ok_or_else(|| self.run_err("reading an output", format!("its size is not that of {shape:?}")))
+    }
+}
+
+/// The bytes of a slice of plain values (f32, integers, bool: no padding, any bit pattern read
+/// back is one these types were written with).
+fn bytemuck_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: `T` is one of f32, i64, i32, u8, i8, bool: plain data without padding; the byte view
+    // covers exactly the slice's memory and lives no longer than it.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// The bytes of a mutable slice of plain values; only written with bytes of the same type.
+fn bytemuck_bytes_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: as for `bytemuck_bytes`; callers write only the bytes of values of `T` (an input
+    // tensor of the same element type), so no invalid `bool` can appear.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+impl StageSession for LitertSession {
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
+        let mut buffers = self.buffers.lock().map_err(|_| self.run_err("running", "a previous run panicked"))?;
+        let Buffers { inputs: ins, outputs: outs } = &mut *buffers;
+        for (buffer, t) in ins.iter_mut().zip(&inputs) {
+            self.write(buffer, t)?;
+        }
+        let compiled = self.compiled.lock().map_err(|_| self.run_err("running", "a previous run panicked"))?;
+        compiled.run(ins, outs).map_err(|e| self.run_err("LiteRT failed", e))?;
+        drop(compiled);
+        outs.iter().zip(&self.io.outputs).map(|(b, (_, d, s))| self.read(b, *d, s)).collect()
+    }
+
+    fn memory(&self) -> StageMemory {
+        self.io.memory(self.model_bytes)
+    }
+
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+}

@@ -1,0 +1,184 @@
+//! TensorFlow Lite stages (`StageFormat::Tflite`): two engines behind one set of checks.
+//!
+//! - [`tflitec`] (cargo feature `tflite`, backend `tflite`): the TF Lite C API through the
+//!   `tflitec` crate; the library is supplied per target (`docs/tflite.md`).
+//! - [`litert`] (cargo feature `litert`, backend `litert`): LiteRT 2's compiled-model API through
+//!   the `litert` crate and `libLiteRt.so`, the library that loads on the boards (x86_64, aarch64).
+//!
+//! What both share lives here: reading the model's operators and tensors before the library sees
+//! it ([`ModelIo::read`]), checking them against the manifest, the memory plan, and the element
+//! type mapping. A model that needs a custom operator is refused at load naming it: neither
+//! library carries MediaPipe's or anyone else's custom operators.
+
+use edgeqa_format::tflite::{self, TfliteModel};
+
+use super::{BackendError, StageMemory};
+use crate::manifest::{DType, StageFormat, StageInfo};
+use crate::tensor::{Tensor, TensorData};
+
+#[cfg(feature = "litert")]
+pub mod litert;
+#[cfg(feature = "tflite")]
+pub mod tflitec;
+
+/// A stage's model as read by edgeqa's own reader: the main subgraph's inputs and outputs, in
+/// the model's order, and what the memory plan needs.
+#[derive(Debug, Clone)]
+pub struct ModelIo {
+    /// The main subgraph's inputs: name, edgeqa type, shape.
+    pub inputs: Vec<(String, DType, Vec<usize>)>,
+    /// Its outputs, likewise.
+    pub outputs: Vec<(String, DType, Vec<usize>)>,
+    /// Custom operators the model uses (by custom code).
+    pub custom_ops: Vec<String>,
+    /// Operators by name with their use counts.
+    pub ops: Vec<(String, usize)>,
+    /// Bytes of every tensor of the main subgraph without constant data (an upper bound of the
+    /// interpreter's activation arena, which reuses memory between tensors).
+    pub activation_bytes: u64,
+}
+
+impl ModelIo {
+    /// Reads the model and refuses, at once, what no TFLite engine here can run: custom
+    /// operators, dynamic dimensions other than the batch on inputs and outputs
+    /// ([`tflite::TensorDesc::fixed_shape`]), and element types edgeqa tensors do not carry.
+    pub fn read(bytes: &[u8], origin: &str, backend: &'static str) -> Result<ModelIo, BackendError> {
+        let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend, reason };
+        let model: TfliteModel = tflite::parse(bytes).map_err(|e| load_err(e.to_string()))?;
+        let custom_ops = model.custom_ops();
+        if !custom_ops.is_empty() {
+            return Err(BackendError::Unsupported {
+                origin: origin.to_string(),
+                backend,
+                nodes: custom_ops
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "custom operator `{c}`: the TF Lite library here has only TFLite's built-in \
+                             operators; export the model without it (or with built-in operators only)"
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        let (ins, outs) = model.io().map_err(|e| load_err(e.to_string()))?;
+        let describe = |t: &tflite::TensorDesc, role: &str| -> Result<(String, DType, Vec<usize>), BackendError> {
+            let dtype = t.dtype.dtype().ok_or_else(|| {
+                load_err(format!(
+                    "{role} `{}` has element type {:?}, which edgeqa tensors do not carry (f32, i64, i32, u8, i8, bool)",
+                    t.name, t.dtype
+                ))
+            })?;
+            let shape = t.fixed_shape().map_err(|e| load_err(format!("{role} {e}")))?;
+            Ok((t.name.clone(), dtype, shape))
+        };
+        let inputs = ins.iter().map(|t| describe(t, "input")).collect::<Result<Vec<_>, _>>()?;
+        let outputs = outs.iter().map(|t| describe(t, "output")).collect::<Result<Vec<_>, _>>()?;
+        let main = model.main().map_err(|e| load_err(e.to_string()))?;
+        let activation_bytes = main
+            .tensors
+            .iter()
+            .zip(main.constants())
+            .filter(|(_, constant)| !constant)
+            .map(|(t, _)| t.shape.iter().map(|&d| d.max(0) as u64).product::<u64>() * t.dtype.size())
+            .sum();
+        Ok(ModelIo { inputs, outputs, custom_ops, ops: model.op_counts(), activation_bytes })
+    }
+
+    /// Checks the model's inputs and outputs against the stage's manifest: the same names in
+    /// the same order, types and shapes.
+    pub fn check(&self, stage: &StageInfo, origin: &str, backend: &'static str) -> Result<(), BackendError> {
+        let load_err = |reason: String| BackendError::Load { origin: origin.to_string(), backend, reason };
+        for (role, model, manifest) in
+            [("inputs", &self.inputs, &stage.inputs), ("outputs", &self.outputs, &stage.outputs)]
+        {
+            let got: Vec<&str> = model.iter().map(|t| t.0.as_str()).collect();
+            let want: Vec<&str> = manifest.iter().map(|t| t.name.as_str()).collect();
+            if got != want {
+                return Err(load_err(format!(
+                    "the model's {role} {got:?} are not the manifest's {want:?} (names, in order); \
+                     rebuild the package from this model"
+                )));
+            }
+            for ((name, dtype, shape), info) in model.iter().zip(manifest.iter()) {
+                if *dtype != info.dtype || *shape != info.shape {
+                    return Err(load_err(format!(
+                        "`{name}` is {} {shape:?} in the model but {} {:?} in the manifest; rebuild the \
+                         package from this model",
+                        dtype.name(),
+                        info.dtype.name(),
+                        info.shape
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory plan of a loaded model of `model_bytes` bytes.
+    pub fn memory(&self, model_bytes: usize) -> StageMemory {
+        StageMemory { weights: model_bytes as u64, activations: self.activation_bytes }
+    }
+}
+
+/// Refuses a stage that is not a TFLite model.
+pub fn require_tflite(stage: &StageInfo, origin: &str, backend: &'static str) -> Result<(), BackendError> {
+    super::require_format(stage, StageFormat::Tflite, origin, backend)
+}
+
+/// The bytes of a tensor's values, in native (little-endian) order.
+pub(crate) fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+    match &t.data {
+        TensorData::F32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        TensorData::I64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        TensorData::I32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        TensorData::U8(v) => v.clone(),
+        TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
+        TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+    }
+}
+
+/// A tensor of `dtype` and `shape` from native-order bytes; `None` when the byte count is wrong.
+pub(crate) fn tensor_from_bytes(dtype: DType, shape: Vec<usize>, bytes: &[u8]) -> Option<Tensor> {
+    fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+        bytes.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact gives N bytes"))).collect()
+    }
+    let n: usize = shape.iter().product();
+    let size = match dtype {
+        DType::F32 | DType::I32 => 4,
+        DType::I64 => 8,
+        DType::U8 | DType::I8 | DType::Bool => 1,
+    };
+    if bytes.len() != n * size {
+        return None;
+    }
+    let data = match dtype {
+        DType::F32 => TensorData::F32(words(bytes, f32::from_ne_bytes)),
+        DType::I32 => TensorData::I32(words(bytes, i32::from_ne_bytes)),
+        DType::I64 => TensorData::I64(words(bytes, i64::from_ne_bytes)),
+        DType::U8 => TensorData::U8(bytes.to_vec()),
+        DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
+        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+    };
+    Tensor::new(shape, data).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_round_trip_through_bytes() {
+        let cases = [
+            Tensor::f32(vec![2, 2], vec![1.5, -2.0, 0.0, 3.25]).unwrap(),
+            Tensor::i64(vec![3], vec![-1, 0, i64::MAX]).unwrap(),
+            Tensor::new(vec![2], TensorData::I8(vec![-128, 127])).unwrap(),
+            Tensor::new(vec![3], TensorData::Bool(vec![true, false, true])).unwrap(),
+        ];
+        for t in cases {
+            let back = tensor_from_bytes(t.dtype(), t.shape.clone(), &tensor_bytes(&t)).unwrap();
+            assert_eq!(back, t);
+        }
+        assert!(tensor_from_bytes(DType::F32, vec![2], &[0; 7]).is_none());
+    }
+}
