@@ -4,14 +4,15 @@
 # libclang-dev: bindgen for v4l (feature `camera`); libasound2-dev: ALSA for cpal (feature `mic`);
 # mesa-vulkan-drivers + libvulkan1: lavapipe, a Vulkan device on the CPU for the wgpu tests;
 # libpocketsphinx-dev + pocketsphinx-en-us: the speech recognizer and its English acoustic model
-# (feature `voice`); espeak-ng: spoken questions for the voice tests; libssl-dev: the tflitec
-# crate's build script (its curl dependency, feature `tflite`, docs/tflite.md); curl:
-# scripts/fetch-tflite.sh fetches the tflitec crate with it when cargo has not.
+# (feature `voice`); espeak-ng: spoken questions for the voice tests; libssl-dev and
+# libcurl4-openssl-dev: the tflitec crate's build script links curl (feature `tflite`,
+# docs/tflite.md; with the system's libcurl, curl-sys does not compile curl from source);
+# curl: scripts/fetch-tflite.sh fetches the tflitec crate with it when cargo has not.
 set -euo pipefail
 
 need_apt=()
 for pkg in gcc pkg-config libclang-dev libasound2-dev mesa-vulkan-drivers libvulkan1 \
-  libpocketsphinx-dev pocketsphinx-en-us espeak-ng libssl-dev curl; do
+  libpocketsphinx-dev pocketsphinx-en-us espeak-ng libssl-dev libcurl4-openssl-dev curl; do
   # `pkg:arch` too: plain `dpkg -s` calls a package installed for two architectures ambiguous.
   dpkg -s "$pkg" >/dev/null 2>&1 || dpkg -s "$pkg:$(dpkg --print-architecture)" >/dev/null 2>&1 ||
     need_apt+=("$pkg")
