@@ -5,10 +5,10 @@ use std::sync::Mutex;
 
 use litert::{CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape};
 
-use super::{ModelIo, require_tflite, tensor_bytes, tensor_from_bytes};
+use super::{ModelIo, require_tflite};
 use crate::backend::{Backend, BackendError, StageMemory, StageSession, checked};
 use crate::manifest::{DType, StageInfo};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorData};
 
 const NAME: &str = "litert";
 
@@ -131,64 +131,46 @@ impl LitertSession {
         BackendError::Run { origin: self.origin.clone(), backend: NAME, reason: format!("{what}: {e}") }
     }
 
+    /// Copies an input's values into its buffer (the buffer has the input's type and size).
     fn write(&self, buffer: &mut TensorBuffer, t: &Tensor) -> Result<(), BackendError> {
-        let bytes = tensor_bytes(t);
         macro_rules! put {
-            ($ty:ty) => {{
+            ($ty:ty, $v:expr) => {{
                 let mut guard = buffer.lock_for_write::<$ty>().map_err(|e| self.run_err("writing an input", e))?;
-                let dst: &mut [$ty] = &mut guard;
-                let dst = bytemuck_bytes_mut(dst);
-                if dst.len() != bytes.len() {
-                    return Err(self
-                        .run_err("writing an input", format!("{} bytes for a buffer of {}", bytes.len(), dst.len())));
+                if guard.len() != $v.len() {
+                    return Err(self.run_err("writing an input", format!("{} values for {}", $v.len(), guard.len())));
                 }
-                dst.copy_from_slice(&bytes);
+                guard.copy_from_slice($v);
             }};
         }
-        match t.dtype() {
-            DType::F32 => put!(f32),
-            DType::I64 => put!(i64),
-            DType::I32 => put!(i32),
-            DType::U8 => put!(u8),
-            DType::I8 => put!(i8),
-            DType::Bool => put!(bool),
+        match &t.data {
+            TensorData::F32(v) => put!(f32, v),
+            TensorData::I64(v) => put!(i64, v),
+            TensorData::I32(v) => put!(i32, v),
+            TensorData::U8(v) => put!(u8, v),
+            TensorData::I8(v) => put!(i8, v),
+            TensorData::Bool(v) => put!(bool, v),
         }
         Ok(())
     }
 
+    /// An output's values out of its buffer.
     fn read(&self, buffer: &TensorBuffer, dtype: DType, shape: &[usize]) -> Result<Tensor, BackendError> {
         macro_rules! get {
-            ($ty:ty) => {{
+            ($ty:ty, $variant:ident) => {{
                 let guard = buffer.lock_for_read::<$ty>().map_err(|e| self.run_err("reading an output", e))?;
-                let src: &[$ty] = &guard;
-                tensor_from_bytes(dtype, shape.to_vec(), bytemuck_bytes(src))
+                TensorData::$variant(guard.to_vec())
             }};
         }
-        let t = match dtype {
-            DType::F32 => get!(f32),
-            DType::I64 => get!(i64),
-            DType::I32 => get!(i32),
-            DType::U8 => get!(u8),
-            DType::I8 => get!(i8),
-            DType::Bool => get!(bool),
+        let data = match dtype {
+            DType::F32 => get!(f32, F32),
+            DType::I64 => get!(i64, I64),
+            DType::I32 => get!(i32, I32),
+            DType::U8 => get!(u8, U8),
+            DType::I8 => get!(i8, I8),
+            DType::Bool => get!(bool, Bool),
         };
-        t.ok_or_else(|| self.run_err("reading an output", format!("its size is not that of {shape:?}")))
+        Tensor::new(shape.to_vec(), data).map_err(|e| self.run_err("reading an output", e))
     }
-}
-
-/// The bytes of a slice of plain values (f32, integers, bool: no padding, any bit pattern read
-/// back is one these types were written with).
-fn bytemuck_bytes<T: Copy>(v: &[T]) -> &[u8] {
-    // SAFETY: `T` is one of f32, i64, i32, u8, i8, bool: plain data without padding; the byte view
-    // covers exactly the slice's memory and lives no longer than it.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
-/// The bytes of a mutable slice of plain values; only written with bytes of the same type.
-fn bytemuck_bytes_mut<T: Copy>(v: &mut [T]) -> &mut [u8] {
-    // SAFETY: as for `bytemuck_bytes`; callers write only the bytes of values of `T` (an input
-    // tensor of the same element type), so no invalid `bool` can appear.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 impl StageSession for LitertSession {

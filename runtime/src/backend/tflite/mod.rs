@@ -14,7 +14,6 @@ use edgeqa_format::tflite::{self, TfliteModel};
 
 use super::{BackendError, StageMemory};
 use crate::manifest::{DType, StageFormat, StageInfo};
-use crate::tensor::{Tensor, TensorData};
 
 #[cfg(feature = "litert")]
 pub mod litert;
@@ -124,61 +123,4 @@ impl ModelIo {
 /// Refuses a stage that is not a TFLite model.
 pub fn require_tflite(stage: &StageInfo, origin: &str, backend: &'static str) -> Result<(), BackendError> {
     super::require_format(stage, StageFormat::Tflite, origin, backend)
-}
-
-/// The bytes of a tensor's values, in native (little-endian) order.
-pub(crate) fn tensor_bytes(t: &Tensor) -> Vec<u8> {
-    match &t.data {
-        TensorData::F32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
-        TensorData::I64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
-        TensorData::I32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
-        TensorData::U8(v) => v.clone(),
-        TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-        TensorData::Bool(v) => v.iter().map(|&x| x as u8).collect(),
-    }
-}
-
-/// A tensor of `dtype` and `shape` from native-order bytes; `None` when the byte count is wrong.
-pub(crate) fn tensor_from_bytes(dtype: DType, shape: Vec<usize>, bytes: &[u8]) -> Option<Tensor> {
-    fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        bytes.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact gives N bytes"))).collect()
-    }
-    let n: usize = shape.iter().product();
-    let size = match dtype {
-        DType::F32 | DType::I32 => 4,
-        DType::I64 => 8,
-        DType::U8 | DType::I8 | DType::Bool => 1,
-    };
-    if bytes.len() != n * size {
-        return None;
-    }
-    let data = match dtype {
-        DType::F32 => TensorData::F32(words(bytes, f32::from_ne_bytes)),
-        DType::I32 => TensorData::I32(words(bytes, i32::from_ne_bytes)),
-        DType::I64 => TensorData::I64(words(bytes, i64::from_ne_bytes)),
-        DType::U8 => TensorData::U8(bytes.to_vec()),
-        DType::I8 => TensorData::I8(bytes.iter().map(|&b| b as i8).collect()),
-        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
-    };
-    Tensor::new(shape, data).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tensors_round_trip_through_bytes() {
-        let cases = [
-            Tensor::f32(vec![2, 2], vec![1.5, -2.0, 0.0, 3.25]).unwrap(),
-            Tensor::i64(vec![3], vec![-1, 0, i64::MAX]).unwrap(),
-            Tensor::new(vec![2], TensorData::I8(vec![-128, 127])).unwrap(),
-            Tensor::new(vec![3], TensorData::Bool(vec![true, false, true])).unwrap(),
-        ];
-        for t in cases {
-            let back = tensor_from_bytes(t.dtype(), t.shape.clone(), &tensor_bytes(&t)).unwrap();
-            assert_eq!(back, t);
-        }
-        assert!(tensor_from_bytes(DType::F32, vec![2], &[0; 7]).is_none());
-    }
 }

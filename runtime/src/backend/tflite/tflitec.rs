@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use tflitec::interpreter::{Interpreter, Options};
 use tflitec::model::Model;
 
-use super::{ModelIo, require_tflite, tensor_bytes, tensor_from_bytes};
+use super::{ModelIo, require_tflite};
 use crate::backend::{Backend, BackendError, StageMemory, StageSession, checked};
 use crate::manifest::{DType, StageInfo};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorData};
 
 const NAME: &str = "tflite";
 
@@ -117,14 +117,32 @@ impl StageSession for TflitecSession {
         let loaded = self.loaded.lock().map_err(|_| self.run_err("running", "a previous run panicked"))?;
         let interpreter = &loaded.interpreter;
         for (i, t) in inputs.iter().enumerate() {
-            interpreter.copy(&tensor_bytes(t), i).map_err(|e| self.run_err("copying an input", e))?;
+            let copied = match &t.data {
+                TensorData::F32(v) => interpreter.copy(v, i),
+                TensorData::I64(v) => interpreter.copy(v, i),
+                TensorData::I32(v) => interpreter.copy(v, i),
+                TensorData::U8(v) => interpreter.copy(v, i),
+                TensorData::I8(v) => interpreter.copy(v, i),
+                TensorData::Bool(v) => interpreter.copy(v, i),
+            };
+            copied.map_err(|e| self.run_err("copying an input", e))?;
         }
         interpreter.invoke().map_err(|e| self.run_err("the interpreter failed", e))?;
         let mut outputs = Vec::with_capacity(self.io.outputs.len());
         for (i, (name, dtype, shape)) in self.io.outputs.iter().enumerate() {
             let t = interpreter.output(i).map_err(|e| self.run_err("reading an output", e))?;
-            let t = tensor_from_bytes(*dtype, shape.clone(), t.data::<u8>())
-                .ok_or_else(|| self.run_err("reading an output", format!("`{name}` is not {shape:?}")))?;
+            // The interpreter checked the output's type and size against the model at load
+            // (`ModelIo::check`); `data::<T>` reads it as the values of that type.
+            let data = match dtype {
+                DType::F32 => TensorData::F32(t.data::<f32>().to_vec()),
+                DType::I64 => TensorData::I64(t.data::<i64>().to_vec()),
+                DType::I32 => TensorData::I32(t.data::<i32>().to_vec()),
+                DType::U8 => TensorData::U8(t.data::<u8>().to_vec()),
+                DType::I8 => TensorData::I8(t.data::<i8>().to_vec()),
+                DType::Bool => TensorData::Bool(t.data::<u8>().iter().map(|&b| b != 0).collect()),
+            };
+            let t = Tensor::new(shape.clone(), data)
+                .map_err(|e| self.run_err("reading an output", format!("`{name}`: {e}")))?;
             outputs.push(t);
         }
         Ok(outputs)
