@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use edgeqa_format::manifest::{Manifest, StageFormat, TensorInfo};
+use edgeqa_format::manifest::{Manifest, StageFormat};
 use edgeqa_format::package::{Package, PackageWriter};
 use edgeqa_format::tflite::{self, TensorDesc};
 
@@ -35,16 +35,7 @@ pub fn convert_tflite(path: &Path) -> Result<Converted, ConvertError> {
         )));
     }
     let (inputs, outputs) = model.io().map_err(|e| graph_err(e.to_string()))?;
-    let info = |t: &TensorDesc, role: &str| -> Result<TensorInfo, ConvertError> {
-        let dtype = t.dtype.dtype().ok_or_else(|| {
-            graph_err(format!(
-                "{role} `{}` has element type {:?}, which edgeqa tensors do not carry (f32, i64, i32, u8, i8, bool)",
-                t.name, t.dtype
-            ))
-        })?;
-        let shape = t.fixed_shape().map_err(|e| graph_err(format!("{role} {e}")))?;
-        Ok(TensorInfo { name: t.name.clone(), dtype, shape })
-    };
+    let info = |t: &TensorDesc, role: &str| t.info(role).map_err(graph_err);
     let inputs = inputs.iter().map(|t| info(t, "input")).collect::<Result<Vec<_>, _>>()?;
     let outputs = outputs.iter().map(|t| info(t, "output")).collect::<Result<Vec<_>, _>>()?;
     let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());

@@ -439,6 +439,19 @@ pub struct TensorDesc {
 }
 
 impl TensorDesc {
+    /// The tensor as an edgeqa input or output (`role`: "input" or "output"): its name, edgeqa
+    /// element type and [`TensorDesc::fixed_shape`]; the error says what edgeqa cannot carry.
+    pub fn info(&self, role: &str) -> Result<crate::manifest::TensorInfo, String> {
+        let dtype = self.dtype.dtype().ok_or_else(|| {
+            format!(
+                "{role} `{}` has element type {:?}, which edgeqa tensors do not carry (f32, i64, i32, u8, i8, bool)",
+                self.name, self.dtype
+            )
+        })?;
+        let shape = self.fixed_shape().map_err(|e| format!("{role} {e}"))?;
+        Ok(crate::manifest::TensorInfo { name: self.name.clone(), dtype, shape })
+    }
+
     /// The shape the tensor runs at, every dimension positive. A dynamic first (batch)
     /// dimension runs at the size the file gives it, as TFLite interpreters do; any other
     /// dynamic dimension is refused (the error says which and what to do), as is a shape

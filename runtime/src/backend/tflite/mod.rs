@@ -62,14 +62,8 @@ impl ModelIo {
         }
         let (ins, outs) = model.io().map_err(|e| load_err(e.to_string()))?;
         let describe = |t: &tflite::TensorDesc, role: &str| -> Result<(String, DType, Vec<usize>), BackendError> {
-            let dtype = t.dtype.dtype().ok_or_else(|| {
-                load_err(format!(
-                    "{role} `{}` has element type {:?}, which edgeqa tensors do not carry (f32, i64, i32, u8, i8, bool)",
-                    t.name, t.dtype
-                ))
-            })?;
-            let shape = t.fixed_shape().map_err(|e| load_err(format!("{role} {e}")))?;
-            Ok((t.name.clone(), dtype, shape))
+            let info = t.info(role).map_err(load_err)?;
+            Ok((info.name, info.dtype, info.shape))
         };
         let inputs = ins.iter().map(|t| describe(t, "input")).collect::<Result<Vec<_>, _>>()?;
         let outputs = outs.iter().map(|t| describe(t, "output")).collect::<Result<Vec<_>, _>>()?;
