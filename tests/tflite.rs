@@ -16,7 +16,7 @@ use edgeqa::backend::tflite::tflitec::TfliteBackend;
 use edgeqa::backend::{Backend, BackendError, ErrorKind};
 use edgeqa::manifest::{StageFormat, StageInfo};
 use edgeqa::package::Package;
-use edgeqa::tensor::{Tensor, TensorData};
+use edgeqa::tensor::Tensor;
 use edgeqa_tests::run_bin;
 use serde_json::Value;
 
@@ -74,20 +74,9 @@ fn package_of(model: &Value, dir: &Path) -> (PathBuf, Package) {
     (path, pkg)
 }
 
-fn values(t: &Tensor) -> Vec<f64> {
-    match &t.data {
-        TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
-    }
-}
-
 /// `max |a - b| / max |b|` (the absolute difference when `b` is all zeros).
 fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
-    let (a, b) = (values(a), values(b));
+    let (a, b) = (a.to_f64(), b.to_f64());
     let scale = b.iter().fold(0f64, |m, x| m.max(x.abs()));
     let diff = a.iter().zip(&b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
     if scale > 0.0 { diff / scale } else { diff }

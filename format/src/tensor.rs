@@ -131,6 +131,18 @@ impl Tensor {
         }
     }
 
+    /// Every element as f64 (booleans as 0 and 1), for statistics and comparisons.
+    pub fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+        }
+    }
+
     /// Checks dtype and shape against a manifest entry; `origin` names the tensor in the error.
     pub fn check(&self, info: &TensorInfo, origin: &str) -> Result<(), TensorError> {
         if self.dtype() != info.dtype || self.shape != info.shape {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use edgeqa::backend::{self, NodeProfile, NodeTime};
-use edgeqa::tensor::{Tensor, TensorData};
+use edgeqa::tensor::Tensor;
 use serde::Serialize;
 
 use super::{BackendArg, open_package, print_json};
@@ -47,14 +47,7 @@ struct OutputSummary {
 }
 
 fn stats(t: &Tensor) -> (f64, f64, f64) {
-    let vals: Vec<f64> = match &t.data {
-        TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
-    };
+    let vals = t.to_f64();
     if vals.is_empty() {
         return (0.0, 0.0, 0.0);
     }

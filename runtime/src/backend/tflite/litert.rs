@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use litert::{CompilationOptions, CompiledModel, ElementType, Environment, Model, TensorBuffer, TensorShape};
 
-use super::{ModelIo, require_tflite};
-use crate::backend::{Backend, BackendError, StageMemory, StageSession, checked};
-use crate::manifest::{DType, StageInfo};
+use super::ModelIo;
+use crate::backend::{Backend, BackendError, StageMemory, StageSession};
+use crate::manifest::{DType, StageInfo, TensorInfo};
 use crate::tensor::{Tensor, TensorData};
 
 const NAME: &str = "litert";
@@ -64,9 +64,7 @@ impl Backend for LitertBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, bytes: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
-        require_tflite(stage, origin, NAME)?;
-        let io = ModelIo::read(bytes, origin, NAME)?;
-        io.check(stage, origin, NAME)?;
+        let io = ModelIo::load(stage, bytes, origin, NAME)?;
         let load_err = |what: &str, e: litert::Error| BackendError::Load {
             origin: origin.to_string(),
             backend: NAME,
@@ -87,7 +85,7 @@ impl Backend for LitertBackend {
                 });
             }
         }
-        for (i, (name, dtype, shape)) in io.inputs.iter().enumerate() {
+        for (i, TensorInfo { name, dtype, shape }) in io.inputs.iter().enumerate() {
             let got = signature.input_shape(i).map_err(|e| load_err("read an input's shape", e))?;
             let want = shape_of(*dtype, shape);
             if got.element_type != want.element_type || got.dims != want.dims {
@@ -104,7 +102,7 @@ impl Backend for LitertBackend {
                 });
             }
         }
-        let buffer = |(_, d, s): &(String, DType, Vec<usize>)| TensorBuffer::managed_host(&env, &shape_of(*d, s));
+        let buffer = |t: &TensorInfo| TensorBuffer::managed_host(&env, &shape_of(t.dtype, &t.shape));
         let inputs = io.inputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
         let outputs = io.outputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
         let buffers = Buffers {
@@ -120,9 +118,7 @@ impl Backend for LitertBackend {
             buffers: Mutex::new(buffers),
             compiled: Mutex::new(compiled),
         };
-        let names = |v: &[(String, DType, Vec<usize>)]| v.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
-        let (ins, outs) = (names(&session.io.inputs), names(&session.io.outputs));
-        checked::wrap_names(stage, ins, outs, origin, Box::new(session))
+        session.io.clone().wrap(stage, origin, Box::new(session))
     }
 }
 
@@ -183,7 +179,7 @@ impl StageSession for LitertSession {
         let compiled = self.compiled.lock().map_err(|_| self.run_err("running", "a previous run panicked"))?;
         compiled.run(ins, outs).map_err(|e| self.run_err("LiteRT failed", e))?;
         drop(compiled);
-        outs.iter().zip(&self.io.outputs).map(|(b, (_, d, s))| self.read(b, *d, s)).collect()
+        outs.iter().zip(&self.io.outputs).map(|(b, t)| self.read(b, t.dtype, &t.shape)).collect()
     }
 
     fn memory(&self) -> StageMemory {

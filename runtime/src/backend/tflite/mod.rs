@@ -12,8 +12,8 @@
 
 use edgeqa_format::tflite::{self, TfliteModel};
 
-use super::{BackendError, StageMemory};
-use crate::manifest::{DType, StageFormat, StageInfo};
+use super::{BackendError, StageMemory, StageSession};
+use crate::manifest::{StageFormat, StageInfo, TensorInfo};
 
 #[cfg(feature = "litert")]
 pub mod litert;
@@ -25,19 +25,24 @@ pub mod tflitec;
 #[derive(Debug, Clone)]
 pub struct ModelIo {
     /// The main subgraph's inputs: name, edgeqa type, shape.
-    pub inputs: Vec<(String, DType, Vec<usize>)>,
+    pub inputs: Vec<TensorInfo>,
     /// Its outputs, likewise.
-    pub outputs: Vec<(String, DType, Vec<usize>)>,
-    /// Custom operators the model uses (by custom code).
-    pub custom_ops: Vec<String>,
-    /// Operators by name with their use counts.
-    pub ops: Vec<(String, usize)>,
+    pub outputs: Vec<TensorInfo>,
     /// Bytes of every tensor of the main subgraph without constant data (an upper bound of the
     /// interpreter's activation arena, which reuses memory between tensors).
     pub activation_bytes: u64,
 }
 
 impl ModelIo {
+    /// What every TFLite engine does first: refuses a stage that is not a TFLite model, reads
+    /// the model ([`ModelIo::read`]) and checks it against the manifest ([`ModelIo::check`]).
+    pub fn load(stage: &StageInfo, bytes: &[u8], origin: &str, backend: &'static str) -> Result<ModelIo, BackendError> {
+        super::require_format(stage, StageFormat::Tflite, origin, backend)?;
+        let io = ModelIo::read(bytes, origin, backend)?;
+        io.check(stage, origin, backend)?;
+        Ok(io)
+    }
+
     /// Reads the model and refuses, at once, what no TFLite engine here can run: custom
     /// operators, dynamic dimensions other than the batch on inputs and outputs
     /// ([`tflite::TensorDesc::fixed_shape`]), and element types edgeqa tensors do not carry.
@@ -61,12 +66,8 @@ impl ModelIo {
             });
         }
         let (ins, outs) = model.io().map_err(|e| load_err(e.to_string()))?;
-        let describe = |t: &tflite::TensorDesc, role: &str| -> Result<(String, DType, Vec<usize>), BackendError> {
-            let info = t.info(role).map_err(load_err)?;
-            Ok((info.name, info.dtype, info.shape))
-        };
-        let inputs = ins.iter().map(|t| describe(t, "input")).collect::<Result<Vec<_>, _>>()?;
-        let outputs = outs.iter().map(|t| describe(t, "output")).collect::<Result<Vec<_>, _>>()?;
+        let inputs = ins.iter().map(|t| t.info("input").map_err(load_err)).collect::<Result<Vec<_>, _>>()?;
+        let outputs = outs.iter().map(|t| t.info("output").map_err(load_err)).collect::<Result<Vec<_>, _>>()?;
         let main = model.main().map_err(|e| load_err(e.to_string()))?;
         let activation_bytes = main
             .tensors
@@ -75,7 +76,7 @@ impl ModelIo {
             .filter(|(_, constant)| !constant)
             .map(|(t, _)| t.shape.iter().map(|&d| d.max(0) as u64).product::<u64>() * t.dtype.size())
             .sum();
-        Ok(ModelIo { inputs, outputs, custom_ops, ops: model.op_counts(), activation_bytes })
+        Ok(ModelIo { inputs, outputs, activation_bytes })
     }
 
     /// Checks the model's inputs and outputs against the stage's manifest: the same names in
@@ -85,7 +86,7 @@ impl ModelIo {
         for (role, model, manifest) in
             [("inputs", &self.inputs, &stage.inputs), ("outputs", &self.outputs, &stage.outputs)]
         {
-            let got: Vec<&str> = model.iter().map(|t| t.0.as_str()).collect();
+            let got: Vec<&str> = model.iter().map(|t| t.name.as_str()).collect();
             let want: Vec<&str> = manifest.iter().map(|t| t.name.as_str()).collect();
             if got != want {
                 return Err(load_err(format!(
@@ -93,28 +94,34 @@ impl ModelIo {
                      rebuild the package from this model"
                 )));
             }
-            for ((name, dtype, shape), info) in model.iter().zip(manifest.iter()) {
-                if *dtype != info.dtype || *shape != info.shape {
-                    return Err(load_err(format!(
-                        "`{name}` is {} {shape:?} in the model but {} {:?} in the manifest; rebuild the \
-                         package from this model",
-                        dtype.name(),
-                        info.dtype.name(),
-                        info.shape
-                    )));
-                }
+            if let Some((t, info)) = model.iter().zip(manifest.iter()).find(|(t, info)| t != info) {
+                return Err(load_err(format!(
+                    "`{}` is {} {:?} in the model but {} {:?} in the manifest; rebuild the package from this model",
+                    t.name,
+                    t.dtype.name(),
+                    t.shape,
+                    info.dtype.name(),
+                    info.shape
+                )));
             }
         }
         Ok(())
+    }
+
+    /// Hands an engine's session over to the checks every run goes through
+    /// (`checked::wrap_names`, with the model's input and output names).
+    pub fn wrap(
+        &self,
+        stage: &StageInfo,
+        origin: &str,
+        session: Box<dyn StageSession>,
+    ) -> Result<Box<dyn StageSession>, BackendError> {
+        let names = |v: &[TensorInfo]| v.iter().map(|t| t.name.clone()).collect();
+        super::checked::wrap_names(stage, names(&self.inputs), names(&self.outputs), origin, session)
     }
 
     /// The memory plan of a loaded model of `model_bytes` bytes.
     pub fn memory(&self, model_bytes: usize) -> StageMemory {
         StageMemory { weights: model_bytes as u64, activations: self.activation_bytes }
     }
-}
-
-/// Refuses a stage that is not a TFLite model.
-pub fn require_tflite(stage: &StageInfo, origin: &str, backend: &'static str) -> Result<(), BackendError> {
-    super::require_format(stage, StageFormat::Tflite, origin, backend)
 }

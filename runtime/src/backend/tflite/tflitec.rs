@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use tflitec::interpreter::{Interpreter, Options};
 use tflitec::model::Model;
 
-use super::{ModelIo, require_tflite};
-use crate::backend::{Backend, BackendError, StageMemory, StageSession, checked};
-use crate::manifest::{DType, StageInfo};
+use super::ModelIo;
+use crate::backend::{Backend, BackendError, StageMemory, StageSession};
+use crate::manifest::{DType, StageInfo, TensorInfo};
 use crate::tensor::{Tensor, TensorData};
 
 const NAME: &str = "tflite";
@@ -63,9 +63,7 @@ impl Backend for TfliteBackend {
     }
 
     fn load_stage(&self, stage: &StageInfo, bytes: &[u8], origin: &str) -> Result<Box<dyn StageSession>, BackendError> {
-        require_tflite(stage, origin, NAME)?;
-        let io = ModelIo::read(bytes, origin, NAME)?;
-        io.check(stage, origin, NAME)?;
+        let io = ModelIo::load(stage, bytes, origin, NAME)?;
         let load_err = |what: &str, e: tflitec::Error| BackendError::Load {
             origin: origin.to_string(),
             backend: NAME,
@@ -100,9 +98,7 @@ impl Backend for TfliteBackend {
             loaded: Mutex::new(Loaded { interpreter, _model: model, _bytes: owned }),
             io,
         };
-        let names = |v: &[(String, DType, Vec<usize>)]| v.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
-        let (ins, outs) = (names(&session.io.inputs), names(&session.io.outputs));
-        checked::wrap_names(stage, ins, outs, origin, Box::new(session))
+        session.io.clone().wrap(stage, origin, Box::new(session))
     }
 }
 
@@ -129,7 +125,7 @@ impl StageSession for TflitecSession {
         }
         interpreter.invoke().map_err(|e| self.run_err("the interpreter failed", e))?;
         let mut outputs = Vec::with_capacity(self.io.outputs.len());
-        for (i, (name, dtype, shape)) in self.io.outputs.iter().enumerate() {
+        for (i, TensorInfo { name, dtype, shape }) in self.io.outputs.iter().enumerate() {
             let t = interpreter.output(i).map_err(|e| self.run_err("reading an output", e))?;
             // The interpreter checked the output's type and size against the model at load
             // (`ModelIo::check`); `data::<T>` reads it as the values of that type.
