@@ -19,6 +19,8 @@
 # Usage: cross-test.sh [prepare|build|check|all]   (default: all)
 #   CROSS_TEST_BOARDS="generic-aarch64 rpi-zero-2w" limits the builds and checks to those boards
 #   (scripts/test.sh, for CI's time); by default all four.
+#   CROSS_TEST_HOST_FEATURES: cargo features the host's test build uses (scripts/test.sh), for
+#   the build of edgeqa-board in `prepare` to share its dependencies.
 #   prepare  installs what is missing (Debian packages, rustup targets) and builds edgeqa-board;
 #            needs cargo's lock on target/
 #   build    installs zig and cargo-zigbuild into .cache/ if missing (scripts/setup-zig.sh) and
@@ -123,7 +125,13 @@ prepare() {
     fi
   done
   command -v python3 >/dev/null 2>&1 || die "python3 not found (it compares the JSON reports): install python3"
-  cargo build -q --locked -p edgeqa-firmware-config --bin edgeqa-board
+  # Built with the features `cargo test --workspace --all-targets` resolves (the whole workspace,
+  # dev-dependencies, which a test target brings in, and CROSS_TEST_HOST_FEATURES), so that the
+  # test build reuses the dependencies built here: built for edgeqa-firmware-config alone, tract
+  # and the crates below it came out with other features, and a cold run compiled them twice
+  # (8 minutes of CI's two cores).
+  cargo build -q --locked --workspace --bin edgeqa-board --test edgeqa_board \
+    ${CROSS_TEST_HOST_FEATURES:+--features "$CROSS_TEST_HOST_FEATURES"}
 }
 
 # cargo's target dir (target/ unless CARGO_TARGET_DIR or a config says otherwise).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use edgeqa::backend::tflite::litert::LitertBackend;
 use edgeqa::backend::tflite::tflitec::TfliteBackend;
 use edgeqa::backend::{Backend, BackendError, ErrorKind};
-use edgeqa::manifest::{StageFormat, StageInfo};
+use edgeqa::manifest::{DType, StageFormat, StageInfo};
 use edgeqa::package::Package;
 use edgeqa::tensor::Tensor;
 use edgeqa_tests::run_bin;
@@ -282,12 +282,37 @@ fn the_cli_inspects_and_runs_a_tflite_package() {
     for backend in ["litert", "tflite"] {
         assert!(stdout.lines().any(|l| l.contains(&format!(",{backend},"))), "bench lacks {backend}: {stdout}");
     }
-    let plan =
-        ["inspect", package.to_str().unwrap(), "--board", "rpi4", "--backend", "litert", "--json"].map(OsStr::new);
-    let (ok, stdout, stderr) = run_bin(EDGEQA, &plan, &[]);
-    assert!(ok, "inspect --board: {stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(report["plan"]["total_bytes"].as_u64().is_some_and(|b| b > 0), "{}", report["plan"]);
+    // The plan's activations are measured at load, in a process of their own here: the heap the
+    // engine took besides the model's bytes, which holds at least the model's inputs and outputs.
+    let tensor_bytes = |role: &str| -> u64 {
+        let files = model[role].as_array().unwrap().iter().map(|t| path_of(&t["file"]));
+        let size = |d: DType| match d {
+            DType::F32 | DType::I32 => 4,
+            DType::I64 => 8,
+            DType::U8 | DType::I8 | DType::Bool => 1,
+        };
+        files.map(|f| Tensor::read_npy(&f).unwrap()).map(|t| (t.len() * size(t.dtype())) as u64).sum()
+    };
+    let io_bytes = tensor_bytes("inputs") + tensor_bytes("outputs");
+    for backend in ["litert", "tflite"] {
+        let plan =
+            ["inspect", package.to_str().unwrap(), "--board", "rpi4", "--backend", backend, "--json"].map(OsStr::new);
+        let (ok, stdout, stderr) = run_bin(EDGEQA, &plan, &[]);
+        assert!(ok, "inspect --board --backend {backend}: {stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["plan"]["total_bytes"].as_u64().is_some_and(|b| b > 0), "{}", report["plan"]);
+        let details = report["plan"]["details"].as_array().unwrap_or_else(|| panic!("{}", report["plan"]));
+        let activations = details
+            .iter()
+            .find(|d| d["name"].as_str().is_some_and(|n| n.starts_with("activations")))
+            .and_then(|d| d["bytes"].as_u64())
+            .unwrap_or_else(|| panic!("no activations in {}", report["plan"]));
+        eprintln!("{backend}: activations measured {activations} bytes, inputs and outputs {io_bytes} bytes");
+        assert!(
+            (io_bytes..(1 << 30)).contains(&activations),
+            "--backend {backend}: activations {activations} bytes, inputs and outputs {io_bytes}"
+        );
+    }
 
     let mut a = args.clone();
     a.extend(["--backend".into(), "tract".into()]);

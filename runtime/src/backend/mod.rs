@@ -210,7 +210,8 @@ pub fn require_format(
 pub struct StageMemory {
     /// Constant tensors (weights, packed weights) kept by the backend.
     pub weights: u64,
-    /// Peak bytes of intermediate tensors alive at once, from a liveness walk of the plan.
+    /// Peak bytes of intermediate tensors alive at once, from a liveness walk of the plan (the
+    /// TFLite engines: the heap their load was measured to take besides the model's bytes).
     pub activations: u64,
 }
 

@@ -52,7 +52,7 @@ struct Buffers {
 struct LitertSession {
     origin: String,
     io: ModelIo,
-    model_bytes: usize,
+    memory: StageMemory,
     // Field order is drop order: the buffers and the compiled model go before the environment.
     buffers: Mutex<Buffers>,
     compiled: Mutex<CompiledModel>,
@@ -70,54 +70,69 @@ impl Backend for LitertBackend {
             backend: NAME,
             reason: format!("LiteRT could not {what}: {e}"),
         };
-        let env = Environment::new().map_err(|e| load_err("start", e))?;
-        let model = Model::from_bytes(bytes.to_vec()).map_err(|e| load_err("read the model", e))?;
-        let signature = model.signature(0).map_err(|e| load_err("read the model's signature", e))?;
-        for (role, count, want) in
-            [("inputs", signature.input_count(), &io.inputs), ("outputs", signature.output_count(), &io.outputs)]
-        {
-            let count = count.map_err(|e| load_err("count the signature's tensors", e))?;
-            if count != want.len() {
-                return Err(BackendError::Load {
-                    origin: origin.to_string(),
-                    backend: NAME,
-                    reason: format!("LiteRT's signature has {count} {role}, the model's main subgraph {}", want.len()),
-                });
+        // Everything the library allocates for this stage, measured (the memory plan).
+        let (mut session, measured) = super::measure_load(|| {
+            let env = Environment::new().map_err(|e| load_err("start", e))?;
+            let model = Model::from_bytes(bytes.to_vec()).map_err(|e| load_err("read the model", e))?;
+            let signature = model.signature(0).map_err(|e| load_err("read the model's signature", e))?;
+            for (role, count, want) in
+                [("inputs", signature.input_count(), &io.inputs), ("outputs", signature.output_count(), &io.outputs)]
+            {
+                let count = count.map_err(|e| load_err("count the signature's tensors", e))?;
+                if count != want.len() {
+                    return Err(BackendError::Load {
+                        origin: origin.to_string(),
+                        backend: NAME,
+                        reason: format!(
+                            "LiteRT's signature has {count} {role}, the model's main subgraph {}",
+                            want.len()
+                        ),
+                    });
+                }
             }
-        }
-        for (i, TensorInfo { name, dtype, shape }) in io.inputs.iter().enumerate() {
-            let got = signature.input_shape(i).map_err(|e| load_err("read an input's shape", e))?;
-            let want = shape_of(*dtype, shape);
-            if got.element_type != want.element_type || got.dims != want.dims {
-                return Err(BackendError::Load {
-                    origin: origin.to_string(),
-                    backend: NAME,
-                    reason: format!(
-                        "LiteRT's signature input {i} is {:?} {:?}, not `{name}` {} {shape:?}: a model whose \
-                         signature reorders its inputs is not supported",
-                        got.element_type,
-                        got.dims,
-                        dtype.name()
-                    ),
-                });
+            for (i, TensorInfo { name, dtype, shape }) in io.inputs.iter().enumerate() {
+                let got = signature.input_shape(i).map_err(|e| load_err("read an input's shape", e))?;
+                let want = shape_of(*dtype, shape);
+                if got.element_type != want.element_type || got.dims != want.dims {
+                    return Err(BackendError::Load {
+                        origin: origin.to_string(),
+                        backend: NAME,
+                        reason: format!(
+                            "LiteRT's signature input {i} is {:?} {:?}, not `{name}` {} {shape:?}: a model whose \
+                             signature reorders its inputs is not supported",
+                            got.element_type,
+                            got.dims,
+                            dtype.name()
+                        ),
+                    });
+                }
             }
-        }
-        let buffer = |t: &TensorInfo| TensorBuffer::managed_host(&env, &shape_of(t.dtype, &t.shape));
-        let inputs = io.inputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
-        let outputs = io.outputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
-        let buffers = Buffers {
-            inputs: inputs.map_err(|e| load_err("allocate an input buffer", e))?,
-            outputs: outputs.map_err(|e| load_err("allocate an output buffer", e))?,
-        };
-        let options = CompilationOptions::new().map_err(|e| load_err("make compilation options", e))?;
-        let compiled = CompiledModel::new(env, model, &options).map_err(|e| load_err("compile the model", e))?;
-        let session = LitertSession {
-            origin: origin.to_string(),
-            io,
-            model_bytes: bytes.len(),
-            buffers: Mutex::new(buffers),
-            compiled: Mutex::new(compiled),
-        };
+            let buffer = |t: &TensorInfo| TensorBuffer::managed_host(&env, &shape_of(t.dtype, &t.shape));
+            let inputs = io.inputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
+            let outputs = io.outputs.iter().map(buffer).collect::<Result<Vec<_>, _>>();
+            let buffers = Buffers {
+                inputs: inputs.map_err(|e| load_err("allocate an input buffer", e))?,
+                outputs: outputs.map_err(|e| load_err("allocate an output buffer", e))?,
+            };
+            let options = CompilationOptions::new().map_err(|e| load_err("make compilation options", e))?;
+            let compiled = CompiledModel::new(env, model, &options).map_err(|e| load_err("compile the model", e))?;
+            let session = LitertSession {
+                origin: origin.to_string(),
+                io,
+                memory: StageMemory::default(),
+                buffers: Mutex::new(buffers),
+                compiled: Mutex::new(compiled),
+            };
+            // One run, so that what LiteRT allocates lazily (XNNPACK's packed weights, scratch) is
+            // counted, and the first question does not pay for it.
+            session.run(session.io.warm_up_inputs()).map_err(|e| BackendError::Load {
+                origin: origin.to_string(),
+                backend: NAME,
+                reason: format!("the first run, on synthetic inputs, failed: {e}"),
+            })?;
+            Ok(session)
+        })?;
+        session.memory = session.io.memory(bytes.len(), measured);
         session.io.clone().wrap(stage, origin, Box::new(session))
     }
 }
@@ -183,7 +198,7 @@ impl StageSession for LitertSession {
     }
 
     fn memory(&self) -> StageMemory {
-        self.io.memory(self.model_bytes)
+        self.memory
     }
 
     fn backend(&self) -> &'static str {

@@ -9,11 +9,17 @@
 //! it ([`ModelIo::read`]), checking them against the manifest, the memory plan, and the element
 //! type mapping. A model that needs a custom operator is refused at load naming it: neither
 //! library carries MediaPipe's or anyone else's custom operators.
+//!
+//! The memory plan of a loaded stage is measured, not estimated: [`measure_load`] counts the C
+//! heap the library took while it built its interpreter and ran it once.
 
 use edgeqa_format::tflite::{self, TfliteModel};
 
+use std::sync::Mutex;
+
 use super::{BackendError, StageMemory, StageSession};
 use crate::manifest::{StageFormat, StageInfo, TensorInfo};
+use crate::synthetic;
 
 #[cfg(feature = "litert")]
 pub mod litert;
@@ -28,8 +34,9 @@ pub struct ModelIo {
     pub inputs: Vec<TensorInfo>,
     /// Its outputs, likewise.
     pub outputs: Vec<TensorInfo>,
-    /// Bytes of every tensor of the main subgraph without constant data (an upper bound of the
-    /// interpreter's activation arena, which reuses memory between tensors).
+    /// Bytes of every tensor of the main subgraph without constant data: an upper bound of the
+    /// interpreter's activation arena, which reuses memory between tensors. The memory plan uses
+    /// it only where the load could not be measured ([`measure_load`]).
     pub activation_bytes: u64,
 }
 
@@ -120,8 +127,47 @@ impl ModelIo {
         super::checked::wrap_names(stage, names(&self.inputs), names(&self.outputs), origin, session)
     }
 
-    /// The memory plan of a loaded model of `model_bytes` bytes.
-    pub fn memory(&self, model_bytes: usize) -> StageMemory {
-        StageMemory { weights: model_bytes as u64, activations: self.activation_bytes }
+    /// The memory plan of a loaded model of `model_bytes` bytes: the model's bytes (the copy the
+    /// library keeps) as weights; as activations, the rest of the heap the load was measured to
+    /// take ([`measure_load`]), or [`ModelIo::activation_bytes`] where it was not measured.
+    pub fn memory(&self, model_bytes: usize, measured: Option<u64>) -> StageMemory {
+        let weights = model_bytes as u64;
+        StageMemory { weights, activations: measured.map_or(self.activation_bytes, |m| m.saturating_sub(weights)) }
     }
+
+    /// Inputs to run a just-built interpreter once with, as `edgeqa bench` makes them.
+    pub fn warm_up_inputs(&self) -> Vec<crate::tensor::Tensor> {
+        synthetic::inputs(&self.inputs, 0)
+    }
+}
+
+/// Bytes the C heap has handed out and not taken back (`mallinfo`: `uordblks + hblkhd`, over
+/// every arena). Both TF Lite libraries allocate through it. `None` where the C library is not
+/// glibc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_in_use() -> Option<u64> {
+    // SAFETY: `mallinfo` only reads the allocator's statistics. Its fields are C ints, which
+    // wrap past 2 GiB; read as unsigned they hold up to 4 GiB, far above any model here.
+    let m = unsafe { libc::mallinfo() };
+    Some(u64::from(m.uordblks as u32) + u64::from(m.hblkhd as u32))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_in_use() -> Option<u64> {
+    None
+}
+
+/// Runs `load` (an engine building its interpreter and running it once) and measures the C heap
+/// it took: the interpreter's arena, weights the library repacked (XNNPACK), kernels' scratch
+/// and bookkeeping. Measured loads in this process take turns, so two of them do not count each
+/// other's memory; anything else the process allocates or frees meanwhile still skews the
+/// figure, which is why edgeqa loads its stages before it starts capturing. `None` for the
+/// figure where the heap cannot be read (not glibc) or the load failed.
+pub fn measure_load<T, E>(load: impl FnOnce() -> Result<T, E>) -> Result<(T, Option<u64>), E> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = heap_in_use();
+    let loaded = load()?;
+    let after = heap_in_use();
+    Ok((loaded, before.zip(after).map(|(b, a)| a.saturating_sub(b))))
 }

@@ -53,7 +53,7 @@ unsafe impl Send for Loaded {}
 struct TflitecSession {
     origin: String,
     io: ModelIo,
-    model_bytes: usize,
+    memory: StageMemory,
     loaded: Mutex<Loaded>,
 }
 
@@ -69,35 +69,47 @@ impl Backend for TfliteBackend {
             backend: NAME,
             reason: format!("the TF Lite library could not {what}: {e}"),
         };
-        let owned: Box<[u8]> = bytes.into();
-        // SAFETY: `owned` is kept in `Loaded` beside the model and dropped after it; moving the
-        // box moves the pointer, not the bytes.
-        let bytes_ref: &'static [u8] = unsafe { &*(owned.as_ref() as *const [u8]) };
-        let model = Box::new(Model::from_bytes(bytes_ref).map_err(|e| load_err("read the model", e))?);
-        // SAFETY: likewise, the model is dropped after the interpreter that borrows it.
-        let model_ref: &'static Model<'static> = unsafe { &*(model.as_ref() as *const Model<'static>) };
-        let options = Options { thread_count: self.threads as i32 };
-        let interpreter = Interpreter::new(model_ref, Some(options))
-            .map_err(|e| load_err("create an interpreter (an operator this library version lacks?)", e))?;
-        interpreter.allocate_tensors().map_err(|e| load_err("allocate the tensors", e))?;
-        for (role, got, want) in [
-            ("inputs", interpreter.input_tensor_count(), io.inputs.len()),
-            ("outputs", interpreter.output_tensor_count(), io.outputs.len()),
-        ] {
-            if got != want {
-                return Err(BackendError::Load {
-                    origin: origin.to_string(),
-                    backend: NAME,
-                    reason: format!("the interpreter has {got} {role}, the model's main subgraph {want}"),
-                });
+        // Everything the library allocates for this stage, measured (the memory plan).
+        let (mut session, measured) = super::measure_load(|| {
+            let owned: Box<[u8]> = bytes.into();
+            // SAFETY: `owned` is kept in `Loaded` beside the model and dropped after it; moving the
+            // box moves the pointer, not the bytes.
+            let bytes_ref: &'static [u8] = unsafe { &*(owned.as_ref() as *const [u8]) };
+            let model = Box::new(Model::from_bytes(bytes_ref).map_err(|e| load_err("read the model", e))?);
+            // SAFETY: likewise, the model is dropped after the interpreter that borrows it.
+            let model_ref: &'static Model<'static> = unsafe { &*(model.as_ref() as *const Model<'static>) };
+            let options = Options { thread_count: self.threads as i32 };
+            let interpreter = Interpreter::new(model_ref, Some(options))
+                .map_err(|e| load_err("create an interpreter (an operator this library version lacks?)", e))?;
+            interpreter.allocate_tensors().map_err(|e| load_err("allocate the tensors", e))?;
+            for (role, got, want) in [
+                ("inputs", interpreter.input_tensor_count(), io.inputs.len()),
+                ("outputs", interpreter.output_tensor_count(), io.outputs.len()),
+            ] {
+                if got != want {
+                    return Err(BackendError::Load {
+                        origin: origin.to_string(),
+                        backend: NAME,
+                        reason: format!("the interpreter has {got} {role}, the model's main subgraph {want}"),
+                    });
+                }
             }
-        }
-        let session = TflitecSession {
-            origin: origin.to_string(),
-            model_bytes: bytes.len(),
-            loaded: Mutex::new(Loaded { interpreter, _model: model, _bytes: owned }),
-            io,
-        };
+            let session = TflitecSession {
+                origin: origin.to_string(),
+                memory: StageMemory::default(),
+                loaded: Mutex::new(Loaded { interpreter, _model: model, _bytes: owned }),
+                io,
+            };
+            // One run, so that what the interpreter allocates lazily (kernels' scratch) is counted,
+            // and the first question does not pay for it.
+            session.run(session.io.warm_up_inputs()).map_err(|e| BackendError::Load {
+                origin: origin.to_string(),
+                backend: NAME,
+                reason: format!("the first run, on synthetic inputs, failed: {e}"),
+            })?;
+            Ok(session)
+        })?;
+        session.memory = session.io.memory(bytes.len(), measured);
         session.io.clone().wrap(stage, origin, Box::new(session))
     }
 }
@@ -145,7 +157,7 @@ impl StageSession for TflitecSession {
     }
 
     fn memory(&self) -> StageMemory {
-        self.io.memory(self.model_bytes)
+        self.memory
     }
 
     fn backend(&self) -> &'static str {
