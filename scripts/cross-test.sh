@@ -20,7 +20,7 @@
 #   CROSS_TEST_BOARDS="generic-aarch64 rpi-zero-2w" limits the builds and checks to those boards
 #   (scripts/test.sh, for CI's time); by default all four.
 #   CROSS_TEST_HOST_FEATURES: cargo features the host's test build uses (scripts/test.sh), for
-#   the build of edgeqa-board in `prepare` to share its dependencies.
+#   the build of edgeqa-board in `prepare` and the host reference in `check` to be that build's.
 #   prepare  installs what is missing (Debian packages, rustup targets) and builds edgeqa-board;
 #            needs cargo's lock on target/
 #   build    installs zig and cargo-zigbuild into .cache/ if missing (scripts/setup-zig.sh) and
@@ -268,8 +268,10 @@ check_all() {
   trap 'rm -rf "$tmp"' EXIT
   # The host reference is the dev build of `edgeqa` that the test suite has just built for its
   # end-to-end tests (dependencies optimised, see the root Cargo.toml). The same `cargo test`
-  # selection keeps its feature set, so after `cargo test` this is a no-op.
-  cargo test -q --locked --workspace --all-targets --no-run
+  # selection, with the same features (CROSS_TEST_HOST_FEATURES), so after scripts/test.sh's
+  # `cargo test` this is a no-op: with other features it rebuilt the workspace (10 minutes).
+  cargo test -q --locked --workspace --all-targets --no-run \
+    ${CROSS_TEST_HOST_FEATURES:+--features "$CROSS_TEST_HOST_FEATURES"}
   local host_bin
   host_bin="$(target_dir)/debug/edgeqa"
   [ -x "$host_bin" ] || die "cargo test --workspace --no-run produced no $host_bin"
