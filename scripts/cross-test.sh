@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-test: edgeqa built for boards with edgeqa-board, run under qemu-user, must give the host
-# build's answers. Four builds, each made as a user would make it:
+# build's answers. Five builds, each made as a user would make it:
 #
 #   generic-aarch64         aarch64, glibc 2.27+ (tract, camera, mic, voice), bundled with the demo
 #                           student; from the unpacked bundle under qemu-aarch64: the demo
@@ -8,17 +8,22 @@
 #   rpi-zero-2w             32-bit armv7 (NEON), glibc 2.27+ (tract, camera, mic: `voice` left
 #                           out, see below), bundled; from the unpacked bundle under qemu-arm: the
 #                           demo evaluation and `edgeqa live` on a clip
+#   generic-aarch64-litert  aarch64, glibc 2.34+ (tract, litert, camera, mic, voice), bundled with
+#                           the demo student and libLiteRt.so; from the unpacked bundle under
+#                           qemu-aarch64: the demo evaluation, and the registry's TFLite models on
+#                           LiteRT against the Python reference (relative error <= 1e-4)
 #   generic-aarch64-static  aarch64, static musl (tract): the demo evaluation under qemu-aarch64
 #                           with no sysroot at all
 #   generic-x86_64          x86_64, glibc 2.27+ (tract, camera, mic, voice): the demo evaluation,
 #                           run natively
 #
 # Every glibc build must need no `GLIBC_` symbol version above 2.27 (edgeqa-board checks it with
-# readelf, and so does this script); the static one must need no shared library.
+# readelf, and so does this script), the LiteRT one none above 2.34 (what libLiteRt.so needs); the
+# static one must need no shared library.
 #
 # Usage: cross-test.sh [prepare|build|check|all]   (default: all)
 #   CROSS_TEST_BOARDS="generic-aarch64 rpi-zero-2w" limits the builds and checks to those boards
-#   (scripts/test.sh, for CI's time); by default all four.
+#   (scripts/test.sh, for CI's time); by default all five.
 #   CROSS_TEST_HOST_FEATURES: cargo features the host's test build uses (scripts/test.sh), for
 #   the build of edgeqa-board in `prepare` and the host reference in `check` to be that build's.
 #   prepare  installs what is missing (Debian packages, rustup targets) and builds edgeqa-board;
@@ -43,13 +48,16 @@ SET=models/demo/eval/questions.jsonl
 CLIP=clip_000               # the clip `edgeqa live` watches and listens to
 CROSS_DIR=target/cross      # the boards' cargo target dir and the bundles
 GLIBC_MAX=2.27
+GLIBC_MAX_LITERT=2.34       # the aarch64 libLiteRt.so's own need
+LITERT_AARCH64=.cache/tflite/litert/aarch64   # scripts/fetch-tflite.sh puts it there
+TFLITE_INDEX=.cache/testdata/tflite/reference/index.json
 # Release at opt-level 1 (root Cargo.toml): 9-26% quicker to build than `release` here, and the
 # answers are checked against the host build all the same.
 PROFILE=cross-test
-BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 rpi-zero-2w generic-aarch64-static generic-x86_64}"
+BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 rpi-zero-2w generic-aarch64-litert generic-aarch64-static generic-x86_64}"
 for b in $BOARDS; do
   case "$b" in
-    generic-aarch64 | rpi-zero-2w | generic-aarch64-static | generic-x86_64) ;;
+    generic-aarch64 | rpi-zero-2w | generic-aarch64-litert | generic-aarch64-static | generic-x86_64) ;;
     *) echo "cross-test: error: CROSS_TEST_BOARDS: no check for board \`$b\`" >&2; exit 1 ;;
   esac
 done
@@ -69,13 +77,15 @@ prepare() {
   local host_pkgs=(qemu-user libclang-dev libasound2-dev pkg-config libpocketsphinx-dev
     pocketsphinx-en-us espeak-ng python3-venv binutils)
   local multiarch_pkgs=() targets=()
-  if selected generic-aarch64 || selected generic-aarch64-static; then
+  if selected generic-aarch64 || selected generic-aarch64-litert || selected generic-aarch64-static; then
     host_pkgs+=(libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
   fi
-  if selected generic-aarch64; then
+  if selected generic-aarch64 || selected generic-aarch64-litert; then
     multiarch_pkgs+=(libasound2-dev:arm64 libpocketsphinx-dev:arm64)
     targets+=(aarch64-unknown-linux-gnu)
   fi
+  # LiteRT is C++: the cross libc has no C++ runtime, arm64 multiarch's libstdc++ serves qemu.
+  if selected generic-aarch64-litert; then multiarch_pkgs+=(libstdc++6:arm64); fi
   if selected rpi-zero-2w; then
     host_pkgs+=(libc6-dev-armhf-cross binutils-arm-linux-gnueabihf)
     multiarch_pkgs+=(libasound2-dev:armhf)
@@ -125,6 +135,8 @@ prepare() {
     fi
   done
   command -v python3 >/dev/null 2>&1 || die "python3 not found (it compares the JSON reports): install python3"
+  # LiteRT's aarch64 library, the TFLite models and their references (idempotent).
+  if selected generic-aarch64-litert; then bash scripts/fetch-tflite.sh; fi
   # Built with the features `cargo test --workspace --all-targets` resolves (the whole workspace,
   # dev-dependencies, which a test target brings in, and CROSS_TEST_HOST_FEATURES), so that the
   # test build reuses the dependencies built here: built for edgeqa-firmware-config alone, tract
@@ -160,6 +172,14 @@ build_all() (
   export CARGO_TARGET_DIR="$PWD/$CROSS_DIR"
   if selected generic-aarch64; then build_board generic-aarch64 bundle; fi
   if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
+  # edgeqa-board links and bundles the libLiteRt.so in LITERT_LIB_DIR (for aarch64 here, whatever
+  # scripts/tflite-env.sh set for the host). A target dir of its own: built in generic-aarch64's,
+  # each of the two builds overwrote the other's dependencies, and the next build of either
+  # compiled them all again.
+  if selected generic-aarch64-litert; then
+    CARGO_TARGET_DIR="$PWD/$CROSS_DIR/litert" LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" \
+      build_board generic-aarch64-litert bundle
+  fi
   if selected generic-aarch64-static; then build_board generic-aarch64-static build; fi
   if selected generic-x86_64; then build_board generic-x86_64 build; fi
 )
@@ -173,7 +193,7 @@ built_binary() {
 
 # Fails unless the board's build summary and readelf agree that the binary links as it must.
 check_linkage() {
-  local board="$1" bin="$2" want="$3" needed
+  local board="$1" bin="$2" want="$3" max="${4:-$GLIBC_MAX}" needed
   if [ "$want" = static ]; then
     [ "$(json_field "$CROSS_DIR/$board.json" static)" = True ] || die "$board: edgeqa-board does not report a static binary"
     ! readelf -W --program-headers --dynamic "$bin" | grep -Eq 'INTERP|\(NEEDED\)' ||
@@ -183,11 +203,11 @@ check_linkage() {
   fi
   needed="$(readelf -W --version-info "$bin" | grep -o 'GLIBC_2\.[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)"
   [ -n "$needed" ] || die "$board: readelf found no GLIBC_ version in $bin"
-  [ "$(printf '%s\n%s\n' "$needed" "$GLIBC_MAX" | sort -V | tail -n 1)" = "$GLIBC_MAX" ] ||
-    die "$board: $bin needs glibc $needed, above $GLIBC_MAX"
+  [ "$(printf '%s\n%s\n' "$needed" "$max" | sort -V | tail -n 1)" = "$max" ] ||
+    die "$board: $bin needs glibc $needed, above $max"
   [ "$(json_field "$CROSS_DIR/$board.json" glibc_required)" = "$needed" ] ||
     die "$board: edgeqa-board reported glibc $(json_field "$CROSS_DIR/$board.json" glibc_required), readelf $needed"
-  log "$board: needs glibc $needed (at most $GLIBC_MAX), $(stat -c %s "$bin") bytes"
+  log "$board: needs glibc $needed (at most $max), $(stat -c %s "$bin") bytes"
 }
 
 # Unpacks a board's bundle into $tmp/<board>/ and checks its files; prints the binary's path.
@@ -295,6 +315,7 @@ for line in open(sys.argv[1]):
 
   if selected generic-aarch64; then check_generic_aarch64; fi
   if selected rpi-zero-2w; then check_rpi_zero_2w; fi
+  if selected generic-aarch64-litert; then check_generic_aarch64_litert; fi
   if selected generic-aarch64-static; then check_static; fi
   if selected generic-x86_64; then check_x86_64; fi
 
@@ -349,6 +370,68 @@ EOF
   fi
   [ ! -s "$tmp/devices.err" ] || log "generic-aarch64 devices said on stderr: $(head -c 300 "$tmp/devices.err" | tr '\n' ' ')"
   log "generic-aarch64: checks took $(($(now) - t0)) s"
+}
+
+check_generic_aarch64_litert() {
+  # --- generic-aarch64-litert: glibc 2.34, LiteRT beside tract, from its bundle. The binary finds
+  # libLiteRt.so beside itself (its RUNPATH is $ORIGIN): nothing on LD_LIBRARY_PATH points there.
+  local t0 bin dir; t0=$(now)
+  bin="$(unpack generic-aarch64-litert)"
+  dir="$(dirname "$bin")"
+  cmp -s "$dir/libLiteRt.so" "$LITERT_AARCH64/libLiteRt.so" ||
+    die "generic-aarch64-litert: the bundle's libLiteRt.so is missing or not $LITERT_AARCH64/libLiteRt.so"
+  readelf -W --dynamic "$bin" | grep -E '\((RUNPATH|RPATH)\)' | grep -qF '[$ORIGIN]' ||
+    die "generic-aarch64-litert: $bin does not look for libraries beside itself (no \$ORIGIN RUNPATH)"
+  check_linkage generic-aarch64-litert "$bin" glibc "$GLIBC_MAX_LITERT"
+  on_litert() { timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib -cpu cortex-a72 "$bin" "$@"; }
+  on_litert "${eval_args[@]}" >"$tmp/litert.json" || die "generic-aarch64-litert: edgeqa ${eval_args[*]} failed under qemu"
+  tally "$(compare "generic-aarch64-litert eval" eval "$tmp/host.json" "$tmp/litert.json" aarch64-litert)"
+  # The registry's TFLite models (scripts/fetch-tflite.sh), packaged by the host's converter, on
+  # LiteRT under qemu against the Python reference, as tests/tflite.rs does on the host.
+  local convert; convert="$(dirname "$host_bin")/edgeqa-convert"
+  [ -x "$convert" ] || die "$convert is missing: cargo test --workspace --no-run makes it"
+  local models; models="$(python3 -c '
+import json, sys
+for m in json.load(open(sys.argv[1]))["models"]:
+    if "error" not in m:
+        print(m["model"], m["file"], " ".join(t["name"] + "=" + t["file"] for t in m["inputs"]))
+' "$TFLITE_INDEX")" || die "cannot read $TFLITE_INDEX: run scripts/fetch-tflite.sh"
+  local name file inputs ran=0 input_args i
+  while read -r name file inputs <&3; do
+    # The converter refuses what the engines cannot run (a dynamic dimension), as on the host.
+    if ! "$convert" --model "$file" -o "$tmp/$name.eqa" >/dev/null 2>"$tmp/$name.err"; then
+      log "generic-aarch64-litert tflite: $name not packaged: $(tail -n 1 "$tmp/$name.err")"
+      continue
+    fi
+    input_args=()
+    for i in $inputs; do input_args+=(--input "$i"); done
+    on_litert run --package "$tmp/$name.eqa" "${input_args[@]}" --backend litert --output-dir "$tmp/$name" \
+      --json >"$tmp/$name.json" 2>"$tmp/$name.err" ||
+      die "generic-aarch64-litert: edgeqa run --backend litert on $name failed under qemu: $(tail -n 3 "$tmp/$name.err")"
+    tally "$(.cache/tflite/venv/bin/python - "$TFLITE_INDEX" "$name" "$tmp/$name.json" <<'EOF'
+import json, sys
+import numpy as np
+index, name, summary = sys.argv[1:4]
+model = next(m for m in json.load(open(index))["models"] if m["model"] == name)
+got = json.load(open(summary))
+worst, ok = 0.0, len(got) == len(model["outputs"])
+for g, want in zip(got, model["outputs"]):
+    a, b = np.load(g["file"]).astype(np.float64), np.load(want["file"]).astype(np.float64)
+    if a.shape != b.shape:
+        ok = False
+        continue
+    scale = float(np.abs(b).max())
+    worst = max(worst, float(np.abs(a - b).max()) / scale if scale > 0 else float(np.abs(a - b).max()))
+ok = ok and worst <= 1e-4
+print(f"cross-test: generic-aarch64-litert tflite: {name}: largest relative error {worst:.2e} "
+      f"against the Python reference ({'ok' if ok else 'above 1e-4 or wrong outputs'})", file=sys.stderr)
+print(1 if ok else 0, 0 if ok else 1)
+EOF
+)"
+    ran=$((ran + 1))
+  done 3<<<"$models"
+  [ "$ran" -ge 4 ] || die "generic-aarch64-litert: only $ran TFLite models ran under qemu; the check needs at least 4"
+  log "generic-aarch64-litert: checks took $(($(now) - t0)) s"
 }
 
 check_rpi_zero_2w() {

@@ -17,9 +17,9 @@ cargo fmt --all -- --check
 # CPU priority: it takes the cycles that the test build and the tests leave idle. CI
 # checks one board, the aarch64 bundle (glibc 2.27, every feature but wgpu): each board build
 # costs 6-8 minutes of both cores, and a second one put a cold run at 50 minutes.
-# `bash scripts/cross-test.sh` checks all four (32-bit ARM, static musl, x86_64 too). The build's
-# log, target/cross/build.log, is printed if it fails. `prepare` installs only what the selected
-# boards need (the 32-bit ARM packages are not fetched for the aarch64 board).
+# `bash scripts/cross-test.sh` checks all five (32-bit ARM, aarch64 with LiteRT, static musl,
+# x86_64 too). The build's log, target/cross/build.log, is printed if it fails. `prepare`
+# installs only what the selected boards need (no 32-bit ARM packages for the aarch64 board).
 export CROSS_TEST_BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64}"
 # prepare builds edgeqa-board with the test build's features: one host build of the dependencies.
 export CROSS_TEST_HOST_FEATURES="$HOST_FEATURES"

@@ -16,6 +16,7 @@ use toml::de::{DeTable, DeValue};
 /// The shipped profiles: (name, TOML text). Adding a board = one file in `boards/` + one line here.
 const BUILTIN: &[(&str, &str)] = &[
     ("generic-aarch64", include_str!("../boards/generic-aarch64.toml")),
+    ("generic-aarch64-litert", include_str!("../boards/generic-aarch64-litert.toml")),
     ("generic-aarch64-static", include_str!("../boards/generic-aarch64-static.toml")),
     ("generic-x86_64", include_str!("../boards/generic-x86_64.toml")),
     ("jetson-nano", include_str!("../boards/jetson-nano.toml")),
@@ -143,7 +144,8 @@ pub struct Microphone {
 /// - `voice`: spoken questions through PocketSphinx (building needs the target's
 ///   libpocketsphinx-dev; the board needs libpocketsphinx3 and pocketsphinx-en-us);
 /// - `litert`: TFLite models on LiteRT (building needs the target's libLiteRt.so from
-///   scripts/fetch-tflite.sh; the board needs it too, and glibc 2.34+ on aarch64);
+///   scripts/fetch-tflite.sh in `LITERT_LIB_DIR`; the board needs it beside the binary, which
+///   `edgeqa-board bundle` puts there, and glibc 2.34+ on aarch64);
 /// - `tflite`: TFLite models on the TF Lite C library (x86_64 only: docs/tflite.md).
 pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic", "voice", "tflite", "litert"];
 
@@ -607,10 +609,15 @@ sample_rate = 16000
         assert_eq!(find("rpi-zero-2w-64").unwrap().target, "aarch64-unknown-linux-gnu");
         let fixed = find("generic-aarch64-static").unwrap();
         assert_eq!((fixed.target.as_str(), fixed.glibc.as_deref()), ("aarch64-unknown-linux-musl", None));
-        // Every glibc board runs on JetPack 4's glibc 2.27 and later.
+        // Every glibc board runs on JetPack 4's glibc 2.27 and later, but the LiteRT one: the
+        // aarch64 libLiteRt.so needs 2.34.
         for b in builtin().iter().filter(|b| b.target.contains("-gnu")) {
-            assert_eq!(b.glibc.as_deref(), Some("2.27"), "{}", b.name);
+            let litert = b.features.iter().any(|f| f == "litert");
+            assert_eq!(b.glibc.as_deref(), Some(if litert { "2.34" } else { "2.27" }), "{}", b.name);
         }
+        let litert = find("generic-aarch64-litert").unwrap();
+        assert_eq!((litert.target.as_str(), litert.target_cpu), ("aarch64-unknown-linux-gnu", None));
+        assert_eq!(litert.features, ["tract", "litert", "camera", "mic", "voice"]);
         assert_eq!(find("rpi4").unwrap().target_cpu.as_deref(), Some("cortex-a72"));
         assert_eq!(find("rpi5").unwrap().target_cpu.as_deref(), Some("cortex-a76"));
         let nano = find("jetson-nano").unwrap();

@@ -6,6 +6,8 @@
 //! edgeqa/<package>.eqa     the student
 //! edgeqa/edgeqa.service    systemd unit: `edgeqa live` on the board's camera and microphone
 //! edgeqa/README.md         the three commands that install and run it
+//! edgeqa/libLiteRt.so      LiteRT, for boards with the `litert` feature (the binary looks
+//!                          for it beside itself)
 //! ```
 //!
 //! The unit reads typed questions from the FIFO `/run/edgeqa/questions` (opened read-write, so
@@ -44,7 +46,7 @@ pub(super) fn bundle(args: &BundleArgs) -> Result<()> {
     let built = build_binary(board, &args.profile, &args.cargo_args)?;
     // The stripped copy when there is one: the symbols are of no use on the board.
     let binary = built.stripped.as_ref().map_or(&built.binary, |s| &s.0);
-    write(&output, binary, &args.package, &package_name, &plan)?;
+    write(&output, binary, &built.libraries, &args.package, &package_name, &plan)?;
     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
     println!("bundle for {} with {package_name}: {} ({})", built.board.name, shown(&output), mib(size));
     println!(
@@ -72,6 +74,8 @@ struct Plan {
     camera: Option<String>,
     microphone: Option<String>,
     voice: bool,
+    /// The build has LiteRT, whose library ships beside the binary.
+    litert: bool,
 }
 
 impl Plan {
@@ -129,6 +133,7 @@ impl Plan {
             camera,
             microphone,
             voice,
+            litert: has("litert"),
         })
     }
 
@@ -181,7 +186,7 @@ WantedBy=multi-user.target
 
 {description}. `edgeqa live` watches and listens through {sources} (the board profile `{board}`)
 and answers questions about what it has seen and heard. {voice}
-Files: `edgeqa` (the binary), `{package}` (the student), `edgeqa.service` (the systemd unit).
+Files: `edgeqa` (the binary), `{package}` (the student), `edgeqa.service` (the systemd unit){litert}.
 
 1. Unpack it on the board (it goes to {INSTALL}):
 
@@ -204,13 +209,27 @@ give an ALSA device from `edgeqa devices` in the unit instead.
             package = self.package,
             description = self.description,
             sources = sources.join(" and "),
+            litert = if self.litert {
+                ", `libLiteRt.so` (LiteRT, for TFLite models: `edgeqa run --backend litert`; the binary loads it \
+                 from beside itself)"
+            } else {
+                ""
+            },
             live = self.live_args.iter().filter(|a| *a != "--json").cloned().collect::<Vec<_>>().join(" "),
         )
     }
 }
 
-/// Writes the bundle: the binary, the package, the unit and the README under `edgeqa/`.
-fn write(output: &Path, binary: &Path, package: &Path, package_name: &str, plan: &Plan) -> Result<()> {
+/// Writes the bundle: the binary, the shared libraries it loads from beside itself, the package,
+/// the unit and the README under `edgeqa/`.
+fn write(
+    output: &Path,
+    binary: &Path,
+    libraries: &[PathBuf],
+    package: &Path,
+    package_name: &str,
+    plan: &Plan,
+) -> Result<()> {
     let tmp = output.with_extension("partial");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
@@ -221,6 +240,9 @@ fn write(output: &Path, binary: &Path, package: &Path, package_name: &str, plan:
         add_bytes(tar, &bytes, name, mode)
     };
     add_file(&mut tar, binary, &format!("{DIR}/edgeqa"), 0o755)?;
+    for lib in libraries {
+        add_file(&mut tar, lib, &format!("{DIR}/{}", file_name(lib)?), 0o644)?;
+    }
     add_file(&mut tar, package, &format!("{DIR}/{package_name}"), 0o644)?;
     add_bytes(&mut tar, plan.unit().as_bytes(), &format!("{DIR}/edgeqa.service"), 0o644)?;
     add_bytes(&mut tar, plan.readme(&file_name(output)?).as_bytes(), &format!("{DIR}/README.md"), 0o644)?;
@@ -311,6 +333,19 @@ mod tests {
         assert!(!dir.path().join("b.tar.gz").exists());
     }
 
+    /// A bundle's entries: (path, mode, bytes), in order.
+    fn entries(bundle: &Path) -> Vec<(String, u32, Vec<u8>)> {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(bundle).unwrap()));
+        let mut entries = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            entries.push((e.path().unwrap().display().to_string(), e.header().mode().unwrap(), bytes));
+        }
+        entries
+    }
+
     #[test]
     fn the_bundle_holds_the_binary_the_package_the_unit_and_the_readme() {
         let (m, package) = demo();
@@ -319,15 +354,8 @@ mod tests {
         std::fs::write(&binary, b"\x7fELF not really").unwrap();
         let plan = Plan::new(&edgeqa_firmware_config::find("rpi-zero-2w").unwrap(), &m, "demo.eqa").unwrap();
         let out = dir.path().join("b.tar.gz");
-        write(&out, &binary, &package, "demo.eqa", &plan).unwrap();
-        let mut entries = Vec::new();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()));
-        for e in archive.entries().unwrap() {
-            let mut e = e.unwrap();
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).unwrap();
-            entries.push((e.path().unwrap().display().to_string(), e.header().mode().unwrap(), bytes));
-        }
+        write(&out, &binary, &[], &package, "demo.eqa", &plan).unwrap();
+        let entries = entries(&out);
         let names: Vec<(&str, u32)> = entries.iter().map(|(n, m, _)| (n.as_str(), *m)).collect();
         assert_eq!(
             names,
@@ -344,5 +372,24 @@ mod tests {
         assert!(readme.contains("sudo tar -xzf b.tar.gz -C /opt"), "{readme}");
         assert!(readme.contains("systemctl enable --now edgeqa"), "{readme}");
         assert!(!dir.path().join("b.partial").exists());
+    }
+
+    #[test]
+    fn a_litert_bundle_ships_the_library_beside_the_binary() {
+        let (m, package) = demo();
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("edgeqa-bin");
+        std::fs::write(&binary, b"\x7fELF binary").unwrap();
+        let lib = dir.path().join("libLiteRt.so");
+        std::fs::write(&lib, b"\x7fELF library").unwrap();
+        let board = edgeqa_firmware_config::find("generic-aarch64-litert").unwrap();
+        let plan = Plan::new(&board, &m, "demo.eqa").unwrap();
+        let out = dir.path().join("b.tar.gz");
+        write(&out, &binary, std::slice::from_ref(&lib), &package, "demo.eqa", &plan).unwrap();
+        let entries = entries(&out);
+        assert_eq!((entries[1].0.as_str(), entries[1].1), ("edgeqa/libLiteRt.so", 0o644));
+        assert_eq!(entries[1].2, b"\x7fELF library");
+        let readme = String::from_utf8(entries.last().unwrap().2.clone()).unwrap();
+        assert!(readme.contains("`libLiteRt.so` (LiteRT"), "{readme}");
     }
 }

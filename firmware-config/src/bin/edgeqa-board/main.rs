@@ -378,6 +378,8 @@ struct Built {
     flags_note: String,
     /// Static, or the glibc it needs.
     linkage: Linkage,
+    /// Shared libraries the binary loads from beside itself (LiteRT's), to ship with it.
+    libraries: Vec<PathBuf>,
 }
 
 /// The board with only `only` of its features (all of them when `None`).
@@ -420,6 +422,7 @@ fn build(args: &BuildArgs) -> Result<()> {
             "glibc": board.glibc,
             "static": linkage["static"],
             "glibc_required": linkage["glibc_required"],
+            "libraries": built.libraries,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -437,6 +440,9 @@ fn build(args: &BuildArgs) -> Result<()> {
         None => println!("  stripped  (not made: no strip tool found on PATH; it comes with binutils)"),
     }
     println!("  links     {}", built.linkage.describe());
+    for lib in &built.libraries {
+        println!("  ships     {} (the board needs it beside the binary; `bundle` puts it there)", shown(lib));
+    }
     Ok(())
 }
 
@@ -476,6 +482,13 @@ fn check_zig(board: &Board) -> Result<()> {
 
 /// Builds `edgeqa` for `board` with cargo profile `profile`.
 fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Built> {
+    // LiteRT (feature `litert`): the target's libLiteRt.so, linked from where it lies and shipped
+    // beside the binary, which looks there first (cli/build.rs). Never downloaded by the build.
+    let litert = if board.features.iter().any(|f| f == "litert") {
+        Some(litert_library(&board, |v| std::env::var(v).ok())?)
+    } else {
+        None
+    };
     let target = board.target.as_str();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let host = host_triple()?;
@@ -552,6 +565,10 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     }
     for (k, v) in &c_env {
         cmd.env(k, v);
+    }
+    if let Some(lib) = &litert {
+        let dir = lib.parent().unwrap_or(Path::new("."));
+        cmd.env("LITERT_LIB_DIR", dir).env("LITERT_NO_DOWNLOAD", "1");
     }
     let mut flags: Vec<String> = Vec::new();
     let mut flags_note = String::new();
@@ -641,7 +658,8 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     };
 
     let stripped = stripped_size.map(|s| (stripped, s));
-    Ok(Built { board, binary, size, stripped, flags_note, linkage })
+    let libraries = litert.into_iter().collect();
+    Ok(Built { board, binary, size, stripped, flags_note, linkage, libraries })
 }
 
 /// How a built binary loads: static, or through the dynamic loader needing some glibc.
@@ -672,6 +690,76 @@ impl Linkage {
             Linkage::Unknown => "(not checked: readelf, from binutils, is not on PATH)".into(),
         }
     }
+}
+
+/// The libLiteRt.so a board build with the `litert` feature links and ships: the one in
+/// `LITERT_LIB_DIR` (`var` reads the environment), checked to be built for the board's
+/// architecture and to need no newer glibc than the board's OS has.
+fn litert_library(board: &Board, var: impl Fn(&str) -> Option<String>) -> Result<PathBuf> {
+    let arch = board.target.split('-').next().unwrap_or_default();
+    let fetched =
+        format!("`bash scripts/fetch-tflite.sh` in the edgeqa tree fetches it into .cache/tflite/litert/{arch}");
+    let Some(dir) = var("LITERT_LIB_DIR").filter(|d| !d.is_empty()) else {
+        bail!(
+            "the board {} has the `litert` feature, which links LiteRT's libLiteRt.so built for {arch}: set \
+             LITERT_LIB_DIR to the directory that holds it ({fetched})",
+            board.name
+        );
+    };
+    let lib = Path::new(&dir).join("libLiteRt.so");
+    if !lib.is_file() {
+        bail!("LITERT_LIB_DIR={dir} holds no libLiteRt.so, which the board {} needs ({fetched})", board.name);
+    }
+    let got = elf_machine(&lib)?;
+    let want = ELF_MACHINES.iter().find(|(a, _)| *a == arch).map(|(_, m)| *m);
+    if want.is_some_and(|want| want != got) {
+        let built_for = ELF_MACHINES
+            .iter()
+            .find(|(_, m)| *m == got)
+            .map_or_else(|| format!("ELF machine {got}"), |(a, _)| a.to_string());
+        bail!(
+            "{} is built for {built_for}, not for the board {}'s {arch}: set LITERT_LIB_DIR to the directory of \
+             an {arch} build ({fetched})",
+            lib.display(),
+            board.name
+        );
+    }
+    litert_fits(board, &lib, &linkage(&lib)?)?;
+    // Absolute: litert-sys's build script runs in the crate's own directory.
+    lib.canonicalize().with_context(|| format!("cannot resolve {}", lib.display()))
+}
+
+/// Fails when LiteRT's library `lib`, which links as `linkage` says, needs a newer glibc than
+/// the board's OS has.
+fn litert_fits(board: &Board, lib: &Path, linkage: &Linkage) -> Result<()> {
+    if let (Some(wanted), Linkage::Dynamic { glibc: Some(needed) }) = (&board.glibc, linkage)
+        && glibc_minor(needed) > glibc_minor(wanted)
+    {
+        bail!(
+            "{} needs glibc {needed}, newer than the board {}'s {wanted}, so it would not load there: LiteRT \
+             needs a board whose OS has glibc {needed} or newer, with `glibc = \"{needed}\"` in its profile \
+             (as generic-aarch64-litert), or drop `litert` with --features",
+            lib.display(),
+            board.name
+        );
+    }
+    Ok(())
+}
+
+/// The architectures edgeqa builds for (the first part of a target triple) and their ELF
+/// `e_machine`.
+const ELF_MACHINES: &[(&str, u16)] = &[("x86_64", 62), ("aarch64", 183), ("armv7", 40), ("riscv64gc", 243)];
+
+/// The architecture an ELF file was built for: its header's `e_machine`.
+fn elf_machine(path: &Path) -> Result<u16> {
+    let mut head = [0u8; 20];
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    std::io::Read::read_exact(&mut file, &mut head)
+        .ok()
+        .filter(|_| head.starts_with(b"\x7fELF"))
+        .with_context(|| format!("{} is not an ELF file (a shared library)", path.display()))?;
+    let machine = [head[18], head[19]];
+    Ok(if head[5] == 2 { u16::from_be_bytes(machine) } else { u16::from_le_bytes(machine) })
 }
 
 /// Minor number of a `2.N[.M]` glibc version (0 when it is not one).
@@ -732,6 +820,40 @@ mod tests {
         assert!(msg.contains("keep `tract`"), "{msg}");
         let msg = with_features(rpi4(), Some(&["tract".to_string(), "wgpu".to_string()])).unwrap_err().to_string();
         assert!(msg.contains("`wgpu` is not a feature of the board rpi4"), "{msg}");
+    }
+
+    #[test]
+    fn litert_builds_check_the_library_they_ship() {
+        let board = find("generic-aarch64-litert").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_string();
+        let err = |vars: &[(&str, &str)]| {
+            let var = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+            litert_library(&board, var).unwrap_err().to_string()
+        };
+        let e = err(&[]);
+        assert!(e.contains("set LITERT_LIB_DIR") && e.contains(".cache/tflite/litert/aarch64"), "{e}");
+        let e = err(&[("LITERT_LIB_DIR", &d)]);
+        assert!(e.contains("holds no libLiteRt.so"), "{e}");
+        let lib = dir.path().join("libLiteRt.so");
+        std::fs::write(&lib, b"#!/bin/sh\n not a library at all").unwrap();
+        let e = err(&[("LITERT_LIB_DIR", &d)]);
+        assert!(e.contains("is not an ELF file"), "{e}");
+        // An ELF header (64-bit, little-endian, shared object) for x86_64 (e_machine 62).
+        let mut x86 = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00".to_vec();
+        x86.extend([62, 0, 1, 0, 0, 0]);
+        std::fs::write(&lib, &x86).unwrap();
+        let e = err(&[("LITERT_LIB_DIR", &d)]);
+        assert!(e.contains("is built for x86_64, not for the board generic-aarch64-litert's aarch64"), "{e}");
+        assert_eq!(elf_machine(&lib).unwrap(), 62);
+
+        let needs = |g: &str| Linkage::Dynamic { glibc: Some(g.to_string()) };
+        assert!(litert_fits(&board, &lib, &needs("2.34")).is_ok());
+        let mut old = board.clone();
+        old.glibc = Some("2.27".into());
+        let e = litert_fits(&old, &lib, &needs("2.34")).unwrap_err().to_string();
+        assert!(e.contains("needs glibc 2.34, newer than the board generic-aarch64-litert's 2.27"), "{e}");
+        assert!(litert_fits(&old, &lib, &needs("2.17")).is_ok());
     }
 
     #[test]
