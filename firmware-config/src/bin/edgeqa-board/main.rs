@@ -35,9 +35,15 @@ enum Cmd {
         json: bool,
     },
     /// Cross-build the `edgeqa` binary for a board and report its size, stripped and not.
+    ///
+    /// A board with the `litert` feature links the libLiteRt.so in the directory `LITERT_LIB_DIR`
+    /// names, built for the board's architecture (scripts/fetch-tflite.sh fetches it).
     Build(BuildArgs),
     /// Build edgeqa for a board and pack it with a student package, a systemd unit that runs
     /// `edgeqa live` on the board's camera and microphone, and a README into one .tar.gz.
+    ///
+    /// For a board with the `litert` feature, the libLiteRt.so from `LITERT_LIB_DIR` goes beside
+    /// the binary, which loads it from there.
     Bundle(BundleArgs),
 }
 
