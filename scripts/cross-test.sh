@@ -175,7 +175,8 @@ build_all() (
   # edgeqa-board links and bundles the libLiteRt.so in LITERT_LIB_DIR (for aarch64 here, whatever
   # scripts/tflite-env.sh set for the host). A target dir of its own: built in generic-aarch64's,
   # each of the two builds overwrote the other's dependencies, and the next build of either
-  # compiled them all again.
+  # compiled them all again (cargo's fingerprint log: `ConfigSettingsChanged` for every crate;
+  # cargo-zigbuild's linker wrapper, which cargo hashes in, is named after the glibc version).
   if selected generic-aarch64-litert; then
     CARGO_TARGET_DIR="$PWD/$CROSS_DIR/litert" LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" \
       build_board generic-aarch64-litert bundle
