@@ -324,16 +324,22 @@ for line in open(sys.argv[1]):
   [ "$total_failed" -eq 0 ]
 }
 
+# Runs an aarch64 glibc binary ($1) under qemu with the rest as its arguments.
+# LD_LIBRARY_PATH keeps glibc the cross toolchain's, the one matching the dynamic loader under
+# -L: with arm64 multiarch installed, /etc/ld.so.cache lists /lib/aarch64-linux-gnu/libc.so.6
+# (another build), and a program linking both hangs in its first pthread_create. ALSA,
+# PocketSphinx and libstdc++ still come from there. The timeout turns any other hang into a failure.
+qemu_aarch64_glibc() {
+  local bin="$1"; shift
+  timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib -cpu cortex-a72 "$bin" "$@"
+}
+
 check_generic_aarch64() {
   # --- generic-aarch64: glibc 2.27, every feature but wgpu, from its bundle.
-  # LD_LIBRARY_PATH keeps glibc the cross toolchain's, the one matching the dynamic loader under
-  # -L: with arm64 multiarch installed, /etc/ld.so.cache lists /lib/aarch64-linux-gnu/libc.so.6
-  # (another build), and a program linking both hangs in its first pthread_create. ALSA and
-  # PocketSphinx still come from there. The timeout turns any other hang into a failure.
   local t0 arm_bin; t0=$(now)
   arm_bin="$(unpack generic-aarch64)"
   check_linkage generic-aarch64 "$arm_bin" glibc
-  on_aarch64() { timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib -cpu cortex-a72 "$arm_bin" "$@"; }
+  on_aarch64() { qemu_aarch64_glibc "$arm_bin" "$@"; }
   on_aarch64 "${eval_args[@]}" >"$tmp/aarch64.json" || die "generic-aarch64: edgeqa ${eval_args[*]} failed under qemu"
   tally "$(compare "generic-aarch64 eval" eval "$tmp/host.json" "$tmp/aarch64.json" aarch64)"
   on_aarch64 "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
@@ -384,7 +390,7 @@ check_generic_aarch64_litert() {
   readelf -W --dynamic "$bin" | grep -E '\((RUNPATH|RPATH)\)' | grep -qF '[$ORIGIN]' ||
     die "generic-aarch64-litert: $bin does not look for libraries beside itself (no \$ORIGIN RUNPATH)"
   check_linkage generic-aarch64-litert "$bin" glibc "$GLIBC_MAX_LITERT"
-  on_litert() { timeout 900 qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib -cpu cortex-a72 "$bin" "$@"; }
+  on_litert() { qemu_aarch64_glibc "$bin" "$@"; }
   on_litert "${eval_args[@]}" >"$tmp/litert.json" || die "generic-aarch64-litert: edgeqa ${eval_args[*]} failed under qemu"
   tally "$(compare "generic-aarch64-litert eval" eval "$tmp/host.json" "$tmp/litert.json" aarch64-litert)"
   # The registry's TFLite models (scripts/fetch-tflite.sh), packaged by the host's converter, on

@@ -630,8 +630,8 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
         .with_context(|| format!("cargo succeeded but {} is not there", binary.display()))?
         .len();
     let linkage = linkage(&binary)?;
-    if let (Some(wanted), Linkage::Dynamic { glibc: Some(needed) }) = (&board.glibc, &linkage)
-        && glibc_minor(needed) > glibc_minor(wanted)
+    if let Some(wanted) = &board.glibc
+        && let Some(needed) = linkage.glibc_newer_than(wanted)
     {
         bail!(
             "{} needs glibc {needed}, newer than the board's {wanted}: a C library it links was built against \
@@ -680,6 +680,14 @@ enum Linkage {
 }
 
 impl Linkage {
+    /// The glibc this needs, when it is newer than `wanted` (a board's `glibc`).
+    fn glibc_newer_than(&self, wanted: &str) -> Option<&str> {
+        match self {
+            Linkage::Dynamic { glibc: Some(needed) } if glibc_minor(needed) > glibc_minor(wanted) => Some(needed),
+            _ => None,
+        }
+    }
+
     fn json(&self) -> serde_json::Value {
         match self {
             Linkage::Static => serde_json::json!({ "static": true, "glibc_required": null }),
@@ -738,8 +746,8 @@ fn litert_library(board: &Board, var: impl Fn(&str) -> Option<String>) -> Result
 /// Fails when LiteRT's library `lib`, which links as `linkage` says, needs a newer glibc than
 /// the board's OS has.
 fn litert_fits(board: &Board, lib: &Path, linkage: &Linkage) -> Result<()> {
-    if let (Some(wanted), Linkage::Dynamic { glibc: Some(needed) }) = (&board.glibc, linkage)
-        && glibc_minor(needed) > glibc_minor(wanted)
+    if let Some(wanted) = &board.glibc
+        && let Some(needed) = linkage.glibc_newer_than(wanted)
     {
         bail!(
             "{} needs glibc {needed}, newer than the board {}'s {wanted}, so it would not load there: LiteRT \
@@ -826,6 +834,13 @@ mod tests {
         assert!(msg.contains("keep `tract`"), "{msg}");
         let msg = with_features(rpi4(), Some(&["tract".to_string(), "wgpu".to_string()])).unwrap_err().to_string();
         assert!(msg.contains("`wgpu` is not a feature of the board rpi4"), "{msg}");
+    }
+
+    #[test]
+    fn every_known_architecture_has_an_elf_machine() {
+        for arch in edgeqa_firmware_config::KNOWN_ARCHES {
+            assert!(ELF_MACHINES.iter().any(|(a, _)| a == arch), "{arch} is not in ELF_MACHINES");
+        }
     }
 
     #[test]
