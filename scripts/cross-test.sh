@@ -173,13 +173,10 @@ build_all() (
   if selected generic-aarch64; then build_board generic-aarch64 bundle; fi
   if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
   # edgeqa-board links and bundles the libLiteRt.so in LITERT_LIB_DIR (for aarch64 here, whatever
-  # scripts/tflite-env.sh set for the host). A target dir of its own: built in generic-aarch64's,
-  # each of the two builds overwrote the other's dependencies, and the next build of either
-  # compiled them all again (cargo's fingerprint log: `ConfigSettingsChanged` for every crate;
-  # cargo-zigbuild's linker wrapper, which cargo hashes in, is named after the glibc version).
+  # scripts/tflite-env.sh set for the host). It shares generic-aarch64's dependencies: both link
+  # against glibc 2.27's symbols (edgeqa-board's LINK_GLIBC), so cargo sees one linker for both.
   if selected generic-aarch64-litert; then
-    CARGO_TARGET_DIR="$PWD/$CROSS_DIR/litert" LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" \
-      build_board generic-aarch64-litert bundle
+    LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" build_board generic-aarch64-litert bundle
   fi
   if selected generic-aarch64-static; then build_board generic-aarch64-static build; fi
   if selected generic-x86_64; then build_board generic-x86_64 build; fi

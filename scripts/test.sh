@@ -15,12 +15,14 @@ export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
 # The board binary builds in target/cross/ (a cargo lock of its own) from here on, at the lowest
 # CPU priority: it takes the cycles that the test build and the tests leave idle. CI
-# checks one board, the aarch64 bundle (glibc 2.27, every feature but wgpu): each board build
-# costs 6-8 minutes of both cores, and a second one put a cold run at 50 minutes.
-# `bash scripts/cross-test.sh` checks all five (32-bit ARM, aarch64 with LiteRT, static musl,
-# x86_64 too). The build's log, target/cross/build.log, is printed if it fails. `prepare`
-# installs only what the selected boards need (no 32-bit ARM packages for the aarch64 board).
-export CROSS_TEST_BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64}"
+# checks the two aarch64 bundles: generic-aarch64 (glibc 2.27, every feature but wgpu) and
+# generic-aarch64-litert (glibc 2.34, LiteRT too). They share their compiled dependencies, so the
+# second costs only edgeqa's own crates; a board with dependencies of its own (another target)
+# costs 6-8 minutes of both cores, and one more of those put a cold run at 50 minutes.
+# `bash scripts/cross-test.sh` checks all five (32-bit ARM, static musl, x86_64 too). The build's
+# log, target/cross/build.log, is printed if it fails. `prepare` installs only what the selected
+# boards need (no 32-bit ARM packages for the aarch64 boards).
+export CROSS_TEST_BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 generic-aarch64-litert}"
 # prepare builds edgeqa-board with the test build's features: one host build of the dependencies.
 export CROSS_TEST_HOST_FEATURES="$HOST_FEATURES"
 # Clippy lints the workspace's crates while they are compiled for the tests: clippy-driver is

@@ -458,8 +458,22 @@ enum Link {
     Host,
     /// A Debian cross gcc as linker, against the cross toolchain's glibc.
     Gcc,
-    /// zig through cargo-zigbuild: against the symbols of an older glibc (`target.2.27`) or musl.
+    /// zig through cargo-zigbuild: against the symbols of an older glibc (`target.2.27`, see
+    /// [`link_glibc`]) or musl.
     Zig { cargo_target: String },
+}
+
+/// The glibc release whose symbols every glibc board newer than it is linked against. edgeqa's own
+/// code needs nothing newer (the 2.27 boards build every feature), and one release per target
+/// lets the boards of a target share their compiled dependencies: cargo rebuilds every crate when
+/// the linker changes, and cargo-zigbuild's linker is named after the release. A board's own
+/// `glibc` stays the floor that its binary and the libraries it ships are checked against.
+const LINK_GLIBC: &str = "2.27";
+
+/// The glibc release a board whose OS has glibc `board_glibc` is linked against: its own when it
+/// is older than [`LINK_GLIBC`], [`LINK_GLIBC`] otherwise.
+fn link_glibc(board_glibc: &str) -> &str {
+    if glibc_minor(board_glibc) > glibc_minor(LINK_GLIBC) { LINK_GLIBC } else { board_glibc }
 }
 
 /// Fails unless cargo-zigbuild and zig can be run, saying how to install what is missing.
@@ -509,7 +523,7 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
     let link = if board.glibc.is_some() || musl {
         check_zig(&board)?;
         let cargo_target = match &board.glibc {
-            Some(g) => format!("{target}.{g}"),
+            Some(g) => format!("{target}.{}", link_glibc(g)),
             None => target.to_string(),
         };
         Link::Zig { cargo_target }
@@ -607,6 +621,9 @@ fn build_binary(board: Board, profile: &str, cargo_args: &[String]) -> Result<Bu
         }
     }
     match &board.glibc {
+        Some(g) if link_glibc(g) != g => {
+            flags_note.push_str(&format!(", for glibc {g}+, linked against glibc {}'s symbols", link_glibc(g)))
+        }
         Some(g) => flags_note.push_str(&format!(", for glibc {g}+")),
         None if musl => flags_note.push_str(", static"),
         None => {}
@@ -875,6 +892,14 @@ mod tests {
         let e = litert_fits(&old, &lib, &needs("2.34")).unwrap_err().to_string();
         assert!(e.contains("needs glibc 2.34, newer than the board generic-aarch64-litert's 2.27"), "{e}");
         assert!(litert_fits(&old, &lib, &needs("2.17")).is_ok());
+    }
+
+    #[test]
+    fn newer_glibc_boards_link_against_one_release() {
+        assert_eq!(link_glibc("2.34"), "2.27", "the LiteRT board shares the 2.27 boards' link");
+        assert_eq!(link_glibc("2.39"), "2.27");
+        assert_eq!(link_glibc("2.27"), "2.27");
+        assert_eq!(link_glibc("2.17"), "2.17", "an older board links against its own release");
     }
 
     #[test]
