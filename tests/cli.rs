@@ -120,6 +120,71 @@ fn eval_reports_accuracy_per_type() {
     assert!(out.contains("accuracy") && out.contains("motion"), "{out}");
 }
 
+/// `edgeqa eval --json --answers` on the probe set `set` with `--selection selection`.
+fn eval_selection(set: &str, selection: &str) -> serde_json::Value {
+    let (ok, out, err) =
+        edgeqa(&["eval", "--package", &package(), "--set", set, "--selection", selection, "--json", "--answers"]);
+    assert!(ok, "--selection {selection}: {err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["selection"], selection, "{out}");
+    r
+}
+
+#[test]
+fn eval_selections_choose_the_frames_and_say_which_ran() {
+    let set = p(bundle().join("eval/questions.jsonl"));
+    let uniform = eval_selection(&set, "uniform");
+    let (ok, out, err) = edgeqa(&["eval", "--package", &package(), "--set", &set, "--json", "--answers"]);
+    assert!(ok, "{err}");
+    let default: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(default["selection"], "uniform", "uniform is the default");
+    assert_eq!(default["answers"], uniform["answers"]);
+    let (ok, out, _) = edgeqa(&["eval", "--package", &package(), "--set", &set, "--selection", "recent"]);
+    assert!(ok && out.contains("selection recent"), "the human report names the selection: {out}");
+
+    // The probe set gives no windows: oracle refuses before answering anything.
+    assert_clean_error(
+        &edgeqa(&["eval", "--package", &package(), "--set", &set, "--selection", "oracle"]),
+        &["questions.jsonl:1", "`oracle`", "\"window\""],
+    );
+
+    // Windows over every frame are the whole clips: oracle answers exactly as uniform does. Clip
+    // paths become absolute, so the set can live elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let mut whole = String::new();
+    let mut past_end = String::new();
+    for mut q in questions() {
+        let video = bundle().join("eval").join(q["video"].as_str().unwrap());
+        let frames = edgeqa::capture::y4m::read_y4m(&video).unwrap().frame_count();
+        q["video"] = p(video).into();
+        q["audio"] = p(bundle().join("eval").join(q["audio"].as_str().unwrap())).into();
+        q["window"] = serde_json::json!([0, frames]);
+        whole += &format!("{q}\n");
+        q["window"] = serde_json::json!([frames - 4, frames + 1]);
+        past_end += &format!("{q}\n");
+    }
+    let whole = write(dir.path(), "whole.jsonl", whole.as_bytes());
+    let oracle = eval_selection(&whole, "oracle");
+    assert_eq!(oracle["answers"], uniform["answers"], "a whole-clip window is the whole clip");
+    assert_eq!(oracle["accuracy"], uniform["accuracy"]);
+    // Recent takes the last frames only: it runs, and sees less of the clips than uniform.
+    let recent = eval_selection(&set, "recent");
+    assert_eq!(recent["n"], uniform["n"]);
+    assert_ne!(recent["answers"], uniform["answers"], "the last frames are not the whole clip");
+
+    let past_end = write(dir.path(), "past_end.jsonl", past_end.as_bytes());
+    assert_clean_error(
+        &edgeqa(&["eval", "--package", &package(), "--set", &past_end, "--selection", "oracle"]),
+        &["past_end.jsonl:1", "frames 20..25", "only 24 frames"],
+    );
+    let empty =
+        write(dir.path(), "empty_window.jsonl", b"{\"question\": \"q\", \"answer\": \"red\", \"window\": [3, 3]}\n");
+    assert_clean_error(
+        &edgeqa(&["eval", "--package", &package(), "--set", &empty]),
+        &["empty_window.jsonl:1", "[3, 3]", "start < end"],
+    );
+}
+
 #[test]
 fn demo_runs_on_the_committed_bundle() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");

@@ -94,6 +94,7 @@ fn live_on_the_eval_clips_answers_as_eval_does() {
             correct += usize::from(a["answer"] == lines[i]["answer"]);
             // Every frame of the clip and all of its audio were looked at.
             assert_eq!(a["frames_span_s"][0].as_f64(), Some(0.0), "{a}");
+            assert_eq!(a["selection"], "uniform", "each answer names its selection: {a}");
         }
     }
     assert_eq!(correct as u64, report["correct"].as_u64().unwrap(), "same accuracy as eval");

@@ -15,6 +15,18 @@ Questions come from templates with varied wording. Their types are ``appearance`
 
 writes ``clip_000.y4m``, ``clip_000.wav``, ... and ``questions.jsonl`` in the format of
 ``edgeqa eval`` (``{"video","audio","question","answer","type"}``, paths relative to the file).
+
+Long streams (``--long 128,256`` gives streams of 128 and 256 frames, taken in turn) hide one
+such clip, the *episode*, somewhere inside a stream many times longer than the student's 16
+frames, at 8 or 5 fps. The rest of the stream is distractor activity on the episode's background:
+diamonds and crosses in white, black or brown (shapes and colours no question asks about), some
+with a rising chirp, never within four frames of the episode. Every question is about the
+episode; its line adds ``"window": [start, end]`` (frames, end exclusive), the ground truth that
+``edgeqa eval --selection oracle`` encodes. Files are ``stream_000.y4m``, ``stream_000.wav``, ...;
+stream ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
+
+    python training/synth.py --seed 2027 --n 4 --long 128 --out models/demo/eval-long
+
 Only the standard library and NumPy are needed; the same seed gives the same bytes. Everything
 random is drawn from ``numpy.random.default_rng(seed)``; transcendental functions go through
 Python's ``math`` (not NumPy's SIMD kernels), so the bytes do not depend on the CPU.
@@ -55,6 +67,13 @@ LABELS = (
     list(COLOURS) + list(SHAPES) + list(DIRECTIONS) + list(COUNTS) + ["yes", "no", "high", "low"] + list(SOUNDS)
 )
 QUESTION_TYPES = ("appearance", "counting", "motion", "order", "audio", "av")
+
+# Long streams: frame rates (a whole number of samples per frame), the distractors' gap to the
+# episode, and the distractors' shapes and colours (none of them an answer).
+LONG_FPS = (8, 5)
+MARGIN = 4
+DISTRACTOR_SHAPES = ("diamond", "cross")
+DISTRACTOR_COLOURS = {"white": (235, 235, 235), "black": (20, 20, 20), "brown": (130, 80, 35)}
 
 # Unit vectors of the motion directions (image coordinates: y grows downwards).
 VELOCITY = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "still": (0, 0)}
@@ -214,6 +233,13 @@ def _mask(obj: Obj, f: int) -> np.ndarray:
     elif obj.shape == "square":
         h = r * 0.85
         inside = (np.abs(x - cx) <= h) & (np.abs(y - cy) <= h)
+    elif obj.shape == "diamond":
+        inside = np.abs(x - cx) + np.abs(y - cy) <= r * 1.15
+    elif obj.shape == "cross":
+        arm, half = r, r * 0.35
+        inside = ((np.abs(x - cx) <= arm) & (np.abs(y - cy) <= half)) | (
+            (np.abs(x - cx) <= half) & (np.abs(y - cy) <= arm)
+        )
     else:  # upward triangle with circumradius 1.15 r
         R = r * 1.15
         top, base = cy - R, cy + R / 2
@@ -400,6 +426,114 @@ def write_set(seed: int, n: int, out: Path) -> int:
     return len(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# Long streams
+
+
+@dataclass
+class Stream:
+    fps: int
+    length: int  # frames
+    start: int  # the episode's first frame
+    episode: Clip
+    distractors: list[Obj]  # frames counted from the stream's start
+    chirps: list[int]  # indices of the distractors that chirp
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.start, self.start + FRAMES
+
+
+def _distractors(rng: np.random.Generator, lo: int, hi: int) -> list[Obj]:
+    """Distractor objects one after another in frames ``lo..hi``: 6 to 16 frames each, 2 to 8 apart."""
+    out: list[Obj] = []
+    t = lo + int(rng.integers(0, 6))
+    while hi - t >= 6:
+        span = int(rng.integers(6, min(16, hi - t) + 1))
+        shape = DISTRACTOR_SHAPES[int(rng.integers(0, len(DISTRACTOR_SHAPES)))]
+        colour = list(DISTRACTOR_COLOURS)[int(rng.integers(0, len(DISTRACTOR_COLOURS)))]
+        radius = float(rng.uniform(7.5, 10.5))
+        direction = DIRECTIONS[int(rng.integers(0, len(DIRECTIONS)))]
+        x0, y0, speed = _sample_path(rng, radius, direction, span)
+        out.append(Obj(shape, colour, DISTRACTOR_COLOURS[colour], radius, x0, y0, direction, speed, t, t + span))
+        t += span + int(rng.integers(2, 9))
+    return out
+
+
+def sample_stream(rng: np.random.Generator, length: int) -> Stream:
+    """A stream of ``length`` frames with one episode (a short clip) and distractors around it."""
+    if length < FRAMES + 2 * MARGIN:
+        raise ValueError(f"a long stream needs at least {FRAMES + 2 * MARGIN} frames, not {length}")
+    fps = int(rng.choice(LONG_FPS))
+    episode = sample_clip(rng)
+    episode.fps = fps
+    start = int(rng.integers(MARGIN, length - FRAMES - MARGIN + 1))
+    distractors = _distractors(rng, 0, start - MARGIN) + _distractors(rng, start + FRAMES + MARGIN, length)
+    chirps = [i for i in range(len(distractors)) if rng.random() < 0.5]
+    return Stream(fps, length, start, episode, distractors, chirps)
+
+
+def render_stream(stream: Stream) -> list[np.ndarray]:
+    """Every frame of the stream as HxWx3 uint8 RGB: the episode's frames inside its window."""
+    episode = render_frames(stream.episode)
+    frames = []
+    for f in range(stream.length):
+        if stream.start <= f < stream.start + FRAMES:
+            frames.append(episode[f - stream.start])
+            continue
+        img = stream.episode.background.copy()
+        for obj in stream.distractors:
+            if obj.visible(f):
+                m = _mask(obj, f)[..., None]
+                img = img * (1 - m) + np.asarray(obj.rgb, dtype=np.float64) * m
+        frames.append(np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8))
+    return frames
+
+
+def stream_audio(stream: Stream, rng: np.random.Generator) -> np.ndarray:
+    """The quiet floor, the episode's audio in its window and a rising chirp for chirping distractors."""
+    per_frame = SAMPLE_RATE // stream.fps  # LONG_FPS divide the sample rate
+    x = rng.normal(0.0, 0.0008, size=stream.length * per_frame)
+    begin = stream.start * per_frame
+    episode = synth_audio(stream.episode, rng)
+    x[begin : begin + len(episode)] = episode
+    for i in stream.chirps:
+        obj = stream.distractors[i]
+        a, b = obj.appear * per_frame, obj.disappear * per_frame
+        n = b - a
+        f0, f1 = float(rng.uniform(500, 900)), float(rng.uniform(1100, 2000))
+        amp = float(rng.uniform(0.05, 0.15))
+        phase = 0.0
+        sig = np.empty(n)
+        for k in range(n):
+            sig[k] = amp * math.sin(phase)
+            phase += 2 * math.pi * (f0 + (f1 - f0) * k / n) / SAMPLE_RATE
+        ramp = min(160, n // 2)
+        sig[:ramp] *= np.arange(ramp) / ramp
+        sig[n - ramp :] *= np.arange(ramp)[::-1] / ramp
+        x[a:b] += sig
+    return np.clip(x, -1.0, 1.0)
+
+
+def write_long_set(seed: int, n: int, out: Path, lengths: list[int]) -> int:
+    """Writes ``n`` long streams (lengths taken in turn) and ``questions.jsonl`` with each
+    question's window into ``out``; returns the number of questions."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        stream = sample_stream(rng, lengths[i % len(lengths)])
+        video, audio = f"stream_{i:03d}.y4m", f"stream_{i:03d}.wav"
+        (out / video).write_bytes(encode_y4m(render_stream(stream), stream.fps))
+        (out / audio).write_bytes(encode_wav(stream_audio(stream, rng)))
+        start, end = stream.window
+        for q, a, t in questions(stream.episode, rng):
+            item = {"video": video, "audio": audio, "question": q, "answer": a, "type": t, "window": [start, end]}
+            lines.append(json.dumps(item, sort_keys=True))
+    (out / "questions.jsonl").write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
 def vocabulary() -> list[str]:
     """Every word any template can produce, sorted (for the student's tokenizer)."""
     rng = np.random.default_rng(0)
@@ -418,11 +552,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, required=True, help="random seed (same seed, same bytes)")
     ap.add_argument("--n", type=int, required=True, help="number of clips")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
+    ap.add_argument("--long", metavar="FRAMES[,FRAMES...]",
+                    help=f"write long streams of these lengths (taken in turn; each >= {FRAMES + 2 * MARGIN})")
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error("--n must be at least 1")
-    count = write_set(args.seed, args.n, args.out)
-    print(f"synth: wrote {args.n} clips and {count} questions to {args.out}", file=sys.stderr)
+    if args.long is None:
+        count = write_set(args.seed, args.n, args.out)
+        print(f"synth: wrote {args.n} clips and {count} questions to {args.out}", file=sys.stderr)
+        return 0
+    try:
+        lengths = [int(v) for v in args.long.split(",")]
+    except ValueError:
+        ap.error(f"--long {args.long}: give frame counts separated by commas, e.g. --long 128,256")
+    if any(v < FRAMES + 2 * MARGIN for v in lengths):
+        ap.error(f"--long {args.long}: every stream needs at least {FRAMES + 2 * MARGIN} frames")
+    count = write_long_set(args.seed, args.n, args.out, lengths)
+    print(f"synth: wrote {args.n} streams and {count} questions to {args.out}", file=sys.stderr)
     return 0
 
 

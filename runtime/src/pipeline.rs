@@ -16,7 +16,7 @@ use crate::contract::{
 };
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
 use crate::package::Package;
-use crate::preprocess::image::frames_tensor;
+use crate::preprocess::image::{frames_tensor_at, sample_indices};
 use crate::preprocess::mel::LogMel;
 use crate::tensor::{Tensor, TensorData};
 use crate::text::{Tokenizer, TokenizerError};
@@ -40,6 +40,8 @@ pub enum PipelineError {
     NeedsVideo,
     #[error("this student listens to audio: it needs an audio clip (WAV)")]
     NeedsAudio,
+    #[error("{0}")]
+    Span(String),
 }
 
 impl From<BackendError> for PipelineError {
@@ -88,6 +90,49 @@ impl ClipFeatures {
     pub fn from_features(frame: Option<Tensor>, audio: Option<Tensor>) -> ClipFeatures {
         ClipFeatures { frame, audio, timings_ms: BTreeMap::new() }
     }
+}
+
+/// Which part of a clip the encoders see: the frame encoder gets its F frames spread uniformly
+/// over the part (temporal order kept), the audio encoder the audio of the part's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ClipSpan {
+    /// The whole clip: its frames and all of its audio.
+    #[default]
+    Whole,
+    /// The clip's last F frames (all of them when it is shorter) and their time's audio.
+    Recent,
+    /// Frames `start..end` (end exclusive) and their time's audio.
+    Frames { start: usize, end: usize },
+}
+
+impl ClipSpan {
+    /// The frames `start..end` this span takes from a clip of `frames` frames, for an encoder
+    /// that wants `wanted` of them; an empty range, or one past the clip's end, is an error.
+    pub fn resolve(self, frames: usize, wanted: usize) -> Result<(usize, usize), PipelineError> {
+        let (start, end) = match self {
+            ClipSpan::Whole => (0, frames),
+            ClipSpan::Recent => (frames.saturating_sub(wanted), frames),
+            ClipSpan::Frames { start, end } => (start, end),
+        };
+        if start >= end {
+            return Err(PipelineError::Span(format!("frames {start}..{end}: the part of the clip to encode is empty")));
+        }
+        if end > frames {
+            return Err(PipelineError::Span(format!(
+                "frames {start}..{end}: the clip has only {frames} frames; give a part inside it"
+            )));
+        }
+        Ok((start, end))
+    }
+}
+
+/// The audio sample at which video frame `frame` starts, for a frame rate of `fps.0 / fps.1` and
+/// `sample_rate` samples per second: `frame * sample_rate * fps.1 / fps.0`, rounded to the
+/// nearest sample (halves up), exactly in integers.
+pub fn frame_sample(frame: usize, fps: (u32, u32), sample_rate: u32) -> usize {
+    let (num, den) = (u128::from(fps.0.max(1)), u128::from(fps.1));
+    let exact2 = 2 * frame as u128 * u128::from(sample_rate) * den;
+    usize::try_from((exact2 + num) / (2 * num)).unwrap_or(usize::MAX)
 }
 
 /// A loaded student package.
@@ -307,6 +352,16 @@ impl Student {
 
     /// Reads the clip files this student needs and runs its encoders.
     pub fn encode_files(&self, video: Option<&Path>, audio: Option<&Path>) -> Result<ClipFeatures, PipelineError> {
+        self.encode_files_span(video, audio, ClipSpan::Whole)
+    }
+
+    /// [`Student::encode_files`] on a part of the clip.
+    pub fn encode_files_span(
+        &self,
+        video: Option<&Path>,
+        audio: Option<&Path>,
+        span: ClipSpan,
+    ) -> Result<ClipFeatures, PipelineError> {
         let t = Instant::now();
         let audio_bytes = match (self.audio.is_some(), audio) {
             (true, Some(p)) => self.check_audio(p)?,
@@ -323,19 +378,62 @@ impl Student {
             _ => None,
         };
         let read_ms = ms(t);
-        let mut clip = self.encode(video.as_ref(), samples.as_deref())?;
+        let mut clip = self.encode_span(video.as_ref(), samples.as_deref(), span)?;
         clip.timings_ms.insert("read".into(), read_ms);
         Ok(clip)
     }
 
     /// Preprocesses and encodes an already decoded clip.
     pub fn encode(&self, video: Option<&Y4mVideo>, samples: Option<&[f32]>) -> Result<ClipFeatures, PipelineError> {
+        self.encode_span(video, samples, ClipSpan::Whole)
+    }
+
+    /// [`Student::encode`] on a part of the clip. A part other than the whole is located by the
+    /// video's frames, so it needs a student that watches video; the audio is cut to the part's
+    /// time (and must reach into it).
+    pub fn encode_span(
+        &self,
+        video: Option<&Y4mVideo>,
+        samples: Option<&[f32]>,
+        span: ClipSpan,
+    ) -> Result<ClipFeatures, PipelineError> {
         let mut timings = BTreeMap::new();
+        let mut samples = samples;
+        if span != ClipSpan::Whole {
+            let (Some(p), Some(v)) = (&self.manifest.video, video) else {
+                return Err(match self.frame {
+                    Some(_) => PipelineError::NeedsVideo,
+                    None => PipelineError::Span(
+                        "this student watches no video: only a whole clip can be encoded, not a part of it".into(),
+                    ),
+                });
+            };
+            let (start, end) = span.resolve(v.frame_count(), p.frames)?;
+            if let (Some(s), Some(a)) = (samples, &self.manifest.audio) {
+                let from = frame_sample(start, v.fps, a.sample_rate);
+                let to = frame_sample(end, v.fps, a.sample_rate).min(s.len());
+                if from >= to {
+                    return Err(PipelineError::Span(format!(
+                        "frames {start}..{end}: the audio ({} samples at {} Hz) ends before frame {start}",
+                        s.len(),
+                        a.sample_rate
+                    )));
+                }
+                samples = Some(&s[from..to]);
+            }
+        }
         let frame = match (&self.frame, video) {
             (Some(enc), Some(v)) => {
                 let p = self.manifest.video.as_ref().ok_or_else(|| contract(&self.origin, "no video preprocessing"))?;
                 let t = Instant::now();
-                let pixels = frames_tensor(v, p)?;
+                let indices: Vec<usize> = match span {
+                    ClipSpan::Whole => sample_indices(v.frame_count(), p.frames),
+                    _ => {
+                        let (start, end) = span.resolve(v.frame_count(), p.frames)?;
+                        sample_indices(end - start, p.frames).into_iter().map(|i| start + i).collect()
+                    }
+                };
+                let pixels = frames_tensor_at(v, p, &indices)?;
                 timings.insert("preprocess_video".into(), ms(t));
                 let t = Instant::now();
                 let out = self.run_batched(enc.as_ref(), FRAME_ENCODER, pixels, p.frames)?;
@@ -529,5 +627,34 @@ mod tests {
         let p = softmax(&[1000.0, 1000.0, -1000.0]);
         assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
         assert!((softmax(&[0.1, 0.2, 0.3]).iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn spans_resolve_inside_the_clip() {
+        assert_eq!(ClipSpan::Whole.resolve(128, 16).unwrap(), (0, 128));
+        assert_eq!(ClipSpan::Recent.resolve(128, 16).unwrap(), (112, 128));
+        assert_eq!(ClipSpan::Recent.resolve(10, 16).unwrap(), (0, 10), "a short clip gives all it has");
+        assert_eq!(ClipSpan::Frames { start: 40, end: 56 }.resolve(128, 16).unwrap(), (40, 56));
+        assert_eq!(ClipSpan::Frames { start: 120, end: 128 }.resolve(128, 16).unwrap(), (120, 128));
+        let past = ClipSpan::Frames { start: 120, end: 129 }.resolve(128, 16).unwrap_err().to_string();
+        assert!(past.contains("120..129") && past.contains("only 128 frames"), "{past}");
+        let empty = ClipSpan::Frames { start: 5, end: 5 }.resolve(128, 16).unwrap_err().to_string();
+        assert!(empty.contains("5..5") && empty.contains("empty"), "{empty}");
+        assert!(ClipSpan::Whole.resolve(0, 16).is_err());
+    }
+
+    #[test]
+    fn frames_start_at_the_nearest_sample() {
+        assert_eq!(frame_sample(0, (8, 1), 16000), 0);
+        assert_eq!(frame_sample(16, (8, 1), 16000), 32000);
+        // 7 fps: frame 1 starts at 2285.71... samples.
+        assert_eq!(frame_sample(1, (7, 1), 16000), 2286);
+        assert_eq!(frame_sample(7, (7, 1), 16000), 16000);
+        // NTSC 30000/1001: frame 1 at 533.866..., frame 3 at 1601.6.
+        assert_eq!(frame_sample(1, (30000, 1001), 16000), 534);
+        assert_eq!(frame_sample(3, (30000, 1001), 16000), 1602);
+        // At 2 fps and 3 Hz, frame 1 starts at 1.5 samples: a half rounds up.
+        assert_eq!(frame_sample(1, (2, 1), 3), 2);
+        assert_eq!(frame_sample(1_000_000_000, (30000, 1001), 48000), 1_601_600_000_000);
     }
 }

@@ -124,6 +124,7 @@ mod tests {
             question: question.into(),
             answer: String::new(),
             kind: Some(kind.into()),
+            window: None,
             line: 0,
         }
     }

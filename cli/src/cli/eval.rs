@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use edgeqa::budget::MemoryReport;
-use edgeqa::eval::{evaluate, load_set};
+use edgeqa::eval::{EvalSelection, evaluate_with, load_set};
 
 /// `memory: peak RSS 12.3 MiB, heap 4.5 MiB, plan 10.0 MiB, budget 64 MiB (rpi-zero-2w)`.
 pub fn memory_line(m: &MemoryReport) -> String {
@@ -32,17 +32,41 @@ pub struct Args {
     /// With --json, also list every question with its answer, truth and confidence.
     #[arg(long, requires = "json")]
     answers: bool,
+    /// Which frames of each clip the student sees: `uniform` spreads them over the whole clip,
+    /// `recent` takes the last ones, `oracle` the frames of the question's "window" (sets made by
+    /// `training/synth.py --long` have one; for evaluation only). Each takes the audio of the
+    /// same time.
+    #[arg(long, value_enum, default_value_t = Selection::Uniform)]
+    selection: Selection,
     #[command(flatten)]
     backend: BackendArg,
     #[command(flatten)]
     budget: BudgetArg,
 }
 
+/// `--selection`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Selection {
+    Uniform,
+    Recent,
+    Oracle,
+}
+
+impl From<Selection> for EvalSelection {
+    fn from(s: Selection) -> EvalSelection {
+        match s {
+            Selection::Uniform => EvalSelection::Uniform,
+            Selection::Recent => EvalSelection::Recent,
+            Selection::Oracle => EvalSelection::Oracle,
+        }
+    }
+}
+
 pub fn main(args: Args) -> Result<()> {
     let student = load_student(&args.package, &args.backend, &args.budget)?;
     let items = load_set(&args.set)?;
     let mut answers = Vec::new();
-    let report = evaluate(&student, &args.set, &items, |item, a| {
+    let report = evaluate_with(&student, &args.set, &items, args.selection.into(), |item, a| {
         if args.answers {
             answers.push(serde_json::json!({
                 "line": item.line,
@@ -63,11 +87,12 @@ pub fn main(args: Args) -> Result<()> {
         return print_json(&v);
     }
     println!(
-        "{} questions, accuracy {:.1}% ({} correct) on {}",
+        "{} questions, accuracy {:.1}% ({} correct) on {}, selection {}",
         report.n,
         report.accuracy * 100.0,
         report.correct,
-        report.backend
+        report.backend,
+        report.selection.name()
     );
     for (kind, s) in &report.per_type {
         println!("  {kind:<16} {:>5.1}%  ({}/{})", s.accuracy * 100.0, s.correct, s.n);

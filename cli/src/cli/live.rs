@@ -170,6 +170,7 @@ pub fn main(args: Args) -> Result<()> {
         overflow: if files_only && !args.realtime { Overflow::Block } else { Overflow::DropOldest },
         ..LiveConfig::default()
     };
+    let cfg_selection = cfg.selection;
     let live = Arc::new(Live::start(Arc::clone(&student), video, audio, cfg)?);
     let (v, a) = live.sources();
     for s in [v, a].into_iter().flatten() {
@@ -177,11 +178,12 @@ pub fn main(args: Args) -> Result<()> {
     }
     let plan = live.plan();
     eprintln!(
-        "history {:.1} s: frame ring {} entries, audio ring {} entries; memory plan {:.1} MiB",
+        "history {:.1} s: frame ring {} entries, audio ring {} entries; memory plan {:.1} MiB; selection {}",
         plan.history_s,
         plan.frame_entries,
         plan.audio_entries,
-        plan.memory.total() as f64 / edgeqa::budget::MIB
+        plan.memory.total() as f64 / edgeqa::budget::MIB,
+        cfg_selection.name()
     );
     // The listener starts first: with files read as fast as possible, the audio waits for it.
     #[cfg(feature = "voice")]

@@ -190,10 +190,16 @@ pub fn sample_indices(n_available: usize, n_wanted: usize) -> Vec<usize> {
 /// Frames are chosen by [`sample_indices`], converted to RGB in `[0, 1]`, resized with
 /// [`resize_bilinear`] and normalised with `p.mean` and `p.std`. Fails only when a frame cannot be read (see [`Y4mVideo::frame_raw`]).
 pub fn frames_tensor(video: &Y4mVideo, p: &VideoPreprocess) -> Result<Vec<f32>, Y4mError> {
+    frames_tensor_at(video, p, &sample_indices(video.frame_count(), p.frames))
+}
+
+/// [`frames_tensor`] of the given frames, in the given order (`p.frames` of them for the frame
+/// encoder); a repeated index is converted once.
+pub fn frames_tensor_at(video: &Y4mVideo, p: &VideoPreprocess, indices: &[usize]) -> Result<Vec<f32>, Y4mError> {
     let frame_len = 3 * p.height * p.width;
-    let mut out: Vec<f32> = Vec::with_capacity(p.frames * frame_len);
+    let mut out: Vec<f32> = Vec::with_capacity(indices.len() * frame_len);
     let mut previous = None;
-    for index in sample_indices(video.frame_count(), p.frames) {
+    for &index in indices {
         if previous == Some(index) {
             // A short clip repeats frames: copy the one just computed.
             let start = out.len() - frame_len;
@@ -291,6 +297,28 @@ mod tests {
                 assert!(plane.iter().all(|v| (v - want).abs() < 0.04), "frame {f} channel {c}: {plane:?}");
             }
         }
+    }
+
+    #[test]
+    fn tensor_of_chosen_frames() {
+        let frames: Vec<Vec<u8>> = (0..4u8).map(|k| vec![k * 60; 3 * 8 * 6]).collect();
+        let mut bytes = Vec::new();
+        write_y4m_420(&mut bytes, 8, 6, (10, 1), &frames).unwrap();
+        let video = parse_y4m(&bytes, "mem").unwrap();
+        let p = VideoPreprocess { width: 4, height: 2, frames: 3, mean: [0.0; 3], std: [1.0; 3] };
+        let plane = 3 * 2 * 4;
+        // The uniform choice is frames_tensor exactly.
+        let uniform = frames_tensor_at(&video, &p, &sample_indices(4, 3)).unwrap();
+        assert_eq!(uniform, frames_tensor(&video, &p).unwrap());
+        // Frames 3, 1, 1 in that order: each block is its own frame.
+        let t = frames_tensor_at(&video, &p, &[3, 1, 1]).unwrap();
+        assert_eq!(t.len(), 3 * plane);
+        let single = |k: usize| frames_tensor_at(&video, &p, &[k]).unwrap();
+        assert_eq!(&t[..plane], single(3).as_slice());
+        assert_eq!(&t[plane..2 * plane], single(1).as_slice());
+        assert_eq!(&t[2 * plane..], single(1).as_slice());
+        assert_ne!(single(3), single(1));
+        assert!(frames_tensor_at(&video, &p, &[4]).is_err(), "frame 4 is past the clip's end");
     }
 
     proptest! {

@@ -299,6 +299,8 @@ pub struct LiveAnswer {
     /// Time span (seconds since the sources started) of the frames and audio looked at.
     pub frames_span_s: Option<(f64, f64)>,
     pub audio_span_s: Option<(f64, f64)>,
+    /// The selection that chose the entries (`uniform`, `recent`).
+    pub selection: &'static str,
 }
 
 /// A running live session.
@@ -630,7 +632,13 @@ impl Live {
         let audio_span_s = audio.as_ref().map(|a| a.1);
         let clip = ClipFeatures::from_features(frames.map(|f| f.0), audio.map(|a| a.0));
         let answer = self.student.answer(question, &clip)?;
-        Ok(LiveAnswer { answer, latency_ms: t.elapsed().as_secs_f64() * 1e3, frames_span_s, audio_span_s })
+        Ok(LiveAnswer {
+            answer,
+            latency_ms: t.elapsed().as_secs_f64() * 1e3,
+            frames_span_s,
+            audio_span_s,
+            selection: self.selection.name(),
+        })
     }
 
     /// Stops capture and encoding and returns the final status. Capture threads blocked in a

@@ -26,6 +26,16 @@ pub enum Selection {
     Recent,
 }
 
+impl Selection {
+    /// The name answers report: `uniform` or `recent`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Selection::Uniform { .. } => "uniform",
+            Selection::Recent => "recent",
+        }
+    }
+}
+
 impl Selector for Selection {
     fn select(&self, ring: &FeatureRing, wanted: usize, out: &mut Vec<usize>) {
         out.clear();
