@@ -17,8 +17,8 @@ writes ``clip_000.y4m``, ``clip_000.wav``, ... and ``questions.jsonl`` in the fo
 ``edgeqa eval`` (``{"video","audio","question","answer","type"}``, paths relative to the file).
 
 Long streams (``--long 128,256`` gives streams of 128 and 256 frames, taken in turn) hide one
-such clip, the *episode*, somewhere inside a stream many times longer than the student's 16
-frames, at 8 or 5 fps. The rest of the stream is distractor activity on the episode's background:
+such clip, the *episode*, somewhere inside a stream many times longer than its 16 frames, at 8
+or 5 fps. The rest of the stream is distractor activity on the episode's background:
 diamonds and crosses in white, black or brown (shapes and colours no question asks about), some
 with a rising chirp, never within four frames of the episode. Every question is about the
 episode; its line adds ``"window": [start, end]`` (frames, end exclusive), the ground truth that
@@ -250,17 +250,19 @@ def _mask(obj: Obj, f: int) -> np.ndarray:
     return inside.reshape(HEIGHT, SS, WIDTH, SS).mean(axis=(1, 3))
 
 
+def _compose(background: np.ndarray, objects: list[Obj], f: int) -> np.ndarray:
+    """Frame ``f``: the objects visible then over the background, as HxWx3 uint8 RGB."""
+    img = background.copy()
+    for obj in objects:
+        if obj.visible(f):
+            m = _mask(obj, f)[..., None]
+            img = img * (1 - m) + np.asarray(obj.rgb, dtype=np.float64) * m
+    return np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8)
+
+
 def render_frames(clip: Clip) -> list[np.ndarray]:
     """The 16 frames as HxWx3 uint8 RGB."""
-    frames = []
-    for f in range(FRAMES):
-        img = clip.background.copy()
-        for obj in clip.objects:
-            if obj.visible(f):
-                m = _mask(obj, f)[..., None]
-                img = img * (1 - m) + np.asarray(obj.rgb, dtype=np.float64) * m
-        frames.append(np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8))
-    return frames
+    return [_compose(clip.background, clip.objects, f) for f in range(FRAMES)]
 
 
 def encode_y4m(frames: list[np.ndarray], fps: int) -> bytes:
@@ -476,18 +478,12 @@ def sample_stream(rng: np.random.Generator, length: int) -> Stream:
 def render_stream(stream: Stream) -> list[np.ndarray]:
     """Every frame of the stream as HxWx3 uint8 RGB: the episode's frames inside its window."""
     episode = render_frames(stream.episode)
-    frames = []
-    for f in range(stream.length):
-        if stream.start <= f < stream.start + FRAMES:
-            frames.append(episode[f - stream.start])
-            continue
-        img = stream.episode.background.copy()
-        for obj in stream.distractors:
-            if obj.visible(f):
-                m = _mask(obj, f)[..., None]
-                img = img * (1 - m) + np.asarray(obj.rgb, dtype=np.float64) * m
-        frames.append(np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8))
-    return frames
+    return [
+        episode[f - stream.start]
+        if stream.start <= f < stream.start + FRAMES
+        else _compose(stream.episode.background, stream.distractors, f)
+        for f in range(stream.length)
+    ]
 
 
 def stream_audio(stream: Stream, rng: np.random.Generator) -> np.ndarray:

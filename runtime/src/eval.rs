@@ -111,7 +111,7 @@ impl Score {
 }
 
 /// Which frames of a clip the student sees for a question.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EvalSelection {
     /// F frames spread over the whole clip, and all of its audio.
@@ -177,11 +177,10 @@ pub fn evaluate_with(
     mut on_answer: impl FnMut(&EvalItem, &Answer),
 ) -> Result<EvalReport, EvalError> {
     let shown = set_path.display().to_string();
-    let mut spans = Vec::with_capacity(items.len());
-    for item in items {
-        let span = selection.span(item).ok_or(EvalError::NoWindow { path: shown.clone(), line: item.line })?;
-        spans.push(span);
-    }
+    let spans = items
+        .iter()
+        .map(|item| selection.span(item).ok_or_else(|| EvalError::NoWindow { path: shown.clone(), line: item.line }))
+        .collect::<Result<Vec<_>, _>>()?;
     type ClipKey = (Option<PathBuf>, Option<PathBuf>, ClipSpan);
     let mut clips: HashMap<ClipKey, ClipFeatures> = HashMap::new();
     let mut total = Score::default();

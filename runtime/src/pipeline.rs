@@ -399,6 +399,8 @@ impl Student {
     ) -> Result<ClipFeatures, PipelineError> {
         let mut timings = BTreeMap::new();
         let mut samples = samples;
+        // The frames start..end of a part other than the whole; the audio is cut to their time.
+        let mut part = None;
         if span != ClipSpan::Whole {
             let (Some(p), Some(v)) = (&self.manifest.video, video) else {
                 return Err(match self.frame {
@@ -421,18 +423,15 @@ impl Student {
                 }
                 samples = Some(&s[from..to]);
             }
+            part = Some((start, end));
         }
         let frame = match (&self.frame, video) {
             (Some(enc), Some(v)) => {
                 let p = self.manifest.video.as_ref().ok_or_else(|| contract(&self.origin, "no video preprocessing"))?;
                 let t = Instant::now();
-                let indices: Vec<usize> = match span {
-                    ClipSpan::Whole => sample_indices(v.frame_count(), p.frames),
-                    _ => {
-                        let (start, end) = span.resolve(v.frame_count(), p.frames)?;
-                        sample_indices(end - start, p.frames).into_iter().map(|i| start + i).collect()
-                    }
-                };
+                let (start, end) = part.unwrap_or((0, v.frame_count()));
+                let indices: Vec<usize> =
+                    sample_indices(end - start, p.frames).into_iter().map(|i| start + i).collect();
                 let pixels = frames_tensor_at(v, p, &indices)?;
                 timings.insert("preprocess_video".into(), ms(t));
                 let t = Instant::now();
