@@ -150,10 +150,11 @@ def _sample_path(rng: np.random.Generator, radius: float, direction: str, span: 
         travel = speed * (span - 1)
 
     def axis(d: int) -> float:
+        # max/min: with the speed clamped above, rounding may put hi - travel a hair below lo.
         if d > 0:
-            return float(rng.uniform(lo, hi - travel))
+            return float(rng.uniform(lo, max(lo, hi - travel)))
         if d < 0:
-            return float(rng.uniform(lo + travel, hi))
+            return float(rng.uniform(min(hi, lo + travel), hi))
         return float(rng.uniform(lo, hi))
 
     return axis(dx), axis(dy), speed
