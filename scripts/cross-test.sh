@@ -174,7 +174,8 @@ build_all() (
   if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
   # edgeqa-board links and bundles the libLiteRt.so in LITERT_LIB_DIR (for aarch64 here, whatever
   # scripts/tflite-env.sh set for the host). It shares generic-aarch64's dependencies: both link
-  # against glibc 2.27's symbols (edgeqa-board's LINK_GLIBC), so cargo sees one linker for both.
+  # against glibc 2.27's symbols (edgeqa-board's LINK_GLIBC), so cargo sees one linker for both,
+  # and edgeqa-cli's build-dependencies give both builds the same host crates (cli/Cargo.toml).
   if selected generic-aarch64-litert; then
     LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" build_board generic-aarch64-litert bundle
   fi

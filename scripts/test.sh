@@ -17,8 +17,9 @@ cargo fmt --all -- --check
 # CPU priority: it takes the cycles that the test build and the tests leave idle. CI
 # checks the two aarch64 bundles: generic-aarch64 (glibc 2.27, every feature but wgpu) and
 # generic-aarch64-litert (glibc 2.34, LiteRT too). They share their compiled dependencies, so the
-# second costs only edgeqa's own crates; a board with dependencies of its own (another target)
-# costs 6-8 minutes of both cores, and one more of those put a cold run at 50 minutes.
+# second costs only LiteRT's own crates and edgeqa's (36 s); a board with dependencies of its own
+# (another target) costs 6-8 minutes of both cores, and one more of those put a cold run at 50
+# minutes.
 # `bash scripts/cross-test.sh` checks all five (32-bit ARM, static musl, x86_64 too). The build's
 # log, target/cross/build.log, is printed if it fails. `prepare` installs only what the selected
 # boards need (no 32-bit ARM packages for the aarch64 boards).

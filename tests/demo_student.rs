@@ -98,14 +98,20 @@ fn committed_package_is_rebuilt_byte_for_byte() {
 
 #[test]
 fn committed_eval_set_is_regenerated_byte_for_byte() {
-    let committed = root().join("models/demo/eval");
     let out = tempfile::tempdir().unwrap();
     synth(EVAL_SEED, EVAL_CLIPS, out.path());
-    assert_eq!(sorted_files(&committed), sorted_files(out.path()), "file lists differ");
-    for name in sorted_files(out.path()) {
+    assert_regenerated("models/demo/eval", out.path(), &format!("--seed {EVAL_SEED} --n {EVAL_CLIPS}"));
+}
+
+/// Fails unless the committed folder `committed` (relative to the repository) holds exactly the
+/// files of `generated`, byte for byte; `args` are the `training/synth.py` arguments that made them.
+fn assert_regenerated(committed: &str, generated: &Path, args: &str) {
+    let dir = root().join(committed);
+    assert_eq!(sorted_files(&dir), sorted_files(generated), "{committed}: file lists differ");
+    for name in sorted_files(generated) {
         assert!(
-            std::fs::read(committed.join(&name)).unwrap() == std::fs::read(out.path().join(&name)).unwrap(),
-            "models/demo/eval/{name} differs from `python training/synth.py --seed {EVAL_SEED} --n {EVAL_CLIPS}`"
+            std::fs::read(dir.join(&name)).unwrap() == std::fs::read(generated.join(&name)).unwrap(),
+            "{committed}/{name} differs from `python training/synth.py {args}`"
         );
     }
 }
@@ -130,17 +136,11 @@ fn demo_student_meets_the_accuracy_bar_and_generalises_to_a_fresh_seed() {
 
 #[test]
 fn committed_long_stream_set_is_regenerated_byte_for_byte() {
-    let committed = root().join("models/demo/eval-long");
     let out = tempfile::tempdir().unwrap();
     edgeqa_tests::synth_long_set(LONG_SEED, LONG_STREAMS, LONG_FRAMES, out.path());
-    assert_eq!(sorted_files(&committed), sorted_files(out.path()), "file lists differ");
-    for name in sorted_files(out.path()) {
-        assert!(
-            std::fs::read(committed.join(&name)).unwrap() == std::fs::read(out.path().join(&name)).unwrap(),
-            "models/demo/eval-long/{name} differs from `python training/synth.py --seed {LONG_SEED} --n \
-             {LONG_STREAMS} --long {LONG_FRAMES:?}`"
-        );
-    }
+    let lengths: Vec<String> = LONG_FRAMES.iter().map(usize::to_string).collect();
+    let args = format!("--seed {LONG_SEED} --n {LONG_STREAMS} --long {}", lengths.join(","));
+    assert_regenerated("models/demo/eval-long", out.path(), &args);
 }
 
 /// Oracle, uniform and recent accuracy on a long-stream set, with the oracle bar and the gap.
