@@ -142,6 +142,15 @@ fn eval_selections_choose_the_frames_and_say_which_ran() {
     let (ok, out, _) = edgeqa(&["eval", "--package", &package(), "--set", &set, "--selection", "recent"]);
     assert!(ok && out.contains("selection recent"), "the human report names the selection: {out}");
 
+    // The probe student has no selector stage: `question` falls back to uniform and says so.
+    let (ok, out, err) =
+        edgeqa(&["eval", "--package", &package(), "--set", &set, "--selection", "question", "--json", "--answers"]);
+    assert!(ok, "{err}");
+    let fallback: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fallback["selection"], "uniform", "the report names the selection that ran");
+    assert_eq!(fallback["answers"], uniform["answers"]);
+    assert!(err.contains("no selector stage") && err.contains("falls back to `uniform`"), "{err}");
+
     // The probe set gives no windows: oracle refuses before answering anything.
     assert_clean_error(
         &edgeqa(&["eval", "--package", &package(), "--set", &set, "--selection", "oracle"]),

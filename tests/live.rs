@@ -39,6 +39,16 @@ fn run_with_stdin(args: &[String], stdin: &str) -> (bool, String, String) {
     )
 }
 
+/// `edgeqa live` on the demo package over a video and an audio file on tract, asking `questions`
+/// (one per line) once both have been read, answers as JSON lines; (success, stdout, stderr).
+fn ask_at_end(video: &str, audio: &str, extra: &[&str], questions: &str) -> (bool, String, String) {
+    let package = s(&demo().join("demo.eqa"));
+    let mut args = vec!["live", "--package", &package, "--video", video, "--audio", audio];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--ask-at-end", "--json", "--backend", "tract"]);
+    run_with_stdin(&args.into_iter().map(String::from).collect::<Vec<_>>(), questions)
+}
+
 #[test]
 fn live_on_the_eval_clips_answers_as_eval_does() {
     let set = demo().join("eval/questions.jsonl");
@@ -66,22 +76,8 @@ fn live_on_the_eval_clips_answers_as_eval_does() {
     let mut correct = 0;
     for ((video, audio), idx) in &by_clip {
         let questions: String = idx.iter().map(|&i| format!("{}\n", lines[i]["question"].as_str().unwrap())).collect();
-        let args: Vec<String> = [
-            "live",
-            "--package",
-            &package,
-            "--video",
-            &s(&demo().join("eval").join(video)),
-            "--audio",
-            &s(&demo().join("eval").join(audio)),
-            "--ask-at-end",
-            "--json",
-            "--backend",
-            "tract",
-        ]
-        .map(String::from)
-        .to_vec();
-        let (ok, out, err) = run_with_stdin(&args, &questions);
+        let video = &s(&demo().join("eval").join(video));
+        let (ok, out, err) = ask_at_end(video, &s(&demo().join("eval").join(audio)), &[], &questions);
         assert!(ok, "{video}: {err}");
         let answers: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(answers.len(), idx.len(), "{video}: {out}");
@@ -98,6 +94,45 @@ fn live_on_the_eval_clips_answers_as_eval_does() {
         }
     }
     assert_eq!(correct as u64, report["correct"].as_u64().unwrap(), "same accuracy as eval");
+}
+
+/// Least share of the long-stream questions `live --selection question` must answer right.
+const MIN_LIVE_QUESTION_ACCURACY: f64 = 0.85;
+
+#[test]
+fn live_question_selection_answers_from_the_episode() {
+    let set = demo().join("eval-long/questions.jsonl");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&set).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut by_stream: BTreeMap<String, Vec<&serde_json::Value>> = BTreeMap::new();
+    for l in &lines {
+        by_stream.entry(l["video"].as_str().unwrap().to_string()).or_default().push(l);
+    }
+    let (mut correct, mut total) = (0, 0);
+    for (video, items) in &by_stream {
+        let video_path = demo().join("eval-long").join(video);
+        let fps = edgeqa::capture::y4m::read_y4m(&video_path).unwrap().fps;
+        let seconds = |frame: u64| frame as f64 * f64::from(fps.1) / f64::from(fps.0);
+        let questions: String = items.iter().map(|l| format!("{}\n", l["question"].as_str().unwrap())).collect();
+        let audio = s(&demo().join("eval-long").join(items[0]["audio"].as_str().unwrap()));
+        let (ok, out, err) = ask_at_end(&s(&video_path), &audio, &["--selection", "question"], &questions);
+        assert!(ok, "{video}: {err}");
+        assert!(err.contains("selection question (256 candidates"), "the start-up line names it: {err}");
+        let answers: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(answers.len(), items.len(), "{video}: {out}");
+        for (a, l) in answers.iter().zip(items) {
+            assert_eq!(a["selection"], "question", "{a}");
+            assert!(a["timings_ms"]["selector"].as_f64().is_some(), "the selector is timed: {a}");
+            // The frames looked at overlap the episode (its window in seconds).
+            let (w0, w1) = (seconds(l["window"][0].as_u64().unwrap()), seconds(l["window"][1].as_u64().unwrap()));
+            let (f0, f1) = (a["frames_span_s"][0].as_f64().unwrap(), a["frames_span_s"][1].as_f64().unwrap());
+            assert!(f0 < w1 && f1 >= w0, "{video}: frames {f0:.2}..{f1:.2} s miss the window {w0:.2}..{w1:.2} s: {a}");
+            correct += usize::from(a["answer"] == l["answer"]);
+            total += 1;
+        }
+    }
+    let accuracy = correct as f64 / total as f64;
+    assert!(accuracy >= MIN_LIVE_QUESTION_ACCURACY, "live --selection question: {correct}/{total} right");
 }
 
 #[test]

@@ -264,3 +264,43 @@ def export_stages(student: Student, out_dir, max_len: int, opset: int = 17) -> N
     for name, module, args, inputs, outputs in stages:
         torch.onnx.export(module, args, str(out_dir / f"{name}.onnx"), input_names=inputs, output_names=outputs,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
+
+
+# ------------------------------------------------------------------------------- selector
+
+
+class Selector(nn.Module):
+    """Question-aware frame relevance over ``R`` candidate frames (the optional ``selector`` stage):
+    ``question_features [1,Dq]``, ``candidate_features [1,R,18,C]`` -> ``frame_scores [1,R]`` (logits).
+
+    Kept tiny because it runs on every question over every candidate: each candidate's 16 tokens
+    are averaged (one matrix product with fixed weights, which also skips the keypoint rows:
+    tract's Reduce<Max> over that axis took 84% of an earlier version's time) and projected to
+    ``h`` channels, the question gates those channels (language-aware gating), and two temporal
+    convolutions (the second dilated) let a frame's score depend on its neighbours, so the frames
+    of one event score together.
+    """
+
+    def __init__(self, c: int = 48, dq: int = 64, h: int = 16, k: int = 9):
+        super().__init__()
+        pool = torch.zeros(1, TOKENS + 2)
+        pool[0, :TOKENS] = 1.0 / TOKENS
+        self.register_buffer("pool", pool)
+        self.proj = nn.Linear(c, h)
+        self.gate = nn.Linear(dq, h)
+        self.t1 = nn.Conv1d(h, h, k, padding=k // 2)
+        self.t2 = nn.Conv1d(h, 1, k, padding=(k // 2) * 2, dilation=2)
+
+    def forward(self, question_features: torch.Tensor, candidate_features: torch.Tensor) -> torch.Tensor:
+        x = torch.matmul(self.pool, candidate_features).squeeze(2)  # [B,R,C]: the tokens' mean
+        x = F.relu(self.proj(x)) * torch.sigmoid(self.gate(question_features)).unsqueeze(1)  # [B,R,h]
+        x = F.relu(self.t1(x.transpose(1, 2)))
+        return self.t2(x).squeeze(1)  # [B,R]
+
+
+def export_selector(selector: Selector, path, candidates: int, c: int = 48, dq: int = 64, opset: int = 17) -> None:
+    """Writes ``selector.onnx`` for ``candidates`` candidate frames."""
+    selector = selector.eval()
+    args = (torch.zeros(1, dq), torch.zeros(1, candidates, TOKENS + 2, c))
+    torch.onnx.export(selector, args, str(path), input_names=["question_features", "candidate_features"],
+                      output_names=["frame_scores"], opset_version=opset, do_constant_folding=True, dynamo=False)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders ``DIR/TRAINING.md`` from ``DIR/training-report.json`` (the run that made the exported
 student) and, when present, ``DIR/distillation-report.json`` (the teacher / student alone /
-student distilled comparison).
+student distilled comparison) and ``DIR/selector-report.json`` (``selector.py``).
 
     python training/report.py models/demo
 """
@@ -59,7 +59,7 @@ def _run(r: dict) -> list[str]:
     ]
 
 
-def render(r: dict, kd: dict | None) -> str:
+def render(r: dict, kd: dict | None, sel: dict | None = None) -> str:
     p = r["parameters"]
     lines = [
         "# Demo student: training report",
@@ -85,6 +85,29 @@ def render(r: dict, kd: dict | None) -> str:
             "",
         ]
     lines += ["## The exported student", "", *_run(r), ""]
+    if sel:
+        v = sel["versions"]
+        lines += [
+            "## The selector",
+            "",
+            f"`selector.onnx`, {sel['parameters']:,} parameters, scores R = {sel['candidates']} candidate frames per "
+            "question; trained by `training/selector.py` on top of the exported student (whose four stages it does "
+            "not change).",
+            "",
+            f"Command: `python training/selector.py --student models/demo/student --report "
+            f"models/demo/selector-report.json` (torch {v['torch']}, numpy {v['numpy']}, onnxruntime "
+            f"{v['onnxruntime']}). Long streams of {', '.join(map(str, sel['lengths']))} frames in turn: train seed "
+            f"{sel['splits']['train'][0]} ({sel['splits']['train'][1]} streams), validation seed "
+            f"{sel['splits']['val'][0]} ({sel['splits']['val'][1]} streams); {sel['epochs']} epochs; data "
+            f"{sel['seconds']['data']} s (0 when read from `--cache`), training {sel['seconds']['train']} s.",
+            "",
+            f"On the {sel['val_questions']} validation questions, the part the runtime's rule chooses from the "
+            f"scores covers {100 * sel['val_mean_window_covered']:.1f}% of the question's window on average "
+            f"(intersection over union {sel['val_mean_iou']:.3f}; exactly the window for "
+            f"{100 * sel['val_exact_window']:.1f}%). Answer accuracy with it is measured by `edgeqa eval "
+            "--selection question` (`training/README.md`).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -92,7 +115,9 @@ def write_markdown(directory: Path) -> None:
     r = json.loads((directory / "training-report.json").read_text())
     kd_path = directory / "distillation-report.json"
     kd = json.loads(kd_path.read_text()) if kd_path.exists() else None
-    (directory / "TRAINING.md").write_text(render(r, kd))
+    sel_path = directory / "selector-report.json"
+    sel = json.loads(sel_path.read_text()) if sel_path.exists() else None
+    (directory / "TRAINING.md").write_text(render(r, kd, sel))
 
 
 if __name__ == "__main__":

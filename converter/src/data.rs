@@ -199,7 +199,8 @@ impl StageSession for RecordingSession {
 }
 
 /// Runs an fp32 student package over an `edgeqa eval` question set and records the inputs of
-/// every stage: encoders once per clip, the question encoder and head once per question.
+/// every stage: encoders once per clip, the question encoder, the selector (over the clip's
+/// candidate frames) and the head once per question.
 pub fn student_samples_from_set(fp32: &Package, set: &Path) -> Result<StageSamples, DataError> {
     let shown = set.display().to_string();
     let fail = |reason: String| DataError::Student { path: shown.clone(), reason };
@@ -210,6 +211,7 @@ pub fn student_samples_from_set(fp32: &Package, set: &Path) -> Result<StageSampl
     let student = Student::load_on(fp32, Box::new(recorder), "calibration".into(), None)
         .map_err(|e| fail(format!("the fp32 student does not load: {e}")))?;
     let mut seen_clips = std::collections::HashSet::new();
+    let mut candidates = std::collections::HashMap::new();
     for item in &items {
         let tag = format!("{shown}:{}", item.line);
         let key = (item.video.clone(), item.audio.clone());
@@ -222,10 +224,28 @@ pub fn student_samples_from_set(fp32: &Package, set: &Path) -> Result<StageSampl
                 .encode_files(item.video.as_deref(), item.audio.as_deref())
                 .map_err(|e| fail(format!("line {}: {e}", item.line)))?
         };
+        let line_err = |e: edgeqa::pipeline::PipelineError| fail(format!("line {}: {e}", item.line));
+        // A selector scores the clip's candidate frames for each question; encoding them is not
+        // a frame_encoder sample of its own (the id is empty).
+        if student.selector_candidates().is_some()
+            && !candidates.contains_key(&(item.video.clone(), item.audio.clone()))
+        {
+            if let Ok(mut c) = current.lock() {
+                c.clear();
+            }
+            let (video, _) = student.read_clip(item.video.as_deref(), item.audio.as_deref()).map_err(line_err)?;
+            let video = video.ok_or(edgeqa::pipeline::PipelineError::NeedsVideo).map_err(line_err)?;
+            let (_, features) = student.encode_candidates(&video).map_err(line_err)?;
+            candidates.insert((item.video.clone(), item.audio.clone()), features);
+        }
         if let Ok(mut c) = current.lock() {
             *c = tag;
         }
-        student.answer(&item.question, &clip).map_err(|e| fail(format!("line {}: {e}", item.line)))?;
+        let q = student.question_features(&item.question).map_err(line_err)?;
+        if let (Some(cand), Some(f)) = (candidates.get(&(item.video.clone(), item.audio.clone())), &q.features) {
+            student.score_candidates(f, cand).map_err(line_err)?;
+        }
+        student.answer_with(q, &clip).map_err(line_err)?;
     }
     if let Ok(mut c) = current.lock() {
         c.clear();

@@ -8,8 +8,8 @@
 //! stage on the CPU backend, so a package that leaves the converter is known to load.
 
 use edgeqa_format::contract::{
-    AUDIO_ENCODER, AUDIO_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAMES, HEAD, LOG_MEL, QUESTION_ENCODER,
-    QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK,
+    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAMES, HEAD, LOG_MEL,
+    QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -363,6 +363,32 @@ fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>, Option<PathBuf>)
                     .ok_or_else(|| layout("question_encoder.onnx needs a [tokenizer] table in student.toml".into()))?;
                 wanted.insert(QUESTION_IDS.to_string(), vec![1, t.max_len]);
                 wanted.insert(QUESTION_MASK.to_string(), vec![1, t.max_len]);
+            }
+            SELECTOR => {
+                // R, the candidate count, is the graph's own (fixed) choice; the rest follows
+                // the frame and question encoders.
+                let r = declared
+                    .iter()
+                    .find(|d| d.name == CANDIDATE_FEATURES)
+                    .and_then(|d| d.dims.as_ref()?.get(1).cloned())
+                    .and_then(|d| if let onnx::Dim::Fixed(v) = d { Some(v) } else { None })
+                    .ok_or_else(|| {
+                        layout(format!(
+                            "selector.onnx: input `{CANDIDATE_FEATURES}` must fix R, the number of candidate frames it scores ([1,R,...])"
+                        ))
+                    })?;
+                let out = |enc: &str| stages.iter().find(|s| s.name == enc).and_then(|s| s.outputs.first());
+                let (Some(f), Some(q)) = (out(FRAME_ENCODER), out(QUESTION_ENCODER)) else {
+                    return Err(layout(
+                        "selector.onnx needs frame_encoder.onnx and question_encoder.onnx: it scores frames for a question"
+                            .into(),
+                    ));
+                };
+                wanted.insert(
+                    CANDIDATE_FEATURES.to_string(),
+                    [1, r].into_iter().chain(f.shape.iter().skip(1).copied()).collect(),
+                );
+                wanted.insert(QUESTION_FEATURES.to_string(), q.shape.clone());
             }
             _ => {
                 let feature = |enc: &str, items: usize| -> Option<Vec<usize>> {

@@ -12,6 +12,8 @@ pub const FRAME_ENCODER: &str = "frame_encoder";
 pub const AUDIO_ENCODER: &str = "audio_encoder";
 /// Stage that turns a tokenized question into question features.
 pub const QUESTION_ENCODER: &str = "question_encoder";
+/// Optional stage that scores candidate frames of a long stream for a question.
+pub const SELECTOR: &str = "selector";
 /// Stage that turns question, frame and audio features into answer logits (required).
 pub const HEAD: &str = "head";
 /// Name of the single stage of a generic (non-student) model package.
@@ -31,6 +33,10 @@ pub const FRAME_FEATURES: &str = "frame_features";
 pub const AUDIO_FEATURES: &str = "audio_features";
 /// `question_encoder` output and `head` input: f32 `[1,D]` or `[1,L,D]`.
 pub const QUESTION_FEATURES: &str = "question_features";
+/// `selector` input: f32 `[1,R,D...]`, the frame features of R candidate frames in time order.
+pub const CANDIDATE_FEATURES: &str = "candidate_features";
+/// `selector` output: f32 `[1,R]`, one relevance logit per candidate frame.
+pub const FRAME_SCORES: &str = "frame_scores";
 /// `head` output: f32 `[1,K]`, one logit per answer label.
 pub const ANSWER_LOGITS: &str = "answer_logits";
 
@@ -39,8 +45,9 @@ pub const ANSWER_LOGITS: &str = "answer_logits";
 pub struct StageSpec {
     /// The stage's name (`frame_encoder`); also the ONNX file stem in a student directory.
     pub name: &'static str,
-    /// The inputs the runtime feeds, in no particular order. Empty for the head, whose inputs
-    /// are the outputs of the stages present ([`StageSpec::feeds_head`]).
+    /// The inputs the runtime feeds, in no particular order: raw inputs, or outputs of stages
+    /// that run before (the selector reads `question_features`). Empty for the head, whose
+    /// inputs are the outputs of the stages present ([`StageSpec::feeds_head`]).
     pub inputs: &'static [&'static str],
     /// The stage's one output.
     pub output: &'static str,
@@ -51,7 +58,7 @@ pub struct StageSpec {
 }
 
 /// The stages of the contract, in the order they run.
-pub const STAGES: [StageSpec; 4] = [
+pub const STAGES: [StageSpec; 5] = [
     StageSpec { name: FRAME_ENCODER, inputs: &[FRAMES], output: FRAME_FEATURES, required: false, feeds_head: true },
     StageSpec { name: AUDIO_ENCODER, inputs: &[LOG_MEL], output: AUDIO_FEATURES, required: false, feeds_head: true },
     StageSpec {
@@ -61,11 +68,18 @@ pub const STAGES: [StageSpec; 4] = [
         required: false,
         feeds_head: true,
     },
+    StageSpec {
+        name: SELECTOR,
+        inputs: &[QUESTION_FEATURES, CANDIDATE_FEATURES],
+        output: FRAME_SCORES,
+        required: false,
+        feeds_head: false,
+    },
     StageSpec { name: HEAD, inputs: &[], output: ANSWER_LOGITS, required: true, feeds_head: false },
 ];
 
 /// Stage names of the contract, in the order they run.
-pub const STUDENT_STAGES: [&str; 4] = [STAGES[0].name, STAGES[1].name, STAGES[2].name, STAGES[3].name];
+pub const STUDENT_STAGES: [&str; 5] = [STAGES[0].name, STAGES[1].name, STAGES[2].name, STAGES[3].name, STAGES[4].name];
 
 /// The contract's stage of that name.
 pub fn stage(name: &str) -> Option<&'static StageSpec> {
@@ -86,7 +100,11 @@ mod tests {
         for (i, s) in STAGES.iter().enumerate() {
             assert_eq!(STUDENT_STAGES[i], s.name);
             assert!(STAGES[..i].iter().all(|o| o.name != s.name && o.output != s.output), "{} repeats", s.name);
-            assert!(s.inputs.iter().all(|t| STAGES.iter().all(|o| o.output != *t)), "{} reads a stage output", s.name);
+            assert!(
+                s.inputs.iter().all(|t| STAGES[i..].iter().all(|o| o.output != *t)),
+                "{} reads the output of a stage that runs after it",
+                s.name
+            );
             if s.feeds_head {
                 assert_eq!(producer_of(s.output).map(|p| p.name), Some(s.name));
             }
@@ -94,5 +112,6 @@ mod tests {
         assert_eq!(STAGES.iter().filter(|s| s.required).map(|s| s.name).collect::<Vec<_>>(), [HEAD]);
         assert_eq!(stage(QUESTION_ENCODER).map(|s| s.inputs), Some(&[QUESTION_IDS, QUESTION_MASK][..]));
         assert!(stage(MODEL_STAGE).is_none() && producer_of(ANSWER_LOGITS).is_none());
+        assert!(producer_of(FRAME_SCORES).is_none(), "the selector's scores are not a head input");
     }
 }

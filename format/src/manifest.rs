@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::contract::{
-    ANSWER_LOGITS, AUDIO_ENCODER, FRAME_ENCODER, FRAMES, HEAD, LOG_MEL, QUESTION_ENCODER, QUESTION_IDS, QUESTION_MASK,
+    ANSWER_LOGITS, AUDIO_ENCODER, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAME_SCORES, FRAMES, HEAD,
+    LOG_MEL, QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
 };
 pub use crate::contract::{CONTRACT_VERSION, MODEL_STAGE, STUDENT_STAGES};
 
@@ -501,8 +502,66 @@ impl Manifest {
                 return Err(invalid("tokenizer.vocab", "is empty"));
             }
         }
+        if let Some(sel) = self.stage(SELECTOR) {
+            self.validate_selector(sel)?;
+        }
         if let Some(v) = &self.voice {
             self.validate_voice(v)?;
+        }
+        Ok(())
+    }
+
+    /// The selector reads the question encoder's output and R candidates shaped like the frame
+    /// encoder's per-frame output, and writes one f32 score per candidate; R must be at least F.
+    fn validate_selector(&self, sel: &StageInfo) -> Result<(), ManifestError> {
+        let field = |name: &str| format!("stages.{SELECTOR}.{name}");
+        let (Some(fe), Some(qe)) = (self.stage(FRAME_ENCODER), self.stage(QUESTION_ENCODER)) else {
+            return Err(invalid("stages", "a selector needs a frame_encoder and a question_encoder"));
+        };
+        let q = find(sel, QUESTION_FEATURES, true)?;
+        let qe_out = find(qe, QUESTION_FEATURES, false)?;
+        if q.shape != qe_out.shape || q.dtype != DType::F32 {
+            return Err(invalid(
+                field(QUESTION_FEATURES),
+                format!(
+                    "must be f32 {:?} like the question encoder's output, got {} {:?}",
+                    qe_out.shape,
+                    q.dtype.name(),
+                    q.shape
+                ),
+            ));
+        }
+        let cand = find(sel, CANDIDATE_FEATURES, true)?;
+        let per_frame = find(fe, FRAME_FEATURES, false)?.shape.get(1..).unwrap_or(&[]);
+        let r = cand.shape.get(1).copied().unwrap_or(0);
+        let frames = self.video.as_ref().map_or(0, |v| v.frames);
+        if cand.shape.len() != per_frame.len() + 2
+            || cand.shape[0] != 1
+            || cand.shape.get(2..) != Some(per_frame)
+            || cand.dtype != DType::F32
+        {
+            return Err(invalid(
+                field(CANDIDATE_FEATURES),
+                format!(
+                    "must be f32 [1,R,{}] (R candidates of the frame encoder's output), got {} {:?}",
+                    per_frame.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+                    cand.dtype.name(),
+                    cand.shape
+                ),
+            ));
+        }
+        if r < frames {
+            return Err(invalid(
+                field(CANDIDATE_FEATURES),
+                format!("{r} candidates cannot give the head its {frames} frames"),
+            ));
+        }
+        let scores = find(sel, FRAME_SCORES, false)?;
+        if scores.shape != [1, r] || scores.dtype != DType::F32 {
+            return Err(invalid(
+                field(FRAME_SCORES),
+                format!("must be f32 [1,{r}], got {} {:?}", scores.dtype.name(), scores.shape),
+            ));
         }
         Ok(())
     }

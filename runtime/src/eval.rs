@@ -6,7 +6,7 @@
 //! `"window": [start, end]`, the frames (end exclusive) that hold what the question is about, as
 //! `training/synth.py --long` writes for long streams: [`EvalSelection::Oracle`] encodes exactly
 //! those. Each clip is encoded once per part of it that is asked about, however many questions
-//! it has.
+//! it has. [`EvalSelection::Question`] lets the student's selector choose the part per question.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::capture::y4m::Y4mVideo;
 use crate::pipeline::{Answer, ClipFeatures, ClipSpan, PipelineError, Student};
+use crate::tensor::Tensor;
 
 /// A question set that cannot be read or evaluated.
 #[derive(Debug, Error)]
@@ -119,25 +121,30 @@ pub enum EvalSelection {
     Uniform,
     /// The clip's last F frames and the audio of their time.
     Recent,
+    /// The part the student's selector finds relevant to each question (see
+    /// [`Student::answer_selected`]); a student without a selector falls back to `Uniform`.
+    Question,
     /// The question's `window` (the generator's ground truth, for evaluation only): F frames
     /// spread over it and the audio of its time.
     Oracle,
 }
 
 impl EvalSelection {
-    /// The name reports use: `uniform`, `recent` or `oracle`.
+    /// The name reports use: `uniform`, `recent`, `question` or `oracle`.
     pub fn name(self) -> &'static str {
         match self {
             EvalSelection::Uniform => "uniform",
             EvalSelection::Recent => "recent",
+            EvalSelection::Question => "question",
             EvalSelection::Oracle => "oracle",
         }
     }
 
-    /// The part of the item's clip to encode; `None` for an oracle without a window.
+    /// The part of the item's clip to encode; `None` for an oracle without a window. (The
+    /// question selection chooses per question: `Whole` stands for the clip it chooses from.)
     fn span(self, item: &EvalItem) -> Option<ClipSpan> {
         match self {
-            EvalSelection::Uniform => Some(ClipSpan::Whole),
+            EvalSelection::Uniform | EvalSelection::Question => Some(ClipSpan::Whole),
             EvalSelection::Recent => Some(ClipSpan::Recent),
             EvalSelection::Oracle => item.window.map(|[start, end]| ClipSpan::Frames { start, end }),
         }
@@ -177,12 +184,21 @@ pub fn evaluate_with(
     mut on_answer: impl FnMut(&EvalItem, &Answer),
 ) -> Result<EvalReport, EvalError> {
     let shown = set_path.display().to_string();
+    let selection = if selection == EvalSelection::Question && student.selector_candidates().is_none() {
+        log::warn!("{shown}: the student has no selector stage: selection `question` falls back to `uniform`");
+        EvalSelection::Uniform
+    } else {
+        selection
+    };
     let spans = items
         .iter()
         .map(|item| selection.span(item).ok_or_else(|| EvalError::NoWindow { path: shown.clone(), line: item.line }))
         .collect::<Result<Vec<_>, _>>()?;
     type ClipKey = (Option<PathBuf>, Option<PathBuf>, ClipSpan);
     let mut clips: HashMap<ClipKey, ClipFeatures> = HashMap::new();
+    // For the question selection: each clip read once, with its candidates encoded.
+    type Candidates = (Option<Y4mVideo>, Option<Vec<f32>>, (Vec<usize>, Tensor));
+    let mut streams: HashMap<(Option<PathBuf>, Option<PathBuf>), Candidates> = HashMap::new();
     let mut total = Score::default();
     let mut per_type: BTreeMap<String, Score> = BTreeMap::new();
     let labels = &student.manifest().labels;
@@ -195,13 +211,30 @@ pub fn evaluate_with(
     }
     for (item, &span) in items.iter().zip(&spans) {
         let item_err = |source| EvalError::Item { path: shown.clone(), line: item.line, source };
-        let key = (item.video.clone(), item.audio.clone(), span);
-        if !clips.contains_key(&key) {
-            let clip =
-                student.encode_files_span(item.video.as_deref(), item.audio.as_deref(), span).map_err(item_err)?;
-            clips.insert(key.clone(), clip);
-        }
-        let answer = student.answer(&item.question, &clips[&key]).map_err(item_err)?;
+        let answer = if selection == EvalSelection::Question {
+            let key = (item.video.clone(), item.audio.clone());
+            if !streams.contains_key(&key) {
+                let (video, samples) =
+                    student.read_clip(item.video.as_deref(), item.audio.as_deref()).map_err(item_err)?;
+                let video = video.ok_or(PipelineError::NeedsVideo).map_err(item_err)?;
+                let candidates = student.encode_candidates(&video).map_err(item_err)?;
+                streams.insert(key.clone(), (Some(video), samples, candidates));
+            }
+            let (video, samples, candidates) = &streams[&key];
+            let video = video.as_ref().ok_or(PipelineError::NeedsVideo).map_err(item_err)?;
+            let (answer, (start, end)) =
+                student.answer_selected(&item.question, video, samples.as_deref(), candidates).map_err(item_err)?;
+            log::debug!("{shown}:{}: answered from frames {start}..{end}", item.line);
+            answer
+        } else {
+            let key = (item.video.clone(), item.audio.clone(), span);
+            if !clips.contains_key(&key) {
+                let clip =
+                    student.encode_files_span(item.video.as_deref(), item.audio.as_deref(), span).map_err(item_err)?;
+                clips.insert(key.clone(), clip);
+            }
+            student.answer(&item.question, &clips[&key]).map_err(item_err)?
+        };
         let correct = answer.answer == item.answer;
         total.add(correct);
         per_type.entry(item.kind.clone().unwrap_or_else(|| "all".into())).or_default().add(correct);
@@ -255,7 +288,7 @@ mod tests {
 
     #[test]
     fn selections_have_their_names() {
-        for s in [EvalSelection::Uniform, EvalSelection::Recent, EvalSelection::Oracle] {
+        for s in [EvalSelection::Uniform, EvalSelection::Recent, EvalSelection::Question, EvalSelection::Oracle] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
     }

@@ -12,12 +12,14 @@ use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
 use crate::capture::y4m::{Y4mError, Y4mVideo, open_y4m, read_y4m};
 use crate::contract::{
-    AUDIO_ENCODER, AUDIO_FEATURES, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER, QUESTION_IDS, QUESTION_MASK,
+    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER,
+    QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
 };
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
 use crate::package::Package;
 use crate::preprocess::image::{frames_tensor_at, sample_indices};
 use crate::preprocess::mel::LogMel;
+use crate::stream::select::question_span;
 use crate::tensor::{Tensor, TensorData};
 use crate::text::{Tokenizer, TokenizerError};
 
@@ -135,6 +137,15 @@ pub fn frame_sample(frame: usize, fps: (u32, u32), sample_rate: u32) -> usize {
     usize::try_from((exact2 + num) / (2 * num)).unwrap_or(usize::MAX)
 }
 
+/// A question as the question encoder encoded it (no features for a student without one).
+#[derive(Debug, Clone)]
+pub struct QuestionFeatures {
+    pub question: String,
+    pub features: Option<Tensor>,
+    /// Milliseconds spent tokenizing and encoding.
+    pub timings_ms: BTreeMap<String, f64>,
+}
+
 /// A loaded student package.
 pub struct Student {
     manifest: Manifest,
@@ -144,6 +155,7 @@ pub struct Student {
     frame: Option<Box<dyn StageSession>>,
     audio: Option<(Box<dyn StageSession>, LogMel)>,
     question: Option<(Box<dyn StageSession>, Tokenizer)>,
+    selector: Option<Box<dyn StageSession>>,
     head: Box<dyn StageSession>,
     plan: MemoryPlan,
     budget: Option<Budget>,
@@ -243,11 +255,13 @@ impl Student {
             (Some(s), Some(t)) => Some((s, Tokenizer::new(t)?)),
             _ => None,
         };
+        let selector = load(SELECTOR)?;
         let head = load(HEAD)?.ok_or_else(|| contract(&origin, "no head stage"))?;
         let mut sessions: Vec<(&str, &dyn StageSession)> = vec![(HEAD, head.as_ref())];
         sessions.extend(frame.as_deref().map(|s| (FRAME_ENCODER, s)));
         sessions.extend(audio.as_ref().map(|(s, _)| (AUDIO_ENCODER, s.as_ref())));
         sessions.extend(question.as_ref().map(|(s, _)| (QUESTION_ENCODER, s.as_ref())));
+        sessions.extend(selector.as_deref().map(|s| (SELECTOR, s)));
         let plan = warm_up_and_plan(&m, resident_at_start, &sessions)?;
         if let Some(b) = &budget {
             plan.check(b.bytes, &b.board)?;
@@ -261,6 +275,7 @@ impl Student {
             frame,
             audio,
             question,
+            selector,
             head,
             plan,
             budget,
@@ -288,12 +303,13 @@ impl Student {
     }
 
     /// The loaded session of a stage (`frame_encoder`, `audio_encoder`, `question_encoder`,
-    /// `head`), if the student has it.
+    /// `selector`, `head`), if the student has it.
     pub fn stage_session(&self, name: &str) -> Option<&dyn StageSession> {
         match name {
             FRAME_ENCODER => self.frame.as_deref(),
             AUDIO_ENCODER => self.audio.as_ref().map(|(s, _)| s.as_ref()),
             QUESTION_ENCODER => self.question.as_ref().map(|(s, _)| s.as_ref()),
+            SELECTOR => self.selector.as_deref(),
             HEAD => Some(self.head.as_ref()),
             _ => None,
         }
@@ -363,6 +379,20 @@ impl Student {
         span: ClipSpan,
     ) -> Result<ClipFeatures, PipelineError> {
         let t = Instant::now();
+        let (video, samples) = self.read_clip(video, audio)?;
+        let read_ms = ms(t);
+        let mut clip = self.encode_span(video.as_ref(), samples.as_deref(), span)?;
+        clip.timings_ms.insert("read".into(), read_ms);
+        Ok(clip)
+    }
+
+    /// Reads (within the budget, see [`Student::encode_files`]) the clip files this student needs:
+    /// its video and its audio resampled to nothing, checked against the manifest's rate.
+    pub fn read_clip(
+        &self,
+        video: Option<&Path>,
+        audio: Option<&Path>,
+    ) -> Result<(Option<Y4mVideo>, Option<Vec<f32>>), PipelineError> {
         let audio_bytes = match (self.audio.is_some(), audio) {
             (true, Some(p)) => self.check_audio(p)?,
             _ => 0,
@@ -377,10 +407,60 @@ impl Student {
             (_, true, None) => return Err(PipelineError::NeedsAudio),
             _ => None,
         };
-        let read_ms = ms(t);
-        let mut clip = self.encode_span(video.as_ref(), samples.as_deref(), span)?;
-        clip.timings_ms.insert("read".into(), read_ms);
-        Ok(clip)
+        Ok((video, samples))
+    }
+
+    /// The number of candidate frames R the student's selector scores, if it has one.
+    pub fn selector_candidates(&self) -> Option<usize> {
+        self.selector.as_ref()?;
+        self.manifest.stage(SELECTOR)?.inputs.iter().find(|i| i.name == CANDIDATE_FEATURES)?.shape.get(1).copied()
+    }
+
+    /// Encodes the selector's R candidate frames of a clip, spread over all of it as
+    /// [`sample_indices`] spreads them (a clip shorter than R repeats frames): their frame
+    /// indices and their features `[R, ...]`.
+    pub fn encode_candidates(&self, video: &Y4mVideo) -> Result<(Vec<usize>, Tensor), PipelineError> {
+        let r = self.selector_candidates().ok_or_else(|| self.no_selector())?;
+        let enc = self.frame.as_deref().ok_or(PipelineError::NeedsVideo)?;
+        let p = self.manifest.video.as_ref().ok_or_else(|| contract(&self.origin, "no video preprocessing"))?;
+        let batch = self.manifest.stage(FRAME_ENCODER).map_or(1, |s| s.inputs[0].shape[0].max(1));
+        let frames = sample_indices(video.frame_count(), r);
+        // The encoder runs in whole batches: repeat the last candidate, then drop the extra rows.
+        let mut padded = frames.clone();
+        padded.resize(r.div_ceil(batch) * batch, frames.last().copied().unwrap_or(0));
+        let pixels = frames_tensor_at(video, p, &padded)?;
+        let mut out = self.run_batched(enc, FRAME_ENCODER, pixels, padded.len())?;
+        let per = out.len() / padded.len();
+        if let TensorData::F32(v) = &mut out.data {
+            v.truncate(r * per);
+        }
+        out.shape = vec![r, per];
+        Ok((frames, out))
+    }
+
+    fn no_selector(&self) -> PipelineError {
+        contract(&self.origin, "this student has no selector stage: question-aware selection needs one")
+    }
+
+    /// The selector's scores (logits, one per candidate) for question features (as
+    /// [`Student::question_features`] gives them) and candidate features `[R, ...]`.
+    pub fn score_candidates(&self, question: &Tensor, candidates: &Tensor) -> Result<Vec<f32>, PipelineError> {
+        let sel = self.selector.as_deref().ok_or_else(|| self.no_selector())?;
+        let info = self.manifest.stage(SELECTOR).ok_or_else(|| self.no_selector())?;
+        let inputs = info
+            .inputs
+            .iter()
+            .map(|i| {
+                let data = if i.name == QUESTION_FEATURES { &question.data } else { &candidates.data };
+                Tensor { shape: i.shape.clone(), data: data.clone() }
+            })
+            .collect();
+        let out = sel.run(inputs)?.swap_remove(0);
+        let scores = out.as_f32().ok_or_else(|| contract(&self.origin, "frame_scores is not f32"))?.to_vec();
+        if scores.iter().any(|s| !s.is_finite()) {
+            return Err(contract(&self.origin, "the selector produced non-finite scores"));
+        }
+        Ok(scores)
     }
 
     /// Preprocesses and encodes an already decoded clip.
@@ -489,10 +569,42 @@ impl Student {
         Tensor::f32(vec![items, per_item], out).map_err(|e| contract(&self.origin, e.to_string()))
     }
 
+    /// Answers a question from the part of a clip its selector finds relevant: the question is
+    /// encoded, the selector scores the clip's `candidates` (from [`Student::encode_candidates`]),
+    /// [`question_span`] turns the scores into frames `start..end`, and those are encoded as
+    /// [`ClipSpan::Frames`] would encode them. Returns the answer (its timings include the
+    /// selector's) and the part answered from.
+    pub fn answer_selected(
+        &self,
+        question: &str,
+        video: &Y4mVideo,
+        samples: Option<&[f32]>,
+        candidates: &(Vec<usize>, Tensor),
+    ) -> Result<(Answer, (usize, usize)), PipelineError> {
+        let q = self.question_features(question)?;
+        let features = q.features.as_ref().ok_or_else(|| self.no_selector())?;
+        let wanted = self.manifest.video.as_ref().map_or(1, |v| v.frames);
+        let t = Instant::now();
+        let scores = self.score_candidates(features, &candidates.1)?;
+        let (start, end) = question_span(&scores, &candidates.0, video.frame_count(), wanted)
+            .ok_or_else(|| PipelineError::Span("the clip has no frames to choose from".into()))?;
+        let select_ms = ms(t);
+        let clip = self.encode_span(Some(video), samples, ClipSpan::Frames { start, end })?;
+        let mut answer = self.answer_with(q, &clip)?;
+        answer.timings_ms.insert(SELECTOR.into(), select_ms);
+        Ok((answer, (start, end)))
+    }
+
     /// Answers one question about an encoded clip.
     pub fn answer(&self, question: &str, clip: &ClipFeatures) -> Result<Answer, PipelineError> {
+        let q = self.question_features(question)?;
+        self.answer_with(q, clip)
+    }
+
+    /// Runs the question encoder (when the student has one) on a question, timed.
+    pub fn question_features(&self, question: &str) -> Result<QuestionFeatures, PipelineError> {
         let mut timings = BTreeMap::new();
-        let question_features = match &self.question {
+        let features = match &self.question {
             Some((enc, tok)) => {
                 let t = Instant::now();
                 let tokens = tok.encode(question)?;
@@ -518,6 +630,12 @@ impl Student {
                 None
             }
         };
+        Ok(QuestionFeatures { question: question.to_string(), features, timings_ms: timings })
+    }
+
+    /// Answers a question, already encoded, about an encoded clip.
+    pub fn answer_with(&self, q: QuestionFeatures, clip: &ClipFeatures) -> Result<Answer, PipelineError> {
+        let QuestionFeatures { question, features: question_features, timings_ms: mut timings } = q;
         let head_info = self.manifest.stage(HEAD).ok_or_else(|| contract(&self.origin, "no head stage"))?;
         let mut inputs = Vec::with_capacity(head_info.inputs.len());
         for input in &head_info.inputs {
@@ -545,7 +663,7 @@ impl Student {
             return Err(contract(&self.origin, "the head produced non-finite logits"));
         }
         Ok(Answer {
-            question: question.to_string(),
+            question,
             answer: best.answer,
             confidence: best.confidence,
             top_k,

@@ -2,7 +2,8 @@
 //!
 //! Every stage of the package is a figure (`stage/<name>`), and for a student so are encoding
 //! a clip (`clip`: reading and decoding, preprocessing, both encoders) and answering a question
-//! from encoded features (`question`: tokenizer, question encoder and head). Each
+//! from encoded features (`question`: tokenizer, question encoder and head; with a selector
+//! stage also `question+selector`, which scores the selector's R candidates first). Each
 //! figure is loaded and run once on every backend asked for (load and first-run times are kept
 //! apart), warmed up, then timed in rounds in which the backends take turns, so that figures
 //! side by side share the machine's state. `docs/benchmarks.md` documents the output.
@@ -17,10 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use edgeqa::backend::{self, Backend, BackendChoice, StageSession};
 use edgeqa::capture::y4m::Y4mVideo;
-use edgeqa::contract::{AUDIO_FEATURES, FRAME_FEATURES, HEAD};
+use edgeqa::contract::{AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_FEATURES, HEAD, SELECTOR};
 use edgeqa::manifest::{PackageKind, StageFormat, StageInfo};
 use edgeqa::package::Package;
 use edgeqa::pipeline::{ClipFeatures, Student};
+use edgeqa::stream::select::question_span;
 use edgeqa::tensor::Tensor;
 use serde::Serialize;
 
@@ -312,6 +314,8 @@ enum Work {
         student: Box<Student>,
         clip: ClipFeatures,
         question: String,
+        /// With a selector: its R candidates' features, scored on every run before the head.
+        candidates: Option<Tensor>,
     },
     /// Encoding a clip: from files (read, decoded, preprocessed, encoded) or from a decoded
     /// synthetic clip; `parts` collects each run's per-part timings.
@@ -342,7 +346,18 @@ impl Work {
         on_threads(threads, || -> Result<()> {
             match self {
                 Work::Stage { session, inputs } => session.run(inputs.clone()).map(|_| ())?,
-                Work::Question { student, clip, question } => student.answer(question, clip).map(|_| ())?,
+                Work::Question { student, clip, question, candidates: None } => {
+                    student.answer(question, clip).map(|_| ())?
+                }
+                Work::Question { student, clip, question, candidates: Some(c) } => {
+                    let q = student.question_features(question)?;
+                    let f = q.features.as_ref().context("the selector needs question features")?;
+                    let scores = student.score_candidates(f, c)?;
+                    let frames: Vec<usize> = (0..scores.len()).collect();
+                    let wanted = student.manifest().video.as_ref().map_or(1, |v| v.frames);
+                    question_span(&scores, &frames, scores.len(), wanted).context("no candidates")?;
+                    student.answer_with(q, clip).map(|_| ())?
+                }
                 Work::Clip { student, source, parts } => {
                     let clip = match source {
                         ClipSource::Files { video, audio } => {
@@ -835,9 +850,27 @@ pub fn main(args: Args) -> Result<()> {
             let load = |e: &Engine| -> Result<Work> {
                 let student = Box::new(Student::load(&pkg, e.choice, None)?);
                 student.answer(&question, &clip).with_context(|| format!("question `{question}`"))?;
-                Ok(Work::Question { student, clip: clip.clone(), question: question.clone() })
+                Ok(Work::Question { student, clip: clip.clone(), question: question.clone(), candidates: None })
             };
             results.extend(measure("question", &engines, &plan, &load, None, &mut skipped)?);
+            // With a selector, the same question as `edgeqa live --selection question` answers it:
+            // the selector scores R candidates first (synthetic features, as the clip's are).
+            if let Some(sel) = m.stage(SELECTOR)
+                && let Some(info) = sel.inputs.iter().find(|i| i.name == CANDIDATE_FEATURES)
+            {
+                let mut c = edgeqa::synthetic::inputs(std::slice::from_ref(info), 1).swap_remove(0);
+                c.shape = vec![info.shape[1], info.shape[2..].iter().product()];
+                let load = |e: &Engine| -> Result<Work> {
+                    let student = Box::new(Student::load(&pkg, e.choice, None)?);
+                    Ok(Work::Question {
+                        student,
+                        clip: clip.clone(),
+                        question: question.clone(),
+                        candidates: Some(c.clone()),
+                    })
+                };
+                results.extend(measure("question+selector", &engines, &plan, &load, None, &mut skipped)?);
+            }
         }
     }
     let peak = results

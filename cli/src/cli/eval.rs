@@ -33,9 +33,10 @@ pub struct Args {
     #[arg(long, requires = "json")]
     answers: bool,
     /// Which frames of each clip the student sees: `uniform` spreads them over the whole clip,
-    /// `recent` takes the last ones, `oracle` the frames of the question's "window" (sets made by
-    /// `training/synth.py --long` have one; for evaluation only). Each takes the audio of the
-    /// same time.
+    /// `recent` takes the last ones, `question` lets the student's selector stage choose the
+    /// part for each question (`uniform` when the student has none), `oracle` the frames of the
+    /// question's "window" (sets made by `training/synth.py --long` have one; for evaluation
+    /// only). Each takes the audio of the same time.
     #[arg(long, value_enum, default_value_t = Selection::Uniform)]
     selection: Selection,
     #[command(flatten)]
@@ -49,6 +50,7 @@ pub struct Args {
 enum Selection {
     Uniform,
     Recent,
+    Question,
     Oracle,
 }
 
@@ -57,6 +59,7 @@ impl From<Selection> for EvalSelection {
         match s {
             Selection::Uniform => EvalSelection::Uniform,
             Selection::Recent => EvalSelection::Recent,
+            Selection::Question => EvalSelection::Question,
             Selection::Oracle => EvalSelection::Oracle,
         }
     }

@@ -19,6 +19,9 @@ enum SelectionArg {
     Uniform,
     /// The most recent frames and audio segments.
     Recent,
+    /// The part of the history the student's selector stage finds relevant to each question
+    /// (uniform over everything held when the student has no selector).
+    Question,
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,13 +167,18 @@ pub fn main(args: Args) -> Result<()> {
         selection: match args.selection {
             SelectionArg::Uniform => Selection::Uniform { window: args.window },
             SelectionArg::Recent => Selection::Recent,
+            SelectionArg::Question => Selection::Question,
         },
         // Files read as fast as possible lose nothing; devices (and files paced like them) drop
         // the oldest frame when encoding falls behind.
         overflow: if files_only && !args.realtime { Overflow::Block } else { Overflow::DropOldest },
         ..LiveConfig::default()
     };
-    let cfg_selection = cfg.selection;
+    let selection_line = match (cfg.selection, student.selector_candidates()) {
+        (Selection::Question, None) => "uniform (the student has no selector stage for `question`)".to_string(),
+        (Selection::Question, Some(r)) => format!("question ({r} candidates scored per question)"),
+        (s, _) => s.name().to_string(),
+    };
     let live = Arc::new(Live::start(Arc::clone(&student), video, audio, cfg)?);
     let (v, a) = live.sources();
     for s in [v, a].into_iter().flatten() {
@@ -183,7 +191,7 @@ pub fn main(args: Args) -> Result<()> {
         plan.frame_entries,
         plan.audio_entries,
         plan.memory.total() as f64 / edgeqa::budget::MIB,
-        cfg_selection.name()
+        selection_line
     );
     // The listener starts first: with files read as fast as possible, the audio waits for it.
     #[cfg(feature = "voice")]

@@ -29,9 +29,11 @@ use thiserror::Error;
 use crate::backend::BackendError;
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource};
-use crate::contract::{AUDIO_ENCODER, FRAME_ENCODER};
+use crate::contract::{AUDIO_ENCODER, FRAME_ENCODER, SELECTOR};
 use crate::manifest::Manifest;
 use crate::pipeline::{Answer, ClipFeatures, PipelineError, Student};
+use crate::preprocess::image::sample_indices;
+use crate::stream::select::question_span;
 use crate::tensor::Tensor;
 
 pub use handoff::{Handoff, Overflow};
@@ -299,7 +301,8 @@ pub struct LiveAnswer {
     /// Time span (seconds since the sources started) of the frames and audio looked at.
     pub frames_span_s: Option<(f64, f64)>,
     pub audio_span_s: Option<(f64, f64)>,
-    /// The selection that chose the entries (`uniform`, `recent`).
+    /// The selection that chose the entries (`uniform`, `recent`, `question`; `uniform` when
+    /// `question` was asked of a student without a selector).
     pub selection: &'static str,
 }
 
@@ -594,11 +597,36 @@ impl Live {
         *self.shared.running.lock().unwrap_or_else(|p| p.into_inner()) == 0
     }
 
-    /// Copies the selected entries of one ring into a `[wanted, dim]` tensor.
-    fn snapshot(&self, ring: &Mutex<FeatureRing>, wanted: usize) -> Option<(Tensor, (f64, f64))> {
+    /// Copies the selected entries of one ring into a `[wanted, dim]` tensor: those the live
+    /// selection chooses, or with `between` those spread uniformly over the entries stamped in
+    /// that time span (the nearest entry when none is).
+    fn snapshot(
+        &self,
+        ring: &Mutex<FeatureRing>,
+        wanted: usize,
+        between: Option<(f64, f64)>,
+    ) -> Option<(Tensor, (f64, f64))> {
         let mut chosen = Vec::with_capacity(wanted);
         let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-        self.selection.select(&ring, wanted, &mut chosen);
+        match between {
+            None => self.selection.select(&ring, wanted, &mut chosen),
+            Some((from, to)) => {
+                let n = ring.len();
+                let inside: Vec<usize> = (0..n).filter(|&i| (from..=to).contains(&ring.stamp(i))).collect();
+                match (inside.first(), inside.last()) {
+                    (Some(&a), Some(&b)) => {
+                        chosen.extend(sample_indices(b - a + 1, wanted).into_iter().map(|i| a + i));
+                    }
+                    _ if n > 0 => {
+                        let nearest = (0..n)
+                            .min_by(|&a, &b| (ring.stamp(a) - from).abs().total_cmp(&(ring.stamp(b) - from).abs()))
+                            .unwrap_or(0);
+                        chosen.resize(wanted, nearest);
+                    }
+                    _ => {}
+                }
+            }
+        }
         if chosen.is_empty() {
             return None;
         }
@@ -612,32 +640,77 @@ impl Live {
         Tensor::f32(vec![wanted, dim], data).ok().map(|t| (t, span))
     }
 
+    /// The time span (seconds) of the frames the student's selector finds relevant to a
+    /// question: R candidates spread over the frame ring are scored and [`question_span`] picks
+    /// the part; `None` when the ring is empty.
+    fn question_span_s(&self, q: &Tensor, r: usize) -> Result<Option<(f64, f64)>, LiveError> {
+        let (candidates, stamps, n) = {
+            let ring = self.shared.frames.lock().unwrap_or_else(|p| p.into_inner());
+            let n = ring.len();
+            if n == 0 {
+                return Ok(None);
+            }
+            let picks = sample_indices(n, r);
+            let mut data = Vec::with_capacity(r * ring.dim());
+            for &i in &picks {
+                data.extend_from_slice(ring.get(i));
+            }
+            let stamps: Vec<f64> = (0..n).map(|i| ring.stamp(i)).collect();
+            let dim = ring.dim();
+            (Tensor::f32(vec![r, dim], data).map_err(|e| LiveError::Config(e.to_string()))?, (picks, stamps), n)
+        };
+        let wanted = self.student.manifest().video.as_ref().map_or(1, |v| v.frames);
+        let scores = self.student.score_candidates(q, &candidates)?;
+        let (picks, stamps) = stamps;
+        Ok(question_span(&scores, &picks, n, wanted).map(|(lo, hi)| (stamps[lo], stamps[hi - 1])))
+    }
+
     /// Answers a question from what the rings hold now.
     pub fn ask(&self, question: &str) -> Result<LiveAnswer, LiveError> {
         let t = Instant::now();
         let m = self.student.manifest();
+        let q = self.student.question_features(question)?;
+        // The question selection needs the question's features and a selector; without one
+        // the selection is uniform over everything held.
+        let mut selection = self.selection;
+        let mut between = None;
+        let mut select_ms = None;
+        if selection == Selection::Question {
+            match (self.student.selector_candidates(), &q.features) {
+                (Some(r), Some(f)) if self.plan.frame_entries > 0 => {
+                    let ts = Instant::now();
+                    between = Some(self.question_span_s(f, r)?.ok_or(LiveError::NotYet("seen", "camera"))?);
+                    select_ms = Some(ts.elapsed().as_secs_f64() * 1e3);
+                }
+                _ => selection = Selection::Uniform { window: None },
+            }
+        }
         let frames = match &m.video {
             Some(v) if self.plan.frame_entries > 0 => {
-                Some(self.snapshot(&self.shared.frames, v.frames).ok_or(LiveError::NotYet("seen", "camera"))?)
+                Some(self.snapshot(&self.shared.frames, v.frames, between).ok_or(LiveError::NotYet("seen", "camera"))?)
             }
             _ => None,
         };
         let audio = match &m.audio {
-            Some(a) if self.plan.audio_entries > 0 => {
-                Some(self.snapshot(&self.shared.audio, a.segments).ok_or(LiveError::NotYet("heard", "microphone"))?)
-            }
+            Some(a) if self.plan.audio_entries > 0 => Some(
+                self.snapshot(&self.shared.audio, a.segments, between)
+                    .ok_or(LiveError::NotYet("heard", "microphone"))?,
+            ),
             _ => None,
         };
         let frames_span_s = frames.as_ref().map(|f| f.1);
         let audio_span_s = audio.as_ref().map(|a| a.1);
         let clip = ClipFeatures::from_features(frames.map(|f| f.0), audio.map(|a| a.0));
-        let answer = self.student.answer(question, &clip)?;
+        let mut answer = self.student.answer_with(q, &clip)?;
+        if let Some(ms) = select_ms {
+            answer.timings_ms.insert(SELECTOR.into(), ms);
+        }
         Ok(LiveAnswer {
             answer,
             latency_ms: t.elapsed().as_secs_f64() * 1e3,
             frames_span_s,
             audio_span_s,
-            selection: self.selection.name(),
+            selection: selection.name(),
         })
     }
 

@@ -3,9 +3,10 @@
 //! - [`Selection::Uniform`]: entries spread uniformly (as [`sample_indices`] spreads a clip's
 //!   frames) over the last `window` seconds, or over everything held without a window — so a
 //!   question asked after a whole clip looks at the very frames `edgeqa ask` uses for it;
-//! - [`Selection::Recent`]: the most recent entries.
-//!
-//! A question-aware selector (scoring entries against the question) fits the same trait.
+//! - [`Selection::Recent`]: the most recent entries;
+//! - [`Selection::Question`]: the student's `selector` stage scores candidate entries for the
+//!   question and [`question_span`] turns the scores into the part of the stream to answer from
+//!   (`Live::ask` runs it: it needs the question, which [`Selector::select`] does not see).
 
 use crate::preprocess::image::sample_indices;
 use crate::stream::ring::FeatureRing;
@@ -24,6 +25,9 @@ pub enum Selection {
     Uniform { window: Option<f64> },
     /// The most recent entries.
     Recent,
+    /// The part of the stream the student's selector finds relevant to the question
+    /// ([`question_span`]); entries spread uniformly over it.
+    Question,
 }
 
 impl Selection {
@@ -32,6 +36,7 @@ impl Selection {
         match self {
             Selection::Uniform { .. } => "uniform",
             Selection::Recent => "recent",
+            Selection::Question => "question",
         }
     }
 }
@@ -55,11 +60,46 @@ impl Selector for Selection {
                 }
                 lo
             }
-            Selection::Uniform { window: None } => 0,
+            Selection::Uniform { window: None } | Selection::Question => 0,
             Selection::Recent => n.saturating_sub(wanted),
         };
         out.extend(sample_indices(n - first, wanted).into_iter().map(|i| first + i));
     }
+}
+
+/// The part `start..end` (end exclusive) of a stream of `length` frames to answer a question
+/// from, given a selector's `scores` (logits) for candidate frames `frames` (a frame may be a
+/// candidate more than once):
+///
+/// 1. the frames whose candidates score above zero (relevance over one half), or, when none
+///    does, the `wanted` best-scoring frames (ties to the earlier candidate);
+/// 2. the part from the first to the last of them;
+/// 3. the coverage guard: a part shorter than `wanted` frames grows to `wanted` around its centre
+///    (inside the stream), so a short burst still gets `wanted` distinct frames around it rather
+///    than every slot on a few repeated frames.
+///
+/// `training/selector.py` (`chosen_span`) applies the same rule when it reports how well the
+/// selector finds the ground-truth windows. Returns `None` for no candidates.
+pub fn question_span(scores: &[f32], frames: &[usize], length: usize, wanted: usize) -> Option<(usize, usize)> {
+    let mut order: Vec<usize> = (0..scores.len().min(frames.len())).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let order_first = *order.first()?;
+    let mut picked: Vec<usize> = Vec::new();
+    for c in order {
+        if scores[c] <= 0.0 && (picked.len() >= wanted || scores[order_first] > 0.0) {
+            break;
+        }
+        if !picked.contains(&frames[c]) {
+            picked.push(frames[c]);
+        }
+    }
+    let lo = *picked.iter().min()?;
+    let hi = picked.iter().max()? + 1;
+    if hi - lo >= wanted || length <= wanted {
+        return Some(if hi - lo >= wanted { (lo, hi) } else { (0, length) });
+    }
+    let lo = (lo.saturating_sub((wanted - (hi - lo)) / 2)).min(length - wanted);
+    Some((lo, lo + wanted))
 }
 
 #[cfg(test)]
@@ -88,5 +128,40 @@ mod tests {
         assert_eq!(out, vec![11, 13, 15]);
         Selection::Uniform { window: None }.select(&ring(0), 3, &mut out);
         assert!(out.is_empty());
+        assert_eq!(Selection::Question.name(), "question");
+    }
+
+    #[test]
+    fn the_question_span_holds_the_relevant_frames_and_at_least_wanted() {
+        let frames: Vec<usize> = (0..100).collect();
+        let mut scores = vec![-3.0f32; 100];
+        for s in &mut scores[40..56] {
+            *s = 2.0;
+        }
+        assert_eq!(question_span(&scores, &frames, 100, 8), Some((40, 56)), "every frame above zero");
+        // A 2-frame burst grows to 8 frames around it; at the stream's end it stays inside.
+        let mut burst = vec![-3.0f32; 100];
+        burst[50] = 1.0;
+        burst[51] = 1.0;
+        assert_eq!(question_span(&burst, &frames, 100, 8), Some((47, 55)));
+        let mut end = vec![-3.0f32; 100];
+        end[99] = 1.0;
+        assert_eq!(question_span(&end, &frames, 100, 8), Some((92, 100)));
+        // Nothing above zero: the 8 best frames, wherever they are.
+        let mut low: Vec<f32> = (0..100).map(|i| -100.0 + i as f32 * 0.01).collect();
+        low[10] = -0.5;
+        assert_eq!(question_span(&low, &frames, 100, 8), Some((10, 100)));
+        // One frame above zero: only it counts, grown to 8 frames.
+        let mut one = vec![-1.0f32; 100];
+        one[30] = 0.5;
+        assert_eq!(question_span(&one, &frames, 100, 8), Some((27, 35)));
+        // Candidates repeat frames of a short stream: 8 distinct frames are still taken.
+        let twice: Vec<usize> = (0..64).map(|c| c / 2).collect();
+        let mut s2 = vec![-1.0f32; 64];
+        s2[20] = 5.0;
+        s2[21] = 5.0;
+        assert_eq!(question_span(&s2, &twice, 32, 8), Some((7, 15)));
+        assert_eq!(question_span(&[1.0; 4], &[0, 1, 2, 3], 4, 8), Some((0, 4)), "a stream shorter than wanted");
+        assert_eq!(question_span(&[], &[], 10, 8), None);
     }
 }
