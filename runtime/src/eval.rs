@@ -197,7 +197,7 @@ pub fn evaluate_with(
     type ClipKey = (Option<PathBuf>, Option<PathBuf>, ClipSpan);
     let mut clips: HashMap<ClipKey, ClipFeatures> = HashMap::new();
     // For the question selection: each clip read once, with its candidates encoded.
-    type Candidates = (Option<Y4mVideo>, Option<Vec<f32>>, (Vec<usize>, Tensor));
+    type Candidates = (Y4mVideo, Option<Vec<f32>>, (Vec<usize>, Tensor));
     let mut streams: HashMap<(Option<PathBuf>, Option<PathBuf>), Candidates> = HashMap::new();
     let mut total = Score::default();
     let mut per_type: BTreeMap<String, Score> = BTreeMap::new();
@@ -218,10 +218,9 @@ pub fn evaluate_with(
                     student.read_clip(item.video.as_deref(), item.audio.as_deref()).map_err(item_err)?;
                 let video = video.ok_or(PipelineError::NeedsVideo).map_err(item_err)?;
                 let candidates = student.encode_candidates(&video).map_err(item_err)?;
-                streams.insert(key.clone(), (Some(video), samples, candidates));
+                streams.insert(key.clone(), (video, samples, candidates));
             }
             let (video, samples, candidates) = &streams[&key];
-            let video = video.as_ref().ok_or(PipelineError::NeedsVideo).map_err(item_err)?;
             let (answer, (start, end)) =
                 student.answer_selected(&item.question, video, samples.as_deref(), candidates).map_err(item_err)?;
             log::debug!("{shown}:{}: answered from frames {start}..{end}", item.line);
