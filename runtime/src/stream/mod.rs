@@ -644,7 +644,7 @@ impl Live {
     /// question: R candidates spread over the frame ring are scored and [`question_span`] picks
     /// the part; `None` when the ring is empty.
     fn question_span_s(&self, q: &Tensor, r: usize) -> Result<Option<(f64, f64)>, LiveError> {
-        let (candidates, stamps, n) = {
+        let (candidates, picks, stamps) = {
             let ring = self.shared.frames.lock().unwrap_or_else(|p| p.into_inner());
             let n = ring.len();
             if n == 0 {
@@ -657,12 +657,11 @@ impl Live {
             }
             let stamps: Vec<f64> = (0..n).map(|i| ring.stamp(i)).collect();
             let dim = ring.dim();
-            (Tensor::f32(vec![r, dim], data).map_err(|e| LiveError::Config(e.to_string()))?, (picks, stamps), n)
+            (Tensor::f32(vec![r, dim], data).map_err(|e| LiveError::Config(e.to_string()))?, picks, stamps)
         };
         let wanted = self.student.manifest().video.as_ref().map_or(1, |v| v.frames);
         let scores = self.student.score_candidates(q, &candidates)?;
-        let (picks, stamps) = stamps;
-        Ok(question_span(&scores, &picks, n, wanted).map(|(lo, hi)| (stamps[lo], stamps[hi - 1])))
+        Ok(question_span(&scores, &picks, stamps.len(), wanted).map(|(lo, hi)| (stamps[lo], stamps[hi - 1])))
     }
 
     /// Answers a question from what the rings hold now.
