@@ -67,6 +67,42 @@ fn bad_student_directories_are_explained() {
     assert!(!out.exists(), "nothing may be written on failure");
 }
 
+/// A `selector.onnx` whose candidate count is `r` (symbolic when `None`): it scores each
+/// candidate by the mean of its features and ignores the question.
+fn write_selector(dir: &Path, r: Option<usize>) {
+    let mut g = GraphBuilder::new("selector", 13);
+    g.input_f32("question_features", &[Dim::Fixed(1), Dim::Fixed(8)]);
+    let r = r.map_or(Dim::Symbolic("R".into()), Dim::Fixed);
+    let c = g.input_f32("candidate_features", &[Dim::Fixed(1), r, Dim::Fixed(4)]);
+    let s = g.node(
+        "ReduceMean",
+        &[&c],
+        vec![("axes", edgeqa::onnx_builder::Attr::Ints(vec![2])), ("keepdims", edgeqa::onnx_builder::Attr::Int(0))],
+    );
+    g.output(&s, "frame_scores");
+    std::fs::write(dir.join("selector.onnx"), g.build()).unwrap();
+}
+
+#[test]
+fn a_selector_without_a_fixed_candidate_count_or_its_encoders_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.eqa");
+    let dir = tmp.path().join("symbolic");
+    write_student_dir(&dir).unwrap();
+    write_selector(&dir, None);
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["selector.onnx", "candidate_features", "must fix R"]);
+
+    let dir = tmp.path().join("alone");
+    write_student_dir(&dir).unwrap();
+    write_selector(&dir, Some(32));
+    std::fs::remove_file(dir.join("question_encoder.onnx")).unwrap();
+    assert_clean_error(
+        &convert(&student_args(&dir, &out)),
+        &["selector.onnx needs frame_encoder.onnx and question_encoder.onnx"],
+    );
+    assert!(!out.exists(), "nothing may be written on failure");
+}
+
 #[test]
 fn unsupported_ops_are_all_listed_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
