@@ -209,3 +209,32 @@ fn the_selector_stage_is_checked_against_the_encoders() {
     let alone = broken(&|m| m.stages.retain(|s| s.name != QUESTION_ENCODER));
     assert!(alone.contains("a selector needs a frame_encoder and a question_encoder"), "{alone}");
 }
+
+#[test]
+fn synth_refuses_bad_stream_lengths_in_one_line() {
+    let python = edgeqa_tests::venv_python();
+    let synth = root().join("training/synth.py");
+    for (long, says) in
+        [("10", "at least 24 frames"), ("128,x", "separated by commas"), ("128,,256", "separated by commas")]
+    {
+        let out = tempfile::tempdir().unwrap();
+        let target = out.path().join("set");
+        let args: Vec<&OsStr> = vec![
+            synth.as_os_str(),
+            OsStr::new("--seed"),
+            OsStr::new("1"),
+            OsStr::new("--n"),
+            OsStr::new("1"),
+            OsStr::new("--long"),
+            OsStr::new(long),
+            OsStr::new("--out"),
+            target.as_os_str(),
+        ];
+        let (ok, _, err) = run_bin(python.to_str().unwrap(), &args, &[]);
+        assert!(!ok, "--long {long} was accepted");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains(&format!("--long {long}: ")) && last.contains(says), "--long {long}: {err}");
+        assert!(!err.contains("Traceback"), "--long {long}: {err}");
+        assert!(!target.exists(), "--long {long}: nothing may be written");
+    }
+}
