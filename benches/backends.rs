@@ -1,5 +1,5 @@
 //! Per-model latency of one stage run on each backend, side by side in one run: the demo
-//! student's four stages and the real models fetched by `bash scripts/fetch-test-data.sh`
+//! student's stages and the real models fetched by `bash scripts/fetch-test-data.sh`
 //! (PP-OCR cls, PP-OCRv4 rec and det, MiniLM-L6 int8, Silero VAD's static 16 kHz export), all
 //! packaged as they come.
 //!

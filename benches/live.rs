@@ -82,10 +82,10 @@ fn live(c: &mut Criterion) {
             for _ in 0..R {
                 source.next_frame(&mut frame).expect("frame");
                 if path.ingest(&frame).expect("ingest") {
-                    path.encode(session, &ring).expect("encode");
+                    path.encode(session, None, &ring).expect("encode");
                 }
             }
-            path.encode(session, &ring).expect("encode");
+            path.encode(session, None, &ring).expect("encode");
             let ring = ring.lock().expect("ring");
             let mut chosen = Vec::new();
             Selection::Uniform { window: None }.select(&ring, p.frames, &mut chosen);

@@ -559,6 +559,47 @@ fn bench_times_every_stage_and_the_question_in_every_format() {
     assert!(out.contains("stage/head") && out.contains("p50 ms"), "{out}");
 }
 
+/// `edgeqa bench` on the demo student, which has a selector: its two stages are figures, and
+/// `question+selector` is measured beside `question` with as many runs.
+#[test]
+fn bench_times_the_selector_beside_the_question() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/demo.eqa");
+    let (ok, out, err) = edgeqa(&[
+        "bench",
+        "--package",
+        &p(demo),
+        "--backend",
+        "tract",
+        "--iterations",
+        "4",
+        "--rounds",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let figures: Vec<&str> = r["results"].as_array().unwrap().iter().map(|f| f["figure"].as_str().unwrap()).collect();
+    assert_eq!(
+        figures,
+        [
+            "stage/frame_encoder",
+            "stage/audio_encoder",
+            "stage/question_encoder",
+            "stage/selector_keys",
+            "stage/selector",
+            "stage/head",
+            "clip",
+            "question",
+            "question+selector"
+        ]
+    );
+    for f in r["results"].as_array().unwrap() {
+        assert_eq!(f["runs"], 4, "{}", f["figure"]);
+        assert!(f.get("p50_ratio").is_none(), "one backend has no ratios");
+    }
+}
+
 /// The `clip` figure on the bundled clip files: reading and decoding them is one of its parts.
 #[test]
 fn bench_times_a_clip_from_files() {

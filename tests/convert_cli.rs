@@ -67,13 +67,21 @@ fn bad_student_directories_are_explained() {
     assert!(!out.exists(), "nothing may be written on failure");
 }
 
-/// A `selector.onnx` whose candidate count is `r` (symbolic when `None`): it scores each
-/// candidate by the mean of its features and ignores the question.
+/// A `selector_keys.onnx` (each frame's key: its features through a ReLU, `[N,6]` for the test
+/// student's `[N,6]` frame features) and a `selector.onnx` whose candidate count is `r`
+/// (symbolic when `None`): it scores each candidate by the mean of its key and ignores the
+/// question.
 fn write_selector(dir: &Path, r: Option<usize>) {
+    let mut g = GraphBuilder::new("selector_keys", 13);
+    let f = g.input_f32("frame_features", &[Dim::Symbolic("N".into()), Dim::Fixed(6)]);
+    let k = g.node("Relu", &[&f], vec![]);
+    g.output(&k, "frame_keys");
+    std::fs::write(dir.join("selector_keys.onnx"), g.build()).unwrap();
+
     let mut g = GraphBuilder::new("selector", 13);
     g.input_f32("question_features", &[Dim::Fixed(1), Dim::Fixed(8)]);
     let r = r.map_or(Dim::Symbolic("R".into()), Dim::Fixed);
-    let c = g.input_f32("candidate_features", &[Dim::Fixed(1), r, Dim::Fixed(4)]);
+    let c = g.input_f32("candidate_keys", &[Dim::Fixed(1), r, Dim::Fixed(6)]);
     let s = g.node(
         "ReduceMean",
         &[&c],
@@ -84,13 +92,13 @@ fn write_selector(dir: &Path, r: Option<usize>) {
 }
 
 #[test]
-fn a_selector_without_a_fixed_candidate_count_or_its_encoders_is_refused() {
+fn a_selector_without_a_fixed_candidate_count_or_its_other_stages_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.eqa");
     let dir = tmp.path().join("symbolic");
     write_student_dir(&dir).unwrap();
     write_selector(&dir, None);
-    assert_clean_error(&convert(&student_args(&dir, &out)), &["selector.onnx", "candidate_features", "must fix R"]);
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["selector.onnx", "candidate_keys", "must fix R"]);
 
     let dir = tmp.path().join("alone");
     write_student_dir(&dir).unwrap();
@@ -98,8 +106,21 @@ fn a_selector_without_a_fixed_candidate_count_or_its_encoders_is_refused() {
     std::fs::remove_file(dir.join("question_encoder.onnx")).unwrap();
     assert_clean_error(
         &convert(&student_args(&dir, &out)),
-        &["selector.onnx needs frame_encoder.onnx and question_encoder.onnx"],
+        &["selector.onnx needs selector_keys.onnx, frame_encoder.onnx and question_encoder.onnx"],
     );
+
+    let dir = tmp.path().join("no-keys");
+    write_student_dir(&dir).unwrap();
+    write_selector(&dir, Some(32));
+    std::fs::remove_file(dir.join("selector_keys.onnx")).unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["selector.onnx needs selector_keys.onnx"]);
+
+    let dir = tmp.path().join("no-frames");
+    write_student_dir(&dir).unwrap();
+    write_selector(&dir, Some(32));
+    std::fs::remove_file(dir.join("selector.onnx")).unwrap();
+    std::fs::remove_file(dir.join("frame_encoder.onnx")).unwrap();
+    assert_clean_error(&convert(&student_args(&dir, &out)), &["selector_keys.onnx needs frame_encoder.onnx"]);
     assert!(!out.exists(), "nothing may be written on failure");
 }
 

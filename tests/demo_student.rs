@@ -177,12 +177,15 @@ fn long_streams_are_answered_from_the_question_window() {
 }
 
 #[test]
-fn the_selector_stage_is_checked_against_the_encoders() {
-    use edgeqa::contract::{CANDIDATE_FEATURES, FRAME_SCORES, QUESTION_ENCODER, SELECTOR};
+fn the_selector_stages_are_checked_against_the_encoders_and_each_other() {
+    use edgeqa::contract::{
+        CANDIDATE_KEYS, FRAME_FEATURES, FRAME_KEYS, FRAME_SCORES, QUESTION_ENCODER, SELECTOR, SELECTOR_KEYS,
+    };
     let pkg = edgeqa::package::Package::open(&root().join("models/demo/demo.eqa")).unwrap();
     let good = pkg.manifest().clone();
     good.validate().unwrap();
     let sel = good.stages.iter().position(|s| s.name == SELECTOR).expect("the demo student has a selector");
+    let keys = good.stages.iter().position(|s| s.name == SELECTOR_KEYS).expect("and its selector_keys");
     let broken = |f: &dyn Fn(&mut edgeqa::manifest::Manifest)| {
         let mut m = good.clone();
         f(&mut m);
@@ -191,23 +194,29 @@ fn the_selector_stage_is_checked_against_the_encoders() {
     let input =
         |m: &edgeqa::manifest::Manifest, name: &str| m.stages[sel].inputs.iter().position(|t| t.name == name).unwrap();
     let few = broken(&|m| {
-        let i = input(m, CANDIDATE_FEATURES);
+        let i = input(m, CANDIDATE_KEYS);
         m.stages[sel].inputs[i].shape[1] = 4;
         m.stages[sel].outputs[0].shape[1] = 4;
     });
-    assert!(
-        few.contains("candidate_features") && few.contains("4 candidates cannot give the head its 8 frames"),
-        "{few}"
-    );
+    assert!(few.contains(CANDIDATE_KEYS) && few.contains("4 candidates cannot give the head its 8 frames"), "{few}");
     let wide = broken(&|m| {
-        let i = input(m, CANDIDATE_FEATURES);
-        m.stages[sel].inputs[i].shape[3] += 1;
+        let i = input(m, CANDIDATE_KEYS);
+        m.stages[sel].inputs[i].shape[2] += 1;
     });
-    assert!(wide.contains("candidate_features") && wide.contains("[1,R,18,48]"), "{wide}");
+    let k = good.stages[keys].outputs[0].shape[1];
+    assert!(wide.contains(CANDIDATE_KEYS) && wide.contains(&format!("[1,R,{k}]")), "{wide}");
     let scores = broken(&|m| m.stages[sel].outputs[0].shape = vec![256]);
     assert!(scores.contains(FRAME_SCORES) && scores.contains("[1,256]"), "{scores}");
+    let reads = broken(&|m| m.stages[keys].inputs[0].shape[1] = 16);
+    assert!(reads.contains(FRAME_FEATURES) && reads.contains("like the frame encoder's output"), "{reads}");
+    let per_frame = broken(&|m| m.stages[keys].outputs[0].shape = vec![1, k]);
+    assert!(per_frame.contains(FRAME_KEYS) && per_frame.contains("[8,K]"), "{per_frame}");
     let alone = broken(&|m| m.stages.retain(|s| s.name != QUESTION_ENCODER));
     assert!(alone.contains("a selector needs a frame_encoder and a question_encoder"), "{alone}");
+    let no_keys = broken(&|m| m.stages.retain(|s| s.name != SELECTOR_KEYS));
+    assert!(no_keys.contains("a selector without selector_keys"), "{no_keys}");
+    let no_selector = broken(&|m| m.stages.retain(|s| s.name != SELECTOR));
+    assert!(no_selector.contains("selector_keys without a selector"), "{no_selector}");
 }
 
 #[test]

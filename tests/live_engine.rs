@@ -18,7 +18,8 @@ use edgeqa::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource,
 use edgeqa::package::Package;
 use edgeqa::pipeline::Student;
 use edgeqa::stream::{
-    AudioPath, FeatureRing, Handoff, Live, LiveConfig, Overflow, SourceShape, VideoPath, audio_block, per_item,
+    AudioPath, FeatureRing, Handoff, Live, LiveConfig, Overflow, Selection, SourceShape, VideoPath, audio_block,
+    per_item,
 };
 
 /// Counts allocation calls made by a thread while it has counting switched on.
@@ -97,6 +98,47 @@ fn questions_for(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// With keys, each frame entry is the frame's features followed by the key `selector_keys`
+/// makes of them: the same key the per-clip path makes ([`Student::frame_keys`]).
+#[test]
+fn keyed_entries_hold_the_features_then_the_frames_key() {
+    let student = student();
+    let m = student.manifest().clone();
+    let frame_stage = m.stage("frame_encoder").unwrap();
+    let keys_stage = m.stage("selector_keys").expect("the demo student has a selector");
+    let session = student.stage_session("frame_encoder").unwrap();
+    let keys = student.stage_session("selector_keys").unwrap();
+    let mut source = Y4mSource::open(&clip(2, "y4m"), Pacing::AsFastAsPossible, false).unwrap();
+    let (w, h) = source.size();
+    let mut path = VideoPath::new(m.video.as_ref().unwrap(), &frame_stage.inputs[0], 1000.0, w, h);
+    let (d, k) = (per_item(&frame_stage.outputs[0]), student.key_len().unwrap());
+    let ring = std::sync::Mutex::new(FeatureRing::new(16, d + k));
+    let mut frame = Frame::default();
+    while ring.lock().unwrap().len() < 16 && source.next_frame(&mut frame).unwrap() {
+        if path.ingest(&frame).unwrap() {
+            path.encode(session, Some((keys, &keys_stage.inputs[0])), &ring).unwrap();
+        }
+    }
+    let ring = ring.lock().unwrap();
+    assert_eq!(ring.len(), 16);
+    let features: Vec<f32> = (0..16).flat_map(|i| ring.get(i)[..d].to_vec()).collect();
+    let want = student.frame_keys(&edgeqa::tensor::Tensor::f32(vec![16, d], features).unwrap()).unwrap();
+    let want = want.as_f32().unwrap();
+    for i in 0..16 {
+        let got = &ring.get(i)[d..];
+        assert!(got.iter().any(|v| *v != 0.0), "entry {i} has a key: {got:?}");
+        assert_eq!(got, &want[i * k..(i + 1) * k], "entry {i}");
+    }
+    // An entry too narrow for features and key is refused, not truncated.
+    let narrow = std::sync::Mutex::new(FeatureRing::new(16, d));
+    let mut source = Y4mSource::open(&clip(2, "y4m"), Pacing::AsFastAsPossible, false).unwrap();
+    let mut path = VideoPath::new(m.video.as_ref().unwrap(), &frame_stage.inputs[0], 1000.0, w, h);
+    assert!(source.next_frame(&mut frame).unwrap());
+    assert!(!path.ingest(&frame).unwrap(), "one frame does not fill the batch");
+    let e = path.encode(session, Some((keys, &keys_stage.inputs[0])), &narrow).unwrap_err().to_string();
+    assert!(e.contains("key values"), "{e}");
+}
+
 #[test]
 fn steady_state_allocates_nothing_per_frame_or_block() {
     let student = student();
@@ -126,7 +168,7 @@ fn steady_state_allocates_nothing_per_frame_or_block() {
             frames += 1;
         }
         if full {
-            path.encode(session, &ring).unwrap();
+            path.encode(session, None, &ring).unwrap();
         }
     }
     assert_eq!(counted, 0, "{counted} allocations over {frames} frames");
@@ -398,6 +440,16 @@ fn the_plan_shortens_history_to_fit_a_budget_or_refuses() {
     {
         assert!(names.iter().any(|n| n.starts_with(want)), "{want} missing from {names:?}");
     }
+    // The question selection keeps each frame's key beside its features: K more values an entry.
+    let keyed =
+        edgeqa::stream::plan(&student, shape, &LiveConfig { selection: Selection::Question, ..cfg.clone() }, None)
+            .unwrap();
+    let ring = |p: &edgeqa::stream::LivePlan| {
+        p.memory.items.iter().find(|i| i.name.starts_with("frame feature ring")).unwrap().clone()
+    };
+    let k = student.key_len().expect("the demo student has a selector");
+    assert!(ring(&keyed).name.contains(&format!("+ {k} key")) && !ring(&full).name.contains("key"), "{keyed:?}");
+    assert_eq!(ring(&keyed).bytes - ring(&full).bytes, (full.frame_entries * k * 4) as u64);
     // A budget 2 MiB short of the full plan: the history is shortened and the plan fits.
     let budget = Budget { bytes: full.memory.total() - 2 * 1024 * 1024, board: "small".into() };
     let fitted = edgeqa::stream::plan(&student, shape, &cfg, Some(&budget)).unwrap();

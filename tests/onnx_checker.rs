@@ -148,7 +148,7 @@ fn verdicts_agree_with_onnx_checker_on_crafted_real_and_demo_models() {
         models.display()
     );
     let demo = onnx_files(&repo_root().join("models/demo/student"));
-    assert_eq!(demo.len(), 5, "the demo student's five stages");
+    assert_eq!(demo.len(), 6, "the demo student's six stages");
     paths.extend(real.into_iter().chain(demo));
 
     let theirs = onnx_checker(&paths);

@@ -270,37 +270,76 @@ def export_stages(student: Student, out_dir, max_len: int, opset: int = 17) -> N
 
 
 class Selector(nn.Module):
-    """Question-aware frame relevance over ``R`` candidate frames (the optional ``selector`` stage):
-    ``question_features [1,Dq]``, ``candidate_features [1,R,18,C]`` -> ``frame_scores [1,R]`` (logits).
+    """Question-aware frame relevance over ``R`` candidate frames: two ONNX stages, so that the
+    work per question stays small.
 
-    Kept tiny because it runs on every question over every candidate: each candidate's 16 tokens
-    are averaged (one matrix product with fixed weights, which also skips the keypoint rows:
-    tract's Reduce<Max> over that axis took 84% of an earlier version's time) and projected to
-    ``h`` channels, the question gates those channels (language-aware gating), and two temporal
-    convolutions (the second dilated) let a frame's score depend on its neighbours, so the frames
-    of one event score together.
+    * ``selector_keys`` (``keys``), run once per frame as it is encoded:
+      ``frame_features [N,18,C] -> frame_keys [N,h]``, the mean of the frame's 16 tokens (one
+      matrix product with fixed weights, which also skips the keypoint rows) projected to ``h``
+      channels;
+    * ``selector`` (``score``), run on every question:
+      ``question_features [1,Dq]``, ``candidate_keys [1,R,h] -> frame_scores [1,R]`` (logits): the
+      question gates the keys' channels (language-aware gating, folded into the rows of an
+      ``h x m`` mixing matrix so that each candidate costs one small matrix product), then a ReLU
+      and a linear map give one score per candidate.
+
+    Each frame is scored on its own; the runtime's rule (``chosen_span``) makes one part of the
+    stream of the frames scoring above zero. Versions with temporal convolutions over the
+    candidates found the validation windows no better and cost more per question
+    (``training/README.md``).
     """
 
-    def __init__(self, c: int = 48, dq: int = 64, h: int = 16, k: int = 9):
+    def __init__(self, c: int = 48, dq: int = 64, h: int = 8, m: int = 8):
         super().__init__()
         pool = torch.zeros(1, TOKENS + 2)
         pool[0, :TOKENS] = 1.0 / TOKENS
         self.register_buffer("pool", pool)
         self.proj = nn.Linear(c, h)
         self.gate = nn.Linear(dq, h)
-        self.t1 = nn.Conv1d(h, h, k, padding=k // 2)
-        self.t2 = nn.Conv1d(h, 1, k, padding=(k // 2) * 2, dilation=2)
+        self.mix = nn.Parameter(torch.randn(h, m) / math.sqrt(h))
+        self.mix_bias = nn.Parameter(torch.zeros(m))
+        self.out = nn.Linear(m, 1)
+        self.h = h
+
+    def keys(self, frame_features: torch.Tensor) -> torch.Tensor:  # [...,18,C] -> [...,h]
+        return F.relu(self.proj(torch.matmul(self.pool, frame_features).squeeze(-2)))
+
+    def score(self, question_features: torch.Tensor, candidate_keys: torch.Tensor) -> torch.Tensor:
+        # gating the keys' channels is gating the mixing matrix's rows: [B,h,1] * [h,m]
+        mix = torch.sigmoid(self.gate(question_features)).unsqueeze(2) * self.mix  # [B,h,m]
+        x = F.relu(torch.matmul(candidate_keys, mix) + self.mix_bias)  # [B,R,m]
+        return self.out(x).squeeze(2)  # [B,R]
 
     def forward(self, question_features: torch.Tensor, candidate_features: torch.Tensor) -> torch.Tensor:
-        x = torch.matmul(self.pool, candidate_features).squeeze(2)  # [B,R,C]: the tokens' mean
-        x = F.relu(self.proj(x)) * torch.sigmoid(self.gate(question_features)).unsqueeze(1)  # [B,R,h]
-        x = F.relu(self.t1(x.transpose(1, 2)))
-        return self.t2(x).squeeze(1)  # [B,R]
+        return self.score(question_features, self.keys(candidate_features))
 
 
-def export_selector(selector: Selector, path, candidates: int, c: int = 48, dq: int = 64, opset: int = 17) -> None:
-    """Writes ``selector.onnx`` for ``candidates`` candidate frames."""
+class _KeysStage(nn.Module):
+    def __init__(self, selector: Selector):
+        super().__init__()
+        self.selector = selector
+
+    def forward(self, frame_features):
+        return self.selector.keys(frame_features)
+
+
+class _ScoreStage(nn.Module):
+    def __init__(self, selector: Selector):
+        super().__init__()
+        self.selector = selector
+
+    def forward(self, question_features, candidate_keys):
+        return self.selector.score(question_features, candidate_keys)
+
+
+def export_selector(selector: Selector, out_dir, candidates: int, c: int = 48, dq: int = 64, opset: int = 17) -> None:
+    """Writes ``selector_keys.onnx`` (the frame encoder's batch of ``FRAMES`` frames) and
+    ``selector.onnx`` (``candidates`` candidate frames) into ``out_dir``."""
     selector = selector.eval()
-    args = (torch.zeros(1, dq), torch.zeros(1, candidates, TOKENS + 2, c))
-    torch.onnx.export(selector, args, str(path), input_names=["question_features", "candidate_features"],
-                      output_names=["frame_scores"], opset_version=opset, do_constant_folding=True, dynamo=False)
+    torch.onnx.export(_KeysStage(selector), (torch.zeros(FRAMES, TOKENS + 2, c),), str(out_dir / "selector_keys.onnx"),
+                      input_names=["frame_features"], output_names=["frame_keys"], opset_version=opset,
+                      do_constant_folding=True, dynamo=False)
+    args = (torch.zeros(1, dq), torch.zeros(1, candidates, selector.h))
+    torch.onnx.export(_ScoreStage(selector), args, str(out_dir / "selector.onnx"),
+                      input_names=["question_features", "candidate_keys"], output_names=["frame_scores"],
+                      opset_version=opset, do_constant_folding=True, dynamo=False)

@@ -59,6 +59,55 @@ def _run(r: dict) -> list[str]:
     ]
 
 
+def _distillation(kd: dict) -> list[str]:
+    """The ``distill.py`` comparison: one teacher, the students alone and distilled over seeds."""
+    sm, t = kd["summary"], acc(kd["teacher"]["test"])
+    alone, dist = sm["student_alone"]["test"], sm["student_distilled"]["test"]
+    verdict = "beat" if dist["mean"] > alone["mean"] else "did not beat"
+    v, secs = kd["versions"], kd["train_seconds"]
+    splits = ", ".join(f"{k} seed {x['seed']}: {x['clips']} clips / {x['questions']} questions"
+                       for k, x in kd["splits"].items())
+    counts = " | ".join(f"{ty} ({kd['teacher']['test']['per_type'][ty]['total']})" for ty in TYPES)
+    rows = [f"| model | all | {counts} |", "|---" * (len(TYPES) + 2) + "|",
+            f"| teacher | {t:.1f} | " + " | ".join(f"{acc(kd['teacher']['test']['per_type'][ty]):.1f}" for ty in TYPES)
+            + " |"]
+    for name in ("student_alone", "student_distilled"):
+        x = sm[name]["test"]
+        rows.append(f"| {_name(name)} (mean ± std) | {x['mean']:.1f} ± {x['std']:.1f} | "
+                    + " | ".join(f"{x['per_type_mean'][ty]:.1f}" for ty in TYPES) + " |")
+    per_seed = "; ".join(
+        f"seed {s}: alone {acc(kd['runs']['student_alone'][str(s)]['test']):.1f}, distilled "
+        f"{acc(kd['runs']['student_distilled'][str(s)]['test']):.1f}" for s in kd["seeds"])
+    return [
+        "## Distillation against training alone",
+        "",
+        f"One teacher ({kd['parameters']['teacher']:,} parameters, {kd['epochs']['teacher']} epochs) at {t:.1f}% on "
+        f"the test split. Each student ({kd['parameters']['student']:,} parameters) is trained twice from the same "
+        f"initialisation, with the same batches and {kd['epochs']['student']} epochs: alone and distilled. Over "
+        f"{len(kd['seeds'])} seeds, distillation **{verdict}** training alone: {dist['mean']:.1f} ± {dist['std']:.1f}% "
+        f"against {alone['mean']:.1f} ± {alone['std']:.1f}% (mean ± sample std over seeds); the teacher is "
+        f"{t - alone['mean']:+.1f} points from the student alone.",
+        "",
+        f"Command: `{kd['command']}` (torch {v['torch']}, numpy {v['numpy']}, {kd['threads']} CPU threads). Splits "
+        f"(clip i of a split is `default_rng([seed, i])`): {splits}.",
+        "",
+        f"Accuracy (%) on the held-out **test** split ({kd['teacher']['test']['total']} questions); the students' "
+        "per-type cells are means over the seeds:",
+        "",
+        *rows,
+        "",
+        f"Per seed (test, %): {per_seed}. Validation: student alone {sm['student_alone']['val']['mean']:.1f} ± "
+        f"{sm['student_alone']['val']['std']:.1f}%, distilled {sm['student_distilled']['val']['mean']:.1f} ± "
+        f"{sm['student_distilled']['val']['std']:.1f}%, teacher {acc(kd['teacher']['val']):.1f}%.",
+        "",
+        f"Distillation: T = {kd['distillation']['temperature']}, KL weight {kd['distillation']['kd_weight']}, "
+        f"feature weight {kd['distillation']['feature_weight']}. Wall-clock seconds: teacher {secs['teacher']}, "
+        f"students alone {', '.join(map(str, secs['student_alone']))}, distilled "
+        f"{', '.join(map(str, secs['student_distilled']))}; whole run {secs['total']}.",
+        "",
+    ]
+
+
 def render(r: dict, kd: dict | None, sel: dict | None = None) -> str:
     p = r["parameters"]
     lines = [
@@ -72,27 +121,17 @@ def render(r: dict, kd: dict | None, sel: dict | None = None) -> str:
         "",
     ]
     if kd is not None:
-        t = {k: acc(v["test"]) for k, v in kd["results"].items()}
-        verdict = "beat" if t["student_distilled"] > t["student_alone"] else "did not beat"
-        lines += [
-            "## Distillation against training alone",
-            "",
-            f"Same initialisation, batches and epochs for both students. Distillation **{verdict}** training "
-            f"the student alone here: {t['student_distilled']:.1f}% against {t['student_alone']:.1f}% on the "
-            f"test split, with a teacher at {t['teacher']:.1f}%.",
-            "",
-            *_run(kd),
-            "",
-        ]
+        lines += _distillation(kd)
     lines += ["## The exported student", "", *_run(r), ""]
     if sel:
         v = sel["versions"]
         lines += [
             "## The selector",
             "",
-            f"`selector.onnx`, {sel['parameters']:,} parameters, scores R = {sel['candidates']} candidate frames per "
-            "question; trained by `training/selector.py` on top of the exported student (whose four stages it does "
-            "not change).",
+            f"`selector_keys.onnx` and `selector.onnx`, {sel['parameters']:,} parameters together: the first makes "
+            "each frame's key once, as the frame is encoded; the second scores the keys of R = "
+            f"{sel['candidates']} candidate frames per question. Trained by `training/selector.py` on top of the "
+            "exported student (whose four stages it does not change).",
             "",
             f"Command: `python training/selector.py --student models/demo/student --report "
             f"models/demo/selector-report.json` (torch {v['torch']}, numpy {v['numpy']}, onnxruntime "

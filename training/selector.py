@@ -18,8 +18,8 @@ student, whose stages stay as they are:
    generator's ground truth (binary cross-entropy, unweighted by default: the runtime takes the
    frames scoring above zero, so the loss's balance point is its threshold).
 3. Reports, on a held-out split, how well the chosen span covers the window, and writes
-   ``selector.onnx`` into the student directory (and ``selector-report.json`` beside it with
-   ``--report``).
+   ``selector_keys.onnx`` and ``selector.onnx`` into the student directory (and
+   ``selector-report.json`` beside it with ``--report``).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         for i in torch.randperm(len(tr_c), generator=gen).tolist():
             # every question of the stream in one batch (the selector sees each with the same candidates)
             qs = tr_q[i]
-            logits = sel(qs, tr_c[i : i + 1].expand(len(qs), -1, -1, -1))
+            logits = sel.score(qs, sel.keys(tr_c[i : i + 1]).expand(len(qs), -1, -1))
             loss = F.binary_cross_entropy_with_logits(logits, tr_t[i : i + 1].expand(len(qs), -1), pos_weight=weight)
             opt.zero_grad()
             loss.backward()
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     ious, inside, exact = [], [], 0
     with torch.no_grad():
         for x, c, q in zip(data["val"], va_c, va_q):
-            scores = sel(q, c[None].expand(len(q), -1, -1, -1)).numpy()
+            scores = sel.score(q, sel.keys(c[None]).expand(len(q), -1, -1)).numpy()
             for s in scores:
                 lo, hi = chosen_span(s, x["frames"], x["length"], wanted)
                 a, b = x["window"]
@@ -206,8 +206,7 @@ def main(argv=None) -> int:
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "onnxruntime": ort.__version__},
     }
     print(json.dumps(result, indent=1), flush=True)
-    models.export_selector(sel, args.student / "selector.onnx", args.candidates, c=tr_c.shape[-1],
-                           dq=tr_q[0].shape[-1])
+    models.export_selector(sel, args.student, args.candidates, c=tr_c.shape[-1], dq=tr_q[0].shape[-1])
     if args.report:
         args.report.write_text(json.dumps(result, indent=1) + "\n")
     return 0

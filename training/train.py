@@ -189,6 +189,60 @@ def train(model, split: Split, epochs: int, lr: float, seed: int, loss_fn, label
     return time.time() - t0
 
 
+def make_ce_loss(tr: Split, aux_weight: float):
+    """Cross-entropy on the answers plus the per-token auxiliary loss (``scene_targets``)."""
+
+    def ce_loss(model, clips, rows, local):
+        logits, _, _, aux = model(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
+        return F.cross_entropy(logits, tr.label[rows]) + aux_weight * aux_loss(tr, aux, clips)
+
+    return ce_loss
+
+
+def aux_loss(tr: Split, aux, clips):
+    target = tr.scene[clips]
+    return sum(F.cross_entropy(aux[..., lo:hi].reshape(-1, hi - lo), target[..., i].reshape(-1))
+               for i, (lo, hi) in enumerate([(0, 7), (7, 11), (11, 17)]))
+
+
+def teacher_targets(teacher, tr: Split):
+    """The teacher's answer logits and its fused per-frame features (standardised per channel, so
+    both feature terms weigh alike) for every question of ``tr``; no augmentation, so computed once."""
+    teacher.eval()
+    t_logits = torch.empty(len(tr.label), len(LABELS))
+    t_f1 = torch.empty(len(tr.label), models.FRAMES, 2 * teacher.d)
+    t_f2 = torch.empty_like(t_f1)
+    with torch.no_grad():
+        for clips, rows, local in tr.batches(64):
+            out, f1, f2, _ = teacher(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
+            t_logits[rows], t_f1[rows], t_f2[rows] = out, f1, f2
+    f1_mu, f1_sd = t_f1.mean((0, 1)), t_f1.std((0, 1)) + 1e-4
+    f2_mu, f2_sd = t_f2.mean((0, 1)), t_f2.std((0, 1)) + 1e-4
+    return t_logits, (t_f1 - f1_mu) / f1_sd, (t_f2 - f2_mu) / f2_sd
+
+
+def train_distilled(kd, teacher_d: int, targets, tr: Split, epochs: int, lr: float, seed: int, temp: float,
+                    alpha: float, beta: float, aux_weight: float) -> float:
+    """Trains ``kd`` on cross-entropy + temperature-scaled KL to the teacher's answers + MSE from its
+    per-frame appearance and motion features, through linear adapters, to the teacher's fused
+    features (``teacher_targets``); returns the seconds taken."""
+    t_logits, t_f1, t_f2 = targets
+    d = kd.head.d
+    adapt_app = nn.Linear(d, 2 * teacher_d)
+    adapt_mot = nn.Linear(d, 2 * teacher_d)
+
+    def kd_loss(model, clips, rows, local):
+        logits, u, m, aux = model(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
+        hard = F.cross_entropy(logits, tr.label[rows])
+        soft = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(t_logits[rows] / temp, 1),
+                        reduction="batchmean") * temp * temp
+        feat = F.mse_loss(adapt_app(u), t_f1[rows]) + F.mse_loss(adapt_mot(m), t_f2[rows])
+        return (1 - alpha) * hard + alpha * soft + beta * feat + aux_weight * aux_loss(tr, aux, clips)
+
+    return train(kd, tr, epochs, lr, seed, kd_loss, "student distilled",
+                 extra_params=list(adapt_app.parameters()) + list(adapt_mot.parameters()))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("models/demo"))
@@ -223,34 +277,14 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     teacher = models.FusionTeacher(len(VOCAB), len(LABELS))
 
-    def aux_loss(aux, clips):
-        target = tr.scene[clips]
-        return sum(F.cross_entropy(aux[..., lo:hi].reshape(-1, hi - lo), target[..., i].reshape(-1))
-                   for i, (lo, hi) in enumerate([(0, 7), (7, 11), (11, 17)]))
-
-    def ce_loss(model, clips, rows, local):
-        logits, _, _, aux = model(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
-        return F.cross_entropy(logits, tr.label[rows]) + args.aux_weight * aux_loss(aux, clips)
-
+    ce_loss = make_ce_loss(tr, args.aux_weight)
     if args.teacher_checkpoint:
         teacher.load_state_dict(torch.load(args.teacher_checkpoint))
         t_teacher = 0.0
     else:
         t_teacher = train(teacher, tr, args.teacher_epochs, args.lr, args.seed, ce_loss, "teacher")
     teacher.eval()
-    if not args.no_distill:
-        # teacher targets over the training split (no augmentation, so computed once)
-        t_logits = torch.empty(len(tr.label), len(LABELS))
-        t_f1 = torch.empty(len(tr.label), models.FRAMES, 2 * teacher.d)
-        t_f2 = torch.empty_like(t_f1)
-        with torch.no_grad():
-            for clips, rows, local in tr.batches(64):
-                out, f1, f2, _ = teacher(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
-                t_logits[rows], t_f1[rows], t_f2[rows] = out, f1, f2
-        # standardise the feature targets per channel so both terms weigh alike
-        f1_mu, f1_sd = t_f1.mean((0, 1)), t_f1.std((0, 1)) + 1e-4
-        f2_mu, f2_sd = t_f2.mean((0, 1)), t_f2.std((0, 1)) + 1e-4
-        t_f1, t_f2 = (t_f1 - f1_mu) / f1_sd, (t_f2 - f2_mu) / f2_sd
+    targets = None if args.no_distill else teacher_targets(teacher, tr)
 
     # -- students, same initialisation
     torch.manual_seed(args.seed + 1)
@@ -259,26 +293,13 @@ def main(argv=None) -> int:
     alone.load_state_dict(init)
     t_alone = train(alone, tr, args.student_epochs, args.lr, args.seed + 1, ce_loss, "student alone")
 
-    kd = models.Student(len(VOCAB), len(LABELS))
-    kd.load_state_dict(init)
-    d = kd.head.d
-    adapt_app = nn.Linear(d, 2 * teacher.d)
-    adapt_mot = nn.Linear(d, 2 * teacher.d)
-    temp, alpha, beta = args.temperature, args.kd_weight, args.feature_weight
-
-    def kd_loss(model, clips, rows, local):
-        logits, u, m, aux = model(tr.frames[clips], tr.mels[clips], local, tr.ids[rows], tr.mask[rows])
-        hard = F.cross_entropy(logits, tr.label[rows])
-        soft = F.kl_div(F.log_softmax(logits / temp, 1), F.softmax(t_logits[rows] / temp, 1),
-                        reduction="batchmean") * temp * temp
-        feat = F.mse_loss(adapt_app(u), t_f1[rows]) + F.mse_loss(adapt_mot(m), t_f2[rows])
-        return (1 - alpha) * hard + alpha * soft + beta * feat + args.aux_weight * aux_loss(aux, clips)
-
     trained = [("teacher", teacher), ("student_alone", alone)]
     t_kd = 0.0
-    if not args.no_distill:
-        t_kd = train(kd, tr, args.student_epochs, args.lr, args.seed + 1, kd_loss, "student distilled",
-                     extra_params=list(adapt_app.parameters()) + list(adapt_mot.parameters()))
+    if targets is not None:
+        kd = models.Student(len(VOCAB), len(LABELS))
+        kd.load_state_dict(init)
+        t_kd = train_distilled(kd, teacher.d, targets, tr, args.student_epochs, args.lr, args.seed + 1,
+                               args.temperature, args.kd_weight, args.feature_weight, args.aux_weight)
         trained.append(("student_distilled", kd))
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -293,7 +314,7 @@ def main(argv=None) -> int:
     chosen = "student_alone"
     if "student_distilled" in results and acc(results["student_distilled"]["val"]) >= acc(results["student_alone"]["val"]):
         chosen = "student_distilled"
-    student = kd if chosen == "student_distilled" else alone
+    student = dict(trained)[chosen]
 
     def params(m):
         return sum(p.numel() for p in m.parameters())
@@ -311,7 +332,8 @@ def main(argv=None) -> int:
         "threads": torch.get_num_threads(),
         "splits": {k: {"seed": SPLITS[k], "clips": sizes[k], "questions": len(data[k].label)} for k in SPLITS},
         "epochs": {"teacher": args.teacher_epochs, "student": args.student_epochs},
-        "distillation": {"temperature": temp, "kd_weight": alpha, "feature_weight": beta},
+        "distillation": {"temperature": args.temperature, "kd_weight": args.kd_weight,
+                         "feature_weight": args.feature_weight},
         "parameters": {"teacher": params(teacher), "student": params(student),
                        **{f"student.{k}": params(getattr(student, k)) for k in
                           ("frame_encoder", "audio_encoder", "question_encoder", "head")}},

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use edgeqa::backend::{Backend, BackendError, StageMemory, StageSession, tract::TractBackend};
 use edgeqa::pipeline::Student;
+use edgeqa_format::contract::SELECTOR_KEYS;
 use edgeqa_format::manifest::{DType, StageInfo};
 use edgeqa_format::package::Package;
 use edgeqa_format::tensor::{Tensor, TensorData};
@@ -152,15 +153,32 @@ pub fn write_npy_dir(dir: &Path, stage: &StageInfo, samples: &[Sample]) -> Resul
 struct Recorder {
     inner: TractBackend,
     log: Arc<Mutex<StageSamples>>,
-    /// Id under which runs are recorded now; empty: not recorded.
-    current: Arc<Mutex<String>>,
+    /// Id under which runs are recorded now (empty: not recorded), and the one stage recorded
+    /// when not all are.
+    current: Arc<Mutex<Recording>>,
+}
+
+/// What a [`Recorder`] records now.
+#[derive(Default)]
+struct Recording {
+    id: String,
+    only: Option<&'static str>,
+}
+
+impl Recording {
+    fn set(slot: &Mutex<Recording>, id: &str, only: Option<&'static str>) {
+        if let Ok(mut c) = slot.lock() {
+            c.id = id.to_string();
+            c.only = only;
+        }
+    }
 }
 
 struct RecordingSession {
     stage: String,
     inner: Box<dyn StageSession>,
     log: Arc<Mutex<StageSamples>>,
-    current: Arc<Mutex<String>>,
+    current: Arc<Mutex<Recording>>,
 }
 
 impl Backend for Recorder {
@@ -180,7 +198,13 @@ impl Backend for Recorder {
 
 impl StageSession for RecordingSession {
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
-        let id = self.current.lock().map(|c| c.clone()).unwrap_or_default();
+        let id = self
+            .current
+            .lock()
+            .ok()
+            .filter(|c| c.only.is_none_or(|o| o == self.stage))
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
         if !id.is_empty()
             && let Ok(mut log) = self.log.lock()
         {
@@ -199,14 +223,14 @@ impl StageSession for RecordingSession {
 }
 
 /// Runs an fp32 student package over an `edgeqa eval` question set and records the inputs of
-/// every stage: encoders once per clip, the question encoder, the selector (over the clip's
-/// candidate frames) and the head once per question.
+/// every stage: encoders once per clip, selector_keys over the clip's candidate frames, and the
+/// question encoder, the selector and the head once per question.
 pub fn student_samples_from_set(fp32: &Package, set: &Path) -> Result<StageSamples, DataError> {
     let shown = set.display().to_string();
     let fail = |reason: String| DataError::Student { path: shown.clone(), reason };
     let items = edgeqa::eval::load_set(set).map_err(|e| fail(e.to_string()))?;
     let log = Arc::new(Mutex::new(StageSamples::new()));
-    let current = Arc::new(Mutex::new(String::new()));
+    let current = Arc::new(Mutex::new(Recording::default()));
     let recorder = Recorder { inner: TractBackend::new(), log: log.clone(), current: current.clone() };
     let student = Student::load_on(fp32, Box::new(recorder), "calibration".into(), None)
         .map_err(|e| fail(format!("the fp32 student does not load: {e}")))?;
@@ -215,41 +239,31 @@ pub fn student_samples_from_set(fp32: &Package, set: &Path) -> Result<StageSampl
     for item in &items {
         let tag = format!("{shown}:{}", item.line);
         let key = (item.video.clone(), item.audio.clone());
-        let clip = {
-            // Warm-up runs at load are not recorded (the id is empty); encoders are recorded once per clip.
-            if let Ok(mut c) = current.lock() {
-                *c = if seen_clips.insert(key) { tag.clone() } else { String::new() };
-            }
-            student
-                .encode_files(item.video.as_deref(), item.audio.as_deref())
-                .map_err(|e| fail(format!("line {}: {e}", item.line)))?
-        };
+        // Warm-up runs at load are not recorded (the id is empty); encoders are recorded once per clip.
+        let first = seen_clips.insert(key.clone());
+        Recording::set(&current, if first { &tag } else { "" }, None);
+        let clip = student
+            .encode_files(item.video.as_deref(), item.audio.as_deref())
+            .map_err(|e| fail(format!("line {}: {e}", item.line)))?;
         let line_err = |e: edgeqa::pipeline::PipelineError| fail(format!("line {}: {e}", item.line));
-        // A selector scores the clip's candidate frames for each question; encoding them is not
-        // a frame_encoder sample of its own (the id is empty).
-        if student.selector_candidates().is_some()
-            && !candidates.contains_key(&(item.video.clone(), item.audio.clone()))
-        {
-            if let Ok(mut c) = current.lock() {
-                c.clear();
-            }
+        // A selector scores the clip's candidate frames for each question: their keys are made
+        // once per clip (recorded as selector_keys samples; the frame encoder's runs on them are
+        // not samples of its own).
+        if student.selector_candidates().is_some() && !candidates.contains_key(&key) {
+            Recording::set(&current, &tag, Some(SELECTOR_KEYS));
             let (video, _) = student.read_clip(item.video.as_deref(), item.audio.as_deref()).map_err(line_err)?;
             let video = video.ok_or(edgeqa::pipeline::PipelineError::NeedsVideo).map_err(line_err)?;
-            let (_, features) = student.encode_candidates(&video).map_err(line_err)?;
-            candidates.insert((item.video.clone(), item.audio.clone()), features);
+            let (_, keys) = student.encode_candidates(&video).map_err(line_err)?;
+            candidates.insert(key.clone(), keys);
         }
-        if let Ok(mut c) = current.lock() {
-            *c = tag;
-        }
+        Recording::set(&current, &tag, None);
         let q = student.question_features(&item.question).map_err(line_err)?;
-        if let (Some(cand), Some(f)) = (candidates.get(&(item.video.clone(), item.audio.clone())), &q.features) {
-            student.score_candidates(f, cand).map_err(line_err)?;
+        if let (Some(keys), Some(f)) = (candidates.get(&key), &q.features) {
+            student.score_candidates(f, keys).map_err(line_err)?;
         }
         student.answer_with(q, &clip).map_err(line_err)?;
     }
-    if let Ok(mut c) = current.lock() {
-        c.clear();
-    }
+    Recording::set(&current, "", None);
     drop(student);
     let samples = std::mem::take(&mut *log.lock().map_err(|_| fail("recording failed".into()))?);
     for (stage, list) in &samples {

@@ -8,8 +8,8 @@
 //! stage on the CPU backend, so a package that leaves the converter is known to load.
 
 use edgeqa_format::contract::{
-    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAMES, HEAD, LOG_MEL,
-    QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
+    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_KEYS, FRAME_ENCODER, FRAME_FEATURES, FRAMES, HEAD, LOG_MEL,
+    QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR, SELECTOR_KEYS,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -364,29 +364,40 @@ fn prepare_student(dir: &Path) -> Result<(Manifest, Vec<Graph>, Option<PathBuf>)
                 wanted.insert(QUESTION_IDS.to_string(), vec![1, t.max_len]);
                 wanted.insert(QUESTION_MASK.to_string(), vec![1, t.max_len]);
             }
+            SELECTOR_KEYS => {
+                // Keys are made per frame as the frame encoder's batches come out.
+                let f = stages.iter().find(|s| s.name == FRAME_ENCODER).and_then(|s| s.outputs.first()).ok_or_else(
+                    || {
+                        layout(
+                            "selector_keys.onnx needs frame_encoder.onnx: it reads the frame encoder's output".into(),
+                        )
+                    },
+                )?;
+                wanted.insert(FRAME_FEATURES.to_string(), f.shape.clone());
+            }
             SELECTOR => {
                 // R, the candidate count, is the graph's own (fixed) choice; the rest follows
-                // the frame and question encoders.
+                // selector_keys and the question encoder.
                 let r = declared
                     .iter()
-                    .find(|d| d.name == CANDIDATE_FEATURES)
+                    .find(|d| d.name == CANDIDATE_KEYS)
                     .and_then(|d| d.dims.as_ref()?.get(1).cloned())
                     .and_then(|d| if let onnx::Dim::Fixed(v) = d { Some(v) } else { None })
                     .ok_or_else(|| {
                         layout(format!(
-                            "selector.onnx: input `{CANDIDATE_FEATURES}` must fix R, the number of candidate frames it scores ([1,R,...])"
+                            "selector.onnx: input `{CANDIDATE_KEYS}` must fix R, the number of candidate frames it scores ([1,R,K])"
                         ))
                     })?;
-                let out = |enc: &str| stages.iter().find(|s| s.name == enc).and_then(|s| s.outputs.first());
-                let (Some(f), Some(q)) = (out(FRAME_ENCODER), out(QUESTION_ENCODER)) else {
+                let out = |stage: &str| stages.iter().find(|s| s.name == stage).and_then(|s| s.outputs.first());
+                let (Some(keys), Some(q)) = (out(SELECTOR_KEYS), out(QUESTION_ENCODER)) else {
                     return Err(layout(
-                        "selector.onnx needs frame_encoder.onnx and question_encoder.onnx: it scores frames for a question"
+                        "selector.onnx needs selector_keys.onnx, frame_encoder.onnx and question_encoder.onnx: it scores frames' keys for a question"
                             .into(),
                     ));
                 };
                 wanted.insert(
-                    CANDIDATE_FEATURES.to_string(),
-                    [1, r].into_iter().chain(f.shape.iter().skip(1).copied()).collect(),
+                    CANDIDATE_KEYS.to_string(),
+                    [1, r].into_iter().chain(keys.shape.iter().skip(1).copied()).collect(),
                 );
                 wanted.insert(QUESTION_FEATURES.to_string(), q.shape.clone());
             }

@@ -12,7 +12,10 @@ pub const FRAME_ENCODER: &str = "frame_encoder";
 pub const AUDIO_ENCODER: &str = "audio_encoder";
 /// Stage that turns a tokenized question into question features.
 pub const QUESTION_ENCODER: &str = "question_encoder";
-/// Optional stage that scores candidate frames of a long stream for a question.
+/// Optional stage, with [`SELECTOR`], that turns each frame's features into a small key as the
+/// frame is encoded, so that scoring candidates for a question reads keys, not features.
+pub const SELECTOR_KEYS: &str = "selector_keys";
+/// Optional stage that scores candidate frames of a long stream for a question, from their keys.
 pub const SELECTOR: &str = "selector";
 /// Stage that turns question, frame and audio features into answer logits (required).
 pub const HEAD: &str = "head";
@@ -33,8 +36,10 @@ pub const FRAME_FEATURES: &str = "frame_features";
 pub const AUDIO_FEATURES: &str = "audio_features";
 /// `question_encoder` output and `head` input: f32 `[1,D]` or `[1,L,D]`.
 pub const QUESTION_FEATURES: &str = "question_features";
-/// `selector` input: f32 `[1,R,D...]`, the frame features of R candidate frames in time order.
-pub const CANDIDATE_FEATURES: &str = "candidate_features";
+/// `selector_keys` output: f32 `[N,K]`, one key per frame of the frame encoder's batch.
+pub const FRAME_KEYS: &str = "frame_keys";
+/// `selector` input: f32 `[1,R,K]`, the keys of R candidate frames in time order.
+pub const CANDIDATE_KEYS: &str = "candidate_keys";
 /// `selector` output: f32 `[1,R]`, one relevance logit per candidate frame.
 pub const FRAME_SCORES: &str = "frame_scores";
 /// `head` output: f32 `[1,K]`, one logit per answer label.
@@ -46,7 +51,7 @@ pub struct StageSpec {
     /// The stage's name (`frame_encoder`); also the ONNX file stem in a student directory.
     pub name: &'static str,
     /// The inputs the runtime feeds, in no particular order: raw inputs, or outputs of stages
-    /// that run before (the selector reads `question_features`). Empty for the head, whose
+    /// that run before (`selector_keys` reads `frame_features`, the selector `question_features`). Empty for the head, whose
     /// inputs are the outputs of the stages present ([`StageSpec::feeds_head`]).
     pub inputs: &'static [&'static str],
     /// The stage's one output.
@@ -58,7 +63,7 @@ pub struct StageSpec {
 }
 
 /// The stages of the contract, in the order they run.
-pub const STAGES: [StageSpec; 5] = [
+pub const STAGES: [StageSpec; 6] = [
     StageSpec { name: FRAME_ENCODER, inputs: &[FRAMES], output: FRAME_FEATURES, required: false, feeds_head: true },
     StageSpec { name: AUDIO_ENCODER, inputs: &[LOG_MEL], output: AUDIO_FEATURES, required: false, feeds_head: true },
     StageSpec {
@@ -69,8 +74,15 @@ pub const STAGES: [StageSpec; 5] = [
         feeds_head: true,
     },
     StageSpec {
+        name: SELECTOR_KEYS,
+        inputs: &[FRAME_FEATURES],
+        output: FRAME_KEYS,
+        required: false,
+        feeds_head: false,
+    },
+    StageSpec {
         name: SELECTOR,
-        inputs: &[QUESTION_FEATURES, CANDIDATE_FEATURES],
+        inputs: &[QUESTION_FEATURES, CANDIDATE_KEYS],
         output: FRAME_SCORES,
         required: false,
         feeds_head: false,
@@ -79,7 +91,8 @@ pub const STAGES: [StageSpec; 5] = [
 ];
 
 /// Stage names of the contract, in the order they run.
-pub const STUDENT_STAGES: [&str; 5] = [STAGES[0].name, STAGES[1].name, STAGES[2].name, STAGES[3].name, STAGES[4].name];
+pub const STUDENT_STAGES: [&str; 6] =
+    [STAGES[0].name, STAGES[1].name, STAGES[2].name, STAGES[3].name, STAGES[4].name, STAGES[5].name];
 
 /// The contract's stage of that name.
 pub fn stage(name: &str) -> Option<&'static StageSpec> {
@@ -113,5 +126,6 @@ mod tests {
         assert_eq!(stage(QUESTION_ENCODER).map(|s| s.inputs), Some(&[QUESTION_IDS, QUESTION_MASK][..]));
         assert!(stage(MODEL_STAGE).is_none() && producer_of(ANSWER_LOGITS).is_none());
         assert!(producer_of(FRAME_SCORES).is_none(), "the selector's scores are not a head input");
+        assert!(producer_of(FRAME_KEYS).is_none(), "the selector's keys are not a head input");
     }
 }

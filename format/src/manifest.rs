@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::contract::{
-    ANSWER_LOGITS, AUDIO_ENCODER, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, FRAME_SCORES, FRAMES, HEAD,
-    LOG_MEL, QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
+    ANSWER_LOGITS, AUDIO_ENCODER, CANDIDATE_KEYS, FRAME_ENCODER, FRAME_FEATURES, FRAME_KEYS, FRAME_SCORES, FRAMES,
+    HEAD, LOG_MEL, QUESTION_ENCODER, QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR, SELECTOR_KEYS,
 };
 pub use crate::contract::{CONTRACT_VERSION, MODEL_STAGE, STUDENT_STAGES};
 
@@ -502,8 +502,15 @@ impl Manifest {
                 return Err(invalid("tokenizer.vocab", "is empty"));
             }
         }
-        if let Some(sel) = self.stage(SELECTOR) {
-            self.validate_selector(sel)?;
+        match (self.stage(SELECTOR_KEYS), self.stage(SELECTOR)) {
+            (Some(keys), Some(sel)) => self.validate_selector(keys, sel)?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(invalid("stages", "selector_keys without a selector: the two stages come together"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("stages", "a selector without selector_keys: the two stages come together"));
+            }
         }
         if let Some(v) = &self.voice {
             self.validate_voice(v)?;
@@ -511,18 +518,45 @@ impl Manifest {
         Ok(())
     }
 
-    /// The selector reads the question encoder's output and R candidates shaped like the frame
-    /// encoder's per-frame output, and writes one f32 score per candidate; R must be at least F.
-    fn validate_selector(&self, sel: &StageInfo) -> Result<(), ManifestError> {
-        let field = |name: &str| format!("stages.{SELECTOR}.{name}");
+    /// `selector_keys` reads the frame encoder's output batch and writes one f32 key `[N,K]` per
+    /// frame; the selector reads the question encoder's output and R candidates' keys `[1,R,K]`,
+    /// and writes one f32 score per candidate; R must be at least F.
+    fn validate_selector(&self, keys: &StageInfo, sel: &StageInfo) -> Result<(), ManifestError> {
+        let field = |stage: &str, name: &str| format!("stages.{stage}.{name}");
         let (Some(fe), Some(qe)) = (self.stage(FRAME_ENCODER), self.stage(QUESTION_ENCODER)) else {
             return Err(invalid("stages", "a selector needs a frame_encoder and a question_encoder"));
         };
+        let fe_out = find(fe, FRAME_FEATURES, false)?;
+        let kin = find(keys, FRAME_FEATURES, true)?;
+        if kin.shape != fe_out.shape || kin.dtype != DType::F32 {
+            return Err(invalid(
+                field(SELECTOR_KEYS, FRAME_FEATURES),
+                format!(
+                    "must be f32 {:?} like the frame encoder's output, got {} {:?}",
+                    fe_out.shape,
+                    kin.dtype.name(),
+                    kin.shape
+                ),
+            ));
+        }
+        let kout = find(keys, FRAME_KEYS, false)?;
+        let batch = fe_out.shape.first().copied().unwrap_or(0);
+        let k = kout.shape.get(1).copied().unwrap_or(0);
+        if kout.shape.len() != 2 || kout.shape[0] != batch || k == 0 || kout.dtype != DType::F32 {
+            return Err(invalid(
+                field(SELECTOR_KEYS, FRAME_KEYS),
+                format!(
+                    "must be f32 [{batch},K] (one key per frame of the encoder's batch), got {} {:?}",
+                    kout.dtype.name(),
+                    kout.shape
+                ),
+            ));
+        }
         let q = find(sel, QUESTION_FEATURES, true)?;
         let qe_out = find(qe, QUESTION_FEATURES, false)?;
         if q.shape != qe_out.shape || q.dtype != DType::F32 {
             return Err(invalid(
-                field(QUESTION_FEATURES),
+                field(SELECTOR, QUESTION_FEATURES),
                 format!(
                     "must be f32 {:?} like the question encoder's output, got {} {:?}",
                     qe_out.shape,
@@ -531,20 +565,14 @@ impl Manifest {
                 ),
             ));
         }
-        let cand = find(sel, CANDIDATE_FEATURES, true)?;
-        let per_frame = find(fe, FRAME_FEATURES, false)?.shape.get(1..).unwrap_or(&[]);
+        let cand = find(sel, CANDIDATE_KEYS, true)?;
         let r = cand.shape.get(1).copied().unwrap_or(0);
         let frames = self.video.as_ref().map_or(0, |v| v.frames);
-        if cand.shape.len() != per_frame.len() + 2
-            || cand.shape[0] != 1
-            || cand.shape.get(2..) != Some(per_frame)
-            || cand.dtype != DType::F32
-        {
+        if cand.shape.len() != 3 || cand.shape[0] != 1 || cand.shape[2] != k || cand.dtype != DType::F32 {
             return Err(invalid(
-                field(CANDIDATE_FEATURES),
+                field(SELECTOR, CANDIDATE_KEYS),
                 format!(
-                    "must be f32 [1,R,{}] (R candidates of the frame encoder's output), got {} {:?}",
-                    per_frame.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+                    "must be f32 [1,R,{k}] (the keys of R candidates, as selector_keys writes them), got {} {:?}",
                     cand.dtype.name(),
                     cand.shape
                 ),
@@ -552,14 +580,14 @@ impl Manifest {
         }
         if r < frames {
             return Err(invalid(
-                field(CANDIDATE_FEATURES),
+                field(SELECTOR, CANDIDATE_KEYS),
                 format!("{r} candidates cannot give the head its {frames} frames"),
             ));
         }
         let scores = find(sel, FRAME_SCORES, false)?;
         if scores.shape != [1, r] || scores.dtype != DType::F32 {
             return Err(invalid(
-                field(FRAME_SCORES),
+                field(SELECTOR, FRAME_SCORES),
                 format!("must be f32 [1,{r}], got {} {:?}", scores.dtype.name(), scores.shape),
             ));
         }

@@ -12,8 +12,8 @@ use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::wav::{WavError, read_wav};
 use crate::capture::y4m::{Y4mError, Y4mVideo, open_y4m, read_y4m};
 use crate::contract::{
-    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER,
-    QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR,
+    AUDIO_ENCODER, AUDIO_FEATURES, CANDIDATE_KEYS, FRAME_ENCODER, FRAME_FEATURES, HEAD, QUESTION_ENCODER,
+    QUESTION_FEATURES, QUESTION_IDS, QUESTION_MASK, SELECTOR, SELECTOR_KEYS,
 };
 use crate::manifest::{DType, Manifest, PackageKind, StageInfo, TensorInfo};
 use crate::package::Package;
@@ -155,7 +155,8 @@ pub struct Student {
     frame: Option<Box<dyn StageSession>>,
     audio: Option<(Box<dyn StageSession>, LogMel)>,
     question: Option<(Box<dyn StageSession>, Tokenizer)>,
-    selector: Option<Box<dyn StageSession>>,
+    /// `selector_keys` and `selector`, which come together.
+    selector: Option<(Box<dyn StageSession>, Box<dyn StageSession>)>,
     head: Box<dyn StageSession>,
     plan: MemoryPlan,
     budget: Option<Budget>,
@@ -255,13 +256,18 @@ impl Student {
             (Some(s), Some(t)) => Some((s, Tokenizer::new(t)?)),
             _ => None,
         };
-        let selector = load(SELECTOR)?;
+        let selector = match (load(SELECTOR_KEYS)?, load(SELECTOR)?) {
+            (Some(k), Some(s)) => Some((k, s)),
+            _ => None,
+        };
         let head = load(HEAD)?.ok_or_else(|| contract(&origin, "no head stage"))?;
         let mut sessions: Vec<(&str, &dyn StageSession)> = vec![(HEAD, head.as_ref())];
         sessions.extend(frame.as_deref().map(|s| (FRAME_ENCODER, s)));
         sessions.extend(audio.as_ref().map(|(s, _)| (AUDIO_ENCODER, s.as_ref())));
         sessions.extend(question.as_ref().map(|(s, _)| (QUESTION_ENCODER, s.as_ref())));
-        sessions.extend(selector.as_deref().map(|s| (SELECTOR, s)));
+        if let Some((k, s)) = &selector {
+            sessions.extend([(SELECTOR_KEYS, k.as_ref()), (SELECTOR, s.as_ref())]);
+        }
         let plan = warm_up_and_plan(&m, resident_at_start, &sessions)?;
         if let Some(b) = &budget {
             plan.check(b.bytes, &b.board)?;
@@ -303,13 +309,14 @@ impl Student {
     }
 
     /// The loaded session of a stage (`frame_encoder`, `audio_encoder`, `question_encoder`,
-    /// `selector`, `head`), if the student has it.
+    /// `selector_keys`, `selector`, `head`), if the student has it.
     pub fn stage_session(&self, name: &str) -> Option<&dyn StageSession> {
         match name {
             FRAME_ENCODER => self.frame.as_deref(),
             AUDIO_ENCODER => self.audio.as_ref().map(|(s, _)| s.as_ref()),
             QUESTION_ENCODER => self.question.as_ref().map(|(s, _)| s.as_ref()),
-            SELECTOR => self.selector.as_deref(),
+            SELECTOR_KEYS => self.selector.as_ref().map(|(k, _)| k.as_ref()),
+            SELECTOR => self.selector.as_ref().map(|(_, s)| s.as_ref()),
             HEAD => Some(self.head.as_ref()),
             _ => None,
         }
@@ -413,12 +420,54 @@ impl Student {
     /// The number of candidate frames R the student's selector scores, if it has one.
     pub fn selector_candidates(&self) -> Option<usize> {
         self.selector.as_ref()?;
-        self.manifest.stage(SELECTOR)?.inputs.iter().find(|i| i.name == CANDIDATE_FEATURES)?.shape.get(1).copied()
+        self.manifest.stage(SELECTOR)?.inputs.iter().find(|i| i.name == CANDIDATE_KEYS)?.shape.get(1).copied()
+    }
+
+    /// Values per key `selector_keys` writes for a frame (K), if the student has a selector.
+    pub fn key_len(&self) -> Option<usize> {
+        self.selector.as_ref()?;
+        self.manifest.stage(SELECTOR_KEYS)?.outputs.first()?.shape.get(1).copied()
+    }
+
+    /// Runs `selector_keys` over frame features `[n, ...]` (as the frame encoder writes them,
+    /// one row per frame) in the stage's fixed batch, padding the last batch by repeating its
+    /// last frame: the keys `[n, K]`.
+    pub fn frame_keys(&self, features: &Tensor) -> Result<Tensor, PipelineError> {
+        let (keys, _) = self.selector.as_ref().ok_or_else(|| self.no_selector())?;
+        let input = &self.manifest.stage(SELECTOR_KEYS).ok_or_else(|| self.no_selector())?.inputs[0];
+        let k = self.key_len().ok_or_else(|| self.no_selector())?;
+        let values = features.as_f32().ok_or_else(|| contract(&self.origin, "frame features are not f32"))?;
+        let batch = input.shape[0].max(1);
+        let per = input.len() / batch;
+        let n = features.shape.first().copied().unwrap_or(0);
+        if values.len() != n * per || n == 0 {
+            return Err(contract(
+                &self.origin,
+                format!("{SELECTOR_KEYS}: {} values for {n} frames of {per} features", values.len()),
+            ));
+        }
+        let mut out = Vec::with_capacity(n.div_ceil(batch) * batch * k);
+        for chunk in values.chunks(batch * per) {
+            let mut data = chunk.to_vec();
+            while data.len() < batch * per {
+                data.extend_from_within(chunk.len() - per..chunk.len());
+            }
+            let mut res = keys.run(vec![Tensor { shape: input.shape.clone(), data: TensorData::F32(data) }])?;
+            match res.swap_remove(0).data {
+                TensorData::F32(v) if v.len() == batch * k => out.extend(v),
+                _ => return Err(contract(&self.origin, format!("{SELECTOR_KEYS} output is not f32 [{batch},{k}]"))),
+            }
+        }
+        out.truncate(n * k);
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(contract(&self.origin, format!("{SELECTOR_KEYS} produced non-finite keys")));
+        }
+        Tensor::f32(vec![n, k], out).map_err(|e| contract(&self.origin, e.to_string()))
     }
 
     /// Encodes the selector's R candidate frames of a clip, spread over all of it as
     /// [`sample_indices`] spreads them (a clip shorter than R repeats frames): their frame
-    /// indices and their features `[R, ...]`.
+    /// indices and their keys `[R, K]` ([`Student::frame_keys`]).
     pub fn encode_candidates(&self, video: &Y4mVideo) -> Result<(Vec<usize>, Tensor), PipelineError> {
         let r = self.selector_candidates().ok_or_else(|| self.no_selector())?;
         let enc = self.frame.as_deref().ok_or(PipelineError::NeedsVideo)?;
@@ -435,7 +484,7 @@ impl Student {
             v.truncate(r * per);
         }
         out.shape = vec![r, per];
-        Ok((frames, out))
+        Ok((frames, self.frame_keys(&out)?))
     }
 
     fn no_selector(&self) -> PipelineError {
@@ -443,15 +492,23 @@ impl Student {
     }
 
     /// The selector's scores (logits, one per candidate) for question features (as
-    /// [`Student::question_features`] gives them) and candidate features `[R, ...]`.
-    pub fn score_candidates(&self, question: &Tensor, candidates: &Tensor) -> Result<Vec<f32>, PipelineError> {
-        let sel = self.selector.as_deref().ok_or_else(|| self.no_selector())?;
+    /// [`Student::question_features`] gives them) and candidate keys `[R, K]`.
+    pub fn score_candidates(&self, question: &Tensor, keys: &Tensor) -> Result<Vec<f32>, PipelineError> {
+        let (_, sel) = self.selector.as_ref().ok_or_else(|| self.no_selector())?;
         let info = self.manifest.stage(SELECTOR).ok_or_else(|| self.no_selector())?;
+        if let Some(c) = info.inputs.iter().find(|i| i.name == CANDIDATE_KEYS)
+            && keys.as_f32().map(<[f32]>::len) != Some(c.len())
+        {
+            return Err(contract(
+                &self.origin,
+                format!("the selector scores f32 {:?} candidate keys, got {:?}", c.shape, keys.shape),
+            ));
+        }
         let inputs = info
             .inputs
             .iter()
             .map(|i| {
-                let data = if i.name == QUESTION_FEATURES { &question.data } else { &candidates.data };
+                let data = if i.name == QUESTION_FEATURES { &question.data } else { &keys.data };
                 Tensor { shape: i.shape.clone(), data: data.clone() }
             })
             .collect();

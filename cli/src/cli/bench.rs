@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use edgeqa::backend::{self, Backend, BackendChoice, StageSession};
 use edgeqa::capture::y4m::Y4mVideo;
-use edgeqa::contract::{AUDIO_FEATURES, CANDIDATE_FEATURES, FRAME_FEATURES, HEAD, SELECTOR};
+use edgeqa::contract::{AUDIO_FEATURES, CANDIDATE_KEYS, FRAME_FEATURES, HEAD, SELECTOR};
 use edgeqa::manifest::{PackageKind, StageFormat, StageInfo};
 use edgeqa::package::Package;
 use edgeqa::pipeline::{ClipFeatures, Student};
@@ -314,7 +314,7 @@ enum Work {
         student: Box<Student>,
         clip: ClipFeatures,
         question: String,
-        /// With a selector: its R candidates' features, scored on every run before the head.
+        /// With a selector: its R candidates' keys, scored on every run before the head.
         candidates: Option<Tensor>,
     },
     /// Encoding a clip: from files (read, decoded, preprocessed, encoded) or from a decoded
@@ -568,6 +568,8 @@ fn mib(b: u64) -> f64 {
 
 /// A figure being measured on one backend.
 struct Slot {
+    /// Index into the figures measured together.
+    figure: usize,
     engine: usize,
     work: Work,
     load_ms: f64,
@@ -612,17 +614,35 @@ fn progress(total: Option<u64>) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// How a figure's work is loaded on an engine.
+type Load<'a> = &'a dyn Fn(&Engine) -> Result<Work>;
+
 /// Measures one figure on every engine that can load it.
 fn measure(
     figure: &str,
     engines: &[Engine],
     plan: &Plan,
-    load: &dyn Fn(&Engine) -> Result<Work>,
+    load: Load<'_>,
+    profile: Option<u32>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Figure>> {
+    measure_together(&[(figure, load)], engines, plan, profile, skipped)
+}
+
+/// Measures figures side by side on every engine that can load them: in each round every
+/// figure takes its turn on every engine, so figures compared with each other (`question` and
+/// `question+selector`) share the machine's state as backends do.
+fn measure_together(
+    figures: &[(&str, Load<'_>)],
+    engines: &[Engine],
+    plan: &Plan,
     profile: Option<u32>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<Figure>> {
     let mut slots = Vec::new();
-    for (i, e) in engines.iter().enumerate() {
+    for (f, (figure, load), i, e) in
+        figures.iter().enumerate().flat_map(|(f, fl)| engines.iter().enumerate().map(move |(i, e)| (f, fl, i, e)))
+    {
         let heap0 = edgeqa::budget::heap().0;
         let t = Instant::now();
         let work = match load(e) {
@@ -651,6 +671,7 @@ fn measure(
             n += 1;
         }
         slots.push(Slot {
+            figure: f,
             engine: i,
             work,
             load_ms,
@@ -665,7 +686,7 @@ fn measure(
     let total = plan.iterations.map(|n| u64::from(n) * slots.len() as u64);
     let bar = progress(total);
     if let Some(b) = &bar {
-        b.set_message(figure.to_string());
+        b.set_message(figures.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", "));
     }
     let rounds = plan.rounds as usize;
     let mut pacer = Pacer { period: plan.rate_hz.map(|hz| Duration::from_secs_f64(1.0 / hz)), next: Instant::now() };
@@ -729,7 +750,7 @@ fn measure(
         };
         let e = &engines[slot.engine];
         out.push(Figure {
-            figure: figure.to_string(),
+            figure: figures[slot.figure].0.to_string(),
             backend: slot.work.backend().to_string(),
             backend_note: e.note.clone(),
             threads: e.threads,
@@ -749,11 +770,13 @@ fn measure(
             profile: node_profile,
         });
     }
-    if engines.len() > 1
-        && let Some(first) = out.first().map(|f| f.stats.p50)
-    {
-        for f in &mut out {
-            f.p50_ratio = Some(f.stats.p50 / first);
+    // Backends side by side: each figure's p50 against its first backend's.
+    if engines.len() > 1 {
+        for (name, _) in figures {
+            let first = out.iter().find(|f| f.figure == *name).map(|f| f.stats.p50);
+            for f in out.iter_mut().filter(|f| f.figure == *name) {
+                f.p50_ratio = first.map(|p| f.stats.p50 / p);
+            }
         }
     }
     Ok(out)
@@ -852,25 +875,30 @@ pub fn main(args: Args) -> Result<()> {
                 student.answer(&question, &clip).with_context(|| format!("question `{question}`"))?;
                 Ok(Work::Question { student, clip: clip.clone(), question: question.clone(), candidates: None })
             };
-            results.extend(measure("question", &engines, &plan, &load, None, &mut skipped)?);
-            // With a selector, the same question as `edgeqa live --selection question` answers it:
-            // the selector scores R candidates first (synthetic features, as the clip's are).
-            if let Some(sel) = m.stage(SELECTOR)
-                && let Some(info) = sel.inputs.iter().find(|i| i.name == CANDIDATE_FEATURES)
-            {
-                let mut c = edgeqa::synthetic::inputs(std::slice::from_ref(info), 1).swap_remove(0);
-                c.shape = vec![info.shape[1], info.shape[2..].iter().product()];
-                let load = |e: &Engine| -> Result<Work> {
-                    let student = Box::new(Student::load(&pkg, e.choice, None)?);
-                    Ok(Work::Question {
-                        student,
-                        clip: clip.clone(),
-                        question: question.clone(),
-                        candidates: Some(c.clone()),
-                    })
-                };
-                results.extend(measure("question+selector", &engines, &plan, &load, None, &mut skipped)?);
+            // With a selector, `question+selector` answers the same question as `edgeqa live
+            // --selection question` does, in the same rounds as `question`: the selector scores R
+            // candidates' keys first (synthetic, as the clip's features are; live makes the keys
+            // as frames are encoded, not per question).
+            let candidates =
+                m.stage(SELECTOR).and_then(|sel| sel.inputs.iter().find(|i| i.name == CANDIDATE_KEYS)).map(|info| {
+                    let mut c = edgeqa::synthetic::inputs(std::slice::from_ref(info), 1).swap_remove(0);
+                    c.shape = vec![info.shape[1], info.shape[2..].iter().product()];
+                    c
+                });
+            let load_selected = |e: &Engine| -> Result<Work> {
+                let student = Box::new(Student::load(&pkg, e.choice, None)?);
+                Ok(Work::Question {
+                    student,
+                    clip: clip.clone(),
+                    question: question.clone(),
+                    candidates: candidates.clone(),
+                })
+            };
+            let mut figures: Vec<(&str, Load<'_>)> = vec![("question", &load)];
+            if candidates.is_some() {
+                figures.push(("question+selector", &load_selected));
             }
+            results.extend(measure_together(&figures, &engines, &plan, None, &mut skipped)?);
         }
     }
     let peak = results

@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::backend::BackendError;
 use crate::budget::{Budget, BudgetError, MemoryPlan};
 use crate::capture::{AudioBlock, AudioSource, CaptureError, Frame, FrameSource};
-use crate::contract::{AUDIO_ENCODER, FRAME_ENCODER, SELECTOR};
+use crate::contract::{AUDIO_ENCODER, FRAME_ENCODER, SELECTOR, SELECTOR_KEYS};
 use crate::manifest::Manifest;
 use crate::pipeline::{Answer, ClipFeatures, PipelineError, Student};
 use crate::preprocess::image::sample_indices;
@@ -37,7 +37,7 @@ use crate::stream::select::question_span;
 use crate::tensor::Tensor;
 
 pub use handoff::{Handoff, Overflow};
-pub use paths::{AudioPath, VideoPath, per_item};
+pub use paths::{AudioPath, KeyStage, VideoPath, per_item};
 pub use ring::FeatureRing;
 pub use select::{Selection, Selector};
 
@@ -132,6 +132,12 @@ fn rates(m: &Manifest, cfg: &LiveConfig) -> (f64, f64) {
     (cfg.frame_rate, audio)
 }
 
+/// Values per frame key the engine keeps beside each frame's features: the student's key length
+/// when the selection is by question and the student has a selector, else `None`.
+fn key_len(student: &Student, cfg: &LiveConfig) -> Option<usize> {
+    if cfg.selection == Selection::Question { student.key_len() } else { None }
+}
+
 /// The memory plan of a live session: the student's load-time plan, then the hand-off slots,
 /// conversion and batch buffers, and the feature rings for `cfg.history_s`. With a budget the
 /// history is shortened until the plan fits (at least one head's worth of entries), and the
@@ -151,14 +157,16 @@ pub fn plan(
         if let (Some(v), Some(stage), Some((bytes, w, h))) = (&m.video, m.stage(FRAME_ENCODER), shape.video) {
             frame_entries = ((history * frame_rate).ceil() as usize).max(v.frames);
             let dim = per_item(&stage.outputs[0]);
+            let keys = key_len(student, cfg).unwrap_or(0);
             memory.add(
                 format!("video hand-off ({} frames of {bytes} bytes)", handoff::SLOTS),
                 (handoff::SLOTS * bytes) as u64,
             );
             memory.add("frame conversion and encoder batch", VideoPath::bytes(v, &stage.inputs[0], w, h));
+            let what = if keys > 0 { format!("{dim} + {keys} key") } else { dim.to_string() };
             memory.add(
-                format!("frame feature ring ({frame_entries} x {dim} f32)"),
-                FeatureRing::bytes_for(frame_entries, dim),
+                format!("frame feature ring ({frame_entries} x {what} f32)"),
+                FeatureRing::bytes_for(frame_entries, dim + keys),
             );
         }
         if let (Some(a), Some(stage), Some(block)) = (&m.audio, m.stage(AUDIO_ENCODER), shape.audio) {
@@ -213,7 +221,9 @@ struct Counters {
 }
 
 struct Shared {
+    /// Frame entries: the frame's features (`frame_dim` values), then its key when kept.
     frames: Mutex<FeatureRing>,
+    frame_dim: usize,
     audio: Mutex<FeatureRing>,
     counters: Counters,
     stop: AtomicBool,
@@ -424,7 +434,11 @@ impl Live {
         }
         let dim = |stage: &str| m.stage(stage).map_or(1, |s| per_item(&s.outputs[0]));
         let shared = Arc::new(Shared {
-            frames: Mutex::new(FeatureRing::new(plan.frame_entries, dim(FRAME_ENCODER))),
+            frames: Mutex::new(FeatureRing::new(
+                plan.frame_entries,
+                dim(FRAME_ENCODER) + key_len(&student, &cfg).unwrap_or(0),
+            )),
+            frame_dim: dim(FRAME_ENCODER),
             audio: Mutex::new(FeatureRing::new(plan.audio_entries, dim(AUDIO_ENCODER))),
             counters: Counters::default(),
             stop: AtomicBool::new(false),
@@ -455,14 +469,22 @@ impl Live {
             )?;
             let mut path = VideoPath::new(&p, &stage.inputs[0], cfg.frame_rate, w, h);
             let (student, shared2) = (Arc::clone(&student), Arc::clone(&shared));
+            // With the question selection, each frame's key is made as the frame is encoded.
+            let keys_input = key_len(&student, &cfg).and(m.stage(SELECTOR_KEYS)).map(|s| s.inputs[0].clone());
             encoders.push(spawn_encoder("edgeqa-video", &shared, move || {
                 let session = student.stage_session(FRAME_ENCODER).ok_or(EncodeStopped::NoStage(FRAME_ENCODER))?;
+                let keys = match &keys_input {
+                    Some(info) => {
+                        Some((student.stage_session(SELECTOR_KEYS).ok_or(EncodeStopped::NoStage(SELECTOR_KEYS))?, info))
+                    }
+                    None => None,
+                };
                 while let Some(frame) = hand.take() {
                     let full = path.ingest(&frame);
                     shared2.counters.frames_dropped.store(hand.dropped(), Ordering::Relaxed);
                     hand.release(frame);
                     match full {
-                        Ok(true) => path.encode(session, &shared2.frames)?,
+                        Ok(true) => path.encode(session, keys, &shared2.frames)?,
                         Ok(false) => {}
                         Err(e) => log::warn!("frame skipped: {e}"),
                     }
@@ -472,7 +494,7 @@ impl Live {
                         return Ok(());
                     }
                 }
-                Ok(path.encode(session, &shared2.frames)?)
+                Ok(path.encode(session, keys, &shared2.frames)?)
             })?);
         }
         if let (Some(source), Some(p), Some(stage)) = (audio, m.audio.clone(), m.stage(AUDIO_ENCODER).cloned()) {
@@ -597,12 +619,14 @@ impl Live {
         *self.shared.running.lock().unwrap_or_else(|p| p.into_inner()) == 0
     }
 
-    /// Copies the selected entries of one ring into a `[wanted, dim]` tensor: those the live
+    /// Copies the first `dim` values (the features; `None`: all) of the selected entries of one
+    /// ring into a `[wanted, dim]` tensor: those the live
     /// selection chooses, or with `between` those spread uniformly over the entries stamped in
     /// that time span (the nearest entry when none is).
     fn snapshot(
         &self,
         ring: &Mutex<FeatureRing>,
+        dim: Option<usize>,
         wanted: usize,
         between: Option<(f64, f64)>,
     ) -> Option<(Tensor, (f64, f64))> {
@@ -630,12 +654,12 @@ impl Live {
         if chosen.is_empty() {
             return None;
         }
-        let mut data = Vec::with_capacity(wanted * ring.dim());
+        let dim = dim.unwrap_or(ring.dim()).min(ring.dim());
+        let mut data = Vec::with_capacity(wanted * dim);
         for &i in &chosen {
-            data.extend_from_slice(ring.get(i));
+            data.extend_from_slice(&ring.get(i)[..dim]);
         }
         let span = (ring.stamp(chosen[0]), ring.stamp(chosen[chosen.len() - 1]));
-        let dim = ring.dim();
         drop(ring);
         Tensor::f32(vec![wanted, dim], data).ok().map(|t| (t, span))
     }
@@ -651,13 +675,14 @@ impl Live {
                 return Ok(None);
             }
             let picks = sample_indices(n, r);
-            let mut data = Vec::with_capacity(r * ring.dim());
+            let from = self.shared.frame_dim;
+            let k = ring.dim().saturating_sub(from);
+            let mut data = Vec::with_capacity(r * k);
             for &i in &picks {
-                data.extend_from_slice(ring.get(i));
+                data.extend_from_slice(&ring.get(i)[from..]);
             }
             let stamps: Vec<f64> = (0..n).map(|i| ring.stamp(i)).collect();
-            let dim = ring.dim();
-            (Tensor::f32(vec![r, dim], data).map_err(|e| LiveError::Config(e.to_string()))?, picks, stamps)
+            (Tensor::f32(vec![r, k], data).map_err(|e| LiveError::Config(e.to_string()))?, picks, stamps)
         };
         let wanted = self.student.manifest().video.as_ref().map_or(1, |v| v.frames);
         let scores = self.student.score_candidates(q, &candidates)?;
@@ -686,13 +711,17 @@ impl Live {
         }
         let frames = match &m.video {
             Some(v) if self.plan.frame_entries > 0 => {
-                Some(self.snapshot(&self.shared.frames, v.frames, between).ok_or(LiveError::NotYet("seen", "camera"))?)
+                let dim = Some(self.shared.frame_dim);
+                Some(
+                    self.snapshot(&self.shared.frames, dim, v.frames, between)
+                        .ok_or(LiveError::NotYet("seen", "camera"))?,
+                )
             }
             _ => None,
         };
         let audio = match &m.audio {
             Some(a) if self.plan.audio_entries > 0 => Some(
-                self.snapshot(&self.shared.audio, a.segments, between)
+                self.snapshot(&self.shared.audio, None, a.segments, between)
                     .ok_or(LiveError::NotYet("heard", "microphone"))?,
             ),
             _ => None,

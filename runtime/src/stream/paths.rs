@@ -18,10 +18,16 @@ use crate::preprocess::mel::{LogMel, MelStream};
 use crate::stream::ring::FeatureRing;
 use crate::tensor::{Tensor, TensorData};
 
+/// A stage run on the encoder's output batch whose per-item output is appended to each ring
+/// entry (the frame keys of a student with a selector): the session and its input.
+pub type KeyStage<'a> = (&'a dyn StageSession, &'a TensorInfo);
+
 /// Runs an encoder on a full (or zero-padded) batch and pushes the first `valid` items'
-/// features into `ring` with their stamps.
+/// features into `ring` with their stamps; with `keys`, each entry is the item's features
+/// followed by its key.
 fn encode_into(
     session: &dyn StageSession,
+    keys: Option<KeyStage<'_>>,
     input: &TensorInfo,
     batch: &[f32],
     stamps: &[f64],
@@ -32,13 +38,36 @@ fn encode_into(
     let internal =
         |reason: String| BackendError::Internal { origin: "live encoder".into(), backend: session.backend(), reason };
     let values = out.as_f32().ok_or_else(|| internal("encoder output is not f32".into()))?;
-    let per_item = values.len() / input.shape[0].max(1);
+    let items = input.shape[0].max(1);
+    let per_item = values.len() / items;
+    let keyed = match keys {
+        Some((k, info)) => {
+            let t = Tensor { shape: info.shape.clone(), data: TensorData::F32(values.to_vec()) };
+            let out = k.run(vec![t])?.swap_remove(0);
+            let v = out.as_f32().ok_or_else(|| internal("key output is not f32".into()))?.to_vec();
+            Some(v)
+        }
+        None => None,
+    };
+    let per_key = keyed.as_ref().map_or(0, |k| k.len() / items);
     let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-    if per_item != ring.dim() {
-        return Err(internal(format!("encoder gave {per_item} values per item, the ring holds {}", ring.dim())));
+    if per_item + per_key != ring.dim() {
+        return Err(internal(format!(
+            "encoder gave {per_item} values per item and {per_key} key values, the ring holds {}",
+            ring.dim()
+        )));
     }
-    for (item, &stamp) in values.chunks_exact(per_item).zip(stamps) {
-        ring.push(stamp, item);
+    let mut entry = Vec::with_capacity(ring.dim());
+    for (i, (item, &stamp)) in values.chunks_exact(per_item).zip(stamps).enumerate() {
+        match &keyed {
+            Some(k) => {
+                entry.clear();
+                entry.extend_from_slice(item);
+                entry.extend_from_slice(&k[i * per_key..(i + 1) * per_key]);
+                ring.push(stamp, &entry);
+            }
+            None => ring.push(stamp, item),
+        }
     }
     Ok(())
 }
@@ -116,14 +145,20 @@ impl VideoPath {
         Ok(self.filled == self.batch_size())
     }
 
-    /// Encodes the batch (zero-padding a partial one) and pushes its features into `ring`.
-    pub fn encode(&mut self, session: &dyn StageSession, ring: &Mutex<FeatureRing>) -> Result<(), BackendError> {
+    /// Encodes the batch (zero-padding a partial one) and pushes its features into `ring`,
+    /// each followed by its key when `keys` is given.
+    pub fn encode(
+        &mut self,
+        session: &dyn StageSession,
+        keys: Option<KeyStage<'_>>,
+        ring: &Mutex<FeatureRing>,
+    ) -> Result<(), BackendError> {
         if self.filled == 0 {
             return Ok(());
         }
         let n = self.prep.len();
         self.batch[self.filled * n..].fill(0.0);
-        let result = encode_into(session, &self.input, &self.batch, &self.stamps, ring);
+        let result = encode_into(session, keys, &self.input, &self.batch, &self.stamps, ring);
         self.filled = 0;
         self.stamps.clear();
         result
@@ -198,7 +233,7 @@ impl Segments {
         }
         let seg = self.n_mels * self.t_len;
         self.batch[self.filled * seg..].fill(0.0);
-        let result = encode_into(session, &self.input, &self.batch, &self.stamps, ring);
+        let result = encode_into(session, None, &self.input, &self.batch, &self.stamps, ring);
         self.filled = 0;
         self.stamps.clear();
         result

@@ -81,20 +81,29 @@ impl Selector for Selection {
 /// `training/selector.py` (`chosen_span`) applies the same rule when it reports how well the
 /// selector finds the ground-truth windows. Returns `None` for no candidates.
 pub fn question_span(scores: &[f32], frames: &[usize], length: usize, wanted: usize) -> Option<(usize, usize)> {
-    let mut order: Vec<usize> = (0..scores.len().min(frames.len())).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let order_first = *order.first()?;
-    let mut picked: Vec<usize> = Vec::new();
-    for c in order {
-        if scores[c] <= 0.0 && (picked.len() >= wanted || scores[order_first] > 0.0) {
-            break;
+    let n = scores.len().min(frames.len());
+    // The frames of the candidates scoring above zero (no sorting: this runs on every question).
+    let positive = (0..n).filter(|&c| scores[c] > 0.0).map(|c| frames[c]);
+    let (lo, hi) = match positive
+        .fold(None, |span: Option<(usize, usize)>, f| Some(span.map_or((f, f), |(lo, hi)| (lo.min(f), hi.max(f)))))
+    {
+        Some((lo, hi)) => (lo, hi + 1),
+        None => {
+            // None does: the `wanted` best-scoring distinct frames.
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            let mut picked: Vec<usize> = Vec::with_capacity(wanted);
+            for c in order {
+                if picked.len() >= wanted {
+                    break;
+                }
+                if !picked.contains(&frames[c]) {
+                    picked.push(frames[c]);
+                }
+            }
+            (*picked.iter().min()?, picked.iter().max()? + 1)
         }
-        if !picked.contains(&frames[c]) {
-            picked.push(frames[c]);
-        }
-    }
-    let lo = *picked.iter().min()?;
-    let hi = picked.iter().max()? + 1;
+    };
     if hi - lo >= wanted || length <= wanted {
         return Some(if hi - lo >= wanted { (lo, hi) } else { (0, length) });
     }
@@ -163,5 +172,42 @@ mod tests {
         assert_eq!(question_span(&s2, &twice, 32, 8), Some((7, 15)));
         assert_eq!(question_span(&[1.0; 4], &[0, 1, 2, 3], 4, 8), Some((0, 4)), "a stream shorter than wanted");
         assert_eq!(question_span(&[], &[], 10, 8), None);
+    }
+
+    /// The rule as first written: every candidate in score order.
+    fn span_by_sorting(scores: &[f32], frames: &[usize], length: usize, wanted: usize) -> Option<(usize, usize)> {
+        let mut order: Vec<usize> = (0..scores.len().min(frames.len())).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        let first = *order.first()?;
+        let mut picked: Vec<usize> = Vec::new();
+        for c in order {
+            if scores[c] <= 0.0 && (picked.len() >= wanted || scores[first] > 0.0) {
+                break;
+            }
+            if !picked.contains(&frames[c]) {
+                picked.push(frames[c]);
+            }
+        }
+        let (lo, hi) = (*picked.iter().min()?, picked.iter().max()? + 1);
+        if hi - lo >= wanted || length <= wanted {
+            return Some(if hi - lo >= wanted { (lo, hi) } else { (0, length) });
+        }
+        let lo = (lo.saturating_sub((wanted - (hi - lo)) / 2)).min(length - wanted);
+        Some((lo, lo + wanted))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_span_is_the_rule_without_sorting(
+            scores in proptest::collection::vec(-4.0f32..4.0, 0..80),
+            length in 1usize..200,
+            wanted in 1usize..12,
+        ) {
+            let frames = sample_indices(length, scores.len());
+            proptest::prop_assert_eq!(
+                question_span(&scores, &frames, length, wanted),
+                span_by_sorting(&scores, &frames, length, wanted)
+            );
+        }
     }
 }
