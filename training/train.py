@@ -11,8 +11,8 @@
    and distilled (cross-entropy + temperature-scaled KL to the teacher's answer distribution +
    MSE from the student's per-frame appearance and motion features, through linear adapters, to
    the teacher's fused per-frame features after its first and last fusion layer); with
-   ``--no-distill`` only alone. Every model also gets the auxiliary per-token loss
-   (``scene_targets``).
+   ``--no-distill`` only alone, with ``--no-alone`` only distilled. Every model also gets the
+   auxiliary per-token loss (``scene_targets``).
 4. Reports accuracy per question type on the validation and held-out test splits, exports the
    student that scores higher on validation to ``--out/student/`` (four ONNX stages and
    ``student.toml``), writes ``--out/training-report.json`` and renders ``--out/TRAINING.md``
@@ -260,9 +260,12 @@ def main(argv=None) -> int:
                     help="weight of the per-token colour/shape/direction auxiliary loss (0 turns it off)")
     ap.add_argument("--teacher-checkpoint", type=Path, help="load this teacher instead of training one")
     ap.add_argument("--no-distill", action="store_true", help="train only the student alone")
+    ap.add_argument("--no-alone", action="store_true", help="train only the student distilled")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
+    if args.no_distill and args.no_alone:
+        ap.error("--no-distill and --no-alone leave no student to train")
 
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
@@ -289,11 +292,13 @@ def main(argv=None) -> int:
     # -- students, same initialisation
     torch.manual_seed(args.seed + 1)
     init = models.Student(len(VOCAB), len(LABELS)).state_dict()
-    alone = models.Student(len(VOCAB), len(LABELS))
-    alone.load_state_dict(init)
-    t_alone = train(alone, tr, args.student_epochs, args.lr, args.seed + 1, ce_loss, "student alone")
-
-    trained = [("teacher", teacher), ("student_alone", alone)]
+    trained = [("teacher", teacher)]
+    t_alone = 0.0
+    if not args.no_alone:
+        alone = models.Student(len(VOCAB), len(LABELS))
+        alone.load_state_dict(init)
+        t_alone = train(alone, tr, args.student_epochs, args.lr, args.seed + 1, ce_loss, "student alone")
+        trained.append(("student_alone", alone))
     t_kd = 0.0
     if targets is not None:
         kd = models.Student(len(VOCAB), len(LABELS))
@@ -312,7 +317,10 @@ def main(argv=None) -> int:
         results[name] = {split: evaluate(model, data[split]) for split in ("val", "test")}
         print(f"{name}: val {acc(results[name]['val']):.2f}%  test {acc(results[name]['test']):.2f}%", flush=True)
     chosen = "student_alone"
-    if "student_distilled" in results and acc(results["student_distilled"]["val"]) >= acc(results["student_alone"]["val"]):
+    if "student_distilled" in results and (
+        "student_alone" not in results
+        or acc(results["student_distilled"]["val"]) >= acc(results["student_alone"]["val"])
+    ):
         chosen = "student_distilled"
     student = dict(trained)[chosen]
 
