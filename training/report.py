@@ -122,7 +122,11 @@ def render(r: dict, kd: dict | None, sel: dict | None = None) -> str:
     ]
     if kd is not None:
         lines += _distillation(kd)
-    lines += ["## The exported student", "", *_run(r), ""]
+    lines += ["## The exported student", ""]
+    if kd is not None and kd["epochs"]["student"] != r["epochs"]["student"]:
+        lines += [f"The exported stages are the {_name(r['exported'])} of its own run ({r['epochs']['student']} epochs), "
+                  f"not a student of the comparison above ({kd['epochs']['student']} epochs).", ""]
+    lines += [*_run(r), ""]
     if sel:
         v = sel["versions"]
         lines += [
