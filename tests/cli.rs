@@ -594,9 +594,18 @@ fn bench_times_the_selector_beside_the_question() {
             "question+selector"
         ]
     );
+    let p50 = |name: &str| {
+        r["results"].as_array().unwrap().iter().find(|f| f["figure"] == name).unwrap()["stats"]["p50"].as_f64().unwrap()
+    };
     for f in r["results"].as_array().unwrap() {
         assert_eq!(f["runs"], 4, "{}", f["figure"]);
         assert!(f.get("p50_ratio").is_none(), "one backend has no ratios");
+        if f["figure"] == "question+selector" {
+            let ratio = f["question_ratio"].as_f64().expect("question+selector has its ratio to question");
+            assert!((ratio - p50("question+selector") / p50("question")).abs() < 1e-9, "{ratio}");
+        } else {
+            assert!(f.get("question_ratio").is_none(), "{} has no question ratio", f["figure"]);
+        }
     }
 }
 

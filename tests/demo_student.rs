@@ -100,6 +100,20 @@ fn committed_package_is_rebuilt_byte_for_byte() {
     );
 }
 
+/// `training/train.py` appends `training/voice.toml` (the spoken questions' grammar) to the
+/// `student.toml` it writes: the committed one must end with it, so that retraining keeps it.
+#[test]
+fn committed_student_toml_ends_with_training_voice_toml() {
+    let voice = std::fs::read_to_string(root().join("training/voice.toml")).unwrap();
+    let student = std::fs::read_to_string(root().join("models/demo/student/student.toml")).unwrap();
+    assert!(voice.contains("[voice]"), "training/voice.toml has no [voice] table");
+    assert!(
+        student.ends_with(&format!("\n\n{voice}")),
+        "models/demo/student/student.toml does not end with training/voice.toml: edit the grammar there \
+         and write the student again (training/train.py)"
+    );
+}
+
 #[test]
 fn committed_eval_set_is_regenerated_byte_for_byte() {
     let out = tempfile::tempdir().unwrap();

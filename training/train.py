@@ -388,7 +388,10 @@ log_offset = {a.log_offset}
 vocab = {arr(VOCAB)}
 lowercase = true
 max_len = {MAX_LEN}
+
 """
+        # The spoken questions' grammar (docs/voice.md): synth.py's templates, kept beside it.
+        + (Path(__file__).parent / "voice.toml").read_text()
     )
 
 

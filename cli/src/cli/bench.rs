@@ -245,6 +245,10 @@ struct Figure {
     /// This figure's p50 over the first backend's (several backends only).
     #[serde(skip_serializing_if = "Option::is_none")]
     p50_ratio: Option<f64>,
+    /// `question+selector` only: its p50 over the `question` figure's p50 on the same backend
+    /// and threads, timed in the same rounds (the selector's cost per question).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    question_ratio: Option<f64>,
     memory: Memory,
     samples_ms: Vec<f64>,
     /// Per-node times (`--profile`, stages only).
@@ -760,6 +764,7 @@ fn measure_together(
             stats,
             throughput_per_s: 1e3 / stats.mean,
             p50_ratio: None,
+            question_ratio: None,
             memory: Memory {
                 load_heap_mib: mib(slot.load_heap),
                 run_heap_mib: mib(slot.run_heap),
@@ -780,6 +785,19 @@ fn measure_together(
         }
     }
     Ok(out)
+}
+
+/// Sets each `question+selector` figure's p50 over its backend's `question` p50 (same threads).
+fn set_question_ratios(figures: &mut [Figure]) {
+    let question: Vec<(String, usize, f64)> = figures
+        .iter()
+        .filter(|f| f.figure == "question")
+        .map(|f| (f.backend.clone(), f.threads, f.stats.p50))
+        .collect();
+    for f in figures.iter_mut().filter(|f| f.figure == "question+selector") {
+        f.question_ratio =
+            question.iter().find(|(b, t, _)| *b == f.backend && *t == f.threads).map(|(_, _, p)| f.stats.p50 / p);
+    }
 }
 
 /// The CPU's model name, from `/proc/cpuinfo` (x86 `model name`, ARM `Model`/`Hardware`).
@@ -898,7 +916,9 @@ pub fn main(args: Args) -> Result<()> {
             if candidates.is_some() {
                 figures.push(("question+selector", &load_selected));
             }
-            results.extend(measure_together(&figures, &engines, &plan, None, &mut skipped)?);
+            let mut timed = measure_together(&figures, &engines, &plan, None, &mut skipped)?;
+            set_question_ratios(&mut timed);
+            results.extend(timed);
         }
     }
     let peak = results
@@ -956,12 +976,12 @@ fn render(r: &Report, format: Format) -> Result<String> {
             }
         }
         Format::Csv => {
-            s.push_str("figure,backend,threads,load_ms,first_run_ms,runs,min_ms,p50_ms,p90_ms,p99_ms,max_ms,mean_ms,stdev_ms,throughput_per_s,p50_ratio,peak_rss_mib\n");
+            s.push_str("figure,backend,threads,load_ms,first_run_ms,runs,min_ms,p50_ms,p90_ms,p99_ms,max_ms,mean_ms,stdev_ms,throughput_per_s,p50_ratio,peak_rss_mib,question_ratio\n");
             for f in &r.results {
                 let st = &f.stats;
                 let _ = writeln!(
                     s,
-                    "{},{},{},{:.3},{:.3},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{}",
+                    "{},{},{},{:.3},{:.3},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{},{}",
                     f.figure,
                     f.backend,
                     f.threads,
@@ -977,7 +997,8 @@ fn render(r: &Report, format: Format) -> Result<String> {
                     st.stdev,
                     f.throughput_per_s,
                     f.p50_ratio.map_or(String::new(), |v| format!("{v:.3}")),
-                    f.memory.peak_rss_mib.map_or(String::new(), |v| format!("{v:.1}"))
+                    f.memory.peak_rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
+                    f.question_ratio.map_or(String::new(), |v| format!("{v:.3}"))
                 );
             }
         }
@@ -1075,6 +1096,15 @@ fn render(r: &Report, format: Format) -> Result<String> {
                     let list: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
                     let _ =
                         writeln!(s, "\nclip on {} ({} thread(s)), p50 ms: {}", f.backend, f.threads, list.join(", "));
+                }
+            }
+            for f in &r.results {
+                if let Some(q) = f.question_ratio {
+                    let _ = writeln!(
+                        s,
+                        "\n{} on {} ({} thread(s)): p50 {q:.3} x question's p50, timed in the same rounds",
+                        f.figure, f.backend, f.threads
+                    );
                 }
             }
             for f in &r.results {
