@@ -787,14 +787,16 @@ fn measure_together(
     Ok(out)
 }
 
+/// The figure of one question answered from encoded features.
+const QUESTION: &str = "question";
+/// The same question with the selector choosing the frames first.
+const QUESTION_SELECTED: &str = "question+selector";
+
 /// Sets each `question+selector` figure's p50 over its backend's `question` p50 (same threads).
 fn set_question_ratios(figures: &mut [Figure]) {
-    let question: Vec<(String, usize, f64)> = figures
-        .iter()
-        .filter(|f| f.figure == "question")
-        .map(|f| (f.backend.clone(), f.threads, f.stats.p50))
-        .collect();
-    for f in figures.iter_mut().filter(|f| f.figure == "question+selector") {
+    let question: Vec<(String, usize, f64)> =
+        figures.iter().filter(|f| f.figure == QUESTION).map(|f| (f.backend.clone(), f.threads, f.stats.p50)).collect();
+    for f in figures.iter_mut().filter(|f| f.figure == QUESTION_SELECTED) {
         f.question_ratio =
             question.iter().find(|(b, t, _)| *b == f.backend && *t == f.threads).map(|(_, _, p)| f.stats.p50 / p);
     }
@@ -912,9 +914,9 @@ pub fn main(args: Args) -> Result<()> {
                     candidates: candidates.clone(),
                 })
             };
-            let mut figures: Vec<(&str, Load<'_>)> = vec![("question", &load)];
+            let mut figures: Vec<(&str, Load<'_>)> = vec![(QUESTION, &load)];
             if candidates.is_some() {
-                figures.push(("question+selector", &load_selected));
+                figures.push((QUESTION_SELECTED, &load_selected));
             }
             let mut timed = measure_together(&figures, &engines, &plan, None, &mut skipped)?;
             set_question_ratios(&mut timed);
