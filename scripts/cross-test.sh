@@ -343,6 +343,15 @@ check_generic_aarch64() {
   on_aarch64 "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/aarch64-live.jsonl" 2>"$tmp/aarch64-live.err" ||
     die "generic-aarch64: edgeqa ${live_args[*]} failed under qemu: $(tail -n 3 "$tmp/aarch64-live.err")"
   tally "$(compare "generic-aarch64 live" lines "$tmp/host-live.jsonl" "$tmp/aarch64-live.jsonl" aarch64)"
+  # Built without `threads` (the board runs one thread): a board's count of 2 runs on one thread,
+  # and --threads 2 is refused in one line.
+  on_aarch64 inspect "$PACKAGE" --board rpi4 --backend tract >/dev/null 2>"$tmp/aarch64-threads.err" ||
+    die "generic-aarch64: edgeqa inspect --board rpi4 failed without a thread pool: $(tail -n 3 "$tmp/aarch64-threads.err")"
+  if on_aarch64 inspect "$PACKAGE" --board rpi4 --backend tract --threads 2 >/dev/null 2>"$tmp/aarch64-threads.err" ||
+    ! grep -q "this build has no thread pool" "$tmp/aarch64-threads.err"; then
+    die "generic-aarch64: --threads 2 without a thread pool was not refused: $(tail -n 3 "$tmp/aarch64-threads.err")"
+  fi
+  echo "cross-test: generic-aarch64 threads: a board's 2 run on 1; --threads 2 refused: $(tail -n 1 "$tmp/aarch64-threads.err")" >&2
   # A spoken question: the clip's first question said by espeak-ng; the same transcript and answer.
   espeak-ng -v en-us -w "$tmp/question.wav" "$(head -n 1 "$tmp/questions.txt")"
   local spoken=(ask --package "$PACKAGE" --video "$clips/$CLIP.y4m" --audio "$clips/$CLIP.wav"

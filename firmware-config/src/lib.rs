@@ -43,7 +43,7 @@ pub const GLIBC_MINOR: RangeInclusive<u32> = 17..=39;
 /// Features a static musl build can carry: the Vulkan loader (wgpu), ALSA (mic) and PocketSphinx
 /// (voice) are shared libraries a static binary cannot load, and the camera's V4L2 bindings are
 /// generated from glibc headers.
-pub const MUSL_FEATURES: &[&str] = &["tract"];
+pub const MUSL_FEATURES: &[&str] = &["tract", "threads"];
 
 /// Allowed range of `microphone.sample_rate`, in Hz.
 pub const SAMPLE_RATE_HZ: RangeInclusive<u32> = 8000..=192_000;
@@ -136,6 +136,8 @@ pub struct Microphone {
 /// Cargo features of the `edgeqa` binary (`cli/Cargo.toml`) a board profile may list:
 ///
 /// - `tract`: the CPU backend (tract);
+/// - `threads`: tract's thread pool (rayon), needed for `threads` above 1; a board on one thread
+///   leaves it out, about 3 MB less binary;
 /// - `wgpu`: the GPU backend (WGSL kernels through wgpu, Vulkan);
 /// - `camera`: V4L2 camera capture for `edgeqa live --camera` (building needs libclang and the
 ///   target's Linux headers);
@@ -147,7 +149,7 @@ pub struct Microphone {
 ///   scripts/fetch-tflite.sh in `LITERT_LIB_DIR`; the board needs it beside the binary, which
 ///   `edgeqa-board bundle` puts there, and glibc 2.34+ on aarch64);
 /// - `tflite`: TFLite models on the TF Lite C library (x86_64 only: docs/tflite.md).
-pub const FEATURES: &[&str] = &["tract", "wgpu", "camera", "mic", "voice", "tflite", "litert"];
+pub const FEATURES: &[&str] = &["tract", "threads", "wgpu", "camera", "mic", "voice", "tflite", "litert"];
 
 /// One validated board profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -467,7 +469,19 @@ fn parse_checked(text: &str, file: &str, stem: Option<&str>) -> Result<Board, Bo
     }
     let memory_budget_mib = in_range("memory_budget_mib", &raw.memory_budget_mib, MEMORY_BUDGET_MIB)?;
     let threads = match &raw.threads {
-        Some(t) => in_range("threads", t, THREADS)?,
+        Some(t) => {
+            let n = in_range("threads", t, THREADS)?;
+            if n > 1 && !features.iter().any(|f| f == "threads") {
+                return Err(invalid(
+                    "threads",
+                    t.span(),
+                    format!(
+                        "{n} threads need tract's thread pool: add \"threads\" to its features, or set threads = 1"
+                    ),
+                ));
+            }
+            n
+        }
         None => 1,
     };
     let c = &raw.camera;
@@ -630,8 +644,12 @@ sample_rate = 16000
         for b in builtin() {
             assert!(b.features.iter().any(|f| f == b.backend.as_str()), "{}: {:?}", b.name, b.features);
         }
-        assert_eq!(find("rpi4").unwrap().features, ["tract", "camera", "mic", "voice"]);
-        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "wgpu", "camera", "mic", "voice"]);
+        assert_eq!(find("rpi4").unwrap().features, ["tract", "threads", "camera", "mic", "voice"]);
+        assert_eq!(find("jetson-orin-nano").unwrap().features, ["tract", "threads", "wgpu", "camera", "mic", "voice"]);
+        // A board on more than one thread carries tract's pool; one on a single thread does not.
+        for b in builtin() {
+            assert_eq!(b.threads > 1, b.features.iter().any(|f| f == "threads"), "{}: {:?}", b.name, b.features);
+        }
         // Every shipped board but the static one takes a USB camera and microphone, and hears
         // spoken questions.
         for b in builtin().into_iter().filter(|b| !b.is_static()) {
@@ -723,7 +741,11 @@ sample_rate = 16000
         let threads = |n: &str| with("memory_budget_mib", &format!("memory_budget_mib = 96\nthreads = {n}"));
         assert_err(&threads("0"), "b.toml:8: key `threads`: ", "must be between 1 and 64");
         assert_err(&threads("65"), "b.toml:8: key `threads`: ", "must be between 1 and 64");
-        assert_eq!(parse(&threads("3"), "b.toml").unwrap().threads, 3);
+        // Above 1 thread, tract's pool must be built in.
+        assert_err(&threads("3"), "b.toml:8: key `threads`: ", "3 threads need tract's thread pool: add \"threads\"");
+        let pooled = threads("3").replace(r#"features = ["tract"]"#, r#"features = ["tract", "threads"]"#);
+        assert_eq!(parse(&pooled, "b.toml").unwrap().threads, 3);
+        assert_eq!(parse(&threads("1"), "b.toml").unwrap().threads, 1);
         assert_eq!(parse(GOOD, "b.toml").unwrap().threads, 1, "threads defaults to 1");
     }
 
@@ -764,7 +786,7 @@ sample_rate = 16000
         assert_err(
             &with("features", "features = [\"tract\", \"cam\"]"),
             "b.toml:6: key `features`: ",
-            "`cam` is not a feature of the edgeqa binary (known: tract, wgpu, camera, mic, voice, tflite, litert)",
+            "`cam` is not a feature of the edgeqa binary (known: tract, threads, wgpu, camera, mic, voice, tflite, litert)",
         );
         assert_err(
             &with("features", "features = [\"tract\", \"tract\"]"),

@@ -70,12 +70,21 @@ struct BackendArg {
 }
 
 impl BackendArg {
-    /// The thread count: `--threads`, else the board profile's, else 1.
+    /// The thread count: `--threads`, else the board profile's, else 1. A build without tract's
+    /// thread pool (the `threads` feature) takes 1 for the board's count and says so in the log.
     #[cfg(feature = "tract")]
     fn threads(&self, board: Option<&str>) -> Result<usize> {
         Ok(match (self.threads, board) {
             (Some(n), _) => n,
-            (None, Some(name)) => edgeqa_firmware_config::find(name)?.threads as usize,
+            (None, Some(name)) => {
+                let n = edgeqa_firmware_config::find(name)?.threads as usize;
+                if n > 1 && !edgeqa::backend::tract::THREAD_POOL {
+                    log::info!("board {name}: {n} threads, but this build has no thread pool: tract runs on 1");
+                    1
+                } else {
+                    n
+                }
+            }
             (None, None) => 1,
         })
     }

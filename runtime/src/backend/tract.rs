@@ -71,6 +71,10 @@ const CLAIMED_OPS: &[&str] = &[
 /// Most threads [`with_threads`] and [`set_threads`] accept.
 pub const MAX_THREADS: usize = 64;
 
+/// Whether this build has tract's thread pool (the `threads` feature). Without it tract runs
+/// on one thread and [`with_threads`] / [`set_threads`] refuse any other count.
+pub const THREAD_POOL: bool = cfg!(feature = "threads");
+
 /// tract's executors with `n` threads, built once per `n` (a rayon pool each).
 fn executor(threads: usize) -> Result<tract_linalg::multithread::Executor, BackendError> {
     use std::collections::HashMap;
@@ -88,11 +92,24 @@ fn executor(threads: usize) -> Result<tract_linalg::multithread::Executor, Backe
     if let Some(e) = pools.get_or_insert_with(HashMap::new).get(&threads) {
         return Ok(e.clone());
     }
-    // tract panics when the pool cannot be built (no threads to be had).
-    let e = tract_fixes::catch_panic(|| Executor::multithread_with_name(threads, "edgeqa-tract"))
-        .map_err(|panic| fail(format!("cannot start a pool of {threads} threads: {panic}")))?;
+    let e = pool(threads).map_err(fail)?;
     pools.get_or_insert_with(HashMap::new).insert(threads, e.clone());
     Ok(e)
+}
+
+/// A new pool of `threads` threads for tract.
+#[cfg(feature = "threads")]
+fn pool(threads: usize) -> Result<tract_linalg::multithread::Executor, String> {
+    use tract_linalg::multithread::Executor;
+    // tract panics when the pool cannot be built (no threads to be had).
+    tract_fixes::catch_panic(|| Executor::multithread_with_name(threads, "edgeqa-tract"))
+        .map_err(|panic| format!("cannot start a pool of {threads} threads: {panic}"))
+}
+
+/// Without the `threads` feature there is no pool to build.
+#[cfg(not(feature = "threads"))]
+fn pool(_threads: usize) -> Result<tract_linalg::multithread::Executor, String> {
+    Err("this build has no thread pool (it was built without the `threads` feature): tract runs on 1 thread".into())
 }
 
 /// Runs `f` with tract's matrix products (convolutions, MatMul, Gemm) on the calling thread
