@@ -843,9 +843,10 @@ pub fn main(args: Args) -> Result<()> {
         }
     }
     let mut skipped = Vec::new();
-    // A board's count applies to tract with its thread pool; a build without them runs on one.
+    // A board's count applies to tract; a build without it has no CPU threads to set.
     let threads = match (&args.threads[..], &board) {
-        ([], Some(b)) if cfg!(feature = "threads") => vec![b.threads as usize],
+        #[cfg(feature = "tract")]
+        ([], Some(b)) => vec![super::board_threads(b)],
         ([], _) => vec![1],
         (given, _) => given.to_vec(),
     };

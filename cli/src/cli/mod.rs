@@ -76,15 +76,7 @@ impl BackendArg {
     fn threads(&self, board: Option<&str>) -> Result<usize> {
         Ok(match (self.threads, board) {
             (Some(n), _) => n,
-            (None, Some(name)) => {
-                let n = edgeqa_firmware_config::find(name)?.threads as usize;
-                if n > 1 && !edgeqa::backend::tract::THREAD_POOL {
-                    log::info!("board {name}: {n} threads, but this build has no thread pool: tract runs on 1");
-                    1
-                } else {
-                    n
-                }
-            }
+            (None, Some(name)) => board_threads(&edgeqa_firmware_config::find(name)?),
             (None, None) => 1,
         })
     }
@@ -138,6 +130,18 @@ impl BudgetArg {
 
 /// Opens a student package and loads it, then releases the package mapping (the backend holds
 /// what it needs).
+/// tract's thread count for a board: its profile's `threads`, or 1 (logged) in a build without
+/// tract's thread pool (the `threads` feature).
+#[cfg(feature = "tract")]
+fn board_threads(board: &edgeqa_firmware_config::Board) -> usize {
+    let n = board.threads as usize;
+    if n > 1 && !edgeqa::backend::tract::THREAD_POOL {
+        log::info!("board {}: {n} threads, but this build has no thread pool: tract runs on 1", board.name);
+        return 1;
+    }
+    n
+}
+
 fn load_student(path: &Path, backend: &BackendArg, budget: &BudgetArg) -> Result<Student> {
     backend.apply_threads(budget.board.as_deref())?;
     let budget = budget.resolve()?;
