@@ -128,8 +128,6 @@ impl BudgetArg {
     }
 }
 
-/// Opens a student package and loads it, then releases the package mapping (the backend holds
-/// what it needs).
 /// tract's thread count for a board: its profile's `threads`, or 1 (logged) in a build without
 /// tract's thread pool (the `threads` feature).
 #[cfg(feature = "tract")]
@@ -142,6 +140,8 @@ fn board_threads(board: &edgeqa_firmware_config::Board) -> usize {
     n
 }
 
+/// Opens a student package and loads it, then releases the package mapping (the backend holds
+/// what it needs).
 fn load_student(path: &Path, backend: &BackendArg, budget: &BudgetArg) -> Result<Student> {
     backend.apply_threads(budget.board.as_deref())?;
     let budget = budget.resolve()?;
