@@ -13,17 +13,14 @@ FEATURES=(--features "$HOST_FEATURES")
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"   # lavapipe wants one (0700)
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo fmt --all -- --check
-# The board binary builds in target/cross/ (a cargo lock of its own) from here on, at the lowest
-# CPU priority: it takes the cycles that the test build and the tests leave idle. CI
-# checks the two aarch64 bundles: generic-aarch64 (glibc 2.27, every feature but wgpu) and
-# generic-aarch64-litert (glibc 2.34, LiteRT too). They share their compiled dependencies, so the
-# second costs only LiteRT's own crates and edgeqa's (36 s); a board with dependencies of its own
-# (another target) costs 6-8 minutes of both cores, and one more of those put a cold run at 50
-# minutes.
-# `bash scripts/cross-test.sh` checks all five (32-bit ARM, static musl, x86_64 too). The build's
-# log, target/cross/build.log, is printed if it fails. `prepare` installs only what the selected
-# boards need (no 32-bit ARM packages for the aarch64 boards).
-export CROSS_TEST_BOARDS="${CROSS_TEST_BOARDS:-generic-aarch64 generic-aarch64-litert}"
+# The board binaries build in target/cross/ (a cargo lock of its own) from here on, at the lowest
+# CPU priority: they take the cycles that the test build and the tests leave idle. CI checks all
+# five boards of scripts/cross-test.sh: the aarch64 bundles generic-aarch64 (glibc 2.27, every
+# feature but wgpu) and generic-aarch64-litert (glibc 2.34, LiteRT too), which share their
+# compiled dependencies; the 32-bit ARM bundle rpi-zero-2w; the static musl aarch64 binary; and
+# the x86_64 glibc-2.27 binary. The `cross-test` profile is unoptimised: a board of a target of its
+# own then costs about 2.5 minutes of both cores instead of 6-8 (docs/boards.md). The build's log,
+# target/cross/build.log, is printed if it fails. CROSS_TEST_BOARDS="b1 b2" limits it to those.
 # prepare builds edgeqa-board with the test build's features: one host build of the dependencies.
 export CROSS_TEST_HOST_FEATURES="$HOST_FEATURES"
 # Clippy lints the workspace's crates while they are compiled for the tests: clippy-driver is
