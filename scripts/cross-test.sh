@@ -31,7 +31,9 @@
 #   build    installs zig and cargo-zigbuild into .cache/ if missing (scripts/setup-zig.sh) and
 #            builds the binaries (profile cross-test) into target/cross/, which has a cargo lock of
 #            its own, so this can run beside `cargo test` (scripts/test.sh does that)
-#   check    runs the checks; needs the host's dev build of edgeqa (`cargo test --no-run` makes it)
+#   check    runs the checks, two boards at a time; needs the host's dev build of edgeqa
+#            (`cargo test --no-run` makes it). With CROSS_TEST_WAIT_FOR_BUILD=1 it checks each board
+#            as soon as a `build` running beside it has built that board (scripts/test.sh)
 #
 # Idempotent: installs only what the selected boards need and is missing (Debian packages
 # libc6-dev-arm64-cross, libc6-dev-armhf-cross, binutils-aarch64-linux-gnu,
@@ -167,18 +169,21 @@ build_board() {
       -o "$CROSS_DIR/$board.tar.gz" -- --locked >&2
   fi
   log "$board: built in $(($(now) - t0)) s"
+  touch "$CROSS_DIR/$board.built"
 }
 
 # In a subshell: CARGO_TARGET_DIR stays here.
 build_all() (
   source scripts/setup-zig.sh
   mkdir -p "$CROSS_DIR"
+  # `check` with CROSS_TEST_WAIT_FOR_BUILD=1 waits for these markers.
+  rm -f "$CROSS_DIR"/*.built "$CROSS_DIR/build.finished"
+  trap 'touch "$CROSS_DIR/build.finished"' EXIT
   board_tool="$(target_dir)/debug/edgeqa-board"
   [ -x "$board_tool" ] || die "$board_tool is missing: run \`$0 prepare\` first"
   # The boards' own target dir: cargo locks it apart from target/, where the tests run.
   export CARGO_TARGET_DIR="$PWD/$CROSS_DIR"
   if selected generic-aarch64; then build_board generic-aarch64 bundle; fi
-  if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
   # edgeqa-board links and bundles the libLiteRt.so in LITERT_LIB_DIR (for aarch64 here, whatever
   # scripts/tflite-env.sh set for the host). It shares generic-aarch64's dependencies: both link
   # against glibc 2.27's symbols (edgeqa-board's LINK_GLIBC), so cargo sees one linker for both,
@@ -186,9 +191,24 @@ build_all() (
   if selected generic-aarch64-litert; then
     LITERT_LIB_DIR="$PWD/$LITERT_AARCH64" build_board generic-aarch64-litert bundle
   fi
+  if selected rpi-zero-2w; then build_board rpi-zero-2w bundle --features "$ARMV7_FEATURES"; fi
   if selected generic-aarch64-static; then build_board generic-aarch64-static build; fi
+  # Last: its check is the shortest (natively), so the checks end soon after the builds.
   if selected generic-x86_64; then build_board generic-x86_64 build; fi
 )
+
+# With CROSS_TEST_WAIT_FOR_BUILD=1 (scripts/test.sh, where `build` runs in the background), waits
+# until the board is built; fails if the builds ended without it.
+wait_for_build() {
+  [ "${CROSS_TEST_WAIT_FOR_BUILD:-0}" = 1 ] || return 0
+  until [ -e "$CROSS_DIR/$1.built" ]; do
+    if [ -e "$CROSS_DIR/build.finished" ]; then
+      log "$1: the builds ended without it ($CROSS_DIR/build.log)"
+      return 1
+    fi
+    sleep 2
+  done
+}
 
 # The binary edgeqa-board reported for a board: its stripped copy when there is one.
 built_binary() {
@@ -319,14 +339,17 @@ for line in open(sys.argv[1]):
   "$host_bin" "${live_args[@]}" <"$tmp/questions.txt" >"$tmp/host-live.jsonl" 2>"$tmp/host-live.err" ||
     die "host edgeqa ${live_args[*]} failed: $(tail -n 3 "$tmp/host-live.err")"
 
-  # Two boards at a time, each in a subshell of its own with its output kept apart: qemu-user
-  # runs a board's questions on one core. The outputs are printed in this order afterwards.
+  # Two boards at a time, in the order they are built, each in a subshell of its own with its
+  # output kept apart: qemu-user runs a board's questions on one core. The outputs are printed in
+  # this order afterwards.
   local b boards=()
-  for b in generic-aarch64 rpi-zero-2w generic-aarch64-litert generic-aarch64-static generic-x86_64; do
+  for b in generic-aarch64 generic-aarch64-litert rpi-zero-2w generic-aarch64-static generic-x86_64; do
     if selected "$b"; then boards+=("$b"); fi
   done
   for b in "${boards[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+    wait_for_build "$b" || continue
+    log "$b: checking"
     (
       total_passed=0 total_failed=0
       case "$b" in

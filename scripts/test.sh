@@ -30,8 +30,13 @@ export CROSS_TEST_HOST_FEATURES="$HOST_FEATURES"
 CLIPPY_DRIVER="$(rustup which clippy-driver 2>/dev/null || echo "$(rustc --print sysroot)/bin/clippy-driver")"
 [ -x "$CLIPPY_DRIVER" ] || { echo "test.sh: clippy-driver not found: rustup component add clippy" >&2; exit 1; }
 export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+phase() { echo "test.sh: $1 took $((SECONDS - phase_start)) s" >&2; phase_start=$SECONDS; }
+phase_start=$SECONDS
 bash scripts/cross-test.sh prepare
+phase "cross-test prepare (after setup and fetching, $phase_start s)"
 mkdir -p target/cross
+# Markers of finished board builds: `check` below checks each board as soon as it is built.
+rm -f target/cross/*.built target/cross/build.finished
 # Job control gives the job a process group of its own (stopped if anything below fails) in this
 # session: a new session (setsid) would get a scheduler autogroup of its own, where nice is void.
 set -m
@@ -42,6 +47,14 @@ set +m
 trap 'kill -- "-$cross_build" 2>/dev/null || true' EXIT
 bash scripts/check-layering.sh    # no CLI crates in the libraries, no wgpu in tract-only builds
 cargo test --locked --workspace --all-targets "${FEATURES[@]}"   # linted as it builds (above)
+phase "the test build and the tests"
+# Fuzzing (scripts/fuzz.sh, docs/testing.md) is not part of this run: its instrumented build of
+# tract and wgpu took 20 minutes beside the tests on two cores and put CI past 45 minutes.
+# The boards' binaries under qemu must give the host build's answers: each board is checked as
+# soon as its build is done, beside the builds still running.
+check=0
+CROSS_TEST_WAIT_FOR_BUILD=1 bash scripts/cross-test.sh check || check=$?
+phase "the boards' checks"
 if ! wait "$cross_build"; then
   tail -n 60 target/cross/build.log >&2
   echo "test.sh: the boards' builds failed (target/cross/build.log)" >&2
@@ -49,6 +62,5 @@ if ! wait "$cross_build"; then
 fi
 trap - EXIT
 grep '^cross-test:' target/cross/build.log >&2 || true
-# Fuzzing (scripts/fuzz.sh, docs/testing.md) is not part of this run: its instrumented build of
-# tract and wgpu took 20 minutes beside the tests on two cores and put CI past 45 minutes.
-bash scripts/cross-test.sh check  # the boards' binaries under qemu: the host build's answers
+echo "test.sh: done in $SECONDS s" >&2
+exit "$check"
