@@ -175,11 +175,12 @@ build_board() {
 
 # In a subshell: CARGO_TARGET_DIR stays here.
 build_all() (
-  source scripts/setup-zig.sh
+  # `check` with CROSS_TEST_WAIT_FOR_BUILD=1 waits for these markers; first of all, so that no
+  # failure below leaves an earlier run's markers behind.
   mkdir -p "$CROSS_DIR"
-  # `check` with CROSS_TEST_WAIT_FOR_BUILD=1 waits for these markers.
   rm -f "$CROSS_DIR"/*.built "$CROSS_DIR/build.finished"
   trap 'touch "$CROSS_DIR/build.finished"' EXIT
+  source scripts/setup-zig.sh
   board_tool="$(target_dir)/debug/edgeqa-board"
   [ -x "$board_tool" ] || die "$board_tool is missing: run \`$0 prepare\` first"
   # The boards' own target dir: cargo locks it apart from target/, where the tests run.

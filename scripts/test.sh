@@ -35,8 +35,6 @@ phase_start=$SECONDS
 bash scripts/cross-test.sh prepare
 phase "cross-test prepare (after setup and fetching, $phase_start s)"
 mkdir -p target/cross
-# Markers of finished board builds: `check` below checks each board as soon as it is built.
-rm -f target/cross/*.built target/cross/build.finished
 # Job control gives the job a process group of its own (stopped if anything below fails) in this
 # session: a new session (setsid) would get a scheduler autogroup of its own, where nice is void.
 set -m
