@@ -1,6 +1,6 @@
 """Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from real inputs.
 
-Run by scripts/fuzz.sh with the test-data venv (numpy). Seeds (`seed-*`) are rewritten each run
+Run by scripts/fuzz.sh with the test-data venv (numpy). Seeds (`seed-*`) are rewritten when they change
 and never committed; libFuzzer adds the inputs it finds beside them.
 """
 
@@ -20,11 +20,25 @@ CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 NODE_TESTS = os.path.join(ROOT, ".cache", "testdata", "onnx-node")
 
 
+WRITTEN = set()
+
+
 def put(target, name, data):
+    """Writes one seed, atomically and only when it changed: runs of several targets at once
+    (one `scripts/fuzz.sh` per target) each rewrite the seeds while the others read them."""
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "seed-" + name), "wb") as f:
+    path = os.path.join(d, "seed-" + name)
+    WRITTEN.add(path)
+    try:
+        if open(path, "rb").read() == data:
+            return
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
         f.write(data)
+    os.replace(tmp, path)
 
 
 def sections(pkg):
@@ -186,9 +200,6 @@ def tflite_seeds():
 def main():
     if not os.path.isdir(NODE_TESTS):
         sys.exit("fuzz seeds: .cache/testdata/onnx-node is missing: run `bash scripts/fetch-test-data.sh`")
-    # Fresh seeds; inputs that earlier runs added to the corpora stay.
-    for old in glob.glob(os.path.join(CORPUS, "*", "seed-*")):
-        os.remove(old)
 
     demo = open(os.path.join(ROOT, "models", "demo", "demo.eqa"), "rb").read()
     put("package", "demo.eqa", demo)
@@ -275,6 +286,14 @@ def main():
     for model in sorted(glob.glob(os.path.join(ROOT, ".cache", "testdata", "tflite", "models", "*.tflite"))):
         if os.path.getsize(model) <= 1 << 20:
             put("tflite", os.path.basename(model), open(model, "rb").read())
+
+    # Seeds no longer written go; inputs that earlier runs added to the corpora stay.
+    for old in glob.glob(os.path.join(CORPUS, "*", "seed-*")):
+        if old not in WRITTEN and not old.endswith(".tmp"):
+            try:
+                os.remove(old)
+            except FileNotFoundError:
+                pass
 
     for t in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, t))

@@ -11,16 +11,22 @@ use crate::manifest::{DType, TensorInfo};
 /// the depth of unclosed brackets, so a 300-byte file could stall it for minutes.
 const MAX_NPY_HEADER_NESTING: usize = 8;
 
-/// Deepest nesting of `(`, `[` and `{` in a `.npy` header (0 when there is none to find).
-fn npy_header_nesting(bytes: &[u8]) -> usize {
+/// The header text of a `.npy` file: the bytes after the magic, version and length fields, as
+/// many as the length field says and the file holds (empty when there is none to find).
+fn npy_header(bytes: &[u8]) -> &[u8] {
     let (start, len): (usize, _) = match bytes.get(6) {
         Some(1) => (10, bytes.get(8..10).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))),
         Some(2 | 3) => (12, bytes.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)),
-        _ => return 0,
+        _ => return &[],
     };
     let end = start.saturating_add(len.unwrap_or(0)).min(bytes.len());
+    bytes.get(start..end).unwrap_or_default()
+}
+
+/// Deepest nesting of `(`, `[` and `{` in a `.npy` header (0 when there is none to find).
+fn npy_header_nesting(bytes: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    for &b in bytes.get(start..end).unwrap_or_default() {
+    for &b in npy_header(bytes) {
         match b {
             b'(' | b'[' | b'{' => {
                 depth += 1;
@@ -31,6 +37,50 @@ fn npy_header_nesting(bytes: &[u8]) -> usize {
         }
     }
     deepest
+}
+
+/// Checks the `shape` of a `.npy` header before npyz sees it: npyz multiplies the dimensions
+/// unchecked (a crafted shape overflows, which panics in a debug build and wraps silently in a
+/// release one), and a shape must not promise more elements than the file's bytes can hold.
+/// A header that does not parse is left to npyz, which says what is wrong with it.
+fn check_npy_shape(bytes: &[u8]) -> Result<(), String> {
+    let header = npy_header(bytes);
+    let header = header.strip_suffix(b"\n").unwrap_or(header);
+    let Some(py_literal::Value::Dict(entries)) =
+        std::str::from_utf8(header).ok().and_then(|text| text.parse::<py_literal::Value>().ok())
+    else {
+        return Ok(());
+    };
+    for (key, value) in &entries {
+        if !matches!(key, py_literal::Value::String(k) if k == "shape") {
+            continue;
+        }
+        let (py_literal::Value::Tuple(dims) | py_literal::Value::List(dims)) = value else {
+            continue;
+        };
+        let mut nonzero: u64 = 1;
+        let mut empty = false;
+        for dim in dims {
+            let py_literal::Value::Integer(dim) = dim else { continue };
+            // Negative dimensions and ones past u64 are npyz's to refuse.
+            let Ok(dim) = dim.to_string().parse::<u64>() else { continue };
+            if dim == 0 {
+                empty = true;
+                continue;
+            }
+            nonzero = nonzero
+                .checked_mul(dim)
+                .filter(|&n| n <= (usize::MAX / 16) as u64)
+                .ok_or_else(|| format!("the shape {value} has more elements than memory can hold"))?;
+        }
+        if !empty && nonzero > bytes.len() as u64 {
+            return Err(format!(
+                "the shape {value} has {nonzero} elements, more than the file's {} bytes can hold",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Element storage of a [`Tensor`].
@@ -174,6 +224,7 @@ impl Tensor {
                 "the header nests brackets more than {MAX_NPY_HEADER_NESTING} deep; it is not a header NumPy writes"
             )));
         }
+        check_npy_shape(bytes).map_err(err)?;
         let npy = npyz::NpyFile::new(bytes).map_err(|e| err(e.to_string()))?;
         if npy.order() != npyz::Order::C {
             return Err(err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
@@ -271,6 +322,65 @@ mod tests {
         // What NumPy writes, structured dtypes included, stays well within the limit.
         let ok = b"{'descr': [('a', '<f4', (2,)), ('b', [('c', '<i4')])], 'fortran_order': False, 'shape': (3,), }";
         assert_eq!(npy_header_nesting(&[&b"\x93NUMPY\x01\x00"[..], &[ok.len() as u8, 0], ok].concat()), 5);
+    }
+
+    /// A version 1.0 `.npy` file with `dict` as its header, padded as NumPy pads it, then `data`.
+    fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = dict.as_bytes().to_vec();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn npy_shapes_past_memory_or_the_file_are_refused() {
+        // Found by the `npy` fuzz target: npyz multiplied these dimensions unchecked and panicked
+        // on the overflow (a release build wraps it and goes on with a wrong element count).
+        let cases = [
+            (
+                "{'descr': '<i8', 'fortran_order': False, 'shape': (6, 466666666, 6666666666666666), }",
+                "the shape (6, 466666666, 6666666666666666) has more elements than memory can hold",
+            ),
+            // A zero dimension empties the array, but npyz still multiplies the others.
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296, 16), }",
+                "the shape (0, 4294967296, 4294967296, 16) has more elements than memory can hold",
+            ),
+            // Python literals other than decimal ones are integers too.
+            (
+                "{'descr': '|u1', 'fortran_order': False, 'shape': [0x100000000, 0x100000000], }",
+                "the shape [4294967296, 4294967296] has more elements than memory can hold",
+            ),
+            (
+                "{'descr': '|b1', 'fortran_order': False, 'shape': (1000, 1000), }",
+                "the shape (1000, 1000) has 1000000 elements, more than the file's 136 bytes can hold",
+            ),
+        ];
+        for (dict, want) in cases {
+            let bytes = npy_with_header(dict, &[1u8; 8]);
+            let e = Tensor::from_npy_bytes(&bytes, "crafted.npy").unwrap_err().to_string();
+            assert_eq!(e, format!("crafted.npy: cannot read .npy: {want}"), "{dict}");
+        }
+        // A short file whose shape fits in its bytes is still refused, by npyz, for missing data.
+        let short = npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &[0u8; 8]);
+        let e = Tensor::from_npy_bytes(&short, "short.npy").unwrap_err().to_string();
+        assert!(e.starts_with("short.npy: cannot read .npy: "), "{e}");
+    }
+
+    #[test]
+    fn empty_and_scalar_npy_arrays_still_read() {
+        let empty = npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1000), }", &[]);
+        let t = Tensor::from_npy_bytes(&empty, "empty.npy").unwrap();
+        assert_eq!((t.shape.as_slice(), t.len()), (&[0, 1000][..], 0));
+        let scalar = npy_with_header("{'descr': '<i4', 'fortran_order': False, 'shape': (), }", &7i32.to_le_bytes());
+        let t = Tensor::from_npy_bytes(&scalar, "scalar.npy").unwrap();
+        assert_eq!(t, Tensor::new(vec![], TensorData::I32(vec![7])).unwrap());
     }
 
     #[test]
