@@ -15,7 +15,7 @@ use edgeqa::capture::wav::decode_wav;
 use edgeqa::capture::y4m::parse_y4m;
 use edgeqa::manifest::{DType, Manifest, StageInfo, TensorInfo};
 use edgeqa::onnx::{self, Dim};
-use edgeqa::package::Package;
+use edgeqa::package::{HEADER_LEN, Package, reseal};
 use edgeqa::preprocess::mel::LogMel;
 use edgeqa::tensor::Tensor;
 use edgeqa::text::tokenizer::Tokenizer;
@@ -38,9 +38,20 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("tflite", tflite),
 ];
 
-/// `.eqa` bytes → a verified `Package`; on success every section and stage graph is read.
+/// `.eqa` bytes → a verified `Package`; on success every section and stage graph is read. Then
+/// the same bytes resealed (`package::reseal`: the length and digests made to match), so that
+/// mutations reach the checks behind the digests: the table's rules, the manifest, the stages.
 pub fn package(data: &[u8]) {
-    match Package::from_bytes(data.to_vec(), "fuzz.eqa") {
+    open_package(data.to_vec());
+    if data.len() >= HEADER_LEN {
+        let mut resealed = data.to_vec();
+        reseal(&mut resealed);
+        open_package(resealed);
+    }
+}
+
+fn open_package(data: Vec<u8>) {
+    match Package::from_bytes(data, "fuzz.eqa") {
         Ok(p) => {
             for s in p.sections() {
                 assert_eq!(p.section(&s.name).map(<[u8]>::len), Some(s.len as usize));

@@ -8,6 +8,7 @@
 mod error;
 mod format;
 mod read;
+mod reseal;
 mod write;
 
 pub use error::PackageError;
@@ -16,6 +17,7 @@ pub use format::{
     MAX_SECTIONS, NAME_LEN, SectionInfo, SectionKind,
 };
 pub use read::Package;
+pub use reseal::reseal;
 pub use write::PackageWriter;
 
 #[cfg(test)]
