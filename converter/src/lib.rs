@@ -115,6 +115,10 @@ fn read_graph(stage: &str, path: &Path) -> Result<Graph, ConvertError> {
     let bytes = std::fs::read(path).map_err(|e| ConvertError::Io { path: origin.clone(), reason: e.to_string() })?;
     let mut proto = onnx::decode(&bytes, &origin)?;
     check::check_model(&proto, &origin)?;
+    // What every backend checks when it loads a stage (an axis beyond any rank, a Transpose
+    // `perm` that repeats an axis), checked before tract first sees the graph here: tract hangs
+    // or allocates without end on some of these.
+    onnx::check_wiring(&proto).map_err(|e| ConvertError::Graph { origin: origin.clone(), reason: e.to_string() })?;
     let renamed = unique_node_names(&mut proto);
     // The check allows any node order (every input is defined somewhere); packages get ONNX's.
     let unsorted = !graph::is_sorted(graph::graph(&proto));
@@ -499,5 +503,26 @@ mod tests {
         std::fs::write(&path, prost::Message::encode_to_vec(&cycle)).unwrap();
         let err = read_graph(MODEL_STAGE, &path).err().unwrap();
         assert!(matches!(err, ConvertError::Graph { .. }) && err.to_string().contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn a_transpose_that_repeats_an_axis_is_refused_before_tract_sees_it() {
+        // ONNX's checker lets it through (only its shape inference refuses it); tract allocated
+        // without end on it, so `edgeqa-convert` never returned.
+        use edgeqa_format::onnx_builder::{attr_ints, model, node};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.onnx");
+        let t = node("Transpose", "t", &["x"], &["y"], vec![attr_ints("perm", &[1, 1, 2])]);
+        let m = model(13, vec![t], vec![], &[("x", &[2, 3, 4])], &["y"]);
+        std::fs::write(&path, prost::Message::encode_to_vec(&m)).unwrap();
+        let err = convert_model(&path, &BTreeMap::new()).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: Transpose (t): `perm` [1, 1, 2] is not a permutation of 0..3 (each axis exactly once); \
+                 the graph is malformed, re-export the model",
+                path.display()
+            )
+        );
     }
 }

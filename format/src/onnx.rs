@@ -180,6 +180,8 @@ pub enum WiringError {
     OutputCount { node: String, outputs: usize },
     #[error("{node}: attribute `{attribute}` holds {value}, beyond any tensor's rank (at most {MAX_RANK}); {REEXPORT}")]
     AxisBeyondRank { node: String, attribute: String, value: i64 },
+    #[error("{node}: `perm` {perm:?} is not a permutation of 0..{len} (each axis exactly once); {REEXPORT}", len = perm.len())]
+    NotAPermutation { node: String, perm: Vec<i64> },
     #[error("{node}: input `{input}` is no graph input, initializer or node output; {REEXPORT}")]
     UnknownInput { node: String, input: String },
     #[error("graph output `{output}` is no graph input, initializer or node output; {REEXPORT}")]
@@ -191,8 +193,9 @@ const REEXPORT: &str = "the graph is malformed, re-export the model";
 
 /// Checks how the main graph's nodes are wired, which every backend relies on: each node names
 /// at least one output (`Constant` and `Shape` exactly one), every node input and graph output
-/// is a graph input, an initializer or some node's output, and no `axis`/`axes` attribute is
-/// beyond [`MAX_RANK`] (tract loops for ages on such an axis).
+/// is a graph input, an initializer or some node's output, no `axis`/`axes` attribute is
+/// beyond [`MAX_RANK`] (tract loops for ages on such an axis), and a `Transpose`'s `perm` names
+/// each axis once (tract allocates without end on a repeated one).
 pub fn check_wiring(model: &pb::ModelProto) -> Result<(), WiringError> {
     let g = model.graph.as_ref().ok_or(WiringError::NoGraph)?;
     let label = |ix: usize, n: &pb::NodeProto| {
@@ -217,6 +220,18 @@ pub fn check_wiring(model: &pb::ModelProto) -> Result<(), WiringError> {
                 std::iter::once(a.i).chain(a.ints.iter().copied()).find(|v| !(-MAX_RANK..MAX_RANK).contains(v))
             {
                 return Err(WiringError::AxisBeyondRank { node: label(ix, n), attribute: a.name.clone(), value });
+            }
+        }
+        if default_domain
+            && n.op_type == "Transpose"
+            && let Some(perm) = n.attribute.iter().find(|a| a.name == "perm").map(|a| &a.ints)
+        {
+            let mut seen = vec![false; perm.len()];
+            for &p in perm {
+                match usize::try_from(p).ok().and_then(|p| seen.get_mut(p)) {
+                    Some(seen) if !*seen => *seen = true,
+                    _ => return Err(WiringError::NotAPermutation { node: label(ix, n), perm: perm.clone() }),
+                }
             }
         }
     }

@@ -657,6 +657,55 @@ mod tests {
     }
 
     #[test]
+    fn a_transpose_perm_that_is_no_permutation_is_an_error() {
+        let transpose = |perm: Vec<i64>| {
+            let mut t = node("Transpose", "t", &["x"], &["y"]);
+            t.attribute.push(crate::onnx_builder::attr_ints("perm", &perm));
+            model(|g| {
+                g.node = vec![t];
+                g.output.truncate(1);
+            })
+        };
+        invalid(
+            &transpose(vec![1, 1]),
+            &["Transpose (t): `perm` [1, 1] is not a permutation of 0..2 (each axis exactly once)", "re-export"],
+        );
+        invalid(&transpose(vec![0, 2]), &["`perm` [0, 2] is not a permutation of 0..2"]);
+        invalid(&transpose(vec![-1, 0]), &["`perm` [-1, 0]"]);
+        check_wiring(&transpose(vec![1, 0])).unwrap();
+        check_wiring(&transpose(vec![])).unwrap();
+        // Found by the `graph_tract` fuzz target: tract allocated without end on a repeated axis.
+        // The tract backend checks before tract sees the graph; a permutation of the wrong rank
+        // is tract's to refuse, and it does.
+        use crate::backend::Backend;
+        use prost::Message;
+        let typed = |perm: Vec<i64>| {
+            let mut m = transpose(perm);
+            m.graph.as_mut().unwrap().input = vec![crate::onnx_builder::value_f32("x", &[2, 3, 4])];
+            m.encode_to_vec()
+        };
+        let tract = crate::backend::tract::TractBackend::new();
+        let mut stage = stage_of_x(vec![2, 3, 4]);
+        let y =
+            crate::manifest::TensorInfo { name: "y".into(), dtype: crate::manifest::DType::F32, shape: vec![4, 2, 3] };
+        stage.outputs.push(y);
+        let e = tract.load_stage(&stage, &typed(vec![1, 1, 2]), "t.onnx").err().unwrap();
+        assert!(
+            e.to_string().starts_with("t.onnx: tract cannot load the graph: Transpose (t): `perm` [1, 1, 2] is not"),
+            "{e}"
+        );
+        let e = tract.load_stage(&stage, &typed(vec![1, 0]), "t.onnx").err().unwrap().to_string();
+        assert!(e.starts_with("t.onnx: ") && !e.contains("has no type"), "{e}");
+        let ok = tract.load_stage(&stage, &typed(vec![2, 0, 1]), "t.onnx").unwrap();
+        let x = crate::tensor::Tensor::f32(vec![2, 3, 4], (0..24).map(|v| v as f32).collect()).unwrap();
+        let y = ok.run(vec![x]).unwrap();
+        assert_eq!(
+            (y[0].shape.as_slice(), y[0].as_f32().unwrap()[..3].to_vec()),
+            (&[4, 2, 3][..], vec![0.0, 4.0, 8.0])
+        );
+    }
+
+    #[test]
     fn a_node_tract_panics_on_is_not_folded() {
         // Found by the `graph_wgpu` fuzz target: a Transpose without inputs has only constant
         // inputs, so it was folded, and tract indexed its missing input. Now it is left to the
