@@ -1062,6 +1062,51 @@ mod tests {
         }
     }
 
+    /// The `mjpeg` fuzz target's crash, minimised (416 bytes): 64x72, components sampled 2x1,
+    /// 1x1 and 4x4, one scan of component 2.
+    const ZUNE_IDCT_PANIC: &[&str] = &[
+        "ffd8ffe100104a46494600010100000100010000ffdb004300281c1e28808c8aa0b4e6c3a0aada030202030202030303",
+        "0700000004050805050404050a070700000001060c0a0c0c0b1610111314150f171816141812141514ffdb0043010304",
+        "0405040509050509140d0000141414141414141414141414141414141414141414141414141414141414141414141414",
+        "1414141414141474141414141414ffc00011080048004003012100021101034401ffc4001f0000010501010101010100",
+        "000000000000000102030405060708010a0bffc400b5100002010303020403050504040000017d010205000411051221",
+        "31410613516107227114328191a1082342b1c11552d17a2433627259208866bd29000025262728292a343536393a4344",
+        "45464748494a535455565758595a636465666768696a73ffff6600000000000000ff0302040307227114318191a10823",
+        "42b1c1d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5faffc4001f68696a00000304051ee2e3e4e5e6e7e8e9eaf17e",
+        "f2f3f4f5f6f7f8f9faffda0008010200000002e7a28a28a28a0204080a100a10",
+    ];
+
+    #[test]
+    fn mjpeg_with_chroma_sampled_finer_than_luma_is_refused_before_the_decoder() {
+        // zune-jpeg 0.5.15 panics on it (an index past its IDCT buffer), and a deploy build
+        // aborts on a panic, so such frames are refused before the decoder sees them.
+        let hex = ZUNE_IDCT_PANIC.concat();
+        let bad: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let (w, h) = (64, 72);
+        let e = decode_mjpeg(&bad, w, h, &mut Vec::new()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "MJPEG frame cannot be decoded: component 3 is sampled 4x4, more finely than the first (luma) \
+             component's 2x1; cameras do not send such frames and the decoder cannot take them"
+        );
+        // The canary: zune-jpeg itself still panics on it (once it does not, the check can go).
+        let zune = std::panic::catch_unwind(|| crate::capture::mjpeg::decode_jpeg(&bad, w, h, &mut Vec::new()));
+        assert!(zune.is_err(), "zune-jpeg no longer panics here: {zune:?}");
+        // Frames as cameras send them still decode: 4:4:4, 4:2:2, 4:2:0 and 4:4:0 luma.
+        for luma in [
+            jpeg_encoder::SamplingFactor::F_1_1,
+            jpeg_encoder::SamplingFactor::F_2_1,
+            jpeg_encoder::SamplingFactor::F_2_2,
+            jpeg_encoder::SamplingFactor::F_1_2,
+        ] {
+            let mut jpeg = Vec::new();
+            let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 85);
+            enc.set_sampling_factor(luma);
+            enc.encode(&test_image(64, 48), 64, 48, jpeg_encoder::ColorType::Rgb).unwrap();
+            decode_mjpeg(&jpeg, 64, 48, &mut Vec::new()).unwrap();
+        }
+    }
+
     fn open_err(device: &str) -> String {
         let req = CameraRequest { device: device.into(), width: 640, height: 480, fps: 30.0 };
         match open(&req) {

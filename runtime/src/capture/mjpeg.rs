@@ -1,7 +1,9 @@
 //! MJPEG frames (the `jpeg` feature, which `camera` turns on): decoded with `zune-jpeg` to
 //! interleaved RGB8. Frames without Huffman tables, as many webcams send them, get the standard
 //! tables of ITU T.81 Annex K.3 inserted before their first scan (zune-jpeg fills them in only
-//! for frames with an `AVI1` marker). Nothing here panics on any input (`fuzz/` target `mjpeg`).
+//! for frames with an `AVI1` marker). Nothing here panics on any input (`fuzz/` target `mjpeg`):
+//! frames zune-jpeg 0.5.15 is known to panic on are refused before it sees them
+//! ([`check_sampling`]), since a deploy build aborts on a panic instead of catching it.
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -115,6 +117,40 @@ pub(crate) fn first_scan(data: &[u8]) -> Option<(usize, bool)> {
     }
 }
 
+/// zune-jpeg 0.5.15, fault (found by the `mjpeg` fuzz target): a frame whose later component
+/// (chroma) is sampled more finely than its first (luma), in either direction, makes its IDCT
+/// index past its buffer and panic. Cameras never send such frames (their chroma is sampled as
+/// finely as luma or less), so they are refused. Every start-of-frame marker in the frame is
+/// checked, wherever it is, since zune-jpeg looks for markers past bytes it does not expect.
+fn check_sampling(data: &[u8]) -> Result<(), PixelError> {
+    for at in 0..data.len().saturating_sub(1) {
+        if data[at] != 0xFF || !matches!(data[at + 1], 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) {
+            continue;
+        }
+        // Length (2), precision (1), height (2), width (2), count (1), then (id, HV, table) each.
+        let count = usize::from(data.get(at + 9).copied().unwrap_or(0));
+        let components = data.get(at + 10..).unwrap_or_default().chunks_exact(3).take(count);
+        let mut first = None;
+        for (k, c) in components.enumerate() {
+            let (h, v) = (c[1] >> 4, c[1] & 0x0F);
+            match first {
+                None => first = Some((h, v)),
+                Some((h0, v0)) if h > h0 || v > v0 => {
+                    return Err(PixelError::Jpeg {
+                        reason: format!(
+                            "component {} is sampled {h}x{v}, more finely than the first (luma) component's \
+                             {h0}x{v0}; cameras do not send such frames and the decoder cannot take them",
+                            k + 1
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 thread_local! {
     /// A JPEG with the standard tables inserted (reused between frames).
     static PATCHED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -125,6 +161,7 @@ thread_local! {
 /// cameras expect. A frame of another size is [`PixelError::JpegSize`]; anything undecodable is
 /// [`PixelError::Jpeg`]. Never panics.
 pub fn decode_mjpeg(data: &[u8], width: usize, height: usize, rgb8: &mut Vec<u8>) -> Result<(), PixelError> {
+    check_sampling(data)?;
     catch_unwind(AssertUnwindSafe(|| match first_scan(data) {
         Some((sos, false)) => PATCHED.with_borrow_mut(|patched| {
             patched.clear();
@@ -138,7 +175,7 @@ pub fn decode_mjpeg(data: &[u8], width: usize, height: usize, rgb8: &mut Vec<u8>
     .unwrap_or_else(|_| Err(PixelError::Jpeg { reason: "the decoder failed on malformed data".into() }))
 }
 
-fn decode_jpeg(data: &[u8], width: usize, height: usize, rgb8: &mut Vec<u8>) -> Result<(), PixelError> {
+pub(crate) fn decode_jpeg(data: &[u8], width: usize, height: usize, rgb8: &mut Vec<u8>) -> Result<(), PixelError> {
     let jpeg = |e: zune_jpeg::errors::DecodeErrors| PixelError::Jpeg { reason: e.to_string().trim_end().to_string() };
     if data.is_empty() {
         return Err(PixelError::Jpeg { reason: "the frame is empty".into() });
