@@ -235,9 +235,8 @@ fn clean_spoken_questions_get_the_typed_answers() {
     // at most 5 points less accurate than typed ones.
     assert!(total.pct(total.same_answer) >= 95.0, "same answer {:.1}%", total.pct(total.same_answer));
     assert!(total.pct(total.typed_correct) - total.pct(total.spoken_correct) <= 5.0);
-    // Recognition must keep up with speech with room to spare on two cores.
-    let worst = total.real_time.iter().copied().fold(0.0, f64::max);
-    assert!(worst <= 0.5, "slowest decode {worst:.3} × real time");
+    // The decode × real time column is reported, not asserted: on a loaded machine it says
+    // nothing. Its target lives in the `voice` benchmark (docs/voice.md).
 }
 
 #[test]

@@ -317,7 +317,7 @@ mod tests {
         bytes.extend((0..12u32).flat_map(|v| v.to_le_bytes()));
         let t = std::time::Instant::now();
         let e = Tensor::from_npy_bytes(&bytes, "deep.npy").unwrap_err().to_string();
-        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
         assert!(e.starts_with("deep.npy: cannot read .npy: the header nests brackets more than 8 deep"), "{e}");
         // What NumPy writes, structured dtypes included, stays well within the limit.
         let ok = b"{'descr': [('a', '<f4', (2,)), ('b', [('c', '<i4')])], 'fortran_order': False, 'shape': (3,), }";
