@@ -1,7 +1,7 @@
 //! Recomputing what a package's integrity checks compare against, for tests and fuzzing.
 
 use super::format::{
-    E_LEN, E_OFFSET, E_SHA, ENTRY_LEN, H_COUNT, H_DIGEST, H_FILE_LEN, HEADER_LEN, header_digest, sha256,
+    E_LEN, E_OFFSET, E_SHA, ENTRY_LEN, H_COUNT, H_DIGEST, H_FILE_LEN, HEADER_LEN, header_digest, sha256, u32_at, u64_at,
 };
 
 /// Makes the bytes as they are now pass a package's integrity checks: writes the real length
@@ -18,13 +18,12 @@ pub fn reseal(bytes: &mut [u8]) {
     }
     let len = bytes.len();
     bytes[H_FILE_LEN..H_FILE_LEN + 8].copy_from_slice(&(len as u64).to_le_bytes());
-    let count = u32::from_le_bytes([bytes[H_COUNT], bytes[H_COUNT + 1], bytes[H_COUNT + 2], bytes[H_COUNT + 3]]);
+    let count = u32_at(bytes, H_COUNT);
     let table_end = (count as usize).checked_mul(ENTRY_LEN).and_then(|t| t.checked_add(HEADER_LEN));
     let fits = (len - HEADER_LEN) / ENTRY_LEN;
     for i in 0..fits.min(count as usize) {
         let e = HEADER_LEN + i * ENTRY_LEN;
-        let field = |at: usize| u64::from_le_bytes(bytes[e + at..e + at + 8].try_into().expect("8 bytes"));
-        let (offset, length) = (field(E_OFFSET), field(E_LEN));
+        let (offset, length) = (u64_at(bytes, e + E_OFFSET), u64_at(bytes, e + E_LEN));
         if let Some(end) = offset.checked_add(length).filter(|&end| end <= len as u64) {
             let digest = sha256(&bytes[offset as usize..end as usize]);
             bytes[e + E_SHA..e + E_SHA + 32].copy_from_slice(&digest);
