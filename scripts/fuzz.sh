@@ -59,6 +59,7 @@ log "built ${#TARGETS[@]} targets in $((SECONDS - t0)) s"
 "$PY" scripts/fuzz_seeds.py
 
 failed=()
+stopped=()
 summary=()
 for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/artifacts/$t"
@@ -69,6 +70,10 @@ for t in "${TARGETS[@]}"; do
   if cargo fuzz run "${FLAGS[@]}" "$t" -- "${limit[@]}" -rss_limit_mb=2048 -timeout=10 \
       -print_final_stats=1 -close_fd_mask=1 >"$out" 2>&1; then
     status=ok
+  elif grep -q "libFuzzer: run interrupted" "$out"; then
+    # SIGINT to the fuzzer alone (kill -INT): the count so far, not a crash.
+    status=stopped
+    stopped+=("$t")
   else
     status=CRASH
     failed+=("$t")
@@ -83,11 +88,12 @@ for t in "${TARGETS[@]}"; do
   fi
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   summary+=("$(printf '%-12s %-6s %12s runs %6s s  corpus %s' "$t" "$status" "${runs:-?}" "$((SECONDS - t1))" "$corpus")")
-  [ "$status" = ok ] && rm -f "$out"
+  [ "$status" = CRASH ] || rm -f "$out"
 done
 log "per target (executions, wall time, corpus size):"
 printf '  %s\n' "${summary[@]}" >&2
 log "total $((SECONDS - t0)) s"
+[ ${#stopped[@]} -eq 0 ] || log "stopped before their count (SIGINT): ${stopped[*]}"
 if [ ${#failed[@]} -gt 0 ]; then
   log "error: crashes in: ${failed[*]} (inputs in fuzz/artifacts/<target>/; replay: cargo fuzz run <target> <file>)"
   exit 1
